@@ -1,0 +1,643 @@
+"""Benchmark ``fetcher`` against a plain urllib script, curl, wget2 and aria2c.
+
+Usage::
+
+    python bench/bench.py [--runs 3] [--only a,b,c]
+                          [--tools fetcher,urllib,curl,wget2,aria2c]
+                          [--json PATH] [--timeout 300] [--tmpdir DIR]
+
+A local HTTP/1.1 server (``bench/server.py``) runs in its own process on
+127.0.0.1, so its CPU time is never charged to the client being measured. It
+serves files generated into a temporary folder for three scenarios:
+
+(a) concurrency-bound: 48 x 64 KiB files that the server paces so each response
+    takes 1.0 s whatever the client does; ``--max 6``. The ideal wall time is
+    48 / 6 x 1 s = 8 s, so the excess over 8 s is what the client's scheduling
+    (and its start-up) costs.
+(b) many small files: 2,000 x 2 KiB, ``--max 8``. Per-request overhead: CPU
+    milliseconds per file matter most here.
+(c) a few large files: 4 x 256 MiB, ``--max 4``, sent with ``sendfile``.
+    Streaming throughput and memory: a client that buffers whole bodies shows
+    up in peak memory.
+
+Each available tool downloads the same URL list into a fresh, empty folder
+``--runs`` times (the tools take turns within each round, so slow drifts of the
+machine hit all of them alike). For every run this measures the child
+process's wall time, its CPU time (user + sys, from ``os.wait4``) and its peak
+resident memory (``ru_maxrss``), plus the server's CPU time over the same
+interval (to spot a saturated server). After each run every file is checked
+for presence and exact size; a run that failed, timed out or produced wrong
+output is counted as failed and shown as such, never silently averaged in.
+
+The tables report the MEDIAN of the successful runs: on a small shared machine
+single runs are disturbed by page-cache writeback, scheduler noise and the
+like, and the median ignores one such outlier where a mean would absorb it.
+``--json PATH`` writes every run's raw figures as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import json
+import os
+import platform
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+BENCH_DIR = Path(__file__).resolve().parent
+SERVER_SCRIPT = BENCH_DIR / "server.py"
+URLLIB_SCRIPT = BENCH_DIR / "urllib_baseline.py"
+KIB = 1024
+MIB = 1024 * KIB
+PACE_SECONDS = 1.0
+ALL_TOOLS = ("fetcher", "urllib", "curl", "wget2", "aria2c")
+
+
+# --------------------------------------------------------------------------- #
+# Scenarios
+# --------------------------------------------------------------------------- #
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    title: str
+    count: int
+    size: int
+    max_in_flight: int
+    paced: bool = False
+
+    @property
+    def total_bytes(self) -> int:
+        return self.count * self.size
+
+    @property
+    def ideal_s(self) -> float | None:
+        """Best possible wall time when the server paces each response."""
+        if not self.paced:
+            return None
+        waves = -(-self.count // self.max_in_flight)  # ceiling division
+        return waves * PACE_SECONDS
+
+    def names(self) -> list[str]:
+        width = len(str(self.count))
+        return [f"{self.key}-{i:0{width}d}.bin" for i in range(1, self.count + 1)]
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.key: s
+    for s in (
+        Scenario("a", "concurrency-bound: 48 x 64 KiB, each paced to 1.0 s by the server",
+                 48, 64 * KIB, 6, paced=True),
+        Scenario("b", "many small files: 2,000 x 2 KiB", 2000, 2 * KIB, 8),
+        Scenario("c", "a few large files: 4 x 256 MiB (sendfile)", 4, 256 * MIB, 4),
+    )
+}
+
+
+def generate_files(scenario: Scenario, www: Path) -> None:
+    """Write the scenario's files under ``www/<key>/`` (random, incompressible)."""
+    folder = www / scenario.key
+    folder.mkdir(parents=True)
+    block_size = min(scenario.size, MIB)
+    for name in scenario.names():
+        block = os.urandom(block_size)
+        with open(folder / name, "wb") as f:
+            for _ in range(scenario.size // block_size):
+                f.write(block)
+
+
+def write_url_list(scenario: Scenario, base_url: str, path: Path) -> list[str]:
+    urls = [f"{base_url}/{scenario.key}/{name}" for name in scenario.names()]
+    path.write_text("".join(u + "\n" for u in urls))
+    return urls
+
+
+# --------------------------------------------------------------------------- #
+# The server process
+# --------------------------------------------------------------------------- #
+
+class ServerProcess:
+    """``bench/server.py`` in a child process; stopped at exit whatever happens."""
+
+    def __init__(self, root: Path, paced: list[str], log_path: Path) -> None:
+        cmd = [sys.executable, str(SERVER_SCRIPT), str(root),
+               "--pace-seconds", str(PACE_SECONDS)]
+        for folder in paced:
+            cmd += ["--paced", folder]
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self._log)
+        atexit.register(self.stop)
+        self.port = self._read_port(timeout=60.0)
+
+    def _read_port(self, timeout: float) -> int:
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline().decode().strip() if ready else ""
+        if not line.startswith("PORT "):
+            self.stop()
+            raise RuntimeError(f"server did not start (see {self.log_path}): {line!r}")
+        return int(line.split()[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def cpu_seconds(self) -> float:
+        return process_cpu_seconds(self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            if self.proc.stdin:
+                self.proc.stdin.close()  # the server exits on stdin EOF...
+            try:
+                self.proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                self.proc.terminate()  # ...or else is terminated, then killed
+                try:
+                    self.proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(timeout=5)
+        self._log.close()
+
+    def error_lines(self) -> list[str]:
+        try:
+            return self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process (all threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of stat
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+# --------------------------------------------------------------------------- #
+# Tools
+# --------------------------------------------------------------------------- #
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything a tool needs for one run."""
+    url_list: Path
+    urls: list[str]
+    max_in_flight: int
+    dest: Path      # empty download folder: only the downloaded files go here
+    run_dir: Path   # parent of dest: scratch space for reports, configs, logs
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    available: bool
+    version: str
+    command: Callable[[RunSpec], list[str]]
+
+
+def find_fetcher() -> str | None:
+    beside_python = Path(sys.executable).parent / "fetcher"
+    if beside_python.is_file() and os.access(beside_python, os.X_OK):
+        return str(beside_python)
+    return shutil.which("fetcher")
+
+
+def first_line_of(cmd: list[str]) -> str | None:
+    """First output line of a quick command, or None if it fails."""
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    lines = (out.stdout or out.stderr).strip().splitlines()
+    return lines[0].strip() if lines else ""
+
+
+def fetcher_tool() -> Tool:
+    exe = find_fetcher()
+
+    def command(spec: RunSpec) -> list[str]:
+        return [exe or "fetcher", str(spec.url_list), "--max", str(spec.max_in_flight),
+                "--dest", str(spec.dest), "--no-progress", "--quiet",
+                "--report", str(spec.run_dir / "report.jsonl")]
+
+    if exe is None:
+        return Tool("fetcher", False, "not installed", command)
+    version = first_line_of([exe, "--version"])
+    return Tool("fetcher", True, version or f"{exe} (--version failed)", command)
+
+
+def urllib_tool() -> Tool:
+    def command(spec: RunSpec) -> list[str]:
+        return [sys.executable, str(URLLIB_SCRIPT), str(spec.url_list),
+                str(spec.max_in_flight), str(spec.dest)]
+
+    return Tool("urllib", True, f"Python {platform.python_version()} urllib.request, "
+                "thread per URL + Semaphore", command)
+
+
+def curl_quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def curl_tool() -> Tool:
+    exe = shutil.which("curl")
+
+    def command(spec: RunSpec) -> list[str]:
+        # A config file (-K) keeps 2,000 URL/output pairs off the command line.
+        lines = ["parallel", f"parallel-max = {spec.max_in_flight}",
+                 "silent", "show-error", "fail"]
+        for url in spec.urls:
+            name = url.rsplit("/", 1)[-1]
+            lines += [f"url = {curl_quote(url)}", f"output = {curl_quote(str(spec.dest / name))}"]
+        config = spec.run_dir / "curl.cfg"
+        config.write_text("\n".join(lines) + "\n")
+        return [exe or "curl", "-K", str(config)]
+
+    if exe is None:
+        return Tool("curl", False, "not installed", command)
+    version = " ".join((first_line_of([exe, "--version"]) or "curl ?").split()[:2])
+    help_all = subprocess.run([exe, "--help", "all"], capture_output=True, text=True).stdout
+    if "--parallel-max" not in help_all:
+        return Tool("curl", False, f"{version} has no --parallel (needs >= 7.66)", command)
+    return Tool("curl", True, version, command)
+
+
+def wget2_tool() -> Tool:
+    exe = shutil.which("wget2")
+
+    def command(spec: RunSpec) -> list[str]:
+        return [exe or "wget2", "--no-config", "-q", "--progress=none", "--no-robots",
+                "--no-directories", "--no-hsts", f"--max-threads={spec.max_in_flight}",
+                "-i", str(spec.url_list), "-P", str(spec.dest)]
+
+    if exe is None:
+        return Tool("wget2", False, "not installed", command)
+    version = (first_line_of([exe, "--version"]) or "wget2 ?").split(" - ")[0]
+    return Tool("wget2", True, version, command)
+
+
+def aria2c_tool() -> Tool:
+    exe = shutil.which("aria2c")
+
+    def command(spec: RunSpec) -> list[str]:
+        # -j N downloads at once, each over exactly one connection (-x 1 -s 1),
+        # so it is N connections like every other tool here.
+        return [exe or "aria2c", "--no-conf=true", "--quiet=true",
+                "-i", str(spec.url_list), "-d", str(spec.dest),
+                "-j", str(spec.max_in_flight), "-x", "1", "-s", "1",
+                "--allow-overwrite=true", "--auto-file-renaming=false",
+                "--file-allocation=none", "--auto-save-interval=0"]
+
+    if exe is None:
+        return Tool("aria2c", False, "not installed", command)
+    version = first_line_of([exe, "--version"]) or "aria2 ?"
+    return Tool("aria2c", True, version, command)
+
+
+TOOL_FACTORIES: dict[str, Callable[[], Tool]] = {
+    "fetcher": fetcher_tool,
+    "urllib": urllib_tool,
+    "curl": curl_tool,
+    "wget2": wget2_tool,
+    "aria2c": aria2c_tool,
+}
+
+
+# --------------------------------------------------------------------------- #
+# Running and measuring one child
+# --------------------------------------------------------------------------- #
+
+@dataclass
+class ChildResult:
+    wall_s: float
+    user_s: float
+    sys_s: float
+    maxrss_mib: float
+    exit_code: int
+    timed_out: bool
+
+
+def kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def run_child(cmd: list[str], stdout: Path, stderr: Path, timeout: float) -> ChildResult:
+    """Run ``cmd``; measure it with os.wait4; kill its process group past ``timeout``."""
+    timed_out = threading.Event()
+    with open(stdout, "wb") as out, open(stderr, "wb") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                start_new_session=True)
+
+        def on_timeout() -> None:
+            timed_out.set()
+            kill_group(proc.pid)
+
+        timer = threading.Timer(timeout, on_timeout)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:
+            kill_group(proc.pid)
+            proc.wait()
+            raise
+        finally:
+            timer.cancel()
+        wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return ChildResult(wall_s=wall, user_s=usage.ru_utime, sys_s=usage.ru_stime,
+                       maxrss_mib=usage.ru_maxrss / 1024,  # KiB on Linux
+                       exit_code=proc.returncode, timed_out=timed_out.is_set())
+
+
+def check_output(dest: Path, names: list[str], size: int) -> list[str]:
+    """Problems with the downloaded files; an empty list means all is right."""
+    found: dict[str, int | None] = {}
+    if dest.is_dir():
+        for entry in os.scandir(dest):
+            found[entry.name] = entry.stat().st_size if entry.is_file() else None
+    missing = [n for n in names if n not in found]
+    wrong = [n for n in names if n in found and found[n] != size]
+    extra = sorted(set(found) - set(names))
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing (e.g. {missing[0]})")
+    if wrong:
+        problems.append(f"{len(wrong)} wrong size (e.g. {wrong[0]}: {found[wrong[0]]} B)")
+    if extra:
+        problems.append(f"{len(extra)} unexpected (e.g. {extra[0]})")
+    return problems
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+@dataclass
+class RunRecord:
+    scenario: str
+    tool: str
+    run: int
+    ok: bool
+    wall_s: float
+    cpu_s: float
+    user_s: float
+    sys_s: float
+    maxrss_mib: float
+    server_cpu_s: float
+    exit_code: int
+    timed_out: bool
+    problems: list[str] = field(default_factory=list)
+    command: list[str] = field(default_factory=list)
+    stderr_tail: str = ""
+
+
+def run_once(tool: Tool, scenario: Scenario, run: int, url_list: Path, urls: list[str],
+             server: ServerProcess, runs_root: Path, timeout: float) -> RunRecord:
+    run_dir = runs_root / f"{scenario.key}-{tool.name}-{run}"
+    dest = run_dir / "dest"
+    dest.mkdir(parents=True)
+    spec = RunSpec(url_list, urls, scenario.max_in_flight, dest, run_dir)
+    cmd = tool.command(spec)
+    try:
+        server_cpu_before = server.cpu_seconds()
+        child = run_child(cmd, run_dir / "stdout.log", run_dir / "stderr.log", timeout)
+        server_cpu = server.cpu_seconds() - server_cpu_before
+        problems = check_output(dest, scenario.names(), scenario.size)
+        if child.timed_out:
+            problems.insert(0, f"timed out after {timeout:.0f} s, killed")
+        elif child.exit_code != 0:
+            problems.insert(0, f"exit code {child.exit_code}")
+        record = RunRecord(
+            scenario=scenario.key, tool=tool.name, run=run, ok=not problems,
+            wall_s=child.wall_s, cpu_s=child.user_s + child.sys_s, user_s=child.user_s,
+            sys_s=child.sys_s, maxrss_mib=child.maxrss_mib, server_cpu_s=server_cpu,
+            exit_code=child.exit_code, timed_out=child.timed_out, problems=problems,
+            command=cmd)
+        if problems:
+            record.stderr_tail = tail(run_dir / "stderr.log") or tail(run_dir / "stdout.log")
+        return record
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        os.sync()  # flush this run's writeback so it does not slow the next run
+
+
+# --------------------------------------------------------------------------- #
+# Reporting
+# --------------------------------------------------------------------------- #
+
+def median_of(records: list[RunRecord], attr: str) -> float:
+    return statistics.median(getattr(r, attr) for r in records)
+
+
+def notes_for(scenario: Scenario, ok: list[RunRecord], total: int) -> str:
+    notes = []
+    if ok:
+        wall = median_of(ok, "wall_s")
+        if scenario.ideal_s:
+            over = (wall / scenario.ideal_s - 1) * 100
+            notes.append(f"{over:+.1f}% vs ideal {scenario.ideal_s:.0f} s")
+        if scenario.key == "b":
+            notes.append(f"{median_of(ok, 'cpu_s') * 1000 / scenario.count:.2f} ms CPU/file")
+        if scenario.key == "c":
+            notes.append(f"{scenario.total_bytes / MIB / wall:,.0f} MiB/s")
+        busy = median_of(ok, "server_cpu_s") / wall
+        if busy > 0.8:
+            notes.append(f"server busy {busy:.0%} of a core")
+    if len(ok) < total:
+        notes.append(f"FAILED {total - len(ok)}/{total} runs")
+    return "; ".join(notes)
+
+
+def format_table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    right = {1, 2, 3, 4}  # numeric columns
+
+    def line(cells: list[str]) -> str:
+        return " | ".join(c.rjust(w) if i in right else c.ljust(w)
+                          for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    sep = "-+-".join("-" * w for w in widths)
+    return "\n".join([line(headers), sep, *(line(r) for r in rows)])
+
+
+def scenario_table(scenario: Scenario, tools: list[Tool], records: list[RunRecord]) -> str:
+    headers = ["tool", "wall s", "CPU s", "peak MiB", "srv CPU s", "notes"]
+    rows = []
+    for tool in tools:
+        mine = [r for r in records if r.scenario == scenario.key and r.tool == tool.name]
+        ok = [r for r in mine if r.ok]
+        if not tool.available:
+            rows.append([tool.name, "-", "-", "-", "-", tool.version])
+        elif not ok:
+            rows.append([tool.name, "FAILED", "-", "-", "-", notes_for(scenario, ok, len(mine))])
+        else:
+            rows.append([tool.name, f"{median_of(ok, 'wall_s'):.2f}",
+                         f"{median_of(ok, 'cpu_s'):.2f}", f"{median_of(ok, 'maxrss_mib'):.1f}",
+                         f"{median_of(ok, 'server_cpu_s'):.2f}",
+                         notes_for(scenario, ok, len(mine))])
+    title = (f"({scenario.key}) {scenario.title}; --max {scenario.max_in_flight}"
+             + (f"; ideal {scenario.ideal_s:.0f} s" if scenario.ideal_s else ""))
+    return title + "\n" + format_table(headers, rows)
+
+
+def failure_report(records: list[RunRecord]) -> str:
+    blocks = []
+    for r in records:
+        if r.ok:
+            continue
+        block = [f"({r.scenario}) {r.tool} run {r.run}: {'; '.join(r.problems)}",
+                 "  command: " + " ".join(r.command)]
+        if r.stderr_tail:
+            block += ["  stderr (last lines):"] + ["    " + ln for ln in r.stderr_tail.splitlines()]
+        blocks.append("\n".join(block))
+    return "\n".join(blocks)
+
+
+def machine_info(tools: list[Tool]) -> dict[str, object]:
+    cpu_model = "unknown"
+    mem_gib = 0.0
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_gib = int(line.split()[1]) / MIB
+                break
+    except OSError:
+        pass
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_model": cpu_model,
+        "ram_gib": round(mem_gib, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "tools": {t.name: t.version for t in tools},
+    }
+
+
+def print_machine(info: dict[str, object]) -> None:
+    print(f"machine: {info['nproc']} CPUs ({info['cpu_model']}), {info['ram_gib']} GiB RAM, "
+          f"Linux {info['kernel']}, Python {info['python']}")
+    for name, version in info["tools"].items():  # type: ignore[union-attr]
+        print(f"  {name:8} {version}")
+    print()
+
+
+# --------------------------------------------------------------------------- #
+# Main
+# --------------------------------------------------------------------------- #
+
+def parse_list(text: str, allowed: tuple[str, ...] | list[str], what: str) -> list[str]:
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    unknown = [x for x in items if x not in allowed]
+    if unknown or not items:
+        raise argparse.ArgumentTypeError(
+            f"unknown {what}: {', '.join(unknown) or '(none)'}; choose from {', '.join(allowed)}")
+    return items
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs per tool and scenario")
+    parser.add_argument("--only", default="a,b,c",
+                        type=lambda s: parse_list(s, list(SCENARIOS), "scenario"),
+                        help="scenarios to run, e.g. a,c (default: a,b,c)")
+    parser.add_argument("--tools", default=",".join(ALL_TOOLS),
+                        type=lambda s: parse_list(s, ALL_TOOLS, "tool"),
+                        help=f"tools to compare (default: {','.join(ALL_TOOLS)})")
+    parser.add_argument("--json", type=Path, help="also write every run's figures here")
+    parser.add_argument("--timeout", type=float, default=300.0,
+                        help="seconds before a tool run is killed and counted as failed")
+    parser.add_argument("--tmpdir", type=Path, default=None,
+                        help="where to put served files and downloads (needs ~2.1 GiB for c)")
+    args = parser.parse_args(argv)
+    if not 1 <= args.runs <= 50:
+        parser.error("--runs must be between 1 and 50")
+    return args
+
+
+def exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the finally blocks
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
+    signal.signal(signal.SIGHUP, exit_on_sigterm)
+
+    tools = [TOOL_FACTORIES[name]() for name in args.tools]
+    scenarios = [SCENARIOS[key] for key in args.only]
+    info = machine_info(tools)
+    print_machine(info)
+
+    work = Path(tempfile.mkdtemp(prefix="fetcher-bench-", dir=args.tmpdir))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
+    records: list[RunRecord] = []
+    server: ServerProcess | None = None
+    try:
+        www, runs_root = work / "www", work / "runs"
+        for scenario in scenarios:
+            print(f"generating files for ({scenario.key}) ...", file=sys.stderr, flush=True)
+            generate_files(scenario, www)
+        os.sync()
+        server = ServerProcess(www, [s.key for s in scenarios if s.paced], work / "server.log")
+
+        for scenario in scenarios:
+            url_list = work / f"urls-{scenario.key}.txt"
+            urls = write_url_list(scenario, server.base_url, url_list)
+            for run in range(1, args.runs + 1):
+                for tool in (t for t in tools if t.available):
+                    record = run_once(tool, scenario, run, url_list, urls, server,
+                                      runs_root, args.timeout)
+                    records.append(record)
+                    status = "ok" if record.ok else "FAILED: " + "; ".join(record.problems)
+                    print(f"  ({scenario.key}) run {run}/{args.runs} {tool.name:8} "
+                          f"{record.wall_s:7.2f} s  {status}", file=sys.stderr, flush=True)
+            print(scenario_table(scenario, tools, records) + "\n", flush=True)
+    finally:
+        if server is not None:
+            server.stop()
+            errors = server.error_lines()
+            if errors:
+                print(f"server reported {len(errors)} error line(s), last ones:", file=sys.stderr)
+                print("\n".join("  " + ln for ln in errors[-10:]), file=sys.stderr)
+        shutil.rmtree(work, ignore_errors=True)
+
+    failures = failure_report(records)
+    if failures:
+        print("failed runs:\n" + failures)
+    if args.json:
+        payload = {"machine": info, "runs_per_tool": args.runs,
+                   "scenarios": {s.key: asdict(s) for s in scenarios},
+                   "runs": [asdict(r) for r in records]}
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

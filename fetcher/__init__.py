@@ -1,0 +1,69 @@
+"""fetcher: a polite, rate-limited concurrent downloader.
+
+    from fetcher import Fetcher
+    with Fetcher(max_concurrent=3, dest="rfcs", acquire_timeout=10) as fetcher:
+        for result in fetcher.fetch(urls):      # results in input order
+            print(result.url, result.status, result.path, result.total_s)
+
+Everything public is exported here; the underscored modules are private.
+"""
+
+import logging
+
+from ._config import FetcherConfig
+from ._download import Watcher
+from ._errors import (
+    BodyError,
+    ClosedError,
+    ConfigError,
+    DestinationError,
+    DiskError,
+    DownloadError,
+    FetcherError,
+    HTTPStatusError,
+    TransportError,
+    URLListError,
+)
+from ._fetcher import Fetcher, Stats, new_run_id
+from ._gate import Gate, LocalGate, Slot
+from ._naming import Namer, safe_name
+from ._report import ReportWriter
+from ._result import FIELDS, Result, Status, Tally
+from ._urls import Entry, check_url, open_url_list
+from ._version import __version__
+
+# A library leaves output to the application: without a handler configured,
+# nothing is printed (not even warnings, via logging's last resort).
+logging.getLogger("fetcher").addHandler(logging.NullHandler())
+
+__all__ = [
+    "FIELDS",
+    "BodyError",
+    "ClosedError",
+    "ConfigError",
+    "DestinationError",
+    "DiskError",
+    "DownloadError",
+    "Entry",
+    "Fetcher",
+    "FetcherConfig",
+    "FetcherError",
+    "Gate",
+    "HTTPStatusError",
+    "LocalGate",
+    "Namer",
+    "ReportWriter",
+    "Result",
+    "Slot",
+    "Stats",
+    "Status",
+    "Tally",
+    "TransportError",
+    "URLListError",
+    "Watcher",
+    "__version__",
+    "check_url",
+    "new_run_id",
+    "open_url_list",
+    "safe_name",
+]

@@ -1,0 +1,190 @@
+"""The ``fetcher`` command: parse options, call the library, pick the exit code."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from ._errors import ConfigError, FetcherError, URLListError
+from ._fetcher import Fetcher
+from ._progress import BarDisplay, LineDisplay
+from ._report import DEFAULT_REPORT_NAME, ReportWriter
+from ._result import Tally
+from ._text import escape
+from ._urls import count_entries, open_url_list
+from ._version import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUTS_ONLY = 0, 1, 2, 3
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
+
+EPILOG = """\b
+Exit status:
+  0    every URL was downloaded
+  1    a URL failed (HTTP error, network error, bad body, invalid line),
+       or the report could not be written
+  2    usage error: bad option, unreadable URL list, unusable DEST
+  3    nothing failed, but some URLs gave up waiting for a slot
+  130  interrupted (Ctrl-C); 143 terminated (SIGTERM)
+When both 1 and 3 apply, the exit status is 1.
+"""
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so the same cleanup as Ctrl-C runs."""
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EPILOG)
+@click.argument("url_list", metavar="URL_LIST")
+@click.option(
+    "--max",
+    "-m",
+    "max_concurrent",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Downloads in flight at once.",
+)
+@click.option(
+    "--dest",
+    "-d",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    show_default="current folder",
+    help="Folder for the files; created if missing.",
+)
+@click.option(
+    "--acquire-timeout",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="Give up a URL that has waited this long for a slot (recorded as acquire-timeout). "
+    "Default: wait as long as it takes.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Connect timeout, and how long a server may send nothing mid-body.",
+)
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help=f"Per-URL report, appended; CSV if it ends in .csv, else JSON Lines. [default: DEST/{DEFAULT_REPORT_NAME}]",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show progress bars on stderr.  [default: only when stderr is a terminal and not --quiet]",
+)
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="Print nothing if every URL succeeded; otherwise only the failures and a summary.",
+)
+@click.version_option(__version__, "--version", "-V", prog_name="fetcher")
+def cli(
+    url_list: str,
+    max_concurrent: int,
+    dest: Path,
+    acquire_timeout: float | None,
+    timeout: float,
+    report: Path | None,
+    progress: bool | None,
+    quiet: bool,
+) -> int:
+    """Download every URL in URL_LIST (a file, or - for standard input), at most --max at a time.
+
+    The list has one URL per line; blank lines and lines starting with # are skipped.
+    """
+    entries = open_url_list(url_list)
+    report_path = report if report is not None else dest / DEFAULT_REPORT_NAME
+    if progress is None:
+        progress = sys.stderr.isatty() and not quiet
+    display: LineDisplay
+    if progress:
+        display = BarDisplay(sys.stderr, quiet=quiet, total=count_entries(url_list))
+    else:
+        display = LineDisplay(sys.stderr, quiet=quiet)
+    reserved = [report_path.name] if _same_folder(report_path.parent, dest) else []
+    tally = Tally()
+    began = time.monotonic()
+    try:
+        with Fetcher(
+            max_concurrent=max_concurrent,
+            dest=dest,
+            acquire_timeout=acquire_timeout,
+            timeout=timeout,
+            watch=display.watch if isinstance(display, BarDisplay) else None,
+            reserved_names=reserved,
+        ) as fetcher:
+            if isinstance(display, BarDisplay):
+                display.follow(fetcher.stats)
+            try:
+                writer = ReportWriter(report_path)
+            except OSError as exc:
+                raise ConfigError(f"cannot write report '{report_path}': {exc.strerror or exc}") from exc
+            with writer:
+                for result in fetcher.as_completed(entries):
+                    tally.add(result)
+                    display.show(result)
+                    try:
+                        writer.write(result)
+                    except OSError as exc:
+                        display.message(f"fetcher: error: cannot write report '{report_path}': {exc.strerror}")
+                        return EXIT_FAILED
+    except (KeyboardInterrupt, _Terminated) as exc:
+        display.close()
+        display.summary(tally, time.monotonic() - began, interrupted=True)
+        return EXIT_TERMINATED if isinstance(exc, _Terminated) else EXIT_INTERRUPTED
+    display.close()
+    display.summary(tally, time.monotonic() - began)
+    return tally.exit_code
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the command, turn every error into one line and an exit status."""
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        code = cli.main(args=argv, prog_name="fetcher", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
+        code = EXIT_USAGE
+    except click.UsageError as exc:
+        hint = " (see 'fetcher --help')"
+        click.echo(f"fetcher: error: {escape(exc.format_message())}{hint}", err=True)
+        code = EXIT_USAGE
+    except (URLListError, ConfigError) as exc:
+        click.echo(f"fetcher: error: {escape(str(exc))}", err=True)
+        code = EXIT_USAGE
+    except FetcherError as exc:
+        click.echo(f"fetcher: error: {escape(str(exc))}", err=True)
+        code = EXIT_FAILED
+    except click.exceptions.Abort:
+        code = EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+    except _Terminated:
+        code = EXIT_TERMINATED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -1,0 +1,145 @@
+"""The exception tree, and the one place lower-level exceptions are translated.
+
+    FetcherError                  root of everything fetcher raises
+    ├── ConfigError (ValueError)  a bad argument or option value
+    │   └── DestinationError      DEST is not a usable folder
+    ├── URLListError              the URL list cannot be opened or read
+    ├── ClosedError (RuntimeError) the Fetcher was used after close()
+    └── DownloadError             one URL failed; carries ``url``
+        ├── HTTPStatusError       the server answered 4xx/5xx; ``status_code``
+        ├── BodyError             the body was cut short, too long or unusable
+        ├── TransportError        no answer: DNS, connect, TLS, timeouts, redirects
+        └── DiskError             the file could not be written
+
+Only the first four are raised to callers.  A DownloadError never escapes a
+``fetch()``: it becomes a failed Result whose ``error`` is its message.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+import requests
+import urllib3.exceptions
+
+from ._text import redact
+
+
+class FetcherError(Exception):
+    """Root of every exception fetcher raises."""
+
+
+class ConfigError(FetcherError, ValueError):
+    """An argument or option has a value fetcher cannot use."""
+
+
+class DestinationError(ConfigError):
+    """The destination folder does not exist and cannot be made, or is not writable."""
+
+
+class URLListError(FetcherError):
+    """The URL list cannot be opened or read."""
+
+
+class ClosedError(FetcherError, RuntimeError):
+    """The Fetcher was used after it was closed."""
+
+
+class DownloadError(FetcherError):
+    """One URL failed.  The message is short and safe to show (no password)."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(reason)
+        self.url = url
+        self.reason = reason
+
+
+class HTTPStatusError(DownloadError):
+    """The server answered with an error status."""
+
+    def __init__(self, url: str, status_code: int, reason_phrase: str) -> None:
+        phrase = f" {reason_phrase}" if reason_phrase else ""
+        super().__init__(url, f"HTTP {status_code}{phrase}")
+        self.status_code = status_code
+
+
+class BodyError(DownloadError):
+    """The response body was incomplete, over-long or could not be decoded."""
+
+
+class TransportError(DownloadError):
+    """The exchange with the server failed before a usable answer came."""
+
+
+class DiskError(DownloadError):
+    """The downloaded data could not be written to disk."""
+
+
+class Cancelled(DownloadError):
+    """The download was stopped because its run was cancelled."""
+
+
+def translate(exc: BaseException, url: str) -> DownloadError:
+    """Map any exception raised while downloading *url* to a DownloadError.
+
+    This is the one place that knows about requests', urllib3's and the OS's
+    exceptions.  Messages never include the URL (the record has it) and are
+    scrubbed of credentials in case a library put the URL in its own text.
+    """
+    if isinstance(exc, DownloadError):
+        return exc
+    causes = _chain(exc)
+    if _any(causes, requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError):
+        return TransportError(url, "connection timed out")
+    if _any(causes, requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError, socket.timeout):
+        return TransportError(url, "server stalled: no data within the read timeout")
+    if _any(causes, requests.exceptions.TooManyRedirects):
+        return TransportError(url, "too many redirects")
+    if _any(causes, requests.exceptions.InvalidSchema):
+        return TransportError(url, "redirected to a URL that is not http or https")
+    if _any(causes, requests.exceptions.SSLError, urllib3.exceptions.SSLError):
+        return TransportError(url, f"TLS error: {_detail(exc)}")
+    if _any(causes, urllib3.exceptions.NameResolutionError, socket.gaierror):
+        return TransportError(url, "could not resolve the host name")
+    if _any(causes, ConnectionRefusedError):
+        return TransportError(url, "connection refused")
+    if _any(causes, requests.exceptions.ContentDecodingError, urllib3.exceptions.DecodeError):
+        return BodyError(url, "could not decode the compressed body")
+    if _any(causes, requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError):
+        return BodyError(url, "connection closed before the body was complete")
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)):
+        return TransportError(url, f"invalid URL after redirect: {_detail(exc)}")
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return TransportError(url, f"connection failed: {_detail(exc)}")
+    if isinstance(exc, OSError):
+        if exc.errno == errno.ENOSPC:
+            return DiskError(url, "no space left on the destination disk")
+        return DiskError(url, f"could not write the file: {exc.strerror or exc}")
+    return DownloadError(url, f"{type(exc).__name__}: {_detail(exc)}")
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception, its causes and contexts, and exceptions wrapped in args.
+
+    requests wraps urllib3 errors in ``args[0]`` or ``reason`` rather than in
+    ``__cause__``, so a plain cause walk would miss them.
+    """
+    seen: list[BaseException] = []
+    todo: list[object] = [exc]
+    while todo and len(seen) < 16:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or any(item is s for s in seen):
+            continue
+        seen.append(item)
+        todo.extend([item.__cause__, item.__context__, getattr(item, "reason", None), *item.args[:1]])
+    return seen
+
+
+def _any(causes: list[BaseException], *kinds: type[BaseException]) -> bool:
+    return any(isinstance(cause, kinds) for cause in causes)
+
+
+def _detail(exc: BaseException) -> str:
+    text = " ".join(redact(word) for word in str(exc).split())
+    return text[:200] or type(exc).__name__

@@ -1,0 +1,101 @@
+"""Result: what happened to one URL.  Tally: what happened to a whole run."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+
+class Status(str, enum.Enum):
+    """How one URL ended."""
+
+    OK = "ok"
+    FAILED = "failed"  # HTTP error, network error, bad body, disk error
+    ACQUIRE_TIMEOUT = "acquire-timeout"  # no slot came free in time; nothing was requested
+    INVALID = "invalid"  # the line is not a usable http(s) URL; nothing was requested
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Result:
+    """One URL's outcome.  The fields are the report's columns, in order."""
+
+    run_id: str
+    line: int  # line number in the list (or 1-based position in the iterable)
+    url: str  # with any user:password@ removed
+    status: Status
+    path: Path | None = None  # the file written; None unless status is ok
+    http_status: int | None = None  # the final response's status, after redirects
+    bytes: int = 0  # bytes written (decoded), or received before a failure
+    wait_s: float | None = None  # from ready to start until a slot was held (or given up)
+    ttfb_s: float | None = None  # from sending the request until the response headers
+    download_s: float | None = None  # from the headers until the body was complete
+    total_s: float = 0.0  # from ready to start until finished
+    started_at: datetime  # when the URL was ready to start (UTC)
+    finished_at: datetime  # when it finished (UTC)
+    error: str | None = None  # a short reason when status is not ok
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.OK
+
+    def to_record(self) -> dict[str, Any]:
+        """The result as plain JSON-ready values, in report column order."""
+        return {
+            "run_id": self.run_id,
+            "line": self.line,
+            "url": self.url,
+            "status": self.status.value,
+            "path": None if self.path is None else str(self.path),
+            "http_status": self.http_status,
+            "bytes": self.bytes,
+            "wait_s": _rounded(self.wait_s),
+            "ttfb_s": _rounded(self.ttfb_s),
+            "download_s": _rounded(self.download_s),
+            "total_s": _rounded(self.total_s),
+            "started_at": self.started_at.isoformat(timespec="milliseconds"),
+            "finished_at": self.finished_at.isoformat(timespec="milliseconds"),
+            "error": self.error,
+        }
+
+
+#: The report's columns, in order.
+FIELDS: tuple[str, ...] = (
+    "run_id", "line", "url", "status", "path", "http_status", "bytes", "wait_s",
+    "ttfb_s", "download_s", "total_s", "started_at", "finished_at", "error",
+)  # fmt: skip
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 6)
+
+
+@dataclass
+class Tally:
+    """Counts of a run's results, and the exit status they call for."""
+
+    counts: dict[Status, int] = field(default_factory=lambda: dict.fromkeys(Status, 0))
+    bytes: int = 0
+
+    def add(self, result: Result) -> None:
+        self.counts[result.status] += 1
+        if result.ok:
+            self.bytes += result.bytes
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def exit_code(self) -> int:
+        """0 all ok; 1 any failed or invalid; else 3 any acquire-timeout."""
+        if self.counts[Status.FAILED] or self.counts[Status.INVALID]:
+            return 1
+        if self.counts[Status.ACQUIRE_TIMEOUT]:
+            return 3
+        return 0

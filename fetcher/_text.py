@@ -1,0 +1,63 @@
+"""Making text from URLs and servers safe to show and to record.
+
+Two rules hold everywhere fetcher shows or records a URL or a server's words:
+a password in a URL never leaves the process, and a control character never
+reaches a terminal raw (a hostile URL could otherwise move the cursor, retitle
+the window or hide a line).
+"""
+
+from __future__ import annotations
+
+
+def redact(url: str) -> str:
+    """Return *url* without its ``user:password@`` part.
+
+    Works on junk too (a line that is not a URL at all), because invalid lines
+    are recorded and printed as well.
+    """
+    scheme, sep, rest = url.partition("//")
+    if not sep:
+        scheme, rest = "", url
+    end = len(rest)
+    for stop in "/?#":
+        index = rest.find(stop)
+        if index != -1:
+            end = min(end, index)
+    authority = rest[:end]
+    if "@" not in authority:
+        return url
+    host = authority.rpartition("@")[2]
+    if not sep:
+        # Without "//" the part before "@" may or may not be userinfo; hide it
+        # rather than guess, but keep a mark that something was there.
+        host = "***@" + host
+    return scheme + sep + host + rest[end:]
+
+
+def escape(text: str) -> str:
+    """Return *text* with every unprintable character written as an escape.
+
+    ``str.isprintable`` is false for C0/C1 controls, the bidirectional
+    overrides and other format characters, line and paragraph separators: all
+    the things that can rewrite what a terminal shows.
+    """
+    if text.isprintable():
+        return text
+    out = []
+    for char in text:
+        if char.isprintable():
+            out.append(char)
+        else:
+            code = ord(char)
+            if code < 0x100:
+                out.append(f"\\x{code:02x}")
+            elif code < 0x10000:
+                out.append(f"\\u{code:04x}")
+            else:
+                out.append(f"\\U{code:08x}")
+    return "".join(out)
+
+
+def shown(url: str) -> str:
+    """A URL as fetcher prints it: redacted, then escaped."""
+    return escape(redact(url))
