@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import ctypes
 import json
 import os
 import platform
@@ -53,7 +54,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable
 
 BENCH_DIR = Path(__file__).resolve().parent
 SERVER_SCRIPT = BENCH_DIR / "server.py"
@@ -76,6 +77,7 @@ class Scenario:
     size: int
     max_in_flight: int
     paced: bool = False
+    many_files: bool = False  # report CPU per file and the file-creation floor
 
     @property
     def total_bytes(self) -> int:
@@ -99,7 +101,7 @@ SCENARIOS: dict[str, Scenario] = {
     for s in (
         Scenario("a", "concurrency-bound: 48 x 64 KiB, each paced to 1.0 s by the server",
                  48, 64 * KIB, 6, paced=True),
-        Scenario("b", "many small files: 2,000 x 2 KiB", 2000, 2 * KIB, 8),
+        Scenario("b", "many small files: 2,000 x 2 KiB", 2000, 2 * KIB, 8, many_files=True),
         Scenario("c", "a few large files: 4 x 256 MiB (sendfile)", 4, 256 * MIB, 4),
     )
 }
@@ -260,8 +262,12 @@ def curl_tool() -> Tool:
 
     def command(spec: RunSpec) -> list[str]:
         # A config file (-K) keeps 2,000 URL/output pairs off the command line.
-        lines = ["parallel", f"parallel-max = {spec.max_in_flight}",
-                 "silent", "show-error", "fail"]
+        # parallel-immediate: without it curl holds every transfer but one
+        # until the first response shows whether the connection can multiplex
+        # (an HTTP/2 feature), which costs a whole paced second in (a).
+        # no-progress-meter: curl 7.88 --parallel draws its meter despite -s.
+        lines = ["parallel", "parallel-immediate", f"parallel-max = {spec.max_in_flight}",
+                 "silent", "show-error", "fail", "no-progress-meter"]
         for url in spec.urls:
             name = url.rsplit("/", 1)[-1]
             lines += [f"url = {curl_quote(url)}", f"output = {curl_quote(str(spec.dest / name))}"]
@@ -340,33 +346,68 @@ def kill_group(pid: int) -> None:
         pass
 
 
-def run_child(cmd: list[str], stdout: Path, stderr: Path, timeout: float) -> ChildResult:
+# Peak memory needs care: a child's ru_maxrss starts at its parent's peak RSS
+# (Linux keeps the old address space's high-water mark across fork/vfork and
+# exec), so a tool forked straight from this Python process would never show
+# less than this process's own peak. Each tool is therefore started in the
+# background by a tiny /bin/sh, which exits at once; the tool is re-parented
+# to us (we are a "child subreaper") and we reap it with os.wait4 ourselves.
+# Its ru_maxrss then has only sh's ~1 MiB under it.
+LAUNCHER = 'out=$1; shift; "$@" >"$out" </dev/null & echo $!'
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> bool:
+    """Adopt orphaned descendants (Linux prctl); False where not available."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def spawn(cmd: list[str], stdout: Path, stderr: BinaryIO, via_shell: bool) -> tuple[int, int]:
+    """Start ``cmd`` in a new process group; return (pid to reap, group id)."""
+    if not via_shell:
+        with open(stdout, "wb") as out:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=stderr,
+                                    start_new_session=True)
+        proc.returncode = 0  # reaped by os.wait4 in run_child, not by Popen
+        return proc.pid, proc.pid
+    sh = subprocess.Popen(["/bin/sh", "-c", LAUNCHER, "sh", str(stdout), *cmd],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
+                          start_new_session=True)
+    pid_text, _ = sh.communicate(timeout=60)
+    return int(pid_text), sh.pid
+
+
+def run_child(cmd: list[str], stdout: Path, stderr: Path, timeout: float,
+              via_shell: bool) -> ChildResult:
     """Run ``cmd``; measure it with os.wait4; kill its process group past ``timeout``."""
     timed_out = threading.Event()
-    with open(stdout, "wb") as out, open(stderr, "wb") as err:
+    with open(stderr, "wb") as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                start_new_session=True)
+        pid, group = spawn(cmd, stdout, err, via_shell)
 
         def on_timeout() -> None:
             timed_out.set()
-            kill_group(proc.pid)
+            kill_group(group)
 
         timer = threading.Timer(timeout, on_timeout)
         timer.start()
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
+            _, status, usage = os.wait4(pid, 0)
         except BaseException:
-            kill_group(proc.pid)
-            proc.wait()
+            kill_group(group)
+            os.waitpid(pid, 0)
             raise
         finally:
             timer.cancel()
         wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
     return ChildResult(wall_s=wall, user_s=usage.ru_utime, sys_s=usage.ru_stime,
                        maxrss_mib=usage.ru_maxrss / 1024,  # KiB on Linux
-                       exit_code=proc.returncode, timed_out=timed_out.is_set())
+                       exit_code=os.waitstatus_to_exitcode(status),
+                       timed_out=timed_out.is_set())
 
 
 def check_output(dest: Path, names: list[str], size: int) -> list[str]:
@@ -386,6 +427,26 @@ def check_output(dest: Path, names: list[str], size: int) -> list[str]:
     if extra:
         problems.append(f"{len(extra)} unexpected (e.g. {extra[0]})")
     return problems
+
+
+def file_creation_floor(folder: Path, count: int, size: int) -> float:
+    """CPU seconds that merely creating ``count`` files of ``size`` bytes costs.
+
+    Every tool pays this in scenario (b). It is a property of the file system
+    (and on a VM it can swing several-fold within minutes), not of the
+    downloader, so it is measured next to each (b) run and shown beside it.
+    """
+    probe = folder / "floor"
+    probe.mkdir()
+    data = os.urandom(size)
+    try:
+        before = time.thread_time()
+        for i in range(count):
+            with open(probe / f"{i}.bin", "wb") as f:
+                f.write(data)
+        return time.thread_time() - before
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
 
 
 def tail(path: Path, lines: int = 15) -> str:
@@ -409,21 +470,27 @@ class RunRecord:
     server_cpu_s: float
     exit_code: int
     timed_out: bool
+    fs_floor_cpu_s: float | None = None  # (b) only: CPU to just create the files
     problems: list[str] = field(default_factory=list)
     command: list[str] = field(default_factory=list)
     stderr_tail: str = ""
 
 
 def run_once(tool: Tool, scenario: Scenario, run: int, url_list: Path, urls: list[str],
-             server: ServerProcess, runs_root: Path, timeout: float) -> RunRecord:
+             server: ServerProcess, runs_root: Path, timeout: float,
+             via_shell: bool) -> RunRecord:
     run_dir = runs_root / f"{scenario.key}-{tool.name}-{run}"
     dest = run_dir / "dest"
     dest.mkdir(parents=True)
     spec = RunSpec(url_list, urls, scenario.max_in_flight, dest, run_dir)
     cmd = tool.command(spec)
     try:
+        floor = None
+        if scenario.many_files:
+            floor = file_creation_floor(run_dir, scenario.count, scenario.size)
         server_cpu_before = server.cpu_seconds()
-        child = run_child(cmd, run_dir / "stdout.log", run_dir / "stderr.log", timeout)
+        child = run_child(cmd, run_dir / "stdout.log", run_dir / "stderr.log", timeout,
+                          via_shell)
         server_cpu = server.cpu_seconds() - server_cpu_before
         problems = check_output(dest, scenario.names(), scenario.size)
         if child.timed_out:
@@ -434,8 +501,8 @@ def run_once(tool: Tool, scenario: Scenario, run: int, url_list: Path, urls: lis
             scenario=scenario.key, tool=tool.name, run=run, ok=not problems,
             wall_s=child.wall_s, cpu_s=child.user_s + child.sys_s, user_s=child.user_s,
             sys_s=child.sys_s, maxrss_mib=child.maxrss_mib, server_cpu_s=server_cpu,
-            exit_code=child.exit_code, timed_out=child.timed_out, problems=problems,
-            command=cmd)
+            exit_code=child.exit_code, timed_out=child.timed_out, fs_floor_cpu_s=floor,
+            problems=problems, command=cmd)
         if problems:
             record.stderr_tail = tail(run_dir / "stderr.log") or tail(run_dir / "stdout.log")
         return record
@@ -459,9 +526,13 @@ def notes_for(scenario: Scenario, ok: list[RunRecord], total: int) -> str:
         if scenario.ideal_s:
             over = (wall / scenario.ideal_s - 1) * 100
             notes.append(f"{over:+.1f}% vs ideal {scenario.ideal_s:.0f} s")
-        if scenario.key == "b":
-            notes.append(f"{median_of(ok, 'cpu_s') * 1000 / scenario.count:.2f} ms CPU/file")
-        if scenario.key == "c":
+        if scenario.many_files:
+            per_file = median_of(ok, "cpu_s") * 1000 / scenario.count
+            above = statistics.median(r.cpu_s - (r.fs_floor_cpu_s or 0) for r in ok)
+            floor = statistics.median(r.fs_floor_cpu_s or 0 for r in ok)
+            notes.append(f"{per_file:.2f} ms CPU/file = {above * 1000 / scenario.count:.2f} "
+                         f"+ fs floor {floor * 1000 / scenario.count:.2f}")
+        if not scenario.paced and not scenario.many_files:
             notes.append(f"{scenario.total_bytes / MIB / wall:,.0f} MiB/s")
         busy = median_of(ok, "server_cpu_s") / wall
         if busy > 0.8:
@@ -500,7 +571,12 @@ def scenario_table(scenario: Scenario, tools: list[Tool], records: list[RunRecor
                          notes_for(scenario, ok, len(mine))])
     title = (f"({scenario.key}) {scenario.title}; --max {scenario.max_in_flight}"
              + (f"; ideal {scenario.ideal_s:.0f} s" if scenario.ideal_s else ""))
-    return title + "\n" + format_table(headers, rows)
+    table = title + "\n" + format_table(headers, rows)
+    if scenario.many_files:
+        table += ("\nfs floor: CPU that a bare loop spends just creating and writing the "
+                  f"{scenario.count:,} files\nin the same folder, measured right before "
+                  "each run; the number before it is the tool's own cost.")
+    return table
 
 
 def failure_report(records: list[RunRecord]) -> str:
@@ -552,6 +628,16 @@ def print_machine(info: dict[str, object]) -> None:
 # Main
 # --------------------------------------------------------------------------- #
 
+def default_tmp_base() -> Path:
+    """$TMPDIR, else /var/tmp: on disk by convention (/tmp is a tmpfs on many systems)."""
+    if os.environ.get("TMPDIR"):
+        return Path(os.environ["TMPDIR"])
+    var_tmp = Path("/var/tmp")
+    if var_tmp.is_dir() and os.access(var_tmp, os.W_OK):
+        return var_tmp
+    return Path(tempfile.gettempdir())
+
+
 def parse_list(text: str, allowed: tuple[str, ...] | list[str], what: str) -> list[str]:
     items = [x.strip() for x in text.split(",") if x.strip()]
     unknown = [x for x in items if x not in allowed]
@@ -573,8 +659,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="seconds before a tool run is killed and counted as failed")
-    parser.add_argument("--tmpdir", type=Path, default=None,
-                        help="where to put served files and downloads (needs ~2.1 GiB for c)")
+    parser.add_argument("--tmpdir", type=Path, default=default_tmp_base(),
+                        help="where to put served files and downloads, needs ~2.1 GiB "
+                             "for (c) (default: %(default)s)")
     args = parser.parse_args(argv)
     if not 1 <= args.runs <= 50:
         parser.error("--runs must be between 1 and 50")
@@ -594,6 +681,10 @@ def main(argv: list[str] | None = None) -> int:
     scenarios = [SCENARIOS[key] for key in args.only]
     info = machine_info(tools)
     print_machine(info)
+    via_shell = become_subreaper() and Path("/bin/sh").exists()
+    if not via_shell:
+        print("note: cannot become a child subreaper; peak MiB includes this script's "
+              "own peak RSS as a floor", file=sys.stderr)
 
     work = Path(tempfile.mkdtemp(prefix="fetcher-bench-", dir=args.tmpdir))
     atexit.register(shutil.rmtree, work, ignore_errors=True)
@@ -613,7 +704,7 @@ def main(argv: list[str] | None = None) -> int:
             for run in range(1, args.runs + 1):
                 for tool in (t for t in tools if t.available):
                     record = run_once(tool, scenario, run, url_list, urls, server,
-                                      runs_root, args.timeout)
+                                      runs_root, args.timeout, via_shell)
                     records.append(record)
                     status = "ok" if record.ok else "FAILED: " + "; ".join(record.problems)
                     print(f"  ({scenario.key}) run {run}/{args.runs} {tool.name:8} "

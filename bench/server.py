@@ -20,7 +20,8 @@ How files are served:
   server is not the bottleneck.
 
 Connections are keep-alive (``protocol_version = "HTTP/1.1"``, exact
-``Content-Length``), Nagle is off, and per-request logging is disabled.
+``Content-Length``, an explicit ``Connection: keep-alive``), Nagle is off, and
+per-request logging is disabled.
 Range requests are ignored (a full ``200`` is always sent).
 """
 
@@ -86,8 +87,9 @@ class Handler(BaseHTTPRequestHandler):
             "Content-Type: application/octet-stream",
             f"Content-Length: {length}",
         ]
-        if self.close_connection:
-            lines.append("Connection: close")
+        # Say keep-alive explicitly, as common servers do: wget2 1.99 closes
+        # the connection after every HTTP/1.1 response that does not.
+        lines.append("Connection: close" if self.close_connection else "Connection: keep-alive")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
 
     def _serve(self, send_body: bool) -> None:

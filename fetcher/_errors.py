@@ -90,6 +90,12 @@ def translate(exc: BaseException, url: str) -> DownloadError:
     if isinstance(exc, DownloadError):
         return exc
     causes = _chain(exc)
+    # Before the timeouts: urllib3 2 makes NewConnectionError (refused, DNS)
+    # a subclass of ConnectTimeoutError.
+    if _any(causes, urllib3.exceptions.NameResolutionError, socket.gaierror):
+        return TransportError(url, "could not resolve the host name")
+    if _any(causes, ConnectionRefusedError):
+        return TransportError(url, "connection refused")
     if _any(causes, requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError):
         return TransportError(url, "connection timed out")
     if _any(causes, requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError, socket.timeout):
@@ -100,22 +106,20 @@ def translate(exc: BaseException, url: str) -> DownloadError:
         return TransportError(url, "redirected to a URL that is not http or https")
     if _any(causes, requests.exceptions.SSLError, urllib3.exceptions.SSLError):
         return TransportError(url, f"TLS error: {_detail(exc)}")
-    if _any(causes, urllib3.exceptions.NameResolutionError, socket.gaierror):
-        return TransportError(url, "could not resolve the host name")
-    if _any(causes, ConnectionRefusedError):
-        return TransportError(url, "connection refused")
     if _any(causes, requests.exceptions.ContentDecodingError, urllib3.exceptions.DecodeError):
         return BodyError(url, "could not decode the compressed body")
-    if _any(causes, requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError):
+    if _any(causes, requests.exceptions.ChunkedEncodingError):
         return BodyError(url, "connection closed before the body was complete")
+    if _any(causes, urllib3.exceptions.ProtocolError):
+        return TransportError(url, "connection closed before a response came")
     if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)):
         return TransportError(url, f"invalid URL after redirect: {_detail(exc)}")
     if isinstance(exc, requests.exceptions.ConnectionError):
         return TransportError(url, f"connection failed: {_detail(exc)}")
-    if isinstance(exc, OSError):
+    if isinstance(exc, OSError) and not isinstance(exc, requests.exceptions.RequestException):
         if exc.errno == errno.ENOSPC:
             return DiskError(url, "no space left on the destination disk")
-        return DiskError(url, f"could not write the file: {exc.strerror or exc}")
+        return DiskError(url, f"could not write the file: {exc.strerror or _detail(exc)}")
     return DownloadError(url, f"{type(exc).__name__}: {_detail(exc)}")
 
 

@@ -87,6 +87,8 @@ class Namer:
     def _claim(self, url: str) -> str:
         name = name_from_url(url)
         stem, ext = os.path.splitext(name)
+        if len(ext.encode()) > 16:
+            stem, ext = name, ""  # not really an extension; keep the suffix room small
         attempt = 0
         while name.casefold() in self._taken:
             attempt += 1

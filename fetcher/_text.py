@@ -25,7 +25,14 @@ def redact(url: str) -> str:
             end = min(end, index)
     authority = rest[:end]
     if "@" not in authority:
-        return url
+        at = rest.find("@")
+        port = authority.rpartition(":")[2] if ":" in authority else ""
+        if at == -1 or not port or port.isdigit():
+            return url
+        # "user:pa/ss@host": a password with a raw "/" ends the authority
+        # early; the line is invalid, but the password must still not show.
+        end = at
+        authority = rest[: at + 1]
     host = authority.rpartition("@")[2]
     if not sep:
         # Without "//" the part before "@" may or may not be userinfo; hide it

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from ._errors import URLListError
+from ._errors import FetcherError, URLListError
 
 #: Longer URLs are refused: servers reject them anyway, and they bloat the report.
 MAX_URL_LENGTH = 8192
@@ -57,6 +57,8 @@ def _entries(stream: TextIO, name: str, *, close: bool) -> Iterator[Entry]:
     finally:
         if close:
             stream.close()
+        elif isinstance(stream, io.TextIOWrapper):
+            stream.detach()  # so collecting the wrapper does not close stdin
 
 
 def count_entries(source: str) -> int | None:
@@ -67,9 +69,8 @@ def count_entries(source: str) -> int | None:
     if source == "-":
         return None
     try:
-        with open(source, "rb") as stream:
-            return sum(1 for raw in stream if raw.strip() and not raw.lstrip().startswith(b"#"))
-    except OSError:
+        return sum(1 for _ in open_url_list(source))
+    except FetcherError:
         return None
 
 

@@ -1,0 +1,109 @@
+"""fetcher._config: FetcherConfig validates every setting once and never changes."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fetcher._config import DEFAULT_USER_AGENT, MAX_CONCURRENT_LIMIT, FetcherConfig
+from fetcher._errors import ConfigError
+
+
+def test_defaults() -> None:
+    config = FetcherConfig()
+    assert config.max_concurrent == 3
+    assert config.dest == Path(".")
+    assert config.acquire_timeout is None
+    assert config.timeout == 30.0
+    assert config.max_redirects == 10
+    assert config.chunk_size == 1 << 20
+    assert config.read_ahead == 10_000
+    assert config.user_agent == DEFAULT_USER_AGENT
+    assert config.user_agent.startswith("fetcher/")
+
+
+def test_config_is_frozen() -> None:
+    config = FetcherConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.max_concurrent = 5  # type: ignore[misc]
+
+
+def test_config_takes_keywords_only() -> None:
+    with pytest.raises(TypeError):
+        FetcherConfig(3)  # type: ignore[misc]
+
+
+def test_dest_given_as_str_becomes_a_path() -> None:
+    config = FetcherConfig(dest="downloads/rfcs")
+    assert config.dest == Path("downloads/rfcs")
+    assert isinstance(config.dest, Path)
+
+
+def test_dest_that_is_not_a_path_is_rejected() -> None:
+    with pytest.raises(ConfigError, match="dest"):
+        FetcherConfig(dest=42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [1, 7, MAX_CONCURRENT_LIMIT])
+def test_max_concurrent_accepts_whole_numbers_in_range(value: int) -> None:
+    assert FetcherConfig(max_concurrent=value).max_concurrent == value
+
+
+@pytest.mark.parametrize("value", [0, -1, True, 2.5, "3", None, MAX_CONCURRENT_LIMIT + 1])
+def test_max_concurrent_rejects_bad_values(value: Any) -> None:
+    with pytest.raises(ConfigError, match="max_concurrent"):
+        FetcherConfig(max_concurrent=value)
+
+
+@pytest.mark.parametrize("value", [None, 0, 0.0, 2.5, 10])
+def test_acquire_timeout_accepts_none_zero_and_positive_numbers(value: float | None) -> None:
+    assert FetcherConfig(acquire_timeout=value).acquire_timeout == value
+
+
+@pytest.mark.parametrize("value", [-1, -0.5, math.nan, math.inf, -math.inf, True, "5"])
+def test_acquire_timeout_rejects_bad_values(value: Any) -> None:
+    with pytest.raises(ConfigError, match="acquire_timeout"):
+        FetcherConfig(acquire_timeout=value)
+
+
+@pytest.mark.parametrize("value", [0, 0.0, -1, math.nan, math.inf, None, True, "30"])
+def test_timeout_rejects_bad_values(value: Any) -> None:
+    with pytest.raises(ConfigError, match="timeout"):
+        FetcherConfig(timeout=value)
+
+
+@pytest.mark.parametrize("field", ["timeout", "acquire_timeout"])
+def test_whole_seconds_become_floats(field: str) -> None:
+    value = getattr(FetcherConfig(**{field: 5}), field)
+    assert value == 5.0
+    assert type(value) is float
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_redirects", -1),
+        ("max_redirects", 101),
+        ("chunk_size", 0),
+        ("read_ahead", 0),
+        ("read_ahead", 1.5),
+    ],
+)
+def test_other_whole_number_settings_reject_out_of_range_values(field: str, value: Any) -> None:
+    with pytest.raises(ConfigError, match=field):
+        FetcherConfig(**{field: value})
+
+
+@pytest.mark.parametrize("value", ["agent\r\nX-Evil: 1", "agent\x00", 42])
+def test_user_agent_must_be_printable_text(value: Any) -> None:
+    with pytest.raises(ConfigError, match="user_agent"):
+        FetcherConfig(user_agent=value)
+
+
+def test_config_error_is_a_value_error() -> None:
+    with pytest.raises(ValueError):
+        FetcherConfig(max_concurrent=0)

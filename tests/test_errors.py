@@ -1,0 +1,200 @@
+"""fetcher._errors: the exception tree and translate().
+
+The library exceptions are built the way requests and urllib3 build them
+(wrapped in MaxRetryError / in args / chained by ``raise ... from``), with
+connection objects that are never connected: no network is used.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from collections.abc import Callable
+
+import pytest
+import requests
+import urllib3
+import urllib3.exceptions as u3
+
+from fetcher._errors import (
+    BodyError,
+    ClosedError,
+    ConfigError,
+    DestinationError,
+    DiskError,
+    DownloadError,
+    FetcherError,
+    HTTPStatusError,
+    TransportError,
+    URLListError,
+    translate,
+)
+
+URL = "https://example.com/file.bin"
+SECRET_URL = "https://user:s3cret@example.com/file.bin"
+
+
+def _conn() -> urllib3.connection.HTTPConnection:
+    return urllib3.connection.HTTPConnection("example.com", 443)
+
+
+def _pool() -> urllib3.HTTPConnectionPool:
+    return urllib3.HTTPConnectionPool("example.com", 443)
+
+
+def _caused_by(exc: BaseException, cause: BaseException) -> BaseException:
+    exc.__cause__ = cause  # what `raise exc from cause` does
+    return exc
+
+
+def _connect_timeout() -> BaseException:
+    reason = u3.ConnectTimeoutError(_conn(), "Connection to example.com timed out. (connect timeout=30)")
+    return requests.exceptions.ConnectTimeout(u3.MaxRetryError(_pool(), "/file.bin", reason))
+
+
+def _read_timeout() -> BaseException:
+    return requests.exceptions.ReadTimeout(u3.ReadTimeoutError(_pool(), None, "Read timed out. (read timeout=30)"))
+
+
+def _read_timeout_mid_body() -> BaseException:
+    # iter_content() re-raises a mid-body urllib3 ReadTimeoutError as requests.ConnectionError.
+    return requests.ConnectionError(u3.ReadTimeoutError(_pool(), None, "Read timed out."))
+
+
+def _name_resolution() -> BaseException:
+    gaierror = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    reason = _caused_by(u3.NameResolutionError("example.com", _conn(), gaierror), gaierror)
+    return requests.ConnectionError(u3.MaxRetryError(_pool(), "/file.bin", reason))
+
+
+def _refused() -> BaseException:
+    refused = ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+    reason = _caused_by(u3.NewConnectionError(_conn(), f"Failed to establish a new connection: {refused}"), refused)
+    return requests.ConnectionError(u3.MaxRetryError(_pool(), "/file.bin", reason))
+
+
+def _ssl() -> BaseException:
+    reason = u3.SSLError("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
+    return requests.exceptions.SSLError(u3.MaxRetryError(_pool(), "/file.bin", reason))
+
+
+def _chunked() -> BaseException:
+    return requests.exceptions.ChunkedEncodingError(
+        u3.ProtocolError("Connection broken: IncompleteRead(10 bytes read, 90 more expected)")
+    )
+
+
+def _decoding() -> BaseException:
+    return requests.exceptions.ContentDecodingError(
+        u3.DecodeError("Received response with content-encoding: gzip, but failed to decode it.")
+    )
+
+
+@pytest.mark.parametrize(
+    ("make", "kind", "keyword"),
+    [
+        pytest.param(_connect_timeout, TransportError, "timed out", id="connect-timeout"),
+        pytest.param(_read_timeout, TransportError, "read timeout", id="read-timeout"),
+        pytest.param(_read_timeout_mid_body, TransportError, "read timeout", id="read-timeout-mid-body"),
+        pytest.param(
+            _name_resolution,
+            TransportError,
+            "resolve",
+            id="name-resolution",
+        ),
+        pytest.param(
+            _refused,
+            TransportError,
+            "refused",
+            id="connection-refused",
+        ),
+        pytest.param(
+            lambda: requests.exceptions.TooManyRedirects("Exceeded 10 redirects."),
+            TransportError,
+            "redirects",
+            id="too-many-redirects",
+        ),
+        pytest.param(
+            lambda: requests.exceptions.InvalidSchema("No connection adapters were found for 'ftp://x/'"),
+            TransportError,
+            "not http or https",
+            id="invalid-schema",
+        ),
+        pytest.param(_ssl, TransportError, "TLS", id="ssl"),
+        pytest.param(_chunked, BodyError, "before the body was complete", id="chunked-encoding"),
+        pytest.param(_decoding, BodyError, "decode", id="content-decoding"),
+        pytest.param(lambda: OSError(errno.ENOSPC, "No space left on device"), DiskError, "no space", id="disk-full"),
+        pytest.param(
+            lambda: PermissionError(errno.EACCES, "Permission denied"), DiskError, "could not write", id="disk-other"
+        ),
+        pytest.param(lambda: KeyError("surprise"), DownloadError, "KeyError", id="unknown"),
+    ],
+)
+def test_translate_maps_library_exceptions_to_a_class_and_reason(
+    make: Callable[[], BaseException], kind: type[DownloadError], keyword: str
+) -> None:
+    error = translate(make(), URL)
+    assert type(error) is kind
+    assert keyword.lower() in str(error).lower()
+
+
+def test_translated_error_carries_the_url() -> None:
+    assert translate(_read_timeout(), URL).url == URL
+
+
+def test_translate_passes_a_download_error_through_unchanged() -> None:
+    original = HTTPStatusError(URL, 404, "Not Found")
+    assert translate(original, "https://other.example/") is original
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda text: requests.ConnectionError(text), id="connection-error"),
+        pytest.param(lambda text: requests.exceptions.SSLError(text), id="ssl-error"),
+        pytest.param(lambda text: requests.exceptions.InvalidURL(text), id="invalid-url"),
+        pytest.param(lambda text: ValueError(text), id="unknown"),
+        pytest.param(
+            lambda text: OSError(text),
+            id="oserror-without-strerror",
+        ),
+        pytest.param(
+            lambda text: requests.exceptions.RetryError(text),
+            id="retry-error",
+        ),
+    ],
+)
+def test_translated_message_never_contains_a_password(make: Callable[[str], BaseException]) -> None:
+    error = translate(make(f"failed for url: {SECRET_URL} (see '{SECRET_URL}')"), SECRET_URL)
+    assert "s3cret" not in str(error)
+    assert "s3cret" not in error.reason
+
+
+def test_translate_does_not_report_a_requests_error_as_a_disk_error() -> None:
+    error = translate(requests.exceptions.RetryError("too many 503 error responses"), URL)
+    assert not isinstance(error, DiskError)
+
+
+@pytest.mark.parametrize(
+    ("sub", "base"),
+    [
+        (ConfigError, FetcherError),
+        (ConfigError, ValueError),
+        (DestinationError, ConfigError),
+        (URLListError, FetcherError),
+        (ClosedError, FetcherError),
+        (ClosedError, RuntimeError),
+        (DownloadError, FetcherError),
+        (HTTPStatusError, DownloadError),
+        (BodyError, DownloadError),
+        (TransportError, DownloadError),
+        (DiskError, DownloadError),
+    ],
+)
+def test_exception_tree(sub: type[BaseException], base: type[BaseException]) -> None:
+    assert issubclass(sub, base)
+
+
+def test_http_status_error_carries_the_status_code_and_phrase() -> None:
+    error = HTTPStatusError(URL, 503, "Service Unavailable")
+    assert (error.status_code, str(error), error.url) == (503, "HTTP 503 Service Unavailable", URL)

@@ -1,0 +1,253 @@
+"""fetcher._naming: name_from_url() makes one safe file name; Namer keeps names distinct."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import threading
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from fetcher._naming import FALLBACK_NAME, MAX_NAME_BYTES, Namer, name_from_url
+
+
+def _assert_safe(name: str, dest: Path) -> None:
+    assert name not in ("", ".", "..")
+    assert not any(bad in name for bad in ("/", "\\", "\0"))
+    assert name.isprintable()
+    assert len(name.encode()) <= MAX_NAME_BYTES
+    assert not name.startswith(".")
+    inside = os.path.realpath(os.path.join(dest, name))
+    assert os.path.dirname(inside) == os.path.realpath(dest)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://example.com/a/b/file.txt", "file.txt"),
+        ("https://example.com/my%20file.txt", "my file.txt"),
+        ("https://example.com/f.txt?x=1&y=/etc/passwd", "f.txt"),
+        ("https://example.com/f.txt#../../frag", "f.txt"),
+        ("https://example.com/caf%C3%A9.txt", "café.txt"),
+    ],
+)
+def test_name_is_the_percent_decoded_last_segment(url: str, expected: str) -> None:
+    assert name_from_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.com",
+        "https://example.com/",
+        "https://example.com/dir/",
+        "https://example.com/..",
+        "https://example.com/.",
+        "https://example.com/...",
+        "https://example.com/%2e%2e",
+        "https://example.com/%2E",
+        "https://example.com/%20",
+    ],
+)
+def test_a_url_without_a_usable_last_segment_gets_the_fallback_name(url: str) -> None:
+    assert name_from_url(url) == FALLBACK_NAME
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.com/a%2F..%2F..%2Fetc%2Fpasswd",
+        "https://example.com/%2e%2e%2f%2e%2e%2fetc",
+        "https://example.com/..%5C..%5Cwindows",
+        "https://example.com/a%5Cb",
+    ],
+)
+def test_encoded_separators_never_survive(url: str) -> None:
+    name = name_from_url(url)
+    assert "/" not in name
+    assert "\\" not in name
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://example.com/a%00b", "a_b"),
+        ("https://example.com/a%1b[2Jb", "a_[2Jb"),
+        ("https://example.com/a%0d%0ab", "a__b"),
+        ("https://example.com/a%e2%80%aeb", "a_b"),
+    ],
+)
+def test_nul_and_control_characters_are_replaced(url: str, expected: str) -> None:
+    assert name_from_url(url) == expected
+
+
+def test_a_leading_dot_is_replaced_so_the_file_is_not_hidden() -> None:
+    assert name_from_url("https://example.com/.bashrc") == "_bashrc"
+
+
+def test_windows_forbidden_characters_are_replaced() -> None:
+    assert name_from_url("https://example.com/a%3Cb%3E%3A%22%7C%3F%2A.txt") == "a_b______.txt"
+
+
+def test_a_very_long_name_is_cut_to_255_bytes_keeping_the_extension() -> None:
+    name = name_from_url("https://example.com/" + "a" * 400 + ".txt")
+    assert len(name.encode()) <= MAX_NAME_BYTES
+    assert name.endswith(".txt")
+    assert name.startswith("aaaa")
+
+
+def test_cutting_a_long_name_never_splits_a_multibyte_character() -> None:
+    name = name_from_url("https://example.com/" + quote("é" * 200) + ".txt")
+    assert len(name.encode()) <= MAX_NAME_BYTES
+    assert name.endswith(".txt")
+    assert set(name[: -len(".txt")]) == {"é"}
+
+
+def test_cutting_a_long_name_without_extension_keeps_whole_characters() -> None:
+    name = name_from_url("https://example.com/" + "日" * 100)
+    assert len(name.encode()) <= MAX_NAME_BYTES
+    assert set(name) == {"日"}
+
+
+HOSTILE = [
+    "",
+    "/",
+    ".",
+    "..",
+    "...",
+    "....//",
+    "%2e",
+    "%2e%2e",
+    "%2e%2e%2f",
+    "%2F",
+    "..%2F..%2F..%2Fetc%2Fpasswd",
+    "%5C..%5C..%5C",
+    "..\\..\\windows\\system32",
+    "%00",
+    "a%00.txt",
+    "%00..",
+    "%1b[2J%1b]0;pwned%07",
+    "%0d%0a",
+    "%7f",
+    "%c2%9b",
+    "%e2%80%ae.exe",
+    "%e2%80%8b",
+    "%ef%bb%bf",
+    "%ff%fe%fd",
+    "%",
+    "%%%",
+    "%zz",
+    " ",
+    "%20%20",
+    "%20.hidden",
+    ". .",
+    ".%20.",
+    ".hidden",
+    "..hidden",
+    'CON<>:"|?*',
+    "~",
+    "a" * 1000,
+    "é" * 300,
+    "日" * 300 + ".txt",
+    "a." + "b" * 400,
+    "x" * 300 + "." + "日" * 10,
+    "\ud800",
+    "\U000e0001tag",
+]
+
+
+@pytest.mark.parametrize("segment", HOSTILE)
+@pytest.mark.parametrize("prefix", ["https://example.com/", "https://example.com/dir/sub/", ""])
+def test_name_from_hostile_input_is_always_safe(prefix: str, segment: str, tmp_path: Path) -> None:
+    _assert_safe(name_from_url(prefix + segment), tmp_path)
+
+
+@pytest.mark.parametrize("junk", ["http://[bad/x", "http://host:99999/x", "::::", "\0\0", "javascript:alert(1)"])
+def test_name_from_junk_that_is_not_a_url_is_still_safe(junk: str, tmp_path: Path) -> None:
+    _assert_safe(name_from_url(junk), tmp_path)
+
+
+def test_name_from_generated_input_is_always_safe(tmp_path: Path) -> None:
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import strategies as st
+
+    segments = st.one_of(st.text(), st.binary().map(lambda raw: quote(raw, safe="")))
+
+    @hypothesis.settings(max_examples=100, deadline=None, database=None)
+    @hypothesis.given(segments)
+    def check(segment: str) -> None:
+        _assert_safe(name_from_url("https://example.com/" + segment), tmp_path)
+
+    check()
+
+
+def test_namer_gives_the_same_url_the_same_name_every_time() -> None:
+    namer = Namer()
+    first = namer.name_for("https://a.example/file.txt")
+    namer.name_for("https://b.example/file.txt")
+    assert namer.name_for("https://a.example/file.txt") == first
+
+
+def test_namer_gives_the_first_url_the_plain_name_and_a_later_one_a_hashed_name() -> None:
+    namer = Namer()
+    assert namer.name_for("https://a.example/file.txt") == "file.txt"
+    assert re.fullmatch(r"file-[0-9a-f]{8}\.txt", namer.name_for("https://b.example/file.txt"))
+
+
+def test_namer_gives_every_colliding_url_a_distinct_name() -> None:
+    namer = Namer()
+    names = [namer.name_for(f"https://host{i}.example/file.txt") for i in range(50)]
+    assert len({name.casefold() for name in names}) == 50
+
+
+def test_namer_is_deterministic_for_the_same_order_of_urls() -> None:
+    urls = [f"https://host{i % 7}.example/dir{i}/file{i % 3}.txt" for i in range(30)]
+    first, second = Namer(), Namer()
+    assert [first.name_for(url) for url in urls] == [second.name_for(url) for url in urls]
+
+
+def test_namer_treats_names_differing_only_in_case_as_colliding() -> None:
+    namer = Namer()
+    upper = namer.name_for("https://a.example/A.txt")
+    lower = namer.name_for("https://b.example/a.txt")
+    assert upper == "A.txt"
+    assert lower.casefold() != upper.casefold()
+
+
+@pytest.mark.parametrize("url", ["https://a.example/fetcher-report.jsonl", "https://a.example/FETCHER-REPORT.JSONL"])
+def test_namer_never_hands_out_a_reserved_name(url: str) -> None:
+    namer = Namer(reserved=["fetcher-report.jsonl"])
+    assert namer.name_for(url).casefold() != "fetcher-report.jsonl"
+
+
+def test_namer_keeps_a_colliding_name_with_a_long_extension_within_255_bytes() -> None:
+    namer = Namer()
+    segment = "a." + "b" * 253
+    namer.name_for("https://a.example/" + segment)
+    assert len(namer.name_for("https://b.example/" + segment).encode()) <= MAX_NAME_BYTES
+
+
+def test_namer_is_thread_safe_when_all_names_collide() -> None:
+    namer = Namer()
+    urls = [f"https://host{i}.example/data.bin" for i in range(200)]
+    seen: list[dict[str, str]] = []
+    lock = threading.Lock()
+
+    def worker(seed: int) -> None:
+        order = random.Random(seed).sample(urls, len(urls))
+        names = {url: namer.name_for(url) for url in order}
+        with lock:
+            seen.append(names)
+
+    threads = [threading.Thread(target=worker, args=(seed,), daemon=True) for seed in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10.0)
+    assert not any(thread.is_alive() for thread in threads)
+    assert len(seen) == 8
+    assert all(names == seen[0] for names in seen)
+    assert len({name.casefold() for name in seen[0].values()}) == 200
