@@ -528,10 +528,8 @@ def notes_for(scenario: Scenario, ok: list[RunRecord], total: int) -> str:
             notes.append(f"{over:+.1f}% vs ideal {scenario.ideal_s:.0f} s")
         if scenario.many_files:
             per_file = median_of(ok, "cpu_s") * 1000 / scenario.count
-            above = statistics.median(r.cpu_s - (r.fs_floor_cpu_s or 0) for r in ok)
-            floor = statistics.median(r.fs_floor_cpu_s or 0 for r in ok)
-            notes.append(f"{per_file:.2f} ms CPU/file = {above * 1000 / scenario.count:.2f} "
-                         f"+ fs floor {floor * 1000 / scenario.count:.2f}")
+            floor = statistics.median(r.fs_floor_cpu_s or 0 for r in ok) * 1000 / scenario.count
+            notes.append(f"{per_file:.2f} ms CPU/file (fs floor {floor:.2f})")
         if not scenario.paced and not scenario.many_files:
             notes.append(f"{scenario.total_bytes / MIB / wall:,.0f} MiB/s")
         busy = median_of(ok, "server_cpu_s") / wall
@@ -573,9 +571,9 @@ def scenario_table(scenario: Scenario, tools: list[Tool], records: list[RunRecor
              + (f"; ideal {scenario.ideal_s:.0f} s" if scenario.ideal_s else ""))
     table = title + "\n" + format_table(headers, rows)
     if scenario.many_files:
-        table += ("\nfs floor: CPU that a bare loop spends just creating and writing the "
-                  f"{scenario.count:,} files\nin the same folder, measured right before "
-                  "each run; the number before it is the tool's own cost.")
+        table += ("\nfs floor: ms of CPU per file that a bare Python loop spends just "
+                  f"creating and writing\nthe {scenario.count:,} files in the same folder, "
+                  "measured right before each run (every tool pays it).")
     return table
 
 

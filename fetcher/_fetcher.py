@@ -151,7 +151,7 @@ class Fetcher:
             runs = list(self._runs)
         for run in runs:
             run.cancel()
-        if not self._pool.shutdown(wait_s=2.0):
+        if not self._pool.shutdown(wait_s=1.0):
             log.debug("some workers are still blocked in a read; leaving them behind")
         self._temp_files.remove_all()
 

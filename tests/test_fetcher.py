@@ -1,0 +1,316 @@
+"""The Fetcher against a real server on loopback: caps, timeouts, order, files."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fetcher import (
+    ClosedError,
+    ConfigError,
+    DestinationError,
+    Entry,
+    Fetcher,
+    LocalGate,
+    Result,
+    Status,
+)
+from fetcher._download import TEMP_PREFIX
+from tests import server as srv
+
+
+def slow_files(server: srv.LoopbackServer, count: int, delay: float, size: int = 100) -> list[str]:
+    return [server.route(f"/slow{i}.bin", srv.body(bytes([i % 256]) * size, delay=delay)) for i in range(count)]
+
+
+def run(urls: list[str], tmp_path: Path, **options: object) -> list[Result]:
+    with Fetcher(dest=tmp_path, **options) as fetcher:  # type: ignore[arg-type]
+        return list(fetcher.fetch(urls))
+
+
+def temp_files(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.name.startswith(TEMP_PREFIX)]
+
+
+# -- the cap ----------------------------------------------------------------------
+
+
+def test_downloads_in_flight_never_exceed_max_and_reach_it(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    results = run(slow_files(server, 12, delay=0.3), tmp_path, max_concurrent=3)
+    assert [r.status for r in results] == [Status.OK] * 12
+    assert server.max_in_flight == 3
+
+
+def test_max_of_one_downloads_one_at_a_time(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    run(slow_files(server, 4, delay=0.1), tmp_path, max_concurrent=1)
+    assert server.max_in_flight == 1
+
+
+def test_calls_from_several_threads_share_one_cap(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    urls = slow_files(server, 12, delay=0.2)
+    outcomes: list[list[Result]] = []
+    with Fetcher(dest=tmp_path, max_concurrent=2) as fetcher:
+        threads = [
+            threading.Thread(target=lambda part=part: outcomes.append(list(fetcher.fetch(part))))
+            for part in (urls[:6], urls[6:])
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    assert sorted(len(o) for o in outcomes) == [6, 6]
+    assert server.max_in_flight == 2
+
+
+def test_a_gate_can_be_shared_by_two_fetchers(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    urls = slow_files(server, 8, delay=0.2)
+    gate = LocalGate(2)
+    with (
+        Fetcher(dest=tmp_path / "a", max_concurrent=2, gate=gate) as first,
+        Fetcher(dest=tmp_path / "b", max_concurrent=2, gate=gate) as second,
+    ):
+        thread = threading.Thread(target=lambda: list(first.fetch(urls[:4])))
+        thread.start()
+        list(second.fetch(urls[4:]))
+        thread.join(30)
+    assert server.max_in_flight == 2
+
+
+def test_worker_threads_are_bounded_by_max(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    urls = slow_files(server, 40, delay=0.05)
+    peak = 0
+    with Fetcher(dest=tmp_path, max_concurrent=4) as fetcher:
+        for _ in fetcher.as_completed(urls):
+            mine = [t for t in threading.enumerate() if t.name.startswith("fetcher-")]
+            peak = max(peak, len(mine))
+    assert peak <= 4 + 2  # the workers, plus one feeder and one dispatcher for the run
+
+
+def test_connections_are_kept_alive_between_files(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    urls = [server.route(f"/f{i}", srv.body(b"x" * 100)) for i in range(20)]
+    run(urls, tmp_path, max_concurrent=2)
+    assert server.connections <= 2
+
+
+# -- acquire timeout --------------------------------------------------------------
+
+
+def test_acquire_timeout_is_recorded_and_not_requested(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    urls = slow_files(server, 3, delay=1.5)
+    results = run(urls, tmp_path, max_concurrent=1, acquire_timeout=0.3)
+    assert [r.status for r in results] == [Status.OK, Status.ACQUIRE_TIMEOUT, Status.ACQUIRE_TIMEOUT]
+    assert server.requests["/slow1.bin"] == server.requests["/slow2.bin"] == 0
+    for timed_out in results[1:]:
+        assert timed_out.wait_s is not None and 0.25 <= timed_out.wait_s < 1.4
+        assert timed_out.path is None and "slot" in (timed_out.error or "")
+
+
+def test_timed_out_url_does_not_hold_up_the_run(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    urls = slow_files(server, 1, delay=1.0) + [server.route("/late", srv.body(b"x"))]
+    with Fetcher(dest=tmp_path, max_concurrent=1, acquire_timeout=0.2) as fetcher:
+        began = time.monotonic()
+        first = next(fetcher.as_completed(urls))
+        elapsed = time.monotonic() - began
+    assert first.status is Status.ACQUIRE_TIMEOUT
+    assert elapsed < 0.9  # reported at its deadline, not after the slow download
+
+
+def test_urls_that_get_a_slot_in_time_are_downloaded(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    results = run(slow_files(server, 4, delay=0.1), tmp_path, max_concurrent=2, acquire_timeout=5)
+    assert all(r.ok for r in results)
+
+
+# -- results ------------------------------------------------------------------------
+
+
+def test_fetch_yields_results_in_input_order(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    urls = [server.route(f"/d{i}", srv.body(b"x", delay=0.4 - i * 0.1)) for i in range(4)]
+    results = run(urls, tmp_path, max_concurrent=4)
+    assert [r.url for r in results] == urls
+
+
+def test_as_completed_yields_the_fastest_first(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    slow = server.route("/slow", srv.body(b"x", delay=0.6))
+    fast = server.route("/fast", srv.body(b"x"))
+    with Fetcher(dest=tmp_path, max_concurrent=2) as fetcher:
+        assert [r.url for r in fetcher.as_completed([slow, fast])] == [fast, slow]
+
+
+def test_result_records_what_happened(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/rfc791.txt", srv.body(b"x" * 1234, delay=0.1))
+    with Fetcher(dest=tmp_path) as fetcher:
+        (result,) = fetcher.fetch([url], run_id="run-1")
+    assert result.status is Status.OK and result.ok
+    assert result.path == (tmp_path / "rfc791.txt").resolve()
+    assert (result.http_status, result.bytes, result.line, result.run_id) == (200, 1234, 1, "run-1")
+    assert result.ttfb_s is not None and result.ttfb_s >= 0.05
+    assert result.wait_s is not None and result.total_s >= result.wait_s + result.ttfb_s
+    assert result.started_at <= result.finished_at
+    assert result.error is None
+
+
+def test_entries_keep_their_line_numbers(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/a", srv.body(b"x"))
+    results = run([Entry(url=url, line=7), Entry(url="ftp://x/y", line=9)], tmp_path)  # type: ignore[list-item]
+    assert [r.line for r in results] == [7, 9]
+
+
+def test_generator_input_is_read_lazily(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    urls = [server.route(f"/g{i}", srv.body(b"x")) for i in range(5)]
+    produced: list[str] = []
+
+    def generate() -> Iterator[str]:
+        for url in urls:
+            produced.append(url)
+            yield url
+
+    with Fetcher(dest=tmp_path, read_ahead=2) as fetcher:
+        iterator = fetcher.fetch(generate())
+        assert produced == []  # nothing happens until iteration starts
+        assert next(iterator).url == urls[0]
+        assert len(produced) <= 4
+        assert len(list(iterator)) == 4
+
+
+def test_duplicate_url_is_downloaded_once(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/twice", srv.body(b"x"))
+    results = run([url, url], tmp_path)
+    assert len(results) == 1
+    assert server.requests["/twice"] == 1
+
+
+def test_invalid_lines_are_results_and_the_good_lines_go_on(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    good = server.route("/good", srv.body(b"x"))
+    results = run(["ftp://x/y", "junk", good, "http://"], tmp_path)
+    assert [r.status for r in results] == [Status.INVALID, Status.INVALID, Status.OK, Status.INVALID]
+    assert all(r.error for r in results if not r.ok)
+
+
+def test_one_failing_url_does_not_stop_the_others(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    urls = [
+        server.route("/missing", srv.body(b"", status=404)),
+        server.route("/cut", srv.truncated(b"x" * 10, claimed=100)),
+        server.route("/fine", srv.body(b"fine")),
+    ]
+    results = run(urls, tmp_path, max_concurrent=1)
+    assert [r.status for r in results] == [Status.FAILED, Status.FAILED, Status.OK]
+    assert results[0].http_status == 404
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fine"]
+
+
+def test_two_urls_with_one_name_both_survive(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    first = server.route("/a/data.csv", srv.body(b"first"))
+    second = server.route("/b/data.csv", srv.body(b"second"))
+    results = run([first, second], tmp_path)
+    assert results[0].path is not None and results[1].path is not None
+    assert results[0].path.name == "data.csv"
+    assert results[1].path.name.startswith("data-") and results[1].path.name.endswith(".csv")
+    assert results[0].path.read_bytes() == b"first" and results[1].path.read_bytes() == b"second"
+
+
+def test_reserved_names_are_not_given_to_urls(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/fetcher-report.jsonl", srv.body(b"not a report"))
+    (result,) = run([url], tmp_path, reserved_names=["fetcher-report.jsonl"])
+    assert result.path is not None and result.path.name != "fetcher-report.jsonl"
+
+
+def test_password_in_a_url_is_not_in_its_result(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/private", srv.body(b"x")).replace("http://", "http://user:s3cret@")
+    (result,) = run([url], tmp_path)
+    assert result.ok
+    assert "s3cret" not in repr(result)
+
+
+def test_the_library_prints_nothing(
+    server: srv.LoopbackServer, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    run([server.route("/x", srv.body(b"", status=500)), "junk"], tmp_path)
+    assert capfd.readouterr() == ("", "")
+
+
+def test_stats_show_slots_in_use_and_urls_waiting(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    urls = slow_files(server, 3, delay=0.5)
+    with Fetcher(dest=tmp_path, max_concurrent=1) as fetcher:
+        iterator = fetcher.as_completed(urls)
+        seen = []
+        for _ in iterator:
+            seen.append(fetcher.stats())
+        # While the first download was running the others had been read and were waiting.
+    assert fetcher.stats().in_use == 0
+    assert seen[0].capacity == 1 and seen[0].waiting >= 1
+
+
+# -- misuse and cancellation ----------------------------------------------------------
+
+
+def test_bad_arguments_raise_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="max_concurrent"):
+        Fetcher(dest=tmp_path, max_concurrent=0)
+
+
+def test_a_file_as_dest_raises_destination_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DestinationError, match="not a folder"):
+        Fetcher(dest=tmp_path / "file")
+
+
+def test_missing_dest_is_created(tmp_path: Path) -> None:
+    with Fetcher(dest=tmp_path / "new" / "dir"):
+        pass
+    assert (tmp_path / "new" / "dir").is_dir()
+
+
+def test_a_string_instead_of_a_list_raises_type_error(tmp_path: Path) -> None:
+    with Fetcher(dest=tmp_path) as fetcher, pytest.raises(TypeError):
+        fetcher.fetch("https://example.com/one-url-not-a-list")
+
+
+def test_a_closed_fetcher_raises(tmp_path: Path) -> None:
+    fetcher = Fetcher(dest=tmp_path)
+    fetcher.close()
+    with pytest.raises(ClosedError):
+        fetcher.fetch([])
+
+
+def test_an_error_from_the_input_reaches_the_caller(tmp_path: Path) -> None:
+    def broken() -> Iterator[str]:
+        yield "junk"
+        raise OSError("disk went away")
+
+    with Fetcher(dest=tmp_path) as fetcher, pytest.raises(OSError, match="disk went away"):
+        list(fetcher.fetch(broken()))
+
+
+def test_an_empty_input_gives_no_results(tmp_path: Path) -> None:
+    assert run([], tmp_path) == []
+
+
+def test_leaving_the_loop_early_cancels_the_rest(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    urls = slow_files(server, 10, delay=0.2)
+    with Fetcher(dest=tmp_path, max_concurrent=1) as fetcher:
+        for _ in fetcher.fetch(urls):
+            break
+        time.sleep(0.5)
+    assert sum(server.requests.values()) <= 3
+
+
+def test_closing_mid_download_leaves_no_temporary_file(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/stall", srv.stalled(b"x" * 100, claimed=10_000, stall=8))
+    fetcher = Fetcher(dest=tmp_path, timeout=20)
+    iterator = fetcher.fetch([url])
+    consumer = threading.Thread(target=lambda: pytest.raises(ClosedError, list, iterator))
+    consumer.start()
+    deadline = time.monotonic() + 5
+    while not temp_files(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert temp_files(tmp_path), "the download never started"
+    began = time.monotonic()
+    fetcher.close()
+    consumer.join(10)
+    assert not consumer.is_alive()
+    assert time.monotonic() - began < 5
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,125 @@
+"""What the command shows: lines, summaries, bars; always escaped."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+import fetcher._progress
+from fetcher import Result, Status, Tally
+from fetcher._progress import BarDisplay, LineDisplay, describe, human_bytes, summarize
+
+NOW = datetime(2026, 11, 22, tzinfo=timezone.utc)
+
+
+def result(status: Status, **fields: object) -> Result:
+    values: dict[str, object] = {
+        "run_id": "r", "line": 3, "url": "https://h/rfc791.txt", "status": status,
+        "started_at": NOW, "finished_at": NOW, "total_s": 0.5,
+    }  # fmt: skip
+    values.update(fields)
+    return Result(**values)  # type: ignore[arg-type]
+
+
+OK = result(Status.OK, path=Path("/out/rfc791.txt"), bytes=2048)
+FAILED = result(Status.FAILED, error="HTTP 404 Not Found", http_status=404)
+
+
+def test_human_bytes() -> None:
+    assert [human_bytes(n) for n in (0, 1023, 2048, 5 << 20, 3 << 30)] == [
+        "0 B", "1023 B", "2.0 KiB", "5.0 MiB", "3.0 GiB",
+    ]  # fmt: skip
+
+
+def test_ok_line_names_the_url_the_file_and_the_size() -> None:
+    line = describe(OK)
+    assert line.startswith("ok ") and "https://h/rfc791.txt -> rfc791.txt" in line and "2.0 KiB" in line
+
+
+def test_failed_line_gives_the_line_number_and_reason() -> None:
+    assert describe(FAILED).endswith("https://h/rfc791.txt (line 3): HTTP 404 Not Found")
+
+
+def test_invalid_line_quotes_the_text_of_the_line() -> None:
+    line = describe(result(Status.INVALID, url="junk", error="not a URL"))
+    assert line.startswith("invalid") and "line 3: 'junk': not a URL" in line
+
+
+def test_descriptions_escape_control_characters_from_urls_and_servers() -> None:
+    hostile = result(Status.FAILED, url="https://h/\x1b[2Jx", error="HTTP 500 \x1b[31mred\u202e")
+    line = describe(hostile)
+    assert "\x1b" not in line and "\u202e" not in line
+    assert "\\x1b[2J" in line and "\\u202e" in line
+
+
+def test_summary_counts_each_status_that_happened() -> None:
+    tally = Tally()
+    for item in (OK, OK, FAILED):
+        tally.add(item)
+    assert summarize(tally, 1.5) == "fetcher: 3 URLs: 2 ok, 1 failed (4.0 KiB in 1.50s)"
+
+
+def test_summary_of_nothing_says_so() -> None:
+    assert "nothing to do" in summarize(Tally(), 0.0)
+
+
+def test_summary_of_an_interrupted_run_says_so() -> None:
+    assert summarize(Tally(), 2.0, interrupted=True).startswith("fetcher: interrupted after 0 URLs")
+
+
+def test_quiet_line_display_hides_successes_and_a_good_summary() -> None:
+    stream = io.StringIO()
+    display = LineDisplay(stream, quiet=True)
+    tally = Tally()
+    tally.add(OK)
+    display.show(OK)
+    display.summary(tally, 1.0)
+    assert stream.getvalue() == ""
+
+
+def test_quiet_line_display_shows_failures_and_the_summary() -> None:
+    stream = io.StringIO()
+    display = LineDisplay(stream, quiet=True)
+    tally = Tally()
+    for item in (OK, FAILED):
+        tally.add(item)
+        display.show(item)
+    display.summary(tally, 1.0)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("failed") and lines[1].startswith("fetcher: 2 URLs")
+
+
+def test_line_display_never_writes_carriage_returns() -> None:
+    stream = io.StringIO()
+    display = LineDisplay(stream)
+    display.show(OK)
+    display.show(FAILED)
+    assert "\r" not in stream.getvalue() and len(stream.getvalue().splitlines()) == 2
+
+
+def test_bar_display_counts_files_and_bytes() -> None:
+    stream = io.StringIO()
+    display = BarDisplay(stream, total=2)
+    watcher = display.watch("https://h/rfc791.txt", "rfc791.txt", 2048)
+    watcher.advance(2048)
+    watcher.done()
+    display.show(OK)
+    display.show(FAILED)
+    display.close()
+    text = stream.getvalue()
+    assert "2/2" in text and "2.0 KiB" in text
+    assert "failed" in text  # the line about the failure is printed above the bar
+
+
+def test_bar_display_escapes_file_names_in_bars(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fetcher._progress, "BAR_DELAY_S", 0.0)
+    stream = io.StringIO()
+    display = BarDisplay(stream, total=1)
+    watcher = display.watch("https://h/x", "evil\x1b[2J.txt", 10)
+    watcher.advance(5)
+    watcher.done()
+    display.close()
+    assert "\x1b[2J" not in stream.getvalue()
