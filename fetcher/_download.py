@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from ._config import FetcherConfig
@@ -148,17 +149,17 @@ def download(
                 watcher = watch(url, target.name, expected)
             with open(fd, "wb") as file:
                 try:
-                    for chunk in response.iter_content(config.chunk_size):
+                    # read1: whatever has arrived, up to chunk_size.  A full
+                    # read(chunk_size) would wait for a whole chunk, so a slow
+                    # download would show no progress for many seconds.
+                    while chunk := response.raw.read1(config.chunk_size, decode_content=True):
                         if cancelled.is_set():
                             raise Cancelled(url, "cancelled")
                         file.write(chunk)
                         received += len(chunk)
                         if watcher is not None:
                             watcher.advance(len(chunk))
-                except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError) as exc:
-                    # A stall mid-body is a timeout, not a short body.
-                    if isinstance(translate(exc, url), TransportError):
-                        raise
+                except urllib3.exceptions.ProtocolError as exc:
                     raise _short_body(url, response, expected) from exc
             on_wire = response.raw.tell()
             if expected is not None and on_wire != expected:

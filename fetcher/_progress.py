@@ -37,7 +37,7 @@ def describe(result: Result) -> str:
         size = human_bytes(result.bytes)
         return f"{status}{shown(result.url)} -> {escape(result.path.name)} ({size}, {result.total_s:.2f}s)"
     if result.status is Status.INVALID:
-        return f"{status}line {result.line}: {shown(result.url)[:200]!r}: {escape(result.error or '')}"
+        return f"{status}line {result.line}: '{shown(result.url)[:200]}': {escape(result.error or '')}"
     return f"{status}{shown(result.url)} (line {result.line}): {escape(result.error or '')}"
 
 

@@ -78,6 +78,8 @@ def check_url(url: str) -> str | None:
     """Return why *url* cannot be downloaded, or None if it can."""
     if len(url) > MAX_URL_LENGTH:
         return f"URL longer than {MAX_URL_LENGTH} characters"
+    if "://" not in url:
+        return "not a URL (expected http:// or https://)"
     if not url.isprintable() or any(c.isspace() for c in url):
         return "URL contains spaces or control characters"
     try:
@@ -86,7 +88,7 @@ def check_url(url: str) -> str | None:
     except ValueError as exc:
         return f"not a valid URL ({exc})"
     scheme = parts.scheme.lower()
-    if not scheme or "://" not in url:
+    if not scheme:
         return "not a URL (expected http:// or https://)"
     if scheme not in ("http", "https"):
         return f"unsupported scheme '{scheme}:' (only http and https)"
