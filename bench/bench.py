@@ -22,16 +22,30 @@ serves files generated into a temporary folder for three scenarios:
 
 Each available tool downloads the same URL list into a fresh, empty folder
 ``--runs`` times (the tools take turns within each round, so slow drifts of the
-machine hit all of them alike). For every run this measures the child
-process's wall time, its CPU time (user + sys, from ``os.wait4``) and its peak
-resident memory (``ru_maxrss``), plus the server's CPU time over the same
-interval (to spot a saturated server). After each run every file is checked
-for presence and exact size; a run that failed, timed out or produced wrong
-output is counted as failed and shown as such, never silently averaged in.
+machine hit all of them alike). For every run this measures:
 
-The tables report the MEDIAN of the successful runs: on a small shared machine
-single runs are disturbed by page-cache writeback, scheduler noise and the
-like, and the median ignores one such outlier where a mean would absorb it.
+* wall time, from spawning the tool to reaping it (start-up included: that is
+  what a user waits for);
+* CPU time, user + sys of the tool's process (and any children it waited for),
+  from ``os.wait4``;
+* peak memory, ``ru_maxrss`` from the same ``os.wait4``. The tool is launched
+  through a tiny ``/bin/sh`` so that this script's own memory does not leak
+  into the figure (see ``LAUNCHER``);
+* the server's CPU time over the same interval, to spot a saturated server;
+* in (b), the CPU that merely creating the 2,000 files costs in the same
+  folder ("fs floor"): on some disks and VMs it dominates every tool's figure.
+
+After each run every file is checked for presence and exact size; a run that
+failed, timed out (``--timeout``, then killed) or produced wrong output is
+counted as failed and shown as such, never silently mixed into the figures.
+The run's output is then deleted and the disk synced, so (c) needs only the
+served 1 GiB plus one run's 1 GiB. Temporary files go under ``--tmpdir``
+(default ``$TMPDIR``, else ``/var/tmp``, which is disk-backed by convention);
+``--tmpdir /dev/shm`` takes the disk out of the picture.
+
+The tables report the MEDIAN of the successful runs of each figure: on a
+small shared machine single runs are disturbed by writeback, scheduler and VM
+noise, and the median ignores one such outlier where a mean would absorb it.
 ``--json PATH`` writes every run's raw figures as well.
 """
 
@@ -108,7 +122,7 @@ SCENARIOS: dict[str, Scenario] = {
 
 
 def generate_files(scenario: Scenario, www: Path) -> None:
-    """Write the scenario's files under ``www/<key>/`` (random, incompressible)."""
+    """Write the scenario's files of random bytes under ``www/<key>/``."""
     folder = www / scenario.key
     folder.mkdir(parents=True)
     block_size = min(scenario.size, MIB)
@@ -150,7 +164,8 @@ class ServerProcess:
         line = self.proc.stdout.readline().decode().strip() if ready else ""
         if not line.startswith("PORT "):
             self.stop()
-            raise RuntimeError(f"server did not start (see {self.log_path}): {line!r}")
+            log = "\n".join(self.error_lines()[-20:])
+            raise RuntimeError(f"the server did not start: {line!r}\n{log}")
         return int(line.split()[1])
 
     @property
@@ -590,6 +605,17 @@ def failure_report(records: list[RunRecord]) -> str:
     return "\n".join(blocks)
 
 
+def project_commit() -> str:
+    """The checkout's git commit, and whether fetcher/ differs from it."""
+    repo = str(BENCH_DIR.parent)
+    commit = first_line_of(["git", "-C", repo, "rev-parse", "--short=10", "HEAD"])
+    if not commit:
+        return "unknown (not a git checkout)"
+    status = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--", "fetcher"],
+                            capture_output=True, text=True).stdout.strip()
+    return commit + (" (fetcher/ has uncommitted changes)" if status else "")
+
+
 def machine_info(tools: list[Tool]) -> dict[str, object]:
     cpu_model = "unknown"
     mem_gib = 0.0
@@ -605,6 +631,7 @@ def machine_info(tools: list[Tool]) -> dict[str, object]:
     except OSError:
         pass
     return {
+        "project_commit": project_commit(),
         "nproc": len(os.sched_getaffinity(0)),
         "cpu_model": cpu_model,
         "ram_gib": round(mem_gib, 1),
@@ -617,6 +644,7 @@ def machine_info(tools: list[Tool]) -> dict[str, object]:
 def print_machine(info: dict[str, object]) -> None:
     print(f"machine: {info['nproc']} CPUs ({info['cpu_model']}), {info['ram_gib']} GiB RAM, "
           f"Linux {info['kernel']}, Python {info['python']}")
+    print(f"project commit: {info['project_commit']}")
     for name, version in info["tools"].items():  # type: ignore[union-attr]
         print(f"  {name:8} {version}")
     print()
