@@ -15,6 +15,7 @@ encoded bytes, and that is what is compared.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import secrets
@@ -99,13 +100,17 @@ class TempFiles:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._paths: set[Path] = set()
+        self._prefix = f"{os.getpid()}-{secrets.token_hex(2)}-"
+        self._counter = itertools.count()
 
     def create(self, folder: Path) -> tuple[int, Path]:
         # O_EXCL: never open an existing file; mode 0o666 lets the umask decide,
         # so finished files get the same permissions as any other new file.
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
         for _ in range(16):
-            path = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}"
+            # Process id and a counter: unique here, and O_EXCL guards against
+            # a leftover from an earlier process that had the same id.
+            path = folder / f"{TEMP_PREFIX}{self._prefix}{next(self._counter)}{TEMP_SUFFIX}"
             try:
                 fd = os.open(path, flags, 0o666)
             except FileExistsError:

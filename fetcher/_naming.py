@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 from collections.abc import Iterable
 from urllib.parse import unquote, urlsplit
@@ -22,6 +23,7 @@ MAX_NAME_BYTES = 255
 
 # Path separators, characters Windows forbids, and the NUL byte.
 _FORBIDDEN = frozenset('/\\<>:"|?*\0')
+_FORBIDDEN_RE = re.compile(r'[/\\<>:"|?*\x00]')
 
 
 def name_from_url(url: str) -> str:
@@ -36,7 +38,9 @@ def name_from_url(url: str) -> str:
 
 def safe_name(name: str) -> str:
     """Make *name* usable as one file name inside DEST, and nothing else."""
-    cleaned = "".join("_" if c in _FORBIDDEN or not c.isprintable() else c for c in name)
+    cleaned = name
+    if not name.isprintable() or _FORBIDDEN_RE.search(name):  # the rare case: check each character
+        cleaned = "".join("_" if c in _FORBIDDEN or not c.isprintable() else c for c in name)
     cleaned = cleaned.strip().rstrip(".")
     if cleaned in ("", ".", ".."):
         return FALLBACK_NAME

@@ -8,6 +8,7 @@ lines is read one line at a time as the downloads need more.
 from __future__ import annotations
 
 import io
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from ._errors import FetcherError, URLListError
 
 #: Longer URLs are refused: servers reject them anyway, and they bloat the report.
 MAX_URL_LENGTH = 8192
+
+_SPACE = re.compile(r"\s")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -80,7 +83,7 @@ def check_url(url: str) -> str | None:
         return f"URL longer than {MAX_URL_LENGTH} characters"
     if "://" not in url:
         return "not a URL (expected http:// or https://)"
-    if not url.isprintable() or any(c.isspace() for c in url):
+    if not url.isprintable() or _SPACE.search(url):
         return "URL contains spaces or control characters"
     try:
         parts = urlsplit(url)
@@ -94,9 +97,13 @@ def check_url(url: str) -> str | None:
         return f"unsupported scheme '{scheme}:' (only http and https)"
     if not parts.hostname:
         return "URL has no host"
-    try:
-        # requests' own checks (IDNA host names and the like), with no network.
-        requests.PreparedRequest().prepare_url(url, None)
-    except requests.exceptions.RequestException as exc:
-        return f"not a valid URL ({exc.__class__.__name__})"
+    if parts.hostname.startswith(("*", ".")):
+        return "URL has an invalid host"
+    if not url.isascii():
+        # requests' own checks of international host names (IDNA), with no
+        # network.  An ASCII URL passes them whenever it passes the above.
+        try:
+            requests.PreparedRequest().prepare_url(url, None)
+        except requests.exceptions.RequestException as exc:
+            return f"not a valid URL ({exc.__class__.__name__})"
     return None
