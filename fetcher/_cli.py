@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -188,3 +189,22 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         signal.signal(signal.SIGTERM, previous)
     sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def entry() -> None:
+    """The console script and ``python -m fetcher``: main(), then a fast exit.
+
+    By the time main() returns, the report and the display are closed and
+    the workers are stopped; what is left is interpreter teardown (freeing
+    every object, closing idle connections one by one), which takes 50 to
+    100 ms with many threads and changes nothing the OS does not do anyway.
+    """
+    try:
+        main()
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else EXIT_OK
+    else:
+        code = EXIT_OK
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 from ._fetcher import Stats
 from ._result import Result, Status, Tally
@@ -47,7 +48,8 @@ def summarize(tally: Tally, elapsed_s: float, *, interrupted: bool = False) -> s
     parts = [f"{count} {status.value}" for status, count in tally.counts.items() if count]
     head = "interrupted after " if interrupted else ""
     counts = ", ".join(parts) or "none finished"
-    return f"fetcher: {head}{tally.total} URLs: {counts} ({human_bytes(tally.bytes)} in {elapsed_s:.2f}s)"
+    urls = "URL" if tally.total == 1 else "URLs"
+    return f"fetcher: {head}{tally.total} {urls}: {counts} ({human_bytes(tally.bytes)} in {elapsed_s:.2f}s)"
 
 
 class LineDisplay:
@@ -81,12 +83,17 @@ class BarDisplay(LineDisplay):
 
     def __init__(self, stream: TextIO, *, quiet: bool = False, total: int | None = None) -> None:
         super().__init__(stream, quiet=quiet)
+        # Imported here: only a terminal run needs tqdm, and a cron run
+        # should not pay for importing it.
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
         self._stats: Callable[[], Stats] | None = None
         self._lock = threading.Lock()
         self._bytes = 0
         self._started = time.monotonic()
         self._last_refresh = 0.0
-        self._overall = tqdm(
+        self._overall = self._tqdm(
             total=total, unit="file", desc="fetcher", file=stream, dynamic_ncols=True, position=0, leave=True
         )
 
@@ -104,7 +111,7 @@ class BarDisplay(LineDisplay):
             self._refresh(force=True)
 
     def message(self, text: str) -> None:
-        tqdm.write(text, file=self.stream)
+        self._tqdm.write(text, file=self.stream)
 
     def close(self) -> None:
         with self._lock:
@@ -148,7 +155,7 @@ class _FileBar:
         if self._bar is None:
             if time.monotonic() - self._began < BAR_DELAY_S:
                 return
-            self._bar = tqdm(
+            self._bar = self._display._tqdm(
                 total=self._total, initial=self._bytes - n, unit="B", unit_scale=True, unit_divisor=1024,
                 desc=self._name, file=self._display.stream, dynamic_ncols=True, leave=False, mininterval=0.2,
             )  # fmt: skip

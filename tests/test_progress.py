@@ -62,6 +62,12 @@ def test_summary_counts_each_status_that_happened() -> None:
     assert summarize(tally, 1.5) == "fetcher: 3 URLs: 2 ok, 1 failed (4.0 KiB in 1.50s)"
 
 
+def test_summary_of_one_url_is_singular() -> None:
+    tally = Tally()
+    tally.add(FAILED)
+    assert summarize(tally, 0.1).startswith("fetcher: 1 URL: 1 failed")
+
+
 def test_summary_of_nothing_says_so() -> None:
     assert "nothing to do" in summarize(Tally(), 0.0)
 
