@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import ssl
 
 import requests
 import urllib3.exceptions
@@ -104,8 +105,8 @@ def translate(exc: BaseException, url: str) -> DownloadError:
         return TransportError(url, "too many redirects")
     if _any(causes, requests.exceptions.InvalidSchema):
         return TransportError(url, "redirected to a URL that is not http or https")
-    if _any(causes, requests.exceptions.SSLError, urllib3.exceptions.SSLError):
-        return TransportError(url, f"TLS error: {_detail(exc)}")
+    if _any(causes, requests.exceptions.SSLError, urllib3.exceptions.SSLError, ssl.SSLError):
+        return TransportError(url, f"TLS error: {_tls_detail(causes) or _detail(exc)}")
     if _any(causes, requests.exceptions.ContentDecodingError, urllib3.exceptions.DecodeError):
         return BodyError(url, "could not decode the compressed body")
     if _any(causes, requests.exceptions.ChunkedEncodingError):
@@ -138,6 +139,17 @@ def _chain(exc: BaseException) -> list[BaseException]:
         seen.append(item)
         todo.extend([item.__cause__, item.__context__, getattr(item, "reason", None), *item.args[:1]])
     return seen
+
+
+def _tls_detail(causes: list[BaseException]) -> str | None:
+    """The OpenSSL reason under requests' and urllib3's wrappers, if any."""
+    for cause in causes:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"certificate verify failed: {cause.verify_message}"
+    for cause in causes:
+        if isinstance(cause, ssl.SSLError) and cause.reason:
+            return str(cause.reason).lower().replace("_", " ")
+    return None
 
 
 def _any(causes: list[BaseException], *kinds: type[BaseException]) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import ssl
 from collections.abc import Callable
 
 import pytest
@@ -198,3 +199,12 @@ def test_exception_tree(sub: type[BaseException], base: type[BaseException]) -> 
 def test_http_status_error_carries_the_status_code_and_phrase() -> None:
     error = HTTPStatusError(URL, 503, "Service Unavailable")
     assert (error.status_code, str(error), error.url) == (503, "HTTP 503 Service Unavailable", URL)
+
+
+def test_tls_error_names_the_openssl_reason_not_the_wrappers() -> None:
+    inner = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
+    inner.verify_message = "self-signed certificate in certificate chain"
+    wrapped = urllib3.exceptions.SSLError(inner)
+    pool = urllib3.HTTPSConnectionPool("files.example", 443)
+    error = translate(requests.exceptions.SSLError(urllib3.exceptions.MaxRetryError(pool, "/x", wrapped)), URL)
+    assert str(error) == "TLS error: certificate verify failed: self-signed certificate in certificate chain"
