@@ -144,20 +144,11 @@ def gzipped(data: bytes) -> Handler:
 
 def truncated(data: bytes, *, claimed: int) -> Handler:
     """Claim *claimed* bytes, send *data*, then close the connection."""
-
-    def handle(request: Request) -> None:
-        request.send_response(200)
-        request.send_header("Content-Length", str(claimed))
-        request.end_headers()
-        request.wfile.write(data)
-        request.wfile.flush()
-        request.close_connection = True
-
-    return handle
+    return stalled(data, claimed=claimed, stall=0.0)
 
 
 def stalled(data: bytes, *, claimed: int, stall: float) -> Handler:
-    """Send *data* of *claimed* bytes, then send nothing for *stall* seconds."""
+    """Claim *claimed* bytes, send *data*, send nothing for *stall* seconds, then close."""
 
     def handle(request: Request) -> None:
         request.send_response(200)
@@ -165,7 +156,8 @@ def stalled(data: bytes, *, claimed: int, stall: float) -> Handler:
         request.end_headers()
         request.wfile.write(data)
         request.wfile.flush()
-        request.server.owner.sleep(stall)
+        if stall:
+            request.server.owner.sleep(stall)
         request.close_connection = True
 
     return handle
