@@ -11,6 +11,7 @@ from types import FrameType
 
 import click
 
+from ._config import MAX_CONCURRENT_LIMIT
 from ._errors import ConfigError, FetcherError, URLListError
 from ._fetcher import Fetcher
 from ._progress import BarDisplay, LineDisplay
@@ -45,7 +46,7 @@ class _Terminated(BaseException):
     "--max",
     "-m",
     "max_concurrent",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_CONCURRENT_LIMIT),
     default=3,
     show_default=True,
     help="Downloads in flight at once.",

@@ -84,6 +84,39 @@ class _Cancelled:
     """Wakes a caller still waiting for results when the Fetcher is closed."""
 
 
+class _Window:
+    """How many URLs the feeder may have read that the caller has not received.
+
+    A full window makes the feeder wait until it is half empty, not just
+    until one place is free: otherwise, on a long list, every result the
+    caller takes would wake the feeder for a single line, two thread
+    switches per URL.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._low_water = size // 2
+        self._used = 0
+        self._changed = threading.Condition(threading.Lock())
+
+    def take(self, cancelled: threading.Event) -> bool:
+        """Take a place; False if *cancelled* was set first."""
+        with self._changed:
+            if self._used >= self._size:
+                while self._used > self._low_water and not cancelled.is_set():
+                    self._changed.wait(_POLL_S)
+            if cancelled.is_set():
+                return False
+            self._used += 1
+            return True
+
+    def give_back(self) -> None:
+        with self._changed:
+            self._used -= 1
+            if self._used == self._low_water:
+                self._changed.notify()
+
+
 class Run:
     """The threads and queues of one ``fetch()`` call."""
 
@@ -95,8 +128,7 @@ class Run:
         self._urls = urls
         self._pending: queue.Queue[_Job | None] = queue.Queue()
         self._results: queue.SimpleQueue[tuple[int, Result] | _End | _Failed | _Cancelled] = queue.SimpleQueue()
-        # Bounds what the feeder has read but the caller has not yet received.
-        self._window = threading.Semaphore(self.config.read_ahead)
+        self._window = _Window(self.config.read_ahead)
         self._cancelled = threading.Event()
         self._count_lock = threading.Lock()
         self._threads = [
@@ -129,14 +161,14 @@ class Run:
             seq, result = message
             if not ordered:
                 next_seq += 1
-                self._window.release()
+                self._window.give_back()
                 yield result
                 continue
             done[seq] = result
             while next_seq in done:
                 ready = done.pop(next_seq)
                 next_seq += 1
-                self._window.release()
+                self._window.give_back()
                 yield ready
 
     # -- feeder: input → pending ---------------------------------------------
@@ -151,7 +183,7 @@ class Run:
                     log.debug("line %d: duplicate URL, skipped", entry.line)
                     continue
                 seen.add(entry.url)
-                if not self._wait_for_window():
+                if not self._window.take(self._cancelled):
                     return
                 self._take(seq, entry)
                 seq += 1
@@ -160,12 +192,6 @@ class Run:
         finally:
             self._results.put(_End(seq))
             self._pending.put(None)
-
-    def _wait_for_window(self) -> bool:
-        while not self._window.acquire(timeout=_POLL_S):
-            if self._cancelled.is_set():
-                return False
-        return not self._cancelled.is_set()
 
     def _take(self, seq: int, entry: Entry) -> None:
         ready, ready_at = time.monotonic(), _now()

@@ -133,6 +133,7 @@ def test_failures_and_acquire_timeouts_exit_1(server: srv.LoopbackServer, tmp_pa
     [
         (["--max", "0"], "--max"),
         (["--max", "abc"], "--max"),
+        (["--max", "100000"], "--max"),
         (["--timeout", "0"], "--timeout"),
         (["--acquire-timeout", "-1"], "--acquire-timeout"),
         (["--acquire-timeout", "nan"], "acquire_timeout"),
