@@ -119,37 +119,43 @@ def cli(
     reserved = [report_path.name] if _same_folder(report_path.parent, dest) else []
     tally = Tally()
     began = time.monotonic()
+    interrupted: BaseException | None = None
     try:
-        with Fetcher(
-            max_concurrent=max_concurrent,
-            dest=dest,
-            acquire_timeout=acquire_timeout,
-            timeout=timeout,
-            watch=display.watch if isinstance(display, BarDisplay) else None,
-            reserved_names=reserved,
-        ) as fetcher:
+        with (
+            Fetcher(
+                max_concurrent=max_concurrent,
+                dest=dest,
+                acquire_timeout=acquire_timeout,
+                timeout=timeout,
+                watch=display.watch if isinstance(display, BarDisplay) else None,
+                reserved_names=reserved,
+            ) as fetcher,
+            _open_report(report_path) as writer,
+        ):
             if isinstance(display, BarDisplay):
                 display.follow(fetcher.stats)
-            try:
-                writer = ReportWriter(report_path)
-            except OSError as exc:
-                raise ConfigError(f"cannot write report '{report_path}': {exc.strerror or exc}") from exc
-            with writer:
-                for result in fetcher.as_completed(entries):
-                    tally.add(result)
-                    display.show(result)
-                    try:
-                        writer.write(result)
-                    except OSError as exc:
-                        display.message(f"fetcher: error: cannot write report '{report_path}': {exc.strerror}")
-                        return EXIT_FAILED
+            for result in fetcher.as_completed(entries):
+                tally.add(result)
+                display.show(result)
+                try:
+                    writer.write(result)
+                except OSError as exc:
+                    raise FetcherError(f"cannot write report '{report_path}': {exc.strerror or exc}") from exc
     except (KeyboardInterrupt, _Terminated) as exc:
+        interrupted = exc
+    finally:
         display.close()
-        display.summary(tally, time.monotonic() - began, interrupted=True)
-        return EXIT_TERMINATED if isinstance(exc, _Terminated) else EXIT_INTERRUPTED
-    display.close()
-    display.summary(tally, time.monotonic() - began)
+    display.summary(tally, time.monotonic() - began, interrupted=interrupted is not None)
+    if interrupted is not None:
+        return EXIT_TERMINATED if isinstance(interrupted, _Terminated) else EXIT_INTERRUPTED
     return tally.exit_code
+
+
+def _open_report(path: Path) -> ReportWriter:
+    try:
+        return ReportWriter(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write report '{path}': {exc.strerror or exc}") from exc
 
 
 def _same_folder(a: Path, b: Path) -> bool:
