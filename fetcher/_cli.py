@@ -120,6 +120,7 @@ def cli(
     tally = Tally()
     began = time.monotonic()
     interrupted: BaseException | None = None
+    completed = False
     try:
         with (
             Fetcher(
@@ -141,10 +142,11 @@ def cli(
                     writer.write(result)
                 except OSError as exc:
                     raise FetcherError(f"cannot write report '{report_path}': {exc.strerror or exc}") from exc
+        completed = True
     except (KeyboardInterrupt, _Terminated) as exc:
         interrupted = exc
     finally:
-        display.close()
+        display.close(completed=completed)
     display.summary(tally, time.monotonic() - began, interrupted=interrupted is not None)
     if interrupted is not None:
         return EXIT_TERMINATED if isinstance(interrupted, _Terminated) else EXIT_INTERRUPTED

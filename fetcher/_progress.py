@@ -74,7 +74,7 @@ class LineDisplay:
     def message(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
 
-    def close(self) -> None:
+    def close(self, *, completed: bool = True) -> None:
         pass
 
 
@@ -113,9 +113,9 @@ class BarDisplay(LineDisplay):
     def message(self, text: str) -> None:
         self._tqdm.write(text, file=self.stream)
 
-    def close(self) -> None:
+    def close(self, *, completed: bool = True) -> None:
         with self._lock:
-            if self._overall.total is not None and self._overall.n != self._overall.total:
+            if completed and self._overall.total is not None and self._overall.n != self._overall.total:
                 self._overall.total = self._overall.n  # duplicates were counted in the total
             self._refresh(force=True)
             self._overall.close()

@@ -129,3 +129,12 @@ def test_bar_display_escapes_file_names_in_bars(monkeypatch: pytest.MonkeyPatch)
     watcher.done()
     display.close()
     assert "\x1b[2J" not in stream.getvalue()
+
+
+def test_bar_display_of_an_interrupted_run_keeps_its_real_total() -> None:
+    stream = io.StringIO()
+    display = BarDisplay(stream, total=20)
+    display.show(OK)
+    display.close(completed=False)
+    final_render = stream.getvalue().rsplit("\r", 1)[-1]
+    assert "1/20" in final_render and "100%" not in final_render
