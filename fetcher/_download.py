@@ -40,6 +40,9 @@ log = logging.getLogger("fetcher")
 TEMP_PREFIX = ".fetcher-"
 TEMP_SUFFIX = ".part"
 
+#: A temporary file untouched this long was left by a run that was killed.
+ABANDONED_AFTER_S = 24 * 3600
+
 
 class Watcher(Protocol):
     """Told about one download's bytes as they arrive (the progress display)."""
@@ -130,6 +133,27 @@ class TempFiles:
             path.unlink()
         except FileNotFoundError:
             pass
+
+    @staticmethod
+    def remove_abandoned(folder: Path, *, older_than_s: float = ABANDONED_AFTER_S) -> int:
+        """Remove temporary files in *folder* left by runs that were killed.
+
+        A download in progress writes to its file with every chunk, and
+        fails after its timeout without data; a file untouched for a day
+        belongs to no live run, even one that overlaps this one.
+        """
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for path in folder.glob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
+            try:
+                if path.is_file() and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except OSError:
+                continue  # gone already, or not ours to remove
+        if removed:
+            log.info("removed %d temporary files left by earlier runs in %s", removed, folder)
+        return removed
 
     def remove_all(self) -> None:
         with self._lock:

@@ -82,6 +82,7 @@ class Fetcher:
         )
         _prepare_folder(self.config.dest)
         self.dest = self.config.dest.resolve()
+        TempFiles.remove_abandoned(self.dest)
         self.gate: Gate = gate if gate is not None else LocalGate(self.config.max_concurrent)
         self._temp_files = TempFiles()
         self._lock = threading.Lock()

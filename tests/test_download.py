@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ import requests
 import responses
 
 from fetcher._config import FetcherConfig
-from fetcher._download import TEMP_PREFIX, Outcome, TempFiles, download, new_session
+from fetcher._download import TEMP_PREFIX, TEMP_SUFFIX, Outcome, TempFiles, download, new_session
 from fetcher._errors import BodyError, Cancelled, HTTPStatusError, TransportError
 from tests import server as srv
 
@@ -210,9 +212,18 @@ def test_cancelled_download_removes_its_temporary_file(server: srv.LoopbackServe
 def test_temp_files_remove_all_deletes_unfinished_files(tmp_path: Path) -> None:
     temp_files = TempFiles()
     fd, path = temp_files.create(tmp_path)
-    import os
-
     os.close(fd)
     assert leftovers(tmp_path) == [path.name]
     temp_files.remove_all()
     assert leftovers(tmp_path) == []
+
+
+def test_abandoned_temporary_files_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
+    abandoned = tmp_path / f"{TEMP_PREFIX}killed-run{TEMP_SUFFIX}"
+    live = tmp_path / f"{TEMP_PREFIX}running{TEMP_SUFFIX}"
+    for path in (abandoned, live):
+        path.write_bytes(b"partial")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(abandoned, (two_days_ago, two_days_ago))
+    assert TempFiles.remove_abandoned(tmp_path) == 1
+    assert leftovers(tmp_path) == [live.name]

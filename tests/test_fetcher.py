@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -314,3 +315,12 @@ def test_closing_mid_download_leaves_no_temporary_file(server: srv.LoopbackServe
     assert not consumer.is_alive()
     assert time.monotonic() - began < 5
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_new_fetcher_removes_temporary_files_of_killed_runs(tmp_path: Path) -> None:
+    abandoned = tmp_path / f"{TEMP_PREFIX}killed.part"
+    abandoned.write_bytes(b"partial")
+    os.utime(abandoned, (0, 0))
+    with Fetcher(dest=tmp_path):
+        pass
+    assert not abandoned.exists()
