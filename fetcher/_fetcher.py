@@ -88,11 +88,13 @@ class Fetcher:
         self._lock = threading.Lock()
         self._runs: set[Run] = set()
         self._closed = False
+        namer = Namer(reserved_names)
+        # Threads last: everything above may raise, and must not leave workers behind.
         factory = session_factory or (lambda: new_session(self.config))
         self._pool = WorkerPool(self.config.max_concurrent, factory)
         self._shared = Shared(
             config=self.config, dest=self.dest, gate=self.gate, pool=self._pool,
-            namer=Namer(reserved_names), temp_files=self._temp_files, watch=watch,
+            namer=namer, temp_files=self._temp_files, watch=watch,
         )  # fmt: skip
 
     # -- public API ---------------------------------------------------------
