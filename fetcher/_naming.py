@@ -23,7 +23,7 @@ MAX_NAME_BYTES = 255
 
 # Path separators, characters Windows forbids, and the NUL byte.
 _FORBIDDEN = frozenset('/\\<>:"|?*\0')
-_FORBIDDEN_RE = re.compile(r'[/\\<>:"|?*\x00]')
+_FORBIDDEN_RE = re.compile("[" + re.escape("".join(sorted(_FORBIDDEN))) + "]")
 
 
 def name_from_url(url: str) -> str:
