@@ -141,7 +141,7 @@ def cli(
                 try:
                     writer.write(result)
                 except OSError as exc:
-                    raise FetcherError(f"cannot write report '{report_path}': {exc.strerror or exc}") from exc
+                    raise FetcherError(_cannot_write_report(report_path, exc)) from exc
         completed = True
     except (KeyboardInterrupt, _Terminated) as exc:
         interrupted = exc
@@ -154,10 +154,15 @@ def cli(
 
 
 def _open_report(path: Path) -> ReportWriter:
+    """Open the report, or raise ConfigError (exit 2: the run never started)."""
     try:
         return ReportWriter(path)
     except OSError as exc:
-        raise ConfigError(f"cannot write report '{path}': {exc.strerror or exc}") from exc
+        raise ConfigError(_cannot_write_report(path, exc)) from exc
+
+
+def _cannot_write_report(path: Path, exc: OSError) -> str:
+    return f"cannot write report '{path}': {exc.strerror or exc}"
 
 
 def _same_folder(a: Path, b: Path) -> bool:
