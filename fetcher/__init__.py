@@ -11,7 +11,6 @@ Everything public is exported here; the underscored modules are private.
 import logging
 
 from ._config import FetcherConfig
-from ._download import Watcher
 from ._errors import (
     BodyError,
     ClosedError,
@@ -31,6 +30,7 @@ from ._report import ReportWriter
 from ._result import FIELDS, Result, Status, Tally
 from ._urls import Entry, check_url, open_url_list
 from ._version import __version__
+from .transfer.download import Watcher
 
 # A library leaves output to the application: without a handler configured,
 # nothing is printed (not even warnings, via logging's last resort).

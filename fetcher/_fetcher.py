@@ -15,13 +15,14 @@ from types import TracebackType
 import requests
 
 from ._config import DEFAULT_USER_AGENT, FetcherConfig
-from ._download import TempFiles, WatchStart, new_session
 from ._errors import ClosedError, DestinationError
 from ._gate import Gate, LocalGate
 from ._naming import Namer
 from ._pool import WorkerPool
 from ._result import Result
 from ._run import Item, Run, Shared
+from .transfer.download import WatchStart, new_session
+from .transfer.tempfiles import TempFiles
 
 log = logging.getLogger("fetcher")
 

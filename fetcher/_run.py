@@ -29,7 +29,6 @@ from typing import Any
 import requests
 
 from ._config import FetcherConfig
-from ._download import TempFiles, WatchStart, download
 from ._errors import ClosedError, translate
 from ._gate import Gate, Slot
 from ._naming import Namer
@@ -37,6 +36,8 @@ from ._pool import WorkerPool
 from ._result import Result, Status
 from ._text import redact
 from ._urls import Entry, check_url
+from .transfer.download import WatchStart, download
+from .transfer.tempfiles import TempFiles
 
 log = logging.getLogger("fetcher")
 

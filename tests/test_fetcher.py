@@ -20,7 +20,7 @@ from fetcher import (
     Result,
     Status,
 )
-from fetcher._download import TEMP_PREFIX
+from fetcher.transfer.tempfiles import TEMP_PREFIX
 from tests import server as srv
 
 

@@ -12,8 +12,9 @@ import requests
 import responses
 
 from fetcher._config import FetcherConfig
-from fetcher._download import TEMP_PREFIX, TEMP_SUFFIX, Outcome, TempFiles, download, new_session
 from fetcher._errors import BodyError, Cancelled, HTTPStatusError, TransportError
+from fetcher.transfer.download import Outcome, download, new_session
+from fetcher.transfer.tempfiles import TEMP_PREFIX, TEMP_SUFFIX, TempFiles
 from tests import server as srv
 
 URL = "https://files.example/rfc791.txt"
