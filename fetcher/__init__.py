@@ -20,6 +20,7 @@ from ._errors import (
     DownloadError,
     FetcherError,
     HTTPStatusError,
+    StateError,
     TransportError,
     URLListError,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "ReportWriter",
     "Result",
     "Slot",
+    "StateError",
     "Stats",
     "Status",
     "Tally",

@@ -2,7 +2,8 @@
 
     FetcherError                  root of everything fetcher raises
     ├── ConfigError (ValueError)  a bad argument or option value
-    │   └── DestinationError      DEST is not a usable folder
+    │   ├── DestinationError      DEST is not a usable folder
+    │   └── StateError            the state database cannot be opened or used
     ├── URLListError              the URL list cannot be opened or read
     ├── ClosedError (RuntimeError) the Fetcher was used after close()
     └── DownloadError             one URL failed; carries ``url``
@@ -11,7 +12,9 @@
         ├── TransportError        no answer: DNS, connect, TLS, timeouts, redirects
         └── DiskError             the file could not be written
 
-Only the first four are raised to callers.  A DownloadError never escapes a
+Only the first four are raised to callers.  A DownloadError's ``transient``
+says whether the same request may well work a little later (a reset, a
+stall, a 503): the retry policy retries those and nothing else.  A DownloadError never escapes a
 ``fetch()``: it becomes a failed Result whose ``error`` is its message.
 """
 
@@ -39,6 +42,10 @@ class DestinationError(ConfigError):
     """The destination folder does not exist and cannot be made, or is not writable."""
 
 
+class StateError(ConfigError):
+    """The state database cannot be opened, or is not one fetcher can use."""
+
+
 class URLListError(FetcherError):
     """The URL list cannot be opened or read."""
 
@@ -48,21 +55,33 @@ class ClosedError(FetcherError, RuntimeError):
 
 
 class DownloadError(FetcherError):
-    """One URL failed.  The message is short and safe to show (no password)."""
+    """One URL failed.  The message is short and safe to show (no password).
 
-    def __init__(self, url: str, reason: str) -> None:
+    ``transient`` is True when trying again later may well work.
+    """
+
+    def __init__(self, url: str, reason: str, *, transient: bool = False) -> None:
         super().__init__(reason)
         self.url = url
         self.reason = reason
+        self.transient = transient
+
+
+#: Statuses that say "not now" rather than "no": worth another attempt.
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 class HTTPStatusError(DownloadError):
-    """The server answered with an error status."""
+    """The server answered with an error status.
 
-    def __init__(self, url: str, status_code: int, reason_phrase: str) -> None:
+    ``retry_after`` is the raw ``Retry-After`` header, if the server sent one.
+    """
+
+    def __init__(self, url: str, status_code: int, reason_phrase: str, *, retry_after: str | None = None) -> None:
         phrase = f" {reason_phrase}" if reason_phrase else ""
-        super().__init__(url, f"HTTP {status_code}{phrase}")
+        super().__init__(url, f"HTTP {status_code}{phrase}", transient=status_code in TRANSIENT_STATUSES)
         self.status_code = status_code
+        self.retry_after = retry_after
 
 
 class BodyError(DownloadError):
@@ -94,13 +113,13 @@ def translate(exc: BaseException, url: str) -> DownloadError:
     # Before the timeouts: urllib3 2 makes NewConnectionError (refused, DNS)
     # a subclass of ConnectTimeoutError.
     if _any(causes, urllib3.exceptions.NameResolutionError, socket.gaierror):
-        return TransportError(url, "could not resolve the host name")
+        return TransportError(url, "could not resolve the host name", transient=_resolver_busy(causes))
     if _any(causes, ConnectionRefusedError):
-        return TransportError(url, "connection refused")
+        return TransportError(url, "connection refused", transient=True)
     if _any(causes, requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError):
-        return TransportError(url, "connection timed out")
+        return TransportError(url, "connection timed out", transient=True)
     if _any(causes, requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError, socket.timeout):
-        return TransportError(url, "server stalled: no data within the read timeout")
+        return TransportError(url, "server stalled: no data within the read timeout", transient=True)
     if _any(causes, requests.exceptions.TooManyRedirects):
         return TransportError(url, "too many redirects")
     if _any(causes, requests.exceptions.InvalidSchema):
@@ -110,18 +129,27 @@ def translate(exc: BaseException, url: str) -> DownloadError:
     if _any(causes, requests.exceptions.ContentDecodingError, urllib3.exceptions.DecodeError):
         return BodyError(url, "could not decode the compressed body")
     if _any(causes, requests.exceptions.ChunkedEncodingError):
-        return BodyError(url, "connection closed before the body was complete")
+        return BodyError(url, "connection closed before the body was complete", transient=True)
     if _any(causes, urllib3.exceptions.ProtocolError):
-        return TransportError(url, "connection closed before a response came")
+        return TransportError(url, "connection closed before a response came", transient=True)
     if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)):
         return TransportError(url, f"invalid URL after redirect: {_detail(exc)}")
     if isinstance(exc, requests.exceptions.ConnectionError):
-        return TransportError(url, f"connection failed: {_detail(exc)}")
+        return TransportError(url, f"connection failed: {_detail(exc)}", transient=True)
     if isinstance(exc, OSError) and not isinstance(exc, requests.exceptions.RequestException):
         if exc.errno == errno.ENOSPC:
             return DiskError(url, "no space left on the destination disk")
         return DiskError(url, f"could not write the file: {exc.strerror or _detail(exc)}")
     return DownloadError(url, f"{type(exc).__name__}: {_detail(exc)}")
+
+
+def _resolver_busy(causes: list[BaseException]) -> bool:
+    """True for "try again" from the resolver, False for "no such host".
+
+    A name that does not exist will not exist in a minute either; a resolver
+    that timed out may well answer then.
+    """
+    return any(isinstance(cause, socket.gaierror) and cause.errno == socket.EAI_AGAIN for cause in causes)
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
