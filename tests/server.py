@@ -6,37 +6,62 @@ control of the response, and werkzeug's server keeps a connection open after
 a short body, which turns a truncation into a stall.  This is the standard
 library's ThreadingHTTPServer with counters added.
 
+Besides fixed answers it serves ``Resource``: one representation with
+validators, answering conditional GET (304) and Range/If-Range (206, 416) as
+RFC 9110 says, optionally cut short or paced; and ``faulty``, which answers a
+path's first requests with faults and the rest normally.  It is not a general
+web server: GET only (no HEAD), one byte range per request, no content
+negotiation.
+
 Every sleep here waits on the server's stop event, so shutting the server
 down never waits for a stalled handler.
 """
 
 from __future__ import annotations
 
+import enum
 import gzip
+import re
 import threading
-from collections import Counter
+import time
+from collections import Counter, defaultdict
 from collections.abc import Callable
+from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BufferedIOBase
+from typing import TypeVar
 
 Handler = Callable[["Request"], None]
+T = TypeVar("T")
 
 # No test waits longer than this for anything the server does.
 MAX_STALL_S = 10.0
+# How often the serving loop looks at the stop flag: stop() waits up to this long,
+# once per test.
+POLL_S = 0.01
+# headers_seen and statuses keep at most this many (the latest) entries per path.
+HISTORY_CAP = 1000
 
 
 class Request(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
+    # The route path of the request being answered ("" before one is read),
+    # and whether its headers are out, so that only body bytes are counted.
+    route_path = ""
+    in_body = False
 
     def setup(self) -> None:
         super().setup()
+        self.wfile = _BodyCounter(self.wfile, self)  # type: ignore[assignment]
         self.server.owner._count_connection()
 
     def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
         owner = self.server.owner
         path = self.path.split("?", 1)[0]
+        self.route_path, self.in_body = path, False
         handler = owner.routes.get(path)
-        owner._enter(path)
+        owner._enter(path, dict(self.headers.items()))
         try:
             if handler is None:
                 send(self, b"no such route\n", status=404)
@@ -45,8 +70,46 @@ class Request(BaseHTTPRequestHandler):
         finally:
             owner._leave()
 
+    def send_response(self, code: int, message: str | None = None) -> None:
+        if self.route_path:
+            self.server.owner._record_status(self.route_path, code)
+        super().send_response(code, message)
+
+    def end_headers(self) -> None:
+        super().end_headers()
+        self.in_body = True
+
     def log_message(self, format: str, *args: object) -> None:
         pass  # keep test output clean
+
+
+class _BodyCounter:
+    """A handler's ``wfile`` that adds what is written after the headers to ``bytes_sent``.
+
+    Counting at the socket rather than in each handler keeps the figure honest
+    for every handler, including ones a test writes itself.  A write counts
+    once the kernel took it, which is not proof that the client read it.
+    """
+
+    def __init__(self, raw: BufferedIOBase, request: Request) -> None:
+        self._raw = raw
+        self._request = request
+
+    def write(self, data: bytes) -> int:
+        written = self._raw.write(data)
+        if self._request.in_body and data:
+            self._request.server.owner._count_body(self._request.route_path, len(data))
+        return written
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+    def close(self) -> None:
+        self._raw.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._raw.closed
 
 
 class _Server(ThreadingHTTPServer):
@@ -58,11 +121,26 @@ class _Server(ThreadingHTTPServer):
 
 
 class LoopbackServer:
-    """Start with ``start()``, add routes with ``route()``, read the counters."""
+    """Start with ``start()``, add routes with ``route()``, read the counters.
+
+    Counters, per route path (the URL path without its query):
+
+    * ``requests``: requests received;
+    * ``headers_seen``: each request's headers as a dict, in order (the latest
+      ``HISTORY_CAP``), e.g. ``headers_seen["/f"][-1].get("If-None-Match")``;
+    * ``statuses``: the status sent to each request, in order (the latest
+      ``HISTORY_CAP``);
+    * ``bytes_sent``: body bytes written, headers not counted;
+
+    and for the whole server ``connections``, ``in_flight`` and ``max_in_flight``.
+    """
 
     def __init__(self) -> None:
         self.routes: dict[str, Handler] = {}
         self.requests: Counter[str] = Counter()
+        self.headers_seen: dict[str, list[dict[str, str]]] = defaultdict(list)
+        self.statuses: dict[str, list[int]] = defaultdict(list)
+        self.bytes_sent: Counter[str] = Counter()
         self.connections = 0
         self.in_flight = 0
         self.max_in_flight = 0
@@ -70,12 +148,12 @@ class LoopbackServer:
         self._lock = threading.Lock()
         self._httpd = _Server(("127.0.0.1", 0), Request)
         self._httpd.owner = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": POLL_S}, daemon=True)
 
     @property
     def base(self) -> str:
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -103,15 +181,30 @@ class LoopbackServer:
         with self._lock:
             self.connections += 1
 
-    def _enter(self, path: str) -> None:
+    def _enter(self, path: str, headers: dict[str, str]) -> None:
         with self._lock:
             self.requests[path] += 1
+            _append_capped(self.headers_seen[path], headers)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
     def _leave(self) -> None:
         with self._lock:
             self.in_flight -= 1
+
+    def _record_status(self, path: str, code: int) -> None:
+        with self._lock:
+            _append_capped(self.statuses[path], code)
+
+    def _count_body(self, path: str, size: int) -> None:
+        with self._lock:
+            self.bytes_sent[path] += size
+
+
+def _append_capped(history: list[T], item: T) -> None:
+    history.append(item)
+    if len(history) > HISTORY_CAP:
+        del history[0]
 
 
 # -- handlers: each returns a function that answers one request ---------------
@@ -133,6 +226,30 @@ def body(data: bytes, *, status: int = 200, headers: dict[str, str] | None = Non
         if delay:
             request.server.owner.sleep(delay)
         send(request, data, status=status, headers=headers)
+
+    return handle
+
+
+def status(code: int, headers: dict[str, str] | None = None, body: bytes = b"") -> Handler:
+    """Answer with status *code*, e.g. ``status(503, headers={"Retry-After": "0"})``."""
+
+    def handle(request: Request) -> None:
+        send(request, body, status=code, headers=headers)
+
+    return handle
+
+
+def faulty(first: list[Handler], then: Handler) -> Handler:
+    """Faults that clear: request i of this handler is answered by ``first[i]``, later ones by ``then``."""
+    answered = 0
+    lock = threading.Lock()
+
+    def handle(request: Request) -> None:
+        nonlocal answered
+        with lock:
+            index = answered
+            answered += 1
+        (first[index] if index < len(first) else then)(request)
 
     return handle
 
@@ -167,7 +284,13 @@ def raw(response: bytes) -> Handler:
     """Write *response* bytes as they are (status line and headers included), then close."""
 
     def handle(request: Request) -> None:
-        request.wfile.write(response)
+        head, blank, rest = response.partition(b"\r\n\r\n")
+        code = head.split(b" ", 2)[1:2]
+        if code and code[0].isdigit():
+            request.server.owner._record_status(request.route_path, int(code[0]))
+        request.wfile.write(head + blank)
+        request.in_body = bool(blank)  # only what follows a complete head is body
+        request.wfile.write(rest)
         request.wfile.flush()
         request.close_connection = True
 
@@ -176,3 +299,246 @@ def raw(response: bytes) -> Handler:
 
 def redirect(location: str, *, status: int = 302) -> Handler:
     return body(b"", status=status, headers={"Location": location})
+
+
+# -- Resource: one representation with validators, conditional GET and ranges --
+
+
+class _Next(enum.Enum):
+    """Default of ``Resource.update``: move the validator on to its next value."""
+
+    VALUE = 0
+
+
+NEXT = _Next.VALUE
+_ETAG = re.compile(r'\s*(W/)?"([^"]*)"\s*(?:,|$)')
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def http_date(timestamp: float) -> str:
+    """*timestamp* as an IMF-fixdate, the form servers send (``Sun, 06 Nov 1994 08:49:37 GMT``)."""
+    return formatdate(timestamp, usegmt=True)
+
+
+def _date(text: str) -> float | None:
+    try:
+        return parsedate_to_datetime(text).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _entity_tags(field: str) -> list[tuple[bool, str]] | None:
+    """The (weak, opaque tag) pairs of an If-None-Match list; None if it does not parse."""
+    tags, position = [], 0
+    while position < len(field):
+        match = _ETAG.match(field, position)
+        if match is None:
+            return None
+        tags.append((bool(match.group(1)), match.group(2)))
+        position = match.end()
+    return tags
+
+
+class Resource:
+    """One static representation, served as RFC 9110 says; a test may change it between requests.
+
+    ``Resource(data, etag='"v1"', last_modified=<a day ago>, ...)`` is a handler:
+    ``server.route("/f", resource)``.  It answers, in the RFC's order:
+
+    * ``If-None-Match`` (weak comparison, ``*`` matches) -> 304 with the
+      validators and no body; only when that header is absent,
+      ``If-Modified-Since`` -> 304 when Last-Modified is not later (with
+      ``ims_exact=True``, only when the string equals Last-Modified byte for
+      byte, as nginx does by default);
+    * with ``ranges=True``, ``Range: bytes=N-``, ``bytes=N-M`` or ``bytes=-S``
+      -> 206 with ``Content-Range: bytes N-M/total``, unless ``If-Range`` is
+      present and false (strong comparison with the ETag, so a weak tag never
+      matches; or a date equal to Last-Modified byte for byte) -> the full 200.
+      A range starting at or past the end -> 416 with ``Content-Range:
+      bytes */total``.  A malformed or multi-range header is ignored (200).
+      ``ranges=False`` ignores Range altogether, as Python's http.server does;
+    * ``Accept-Ranges: bytes`` when ``accept_ranges`` (independent of
+      ``ranges``, so a server that advertises ranges and ignores them can be
+      built), and always ``Date``.
+
+    ``content_encoding="gzip"`` sends ``data`` gzip-compressed with
+    ``Content-Encoding: gzip``; ranges and lengths then count encoded bytes.
+
+    Faults and pacing, for body-bearing answers (200 and 206):
+
+    * ``cut_after=K, cuts=C``: the first C of them send only K body bytes
+      (counted from the start of what that answer sends) under the full
+      Content-Length, then close the connection;
+    * ``rate=B``: the body goes out at B bytes per second in small pieces,
+      each wait through ``server.sleep``; a resumed (206) answer is paced too.
+
+    ``body_responses`` counts the 200 and 206 answers sent so far.
+    """
+
+    def __init__(
+        self,
+        data: bytes,
+        *,
+        etag: str | None = '"v1"',
+        last_modified: str | None | _Next = NEXT,
+        accept_ranges: bool = True,
+        ranges: bool = True,
+        ims_exact: bool = False,
+        content_encoding: str | None = None,
+        cut_after: int | None = None,
+        cuts: int = 0,
+        rate: float | None = None,
+    ) -> None:
+        if content_encoding not in (None, "gzip"):
+            raise ValueError(f"content_encoding: only gzip is supported, not {content_encoding!r}")
+        if rate is not None and rate <= 0:
+            raise ValueError(f"rate: must be above 0 bytes/s, not {rate!r}")
+        self.accept_ranges = accept_ranges
+        self.ranges = ranges
+        self.ims_exact = ims_exact
+        self.content_encoding = content_encoding
+        self.cut_after = cut_after
+        self.cuts = cuts
+        self.rate = rate
+        self.body_responses = 0
+        self._version = 0
+        self._lock = threading.Lock()
+        default_date = http_date(time.time() - 86400)
+        self._set(data, etag, default_date if last_modified is NEXT else last_modified)
+
+    def update(self, data: bytes, *, etag: str | None | _Next = NEXT, last_modified: str | None | _Next = NEXT) -> None:
+        """Replace the representation.
+
+        By default the validators move on, so that a client can tell: the ETag
+        becomes ``"v<n>"`` (n = 2, 3, ...; it stays absent if it was None) and
+        Last-Modified one second later than before (stays absent if None).  Pass
+        them to choose, e.g. the old ones to build a server that lies.
+        """
+        with self._lock:
+            if etag is NEXT:
+                etag = None if self.etag is None else f'"v{self._version + 1}"'
+            if last_modified is NEXT:
+                old = None if self.last_modified is None else _date(self.last_modified)
+                last_modified = None if old is None else http_date(old + 1)
+            self._set(data, etag, last_modified)
+
+    def _set(self, data: bytes, etag: str | None, last_modified: str | None) -> None:
+        """Replace everything at once (under the lock after __init__), so no answer mixes versions."""
+        self.data, self.etag, self.last_modified = data, etag, last_modified
+        self.encoded = gzip.compress(data, mtime=0) if self.content_encoding == "gzip" else data
+        self._version += 1
+
+    def __call__(self, request: Request) -> None:
+        with self._lock:
+            encoded, etag, last_modified = self.encoded, self.etag, self.last_modified
+        headers = {"Content-Type": "application/octet-stream"}
+        if etag is not None:
+            headers["ETag"] = etag
+        if last_modified is not None:
+            headers["Last-Modified"] = last_modified
+        if self._not_modified(request, etag, last_modified):
+            _send_head(request, 304, headers)
+            return
+        if self.accept_ranges:
+            headers["Accept-Ranges"] = "bytes"
+        if self.content_encoding:
+            headers["Content-Encoding"] = self.content_encoding
+        total = len(encoded)
+        span = self._range(request, etag, last_modified, total)
+        if span == "unsatisfiable":
+            _send_head(request, 416, {"Content-Range": f"bytes */{total}", "Content-Length": "0"})
+            return
+        code, start, end = (200, 0, total) if span is None else (206, *span)
+        if code == 206:
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{total}"
+        headers["Content-Length"] = str(end - start)
+        with self._lock:
+            self.body_responses += 1
+            cut = self.cut_after if self.body_responses <= self.cuts else None
+        _send_head(request, code, headers)
+        _write_body(request, encoded[start:end], limit=cut, rate=self.rate)
+        if cut is not None:
+            request.close_connection = True
+
+    def _not_modified(self, request: Request, etag: str | None, last_modified: str | None) -> bool:
+        if_none_match = request.headers.get("If-None-Match")
+        if if_none_match is not None:
+            if if_none_match.strip() == "*":
+                return True
+            theirs = _entity_tags(if_none_match) or []
+            mine = _entity_tags(etag or "") or []
+            # Weak comparison: the opaque tags match, W/ or not (RFC 9110 8.8.3.2).
+            return len(mine) == 1 and mine[0][1] in {tag for _, tag in theirs}
+        since = request.headers.get("If-Modified-Since")
+        if since is None or last_modified is None:
+            return False
+        if self.ims_exact:
+            return since == last_modified
+        since_ts, modified_ts = _date(since), _date(last_modified)
+        return since_ts is not None and modified_ts is not None and modified_ts <= since_ts
+
+    def _range(
+        self, request: Request, etag: str | None, last_modified: str | None, total: int
+    ) -> tuple[int, int] | str | None:
+        """(start, end) to send, "unsatisfiable", or None for the whole representation."""
+        header = request.headers.get("Range")
+        if not self.ranges or header is None:
+            return None
+        match = _RANGE.fullmatch(header.strip())
+        if match is None or not (match.group(1) or match.group(2)):
+            return None  # malformed or several ranges: ignored, as RFC 9110 14.2 allows
+        if_range = request.headers.get("If-Range")
+        if if_range is not None and not _if_range_holds(if_range.strip(), etag, last_modified):
+            return None
+        first, last = match.group(1), match.group(2)
+        if not first:  # suffix: the last S bytes
+            suffix = int(last)
+            return (max(0, total - suffix), total) if suffix and total else "unsatisfiable"
+        start = int(first)
+        if last and int(last) < start:
+            return None
+        if start >= total:
+            return "unsatisfiable"
+        return start, min(total, int(last) + 1) if last else total
+
+
+def _if_range_holds(if_range: str, etag: str | None, last_modified: str | None) -> bool:
+    """RFC 9110 13.1.5: a strong ETag match, or a date equal to Last-Modified byte for byte."""
+    if if_range.startswith(('"', 'W/"')):
+        theirs, mine = _entity_tags(if_range), _entity_tags(etag) if etag else None
+        if not theirs or not mine or len(theirs) != 1:
+            return False
+        (their_weak, their_tag), (my_weak, my_tag) = theirs[0], mine[0]
+        return not their_weak and not my_weak and their_tag == my_tag
+    return last_modified is not None and if_range == last_modified
+
+
+def _send_head(request: Request, code: int, headers: dict[str, str]) -> None:
+    request.send_response(code)
+    for name, value in headers.items():
+        request.send_header(name, value)
+    request.end_headers()
+
+
+def _write_body(request: Request, data: bytes, *, limit: int | None, rate: float | None) -> None:
+    """Write *data* (only its first *limit* bytes if given), at *rate* bytes/s if given."""
+    if limit is not None:
+        data = data[:limit]
+    if rate is None:
+        request.wfile.write(data)
+        request.wfile.flush()
+        return
+    owner = request.server.owner
+    # Pieces small enough for ~50 of them a second: a test that kills the
+    # client "at 60 %" gets close to 60 %.
+    piece = max(1, min(16384, int(rate / 50)))
+    start = time.monotonic()
+    for offset in range(0, len(data), piece):
+        # Piece k leaves at start + k * piece / rate: no drift from slow writes.
+        wait = start + offset / rate - time.monotonic()
+        if wait > 0:
+            owner.sleep(wait)
+        if owner.stopping.is_set():
+            request.close_connection = True
+            return
+        request.wfile.write(data[offset : offset + piece])
