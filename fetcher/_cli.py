@@ -20,13 +20,14 @@ from ._result import Tally
 from ._text import escape
 from ._urls import count_entries, open_url_list
 from ._version import __version__
+from .state import DEFAULT_STATE_NAME
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUTS_ONLY = 0, 1, 2, 3
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 
 EPILOG = """\b
 Exit status:
-  0    every URL was downloaded
+  0    every URL was downloaded (or was unchanged, or skipped as asked)
   1    a URL failed (HTTP error, network error, bad body, invalid line),
        or the report could not be written
   2    usage error: bad option, unreadable URL list, unusable DEST
@@ -76,6 +77,45 @@ class _Terminated(BaseException):
     help="Connect timeout, and how long a server may send nothing mid-body.",
 )
 @click.option(
+    "--retries",
+    type=click.IntRange(min=0, max=100),
+    default=3,
+    show_default=True,
+    metavar="N",
+    help="Extra attempts for a transient failure (connection error, stall, body cut short, HTTP 408, 429, 5xx).",
+)
+@click.option(
+    "--retry-wait-max",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Longest wait between attempts (exponential backoff from 1 s, with full jitter).",
+)
+@click.option(
+    "--retry-after-max",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Longest Retry-After obeyed; a server that asks for more fails the URL.",
+)
+@click.option(
+    "--state",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help=f"State database that makes re-runs conditional and resumes partial downloads. "
+    f"[default: DEST/{DEFAULT_STATE_NAME}]",
+)
+@click.option("--force", is_flag=True, help="Download every URL in full, whatever the state database says.")
+@click.option("--skip-existing", is_flag=True, help="Never request a URL whose file already exists.")
+@click.option(
+    "--remote-time/--no-remote-time",
+    default=True,
+    show_default=True,
+    help="Give each file the server's Last-Modified time.",
+)
+@click.option(
     "--report",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
@@ -99,6 +139,13 @@ def cli(
     dest: Path,
     acquire_timeout: float | None,
     timeout: float,
+    retries: int,
+    retry_wait_max: float,
+    retry_after_max: float,
+    state: Path | None,
+    force: bool,
+    skip_existing: bool,
+    remote_time: bool,
     report: Path | None,
     progress: bool | None,
     quiet: bool,
@@ -107,6 +154,8 @@ def cli(
 
     The list has one URL per line; blank lines and lines starting with # are skipped.
     """
+    if force and skip_existing:
+        raise click.UsageError("--force and --skip-existing cannot be used together")
     entries = open_url_list(url_list)
     report_path = report if report is not None else dest / DEFAULT_REPORT_NAME
     if progress is None:
@@ -128,6 +177,13 @@ def cli(
                 dest=dest,
                 acquire_timeout=acquire_timeout,
                 timeout=timeout,
+                retries=retries,
+                retry_wait_max=retry_wait_max,
+                retry_after_max=retry_after_max,
+                state=True if state is None else state,
+                force=force,
+                skip_existing=skip_existing,
+                remote_time=remote_time,
                 watch=display.watch if isinstance(display, BarDisplay) else None,
                 reserved_names=reserved,
             ) as fetcher,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._errors import ConfigError
+from ._validate import flag, seconds, whole
 from ._version import __version__
+from .transfer.retry import RetryPolicy
 
 #: More threads than this is not polite to anyone, and costs memory for nothing.
 MAX_CONCURRENT_LIMIT = 512
@@ -38,37 +39,38 @@ class FetcherConfig:
     read_ahead: int = 10_000
     #: Sent as the User-Agent header.
     user_agent: str = DEFAULT_USER_AGENT
+    #: How transient failures are retried (a URL waiting to retry holds no slot).
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: The state database (validators of saved files, resumable partial
+    #: files); None keeps no state, so every run downloads everything.
+    state: Path | None = None
+    #: Give each saved file the server's Last-Modified as its mtime.
+    remote_time: bool = True
+    #: Download every URL in full, whatever the state database says.
+    force: bool = False
+    #: Never request a URL whose file already exists.
+    skip_existing: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.dest, (str, os.PathLike)):
             raise ConfigError(f"dest must be a path, not {self.dest!r}")
         object.__setattr__(self, "dest", Path(self.dest))
-        _whole(self, "max_concurrent", 1, MAX_CONCURRENT_LIMIT)
-        _whole(self, "max_redirects", 0, 100)
-        _whole(self, "chunk_size", 1, 1 << 30)
-        _whole(self, "read_ahead", 1, 10_000_000)
+        whole(self, "max_concurrent", 1, MAX_CONCURRENT_LIMIT)
+        whole(self, "max_redirects", 0, 100)
+        whole(self, "chunk_size", 1, 1 << 30)
+        whole(self, "read_ahead", 1, 10_000_000)
         if self.acquire_timeout is not None:
-            _seconds(self, "acquire_timeout", allow_zero=True)
-        _seconds(self, "timeout", allow_zero=False)
+            seconds(self, "acquire_timeout", allow_zero=True)
+        seconds(self, "timeout", allow_zero=False)
         if not isinstance(self.user_agent, str) or not self.user_agent.isprintable():
             raise ConfigError("user_agent must be printable text")
-
-
-def _whole(config: FetcherConfig, name: str, low: int, high: int) -> None:
-    value = getattr(config, name)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(f"{name} must be a whole number from {low} to {high}, not {value!r}")
-
-
-def _seconds(config: FetcherConfig, name: str, *, allow_zero: bool) -> None:
-    value = getattr(config, name)
-    ok = (
-        not isinstance(value, bool)
-        and isinstance(value, (int, float))
-        and math.isfinite(value)
-        and (value >= 0 if allow_zero else value > 0)
-    )
-    if not ok:
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"{name} must be a finite number of seconds {bound}, not {value!r}")
-    object.__setattr__(config, name, float(value))
+        if not isinstance(self.retry, RetryPolicy):
+            raise ConfigError(f"retry must be a RetryPolicy, not {self.retry!r}")
+        if self.state is not None:
+            if not isinstance(self.state, (str, os.PathLike)):
+                raise ConfigError(f"state must be a path or None, not {self.state!r}")
+            object.__setattr__(self, "state", Path(self.state))
+        for name in ("remote_time", "force", "skip_existing"):
+            flag(self, name)
+        if self.force and self.skip_existing:
+            raise ConfigError("force and skip_existing cannot both be set")

@@ -6,6 +6,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -15,14 +16,16 @@ from types import TracebackType
 import requests
 
 from ._config import DEFAULT_USER_AGENT, FetcherConfig
-from ._errors import ClosedError, DestinationError
+from ._errors import ClosedError, ConfigError, DestinationError, StateError
 from ._gate import Gate, LocalGate
 from ._naming import Namer
 from ._pool import WorkerPool
 from ._result import Result
 from ._run import Item, Run, Shared
+from .state import DEFAULT_STATE_NAME, StateStore
 from .transfer.download import WatchStart, new_session
-from .transfer.tempfiles import TempFiles
+from .transfer.retry import RetryPolicy
+from .transfer.tempfiles import Cleanup, TempFiles, remove_leftovers
 
 log = logging.getLogger("fetcher")
 
@@ -35,6 +38,7 @@ class Stats:
     in_use: int  # slots held now
     waiting: int  # URLs read and waiting for a slot, over all runs
     active_runs: int
+    retrying: int = 0  # URLs waiting out a pause before their next attempt (not holding a slot)
 
 
 class Fetcher:
@@ -59,19 +63,45 @@ class Fetcher:
         max_redirects: int = 10,
         read_ahead: int = 10_000,
         user_agent: str = DEFAULT_USER_AGENT,
+        retries: int = 3,
+        retry_wait_max: float = 60.0,
+        retry_after_max: float = 300.0,
+        state: str | Path | bool = True,
+        remote_time: bool = True,
+        force: bool = False,
+        skip_existing: bool = False,
         gate: Gate | None = None,
         watch: WatchStart | None = None,
         session_factory: Callable[[], requests.Session] | None = None,
         reserved_names: Iterable[str] = (),
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Make the folder if needed, check it is writable, start the workers.
+        """Make the folder if needed, check it is writable, open the state, start the workers.
+
+        ``retries``: extra attempts for a transient failure (a reset, a stall,
+        a 503...), after a backoff with full jitter capped at
+        ``retry_wait_max`` seconds, or after the server's Retry-After if it is
+        at most ``retry_after_max``.  A URL waiting to retry holds no slot.
+
+        ``state``: the state database that makes re-runs cheap and resumes
+        partial downloads; True keeps it in DEST (``.fetcher-state.db``),
+        a path puts it there, False keeps none.  ``remote_time`` gives files
+        the server's Last-Modified as mtime.  ``force`` downloads everything
+        in full whatever the state says; ``skip_existing`` never requests a
+        URL whose file exists.
 
         ``gate`` replaces the default per-Fetcher slots (to share slots with
         other Fetchers); ``watch`` is told about each download's progress;
         ``session_factory`` makes each worker's requests.Session (the transport
         seam for tests); ``reserved_names`` are file names never given to a
-        URL (fetcher's own report, say).
+        URL (fetcher's own report, say); ``clock`` (monotonic seconds) times
+        retry waits, so tests can run it fast.
+
+        Raises ConfigError for a bad value, DestinationError for an unusable
+        DEST, StateError for a state database that cannot be used.
         """
+        if not isinstance(state, (bool, str, os.PathLike)):
+            raise ConfigError(f"state must be True, False or a path, not {state!r}")
         self.config = FetcherConfig(
             max_concurrent=max_concurrent,
             dest=Path(dest),
@@ -80,10 +110,22 @@ class Fetcher:
             max_redirects=max_redirects,
             read_ahead=read_ahead,
             user_agent=user_agent,
+            retry=RetryPolicy(retries=retries, wait_max=retry_wait_max, retry_after_max=retry_after_max),
+            state=_state_path(state, Path(dest)),
+            remote_time=remote_time,
+            force=force,
+            skip_existing=skip_existing,
         )
         _prepare_folder(self.config.dest)
         self.dest = self.config.dest.resolve()
-        TempFiles.remove_abandoned(self.dest)
+        self._state = None if self.config.state is None else StateStore(self.config.state)
+        try:
+            #: What the start-up clean-up of partial files left by earlier runs did.
+            self.cleanup = _clean_up(self.dest, self._state)
+        except BaseException:
+            if self._state is not None:
+                self._state.close()
+            raise
         self.gate: Gate = gate if gate is not None else LocalGate(self.config.max_concurrent)
         self._temp_files = TempFiles()
         self._lock = threading.Lock()
@@ -95,7 +137,7 @@ class Fetcher:
         self._pool = WorkerPool(self.config.max_concurrent, factory)
         self._shared = Shared(
             config=self.config, dest=self.dest, gate=self.gate, pool=self._pool,
-            namer=namer, temp_files=self._temp_files, watch=watch,
+            namer=namer, temp_files=self._temp_files, watch=watch, state=self._state, clock=clock,
         )  # fmt: skip
 
     # -- public API ---------------------------------------------------------
@@ -118,8 +160,9 @@ class Fetcher:
         return Stats(
             capacity=self.gate.capacity,
             in_use=self.gate.in_use,
-            waiting=sum(run.waiting for run in runs),
+            waiting=sum(run.waiting - run.retrying for run in runs),
             active_runs=len(runs),
+            retrying=sum(run.retrying for run in runs),
         )
 
     def close(self) -> None:
@@ -134,6 +177,8 @@ class Fetcher:
         if not self._pool.shutdown(wait_s=1.0):
             log.debug("some workers are still blocked in a read; leaving them behind")
         self._temp_files.remove_all()
+        if self._state is not None:
+            self._state.close()
 
     def __enter__(self) -> Fetcher:
         return self
@@ -178,6 +223,27 @@ def new_run_id() -> str:
     """A run id that sorts by time and is unique enough: 20261122T131300Z-1a2b3c."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{secrets.token_hex(3)}"
+
+
+def _state_path(state: str | Path | bool, dest: Path) -> Path | None:
+    if state is True:
+        return dest / DEFAULT_STATE_NAME
+    if state is False:
+        return None
+    return Path(state)
+
+
+def _clean_up(dest: Path, store: StateStore | None) -> Cleanup:
+    """Remove partial files of earlier runs that nothing can use; forget partials that are gone."""
+    partials = [] if store is None else store.partials()
+    cleanup = remove_leftovers(dest, resumable={partial.path for partial in partials})
+    for partial in partials:
+        if Path(partial.path).parent == dest and not os.path.exists(partial.path):
+            try:
+                store.forget_partial(partial.url)  # type: ignore[union-attr]  # partials is empty without a store
+            except StateError as exc:
+                log.warning("%s", exc)
+    return cleanup
 
 
 def _prepare_folder(folder: Path) -> None:

@@ -80,16 +80,17 @@ class Namer:
         self._by_url: dict[str, str] = {}
         self._taken: set[str] = {name.casefold() for name in reserved}
 
-    def name_for(self, url: str) -> str:
+    def name_for(self, url: str, *, preferred: str | None = None) -> str:
+        """*url*'s name; *preferred* (the list's ``out=``) instead of the URL's own, made safe."""
         with self._lock:
             name = self._by_url.get(url)
             if name is None:
-                name = self._claim(url)
+                name = self._claim(url, preferred)
                 self._by_url[url] = name
             return name
 
-    def _claim(self, url: str) -> str:
-        name = name_from_url(url)
+    def _claim(self, url: str, preferred: str | None) -> str:
+        name = name_from_url(url) if preferred is None else safe_name(preferred)
         stem, ext = os.path.splitext(name)
         if len(ext.encode()) > 16:
             stem, ext = name, ""  # not really an extension; keep the suffix room small

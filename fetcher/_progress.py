@@ -36,16 +36,30 @@ def describe(result: Result) -> str:
     status = f"{result.status.value:<15} "
     if result.status is Status.OK and result.path is not None:
         size = human_bytes(result.bytes)
-        return f"{status}{shown(result.url)} -> {escape(result.path.name)} ({size}, {result.total_s:.2f}s)"
+        extra = "".join(_notes(result))
+        return f"{status}{shown(result.url)} -> {escape(result.path.name)} ({size}, {result.total_s:.2f}s{extra})"
+    if result.status in (Status.UNCHANGED, Status.SKIPPED) and result.path is not None:
+        return f"{status}{shown(result.url)} -> {escape(result.path.name)}"
     if result.status is Status.INVALID:
         return f"{status}line {result.line}: '{shown(result.url)[:200]}': {escape(result.error or '')}"
     return f"{status}{shown(result.url)} (line {result.line}): {escape(result.error or '')}"
+
+
+def _notes(result: Result) -> list[str]:
+    notes = []
+    if result.attempts > 1:
+        notes.append(f", {result.attempts} attempts")
+    if result.resumed_from:
+        notes.append(f", resumed at {human_bytes(result.resumed_from)}")
+    return notes
 
 
 def summarize(tally: Tally, elapsed_s: float, *, interrupted: bool = False) -> str:
     if tally.total == 0 and not interrupted:
         return "fetcher: the list has no URLs; nothing to do"
     parts = [f"{count} {status.value}" for status, count in tally.counts.items() if count]
+    if tally.retried:
+        parts.append(f"{tally.retried} after a retry")
     head = "interrupted after " if interrupted else ""
     counts = ", ".join(parts) or "none finished"
     urls = "URL" if tally.total == 1 else "URLs"

@@ -13,12 +13,21 @@ class Status(str, enum.Enum):
     """How one URL ended."""
 
     OK = "ok"
+    UNCHANGED = "unchanged"  # the server said 304: the file from an earlier run is current
+    SKIPPED = "skipped"  # --skip-existing and the file exists; nothing was requested
     FAILED = "failed"  # HTTP error, network error, bad body, disk error
     ACQUIRE_TIMEOUT = "acquire-timeout"  # no slot came free in time; nothing was requested
     INVALID = "invalid"  # the line is not a usable http(s) URL; nothing was requested
 
     def __str__(self) -> str:
         return self.value
+
+    @property
+    def succeeded(self) -> bool:
+        return self in _SUCCESSES
+
+
+_SUCCESSES = frozenset({Status.OK, Status.UNCHANGED, Status.SKIPPED})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -38,11 +47,14 @@ class Result:
     total_s: float = 0.0  # from ready to start until finished
     started_at: datetime  # when the URL was ready to start (UTC)
     finished_at: datetime  # when it finished (UTC)
-    error: str | None = None  # a short reason when status is not ok
+    error: str | None = None  # a short reason when status is not ok (the last attempt's)
+    attempts: int = 1  # requests made for it, retries included; 0 when nothing was requested
+    resumed_from: int | None = None  # bytes already on disk when the last attempt continued them
 
     @property
     def ok(self) -> bool:
-        return self.status is Status.OK
+        """It succeeded: downloaded, unchanged since last time, or skipped as asked."""
+        return self.status.succeeded
 
     def to_record(self) -> dict[str, Any]:
         """The result as plain JSON-ready values, in report column order."""
@@ -61,13 +73,15 @@ class Result:
             "started_at": self.started_at.isoformat(timespec="milliseconds"),
             "finished_at": self.finished_at.isoformat(timespec="milliseconds"),
             "error": self.error,
+            "attempts": self.attempts,
+            "resumed_from": self.resumed_from,
         }
 
 
 #: The report's columns, in order.
 FIELDS: tuple[str, ...] = (
     "run_id", "line", "url", "status", "path", "http_status", "bytes", "wait_s",
-    "ttfb_s", "download_s", "total_s", "started_at", "finished_at", "error",
+    "ttfb_s", "download_s", "total_s", "started_at", "finished_at", "error", "attempts", "resumed_from",
 )  # fmt: skip
 
 
@@ -81,11 +95,14 @@ class Tally:
 
     counts: dict[Status, int] = field(default_factory=lambda: dict.fromkeys(Status, 0))
     bytes: int = 0
+    retried: int = 0  # URLs that succeeded after one or more retries
 
     def add(self, result: Result) -> None:
         self.counts[result.status] += 1
         if result.ok:
             self.bytes += result.bytes
+            if result.attempts > 1:
+                self.retried += 1
 
     @property
     def total(self) -> int:
@@ -93,7 +110,7 @@ class Tally:
 
     @property
     def exit_code(self) -> int:
-        """0 all ok; 1 any failed or invalid; else 3 any acquire-timeout."""
+        """0 all succeeded (ok, unchanged, skipped); 1 any failed or invalid; else 3 any acquire-timeout."""
         if self.counts[Status.FAILED] or self.counts[Status.INVALID]:
             return 1
         if self.counts[Status.ACQUIRE_TIMEOUT]:

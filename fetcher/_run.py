@@ -1,26 +1,41 @@
 """One ``fetch()`` call: its threads, its queues, and the path of each URL.
 
-    input ──feeder──▶ pending ──dispatcher──▶ worker pool ──▶ results ──▶ caller
-             reads,            takes a slot     downloads,                 in input order,
-             checks,           from the gate    releases the slot          or as completed
-             names             (or gives up)
+    input ──feeder──▶ schedule ──dispatcher──▶ worker pool ──▶ results ──▶ caller
+             reads,     ▲        takes a slot     one attempt,               in input order,
+             checks,    │        from the gate    releases the slot          or as completed
+             names      │        (or gives up)         │
+                        └──── a retry, due later ◀─────┘
 
 The feeder and the dispatcher are two threads of their own so that a slow
 input (a pipe) never stops URLs already read from being started, and a URL
 waiting for a slot never stops the input from being read.  A URL is "ready"
-when the feeder has read it; its acquire timeout counts from then.  The
-feeder reads at most ``read_ahead`` URLs ahead of the caller, which bounds
-memory whatever the length of the list.
+when the feeder has read it; its acquire timeout counts from then, and only
+for its first slot.  The feeder reads at most ``read_ahead`` URLs ahead of
+the caller, which bounds memory whatever the length of the list.
+
+A failed attempt that the retry policy says to try again goes back into the
+schedule with a due time, and gives its slot up meanwhile: other URLs use it
+through the wait.  When due, a retry goes ahead of new URLs.
+
+The state database is read before a URL's first attempt (the validators of the
+file already saved, a partial file to resume) and written after its last, by
+the worker; the download itself never opens it.
 """
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import functools
+import heapq
+import itertools
 import logging
+import os
 import queue
+import random
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,15 +44,17 @@ from typing import Any
 import requests
 
 from ._config import FetcherConfig
-from ._errors import ClosedError, translate
+from ._errors import ClosedError, StateError, translate
 from ._gate import Gate, Slot
 from ._naming import Namer
 from ._pool import WorkerPool
 from ._result import Result, Status
 from ._text import redact
 from ._urls import Entry, check_url
-from .transfer.download import WatchStart, download
+from .state import Partial, Saved, StateStore
+from .transfer.download import Ask, Outcome, WatchStart, download
 from .transfer.tempfiles import TempFiles
+from .transfer.validators import PartialFile, Validators
 
 log = logging.getLogger("fetcher")
 
@@ -59,6 +76,9 @@ class Shared:
     namer: Namer
     temp_files: TempFiles
     watch: WatchStart | None
+    state: StateStore | None
+    #: Monotonic seconds, for retry due times (tests pass a faster one).
+    clock: Callable[[], float]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -68,6 +88,9 @@ class _Job:
     target: Path
     ready: float  # monotonic
     ready_at: datetime
+    attempts: int = 0  # made so far
+    wait_s: float | None = None  # for the first slot, once it came
+    partial: PartialFile | None = None  # what the last attempt left to continue
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +141,45 @@ class _Window:
                 self._changed.notify()
 
 
+class _Schedule:
+    """URLs waiting for a slot: retries that are due first, then new URLs in input order."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._changed = threading.Condition(threading.Lock())
+        self._new: collections.deque[_Job] = collections.deque()
+        self._later: list[tuple[float, int, _Job]] = []  # a heap by due time
+        self._order = itertools.count()  # ties in due time keep their order
+
+    @property
+    def retrying(self) -> int:
+        return len(self._later)
+
+    def put(self, job: _Job) -> None:
+        with self._changed:
+            self._new.append(job)
+            self._changed.notify()
+
+    def put_later(self, job: _Job, due: float) -> None:
+        with self._changed:
+            heapq.heappush(self._later, (due, next(self._order), job))
+            self._changed.notify()
+
+    def get(self, wait_s: float) -> _Job | None:
+        """The next job, waiting up to *wait_s* for one; None if none came."""
+        with self._changed:
+            job = self._take()
+            if job is None:
+                self._changed.wait(wait_s)
+                job = self._take()
+            return job
+
+    def _take(self) -> _Job | None:
+        if self._later and self._later[0][0] <= self._clock():
+            return heapq.heappop(self._later)[2]
+        return self._new.popleft() if self._new else None
+
+
 class Run:
     """The threads and queues of one ``fetch()`` call."""
 
@@ -127,7 +189,7 @@ class Run:
         self.run_id = run_id
         self.waiting = 0  # read, not yet holding a slot
         self._urls = urls
-        self._pending: queue.Queue[_Job | None] = queue.Queue()
+        self._schedule = _Schedule(shared.clock)
         self._results: queue.SimpleQueue[tuple[int, Result] | _End | _Failed | _Cancelled] = queue.SimpleQueue()
         self._window = _Window(self.config.read_ahead)
         self._cancelled = threading.Event()
@@ -136,6 +198,11 @@ class Run:
             threading.Thread(target=self._feed, name=f"fetcher-feed-{run_id}", daemon=True),
             threading.Thread(target=self._dispatch, name=f"fetcher-dispatch-{run_id}", daemon=True),
         ]
+
+    @property
+    def retrying(self) -> int:
+        """URLs waiting out a pause before their next attempt."""
+        return self._schedule.retrying
 
     def start(self) -> None:
         for thread in self._threads:
@@ -192,39 +259,53 @@ class Run:
             self._results.put(_Failed(exc))
         finally:
             self._results.put(_End(seq))
-            self._pending.put(None)
 
     def _take(self, seq: int, entry: Entry) -> None:
         ready, ready_at = time.monotonic(), _now()
-        reason = check_url(entry.url)
+        reason = entry.problem or check_url(entry.url)
         if reason is not None:
-            self._emit(seq, self._result(entry, Status.INVALID, ready, ready_at, error=reason))
+            self._emit(seq, self._result(entry, Status.INVALID, ready, ready_at, error=reason, attempts=0))
             return
-        target = self.shared.dest / self.shared.namer.name_for(entry.url)
+        target = self.shared.dest / self.shared.namer.name_for(entry.url, preferred=entry.out)
+        if self.config.skip_existing and os.path.lexists(target):
+            self._emit(seq, self._result(entry, Status.SKIPPED, ready, ready_at, path=target, attempts=0))
+            return
         with self._count_lock:
             self.waiting += 1
-        self._pending.put(_Job(seq=seq, entry=entry, target=target, ready=ready, ready_at=ready_at))
+        self._schedule.put(_Job(seq=seq, entry=entry, target=target, ready=ready, ready_at=ready_at))
 
     # -- dispatcher: pending → a slot → the pool ------------------------------
 
     def _dispatch(self) -> None:
-        while (job := self._pending.get()) is not None:
+        # Runs until the run is cancelled, which the caller does once it has
+        # every result: retries can come back at any time before that.
+        while not self._cancelled.is_set():
+            job = self._schedule.get(_POLL_S)
+            if job is None:
+                continue
             slot = self._acquire(job)
-            with self._count_lock:
-                self.waiting -= 1
             if slot is None:
                 if not self._cancelled.is_set():
+                    with self._count_lock:
+                        self.waiting -= 1
                     waited = time.monotonic() - job.ready
                     error = f"no download slot came free within {self.config.acquire_timeout:g}s"
                     self._emit(job.seq, self._result(job.entry, Status.ACQUIRE_TIMEOUT, job.ready, job.ready_at,
-                                                     wait_s=waited, error=error))  # fmt: skip
+                                                     wait_s=waited, error=error, attempts=0))  # fmt: skip
                 continue
+            if job.attempts == 0:
+                with self._count_lock:
+                    self.waiting -= 1
             if not self.shared.pool.submit(functools.partial(self._work, job=job, slot=slot)):
                 slot.release()  # the Fetcher closed between acquire and submit
 
     def _acquire(self, job: _Job) -> Slot | None:
-        """A slot for *job*, or None if its deadline passed or the run was cancelled."""
-        limit = self.config.acquire_timeout
+        """A slot for *job*, or None if its deadline passed or the run was cancelled.
+
+        The acquire timeout bounds the wait for a URL's first slot only: a
+        retry has waited its turn once already.
+        """
+        limit = self.config.acquire_timeout if job.attempts == 0 else None
         deadline = None if limit is None else job.ready + limit
         while not self._cancelled.is_set():
             left = _POLL_S if deadline is None else min(_POLL_S, deadline - time.monotonic())
@@ -235,37 +316,111 @@ class Run:
                 return None
         return None
 
-    # -- worker: one download --------------------------------------------------
+    # -- worker: one attempt --------------------------------------------------
 
     def _work(self, session: requests.Session, job: _Job, slot: Slot) -> None:
         try:
             with slot:
                 started = time.monotonic()
                 if self._cancelled.is_set():
+                    self._let_go(job.entry.url, job.partial)
                     return  # the caller has gone; nobody will read a result
                 outcome = download(
                     session, job.entry.url, job.target,
                     config=self.config, temp_files=self.shared.temp_files,
-                    cancelled=self._cancelled, watch=self.shared.watch,
+                    cancelled=self._cancelled, watch=self.shared.watch, ask=self._ask(job),
                 )  # fmt: skip
-            ok = outcome.error is None
-            result = self._result(
-                job.entry,
-                Status.OK if ok else Status.FAILED,
-                job.ready,
-                job.ready_at,
-                path=job.target if ok else None,
-                http_status=outcome.http_status,
-                bytes=outcome.bytes,
-                wait_s=started - job.ready,
-                ttfb_s=outcome.ttfb_s,
-                download_s=outcome.download_s,
-                error=None if ok else str(outcome.error),
-            )
+            wait_s = job.wait_s if job.attempts else started - job.ready
+            made = job.attempts + 1
+            error = outcome.error
+            reason = None
+            if error is not None and not self._cancelled.is_set():
+                decision = self.config.retry.decide(error, made, now=_now(), random=random.random())
+                if decision.retry:
+                    log.debug("line %d: attempt %d failed (%s); retrying in %.2fs", job.entry.line, made, error,
+                              decision.delay)  # fmt: skip
+                    later = dataclasses.replace(job, attempts=made, wait_s=wait_s, partial=outcome.partial)
+                    self._schedule.put_later(later, self.shared.clock() + decision.delay)
+                    return
+                reason = decision.reason
+            result = self._finish(job, outcome, made, wait_s, reason)
         except BaseException as exc:  # never lose a result: a bug becomes a failed URL
             error = translate(exc, job.entry.url)
-            result = self._result(job.entry, Status.FAILED, job.ready, job.ready_at, error=str(error))
+            result = self._result(job.entry, Status.FAILED, job.ready, job.ready_at, error=str(error),
+                                  attempts=job.attempts + 1)  # fmt: skip
         self._emit(job.seq, result)
+
+    def _ask(self, job: _Job) -> Ask:
+        """What this attempt asks the server: from the last attempt, or else from the state database."""
+        entry, store = job.entry, self.shared.state
+        remember = None if store is None else functools.partial(self._remember_partial, store, entry.url)
+        if job.attempts or store is None or self.config.force:
+            resume = job.partial
+            saved = None
+        else:
+            resume = _resumable(self._state(store.partial, entry.url))
+            saved = _still_saved(self._state(store.saved, entry.url), job.target, entry)
+        return Ask(saved=saved, resume=resume, checksum=entry.checksum, remote_time=self.config.remote_time,
+                   on_resumable=remember)  # fmt: skip
+
+    def _finish(self, job: _Job, outcome: Outcome, attempts: int, wait_s: float | None, reason: str | None) -> Result:
+        """The URL's last attempt is over: record it, and keep or drop its partial file."""
+        entry = job.entry
+        store = self.shared.state
+        if outcome.error is None:
+            status = Status.UNCHANGED if outcome.unchanged else Status.OK
+            if store is not None and not outcome.unchanged and outcome.mtime_ns is not None:
+                validators = outcome.validators or Validators()
+                saved = Saved(
+                    url=entry.url, path=str(job.target), size=outcome.bytes, mtime_ns=outcome.mtime_ns,
+                    etag=validators.etag, last_modified=validators.last_modified,
+                    checksum=None if entry.checksum is None else str(entry.checksum), saved_at=store.now(),
+                )  # fmt: skip
+                self._state(store.record_saved, saved)
+        else:
+            status = Status.FAILED
+            self._let_go(entry.url, outcome.partial)
+        error = None if outcome.error is None else str(outcome.error)
+        if error is not None and reason:
+            error = f"{error}; {reason}"
+        return self._result(
+            entry, status, job.ready, job.ready_at,
+            path=job.target if outcome.error is None else None,
+            http_status=outcome.http_status,
+            bytes=0 if outcome.unchanged else outcome.bytes,
+            wait_s=wait_s, ttfb_s=outcome.ttfb_s, download_s=outcome.download_s,
+            error=error, attempts=attempts, resumed_from=outcome.resumed_from,
+        )  # fmt: skip
+
+    def _let_go(self, url: str, partial: PartialFile | None) -> None:
+        """A URL is done without its file: keep its partial file for a later run, or remove it."""
+        if partial is None:
+            return
+        temp_files = self.shared.temp_files
+        if temp_files.is_kept(partial.path):
+            temp_files.forget(partial.path)  # on disk and on record; a later run resumes it
+            return
+        temp_files.remove(partial.path)
+        if self.shared.state is not None:
+            self._state(self.shared.state.forget_partial, url)
+
+    def _remember_partial(self, store: StateStore, url: str, partial: PartialFile) -> bool:
+        """Record a partial file worth resuming in a later run; True if it is on record."""
+        validators = partial.validators
+        record = Partial(
+            url=url, path=str(partial.path),
+            etag=partial.if_range if partial.if_range == validators.etag else None,
+            last_modified=validators.last_modified, total=partial.total, updated_at=store.now(),
+        )  # fmt: skip
+        return self._state(store.record_partial, record, failed=False) is not False
+
+    def _state(self, method: Callable[..., Any], *args: Any, failed: Any = None) -> Any:
+        """Call the state database; a failure there never fails a download, it only costs a re-run."""
+        try:
+            return method(*args)
+        except StateError as exc:
+            log.warning("%s", exc)
+            return failed
 
     # -- results ----------------------------------------------------------------
 
@@ -288,7 +443,7 @@ class Run:
 
 def _as_entry(item: Item, position: int) -> Entry:
     if isinstance(item, Entry):
-        return item
+        return item if item.line else dataclasses.replace(item, line=position)
     if isinstance(item, str):
         return Entry(url=item.strip(), line=position)
     raise TypeError(f"item {position} is {type(item).__name__}, not a URL string")
@@ -296,3 +451,34 @@ def _as_entry(item: Item, position: int) -> Entry:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _resumable(partial: Partial | None) -> PartialFile | None:
+    """The partial file on record as the download can continue it, if it can."""
+    if partial is None or partial.total is None:
+        return None
+    if_range = partial.etag or partial.last_modified
+    if not if_range:
+        return None
+    validators = Validators(etag=partial.etag, last_modified=partial.last_modified)
+    return PartialFile(path=Path(partial.path), if_range=if_range, total=partial.total, validators=validators)
+
+
+def _still_saved(saved: Saved | None, target: Path, entry: Entry) -> Validators | None:
+    """The validators to ask with, if the file saved last time is still there as it was saved.
+
+    A file deleted, edited or moved since (its size or mtime differ) is
+    downloaded plainly; so is one whose list entry now asks for a checksum
+    it was not verified against.
+    """
+    if saved is None or saved.path != str(target) or not (saved.etag or saved.last_modified):
+        return None
+    if entry.checksum is not None and saved.checksum != str(entry.checksum):
+        return None
+    try:
+        info = os.stat(target)
+    except OSError:
+        return None
+    if info.st_size != saved.size or info.st_mtime_ns != saved.mtime_ns:
+        return None
+    return Validators(etag=saved.etag, last_modified=saved.last_modified)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from fetcher._cli import main
+from fetcher.state import DEFAULT_STATE_NAME
 from tests import server as srv
 
 
@@ -27,6 +28,11 @@ def url_list(tmp_path: Path, *lines: str) -> Path:
     path = tmp_path / "urls.txt"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def listing(folder: Path) -> list[str]:
+    """The names in *folder*, without fetcher's state database."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith(DEFAULT_STATE_NAME))
 
 
 def records(path: Path) -> list[dict[str, object]]:
@@ -44,7 +50,7 @@ def dest(tmp_path: Path) -> Path:
 def test_all_ok_exits_0_and_writes_the_report_in_dest(server: srv.LoopbackServer, tmp_path: Path, dest: Path) -> None:
     urls = [server.route(f"/rfc79{i}.txt", srv.body(b"rfc" * 100)) for i in range(1, 4)]
     assert fetcher(url_list(tmp_path, *urls), "--max", "2", "--dest", dest) == 0
-    assert sorted(p.name for p in dest.iterdir()) == [
+    assert listing(dest) == [
         "fetcher-report.jsonl", "rfc791.txt", "rfc792.txt", "rfc793.txt",
     ]  # fmt: skip
     rows = records(dest / "fetcher-report.jsonl")
@@ -103,7 +109,7 @@ def test_list_from_standard_input(server: srv.LoopbackServer, dest: Path, monkey
 
 
 def test_a_failed_url_exits_1(server: srv.LoopbackServer, tmp_path: Path, dest: Path) -> None:
-    assert fetcher(url_list(tmp_path, server.route("/x", srv.body(b"", status=500))), "-d", dest) == 1
+    assert fetcher(url_list(tmp_path, server.route("/x", srv.body(b"", status=500))), "-d", dest, "--retries", "0") == 1
 
 
 def test_an_invalid_line_exits_1_and_the_good_lines_are_downloaded(
@@ -125,7 +131,7 @@ def test_only_acquire_timeouts_exit_3(server: srv.LoopbackServer, tmp_path: Path
 
 def test_failures_and_acquire_timeouts_exit_1(server: srv.LoopbackServer, tmp_path: Path, dest: Path) -> None:
     urls = [server.route("/s", srv.body(b"", status=500, delay=1.0)), server.route("/t", srv.body(b"x"))]
-    assert fetcher(url_list(tmp_path, *urls), "--max", "1", "--acquire-timeout", "0.2", "-d", dest) == 1
+    assert fetcher(url_list(tmp_path, *urls), "--max", "1", "--acquire-timeout", "0.2", "-d", dest, "--retries", "0") == 1
 
 
 @pytest.mark.parametrize(
@@ -275,4 +281,4 @@ def test_a_signal_mid_download_exits_cleanly_and_leaves_no_partial_file(
     _, err = process.communicate(timeout=15)
     assert process.returncode == code
     assert "Traceback" not in err and "interrupted" in err
-    assert sorted(p.name for p in dest.iterdir()) == ["fetcher-report.jsonl"]
+    assert listing(dest) == ["fetcher-report.jsonl"]

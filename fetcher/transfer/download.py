@@ -32,7 +32,17 @@ from requests.adapters import HTTPAdapter
 
 from .._config import FetcherConfig
 from .._errors import BodyError, Cancelled, DownloadError, HTTPStatusError, TransportError, translate
+from .checksum import Checksum, Hasher
 from .tempfiles import TempFiles
+from .validators import (
+    PartialFile,
+    Validators,
+    conditional_headers,
+    content_range,
+    last_modified_ns,
+    resumable,
+    resume_headers,
+)
 
 log = logging.getLogger("fetcher")
 
@@ -51,13 +61,22 @@ WatchStart = Callable[[str, str, "int | None"], Watcher]
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Outcome:
-    """What one download attempt did.  ``error`` is None when the file is in place."""
+    """What one download attempt did.  ``error`` is None when the file is in place (or unchanged).
+
+    ``bytes`` is the size of the body on disk: with a resume, the bytes of
+    earlier attempts count too.
+    """
 
     http_status: int | None
     bytes: int
     ttfb_s: float | None
     download_s: float | None
     error: DownloadError | None
+    unchanged: bool = False  # a 304: the file under the final name is current
+    validators: Validators | None = None  # of the body saved, for the next run's conditional GET
+    mtime_ns: int | None = None  # of the file saved
+    partial: PartialFile | None = None  # a failed attempt's body so far, which the next may continue
+    resumed_from: int | None = None  # bytes that were on disk before this attempt's body
 
 
 def new_session(config: FetcherConfig) -> requests.Session:
@@ -86,6 +105,32 @@ def _netrc_present() -> bool:
     return any(os.path.exists(os.path.expanduser(name)) for name in names)
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Ask:
+    """What one attempt asks of the server, beyond a plain GET.
+
+    ``saved``: the validators of the file already under the final name, to
+    ask for the body only if it changed (a 304 then means "unchanged").
+    ``resume``: a partial file to continue.  ``checksum``: what the whole body
+    must hash to.  ``remote_time``: give the file the server's Last-Modified.
+    ``on_resumable``: called with the partial file once it is worth keeping
+    across runs (KEEP_FROM bytes); returns True if it was recorded somewhere a
+    later run will look, and only then does the partial outlive this process.
+    """
+
+    saved: Validators | None = None
+    resume: PartialFile | None = None
+    checksum: Checksum | None = None
+    remote_time: bool = True
+    on_resumable: Callable[[PartialFile], bool] | None = None
+
+
+#: A partial file smaller than this is not worth a state database write.
+KEEP_FROM = 1 << 20
+
+PLAIN = Ask()
+
+
 def download(
     session: requests.Session,
     url: str,
@@ -96,58 +141,246 @@ def download(
     cancelled: threading.Event,
     watch: WatchStart | None = None,
     clock: Callable[[], float] = time.monotonic,
+    ask: Ask = PLAIN,
 ) -> Outcome:
-    """Download *url* to *target*; never raises for a failure of the URL."""
-    began = clock()
-    http_status: int | None = None
-    ttfb_s: float | None = None
-    received = 0
-    temp: Path | None = None
-    watcher: Watcher | None = None
-    try:
-        with session.get(url, stream=True, timeout=config.timeout) as response:
-            ttfb_s = clock() - began
-            http_status = response.status_code
-            _check_status(response, url)
-            expected = _content_length(response, url)
-            _check_room(target.parent, expected, url)
-            fd, temp = temp_files.create(target.parent)
-            if watch is not None:
-                watcher = watch(url, target.name, expected)
-            # Raw os.write on the descriptor: a file object would add an isatty
-            # ioctl, a seek and a stat per file, for no gain with large chunks.
-            with _closing_fd(fd):
-                try:
-                    # read1: whatever has arrived, up to chunk_size.  A full
-                    # read(chunk_size) would wait for a whole chunk, so a slow
-                    # download would show no progress for many seconds.
-                    while chunk := response.raw.read1(config.chunk_size, decode_content=True):
-                        if cancelled.is_set():
-                            raise Cancelled(url, "cancelled")
-                        _write_all(fd, chunk)
-                        received += len(chunk)
-                        if watcher is not None:
-                            watcher.advance(len(chunk))
-                except urllib3.exceptions.ProtocolError as exc:
-                    raise _short_body(url, response, expected) from exc
-            on_wire = response.raw.tell()
-            if expected is not None and on_wire != expected:
-                raise _short_body(url, response, expected)
-        os.replace(temp, target)
-        temp_files.forget(temp)
-        temp = None
-        error = None
-        log.debug("saved %s (%d bytes)", target, received)
-    except Exception as exc:  # every failure of this URL becomes its Outcome
-        error = translate(exc, url)
-        log.debug("failed %s: %s", target.name, error)
-    finally:
-        if temp is not None:
-            temp_files.remove(temp)
-        if watcher is not None:
-            watcher.done()
-    download_s = None if ttfb_s is None else clock() - began - ttfb_s
-    return Outcome(http_status=http_status, bytes=received, ttfb_s=ttfb_s, download_s=download_s, error=error)
+    """Make one attempt at *url* into *target*; never raises for a failure of the URL."""
+    attempt = _Attempt(session, url, target, config, temp_files, cancelled, watch, clock, ask)
+    return attempt.run()
+
+
+class _Attempt:
+    """The state of one attempt; ``run()`` once."""
+
+    def __init__(
+        self,
+        session: requests.Session,
+        url: str,
+        target: Path,
+        config: FetcherConfig,
+        temp_files: TempFiles,
+        cancelled: threading.Event,
+        watch: WatchStart | None,
+        clock: Callable[[], float],
+        ask: Ask,
+    ) -> None:
+        self.session, self.url, self.target, self.config = session, url, target, config
+        self.temp_files, self.cancelled, self.watch, self.clock, self.ask = temp_files, cancelled, watch, clock, ask
+        self.began = clock()
+        self.http_status: int | None = None
+        self.ttfb_s: float | None = None
+        self.fd: int | None = None
+        self.temp: Path | None = None
+        self.offset = 0  # bytes already in the temp file when this response's body began
+        self.received = 0  # bytes of this response's body written
+        self.partial: PartialFile | None = None  # set while the temp file could be continued
+        self.resumed_from: int | None = None
+        self.hasher: Hasher | None = None
+        self.watcher: Watcher | None = None
+        self.kept = False
+
+    def run(self) -> Outcome:
+        error: DownloadError | None = None
+        unchanged = False
+        validators: Validators | None = None
+        mtime_ns: int | None = None
+        try:
+            resume = self._reopen(self.ask.resume)
+            try:
+                unchanged, validators, mtime_ns = self._exchange(resume)
+            except _StartOver:
+                # The partial file cannot be continued: ask again for the whole body.
+                self._drop_partial()
+                unchanged, validators, mtime_ns = self._exchange(None)
+        except Exception as exc:  # every failure of this URL becomes its Outcome
+            error = translate(exc, self.url)
+            log.debug("failed %s: %s", self.target.name, error)
+        finally:
+            self._close()
+        kept = self.partial if error is not None and self.temp is not None else None
+        if self.temp is not None and kept is None:
+            self.temp_files.remove(self.temp)
+        download_s = None if self.ttfb_s is None else self.clock() - self.began - self.ttfb_s
+        return Outcome(
+            http_status=self.http_status,
+            bytes=self.offset + self.received,
+            ttfb_s=self.ttfb_s,
+            download_s=download_s,
+            error=error,
+            unchanged=unchanged,
+            validators=validators,
+            mtime_ns=mtime_ns,
+            partial=kept,
+            resumed_from=self.resumed_from,
+        )
+
+    # -- one request and its response --------------------------------------------
+
+    def _exchange(self, resume: PartialFile | None) -> tuple[bool, Validators | None, int | None]:
+        """Send the request, write the body; (unchanged, validators, mtime_ns) on success."""
+        headers = {}
+        if resume is not None:
+            headers = resume_headers(resume, self.offset)
+        elif self.ask.saved:
+            headers = conditional_headers(self.ask.saved)
+        with self.session.get(self.url, stream=True, timeout=self.config.timeout, headers=headers) as response:
+            self.ttfb_s = self.clock() - self.began
+            self.http_status = response.status_code
+            if response.status_code == 304 and ("If-None-Match" in headers or "If-Modified-Since" in headers):
+                return True, None, None
+            if resume is not None and response.status_code in (206, 416):
+                self._check_range(response, resume)
+            else:
+                _check_status(response, self.url, retry_after=response.headers.get("Retry-After"))
+                self._start_body(response)
+            expected = _content_length(response, self.url)
+            _check_room(self.target.parent, expected, self.url)
+            if self.watch is not None:
+                self.watcher = self.watch(
+                    self.url, self.target.name, None if expected is None else self.offset + expected
+                )
+                if self.offset:
+                    self.watcher.advance(0)
+            self._receive(response, expected)
+            validators = Validators(
+                etag=response.headers.get("ETag"), last_modified=response.headers.get("Last-Modified")
+            )
+        mtime_ns = self._finish(validators)
+        return False, validators, mtime_ns
+
+    def _check_range(self, response: requests.Response, resume: PartialFile) -> None:
+        """Accept a 206 that continues exactly where the partial file ends; otherwise start over."""
+        span = content_range(response.headers.get("Content-Range"))
+        if response.status_code != 206 or span is None or span[0] != self.offset or span[2] != resume.total:
+            log.debug("%s: range answer does not continue the partial file; starting over", self.target.name)
+            raise _StartOver()
+        if response.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+            raise _StartOver()
+        self.resumed_from = self.offset
+        self.partial = resume
+        self.hasher = self._hash_existing()
+
+    def _start_body(self, response: requests.Response) -> None:
+        """A whole body is coming: an empty temp file, and may it be resumed later?"""
+        if self.fd is None:
+            self.fd, self.temp = self.temp_files.create(self.target.parent)
+        elif self.offset:
+            os.ftruncate(self.fd, 0)  # a 200 to a range request: the server sends it all
+            os.lseek(self.fd, 0, os.SEEK_SET)
+            self.offset = 0
+        self.resumed_from = None
+        self.hasher = None if self.ask.checksum is None else self.ask.checksum.new_hasher()
+        length = _content_length(response, self.url)
+        found = resumable(response.headers, length)
+        self.partial = None
+        if found is not None and length is not None and self.temp is not None:
+            if_range, validators = found
+            self.partial = PartialFile(path=self.temp, if_range=if_range, total=length, validators=validators)
+
+    def _receive(self, response: requests.Response, expected: int | None) -> None:
+        assert self.fd is not None
+        chunk_size = self.config.chunk_size
+        try:
+            # read1: whatever has arrived, up to chunk_size.  A full
+            # read(chunk_size) would wait for a whole chunk, so a slow
+            # download would show no progress for many seconds.
+            while chunk := response.raw.read1(chunk_size, decode_content=True):
+                if self.cancelled.is_set():
+                    raise Cancelled(self.url, "cancelled")
+                # Raw os.write on the descriptor: a file object would add an isatty
+                # ioctl, a seek and a stat per file, for no gain with large chunks.
+                _write_all(self.fd, chunk)
+                self.received += len(chunk)
+                if self.hasher is not None:
+                    self.hasher.update(chunk)
+                if self.watcher is not None:
+                    self.watcher.advance(len(chunk))
+                if not self.kept and self.partial is not None and self.offset + self.received >= KEEP_FROM:
+                    self._offer_partial()
+        except urllib3.exceptions.ProtocolError as exc:
+            raise _short_body(self.url, response, expected) from exc
+        if expected is not None and response.raw.tell() != expected:
+            raise _short_body(self.url, response, expected)
+
+    def _finish(self, validators: Validators) -> int:
+        """Check the whole body, set its time, put it under the final name; its mtime_ns."""
+        assert self.fd is not None and self.temp is not None
+        size = self.offset + self.received
+        if self.partial is not None and size != self.partial.total:
+            raise BodyError(self.url, f"joined file is {size} bytes, the server said {self.partial.total}")
+        checksum = self.ask.checksum
+        if checksum is not None and self.hasher is not None and not checksum.matches(self.hasher.hexdigest()):
+            self.partial = None  # a resumed body that fails its checksum must not be resumed again
+            raise BodyError(self.url, f"checksum mismatch: expected {checksum}, got {self.hasher.hexdigest()}")
+        remote_ns = last_modified_ns(validators.last_modified) if self.ask.remote_time else None
+        if remote_ns is not None:
+            os.utime(self.temp, ns=(time.time_ns(), remote_ns))
+        mtime_ns = os.fstat(self.fd).st_mtime_ns
+        os.replace(self.temp, self.target)
+        self.temp_files.forget(self.temp)
+        self.temp = None
+        log.debug("saved %s (%d bytes)", self.target, size)
+        return mtime_ns
+
+    # -- the partial file -----------------------------------------------------------
+
+    def _reopen(self, resume: PartialFile | None) -> PartialFile | None:
+        if resume is None:
+            return None
+        fd = self.temp_files.reopen(resume.path)
+        if fd is None:
+            log.debug("%s: partial file is gone or in use by another run; starting over", self.target.name)
+            return None
+        size = os.fstat(fd).st_size
+        if not 0 < size < resume.total:
+            self.fd, self.temp = fd, resume.path
+            self._drop_partial()
+            return None
+        os.lseek(fd, size, os.SEEK_SET)
+        self.fd, self.temp, self.offset, self.kept = fd, resume.path, size, True
+        return resume
+
+    def _drop_partial(self) -> None:
+        """Empty the temp file so the whole body can be written from the start."""
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            os.lseek(self.fd, 0, os.SEEK_SET)
+        self.offset = 0
+        self.partial = None
+        self.resumed_from = None
+        if self.watcher is not None:
+            self.watcher.done()
+            self.watcher = None
+
+    def _hash_existing(self) -> Hasher | None:
+        """A hasher that has already seen the bytes of the partial file."""
+        if self.ask.checksum is None or self.fd is None:
+            return None
+        hasher = self.ask.checksum.new_hasher()
+        position = 0
+        while position < self.offset:
+            block = os.pread(self.fd, min(self.config.chunk_size, self.offset - position), position)
+            if not block:
+                break
+            hasher.update(block)
+            position += len(block)
+        return hasher
+
+    def _offer_partial(self) -> None:
+        self.kept = True  # asked once, whatever the answer
+        if self.partial is not None and self.ask.on_resumable is not None and self.ask.on_resumable(self.partial):
+            self.temp_files.keep(self.partial.path)
+
+    def _close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        if self.watcher is not None:
+            self.watcher.done()
+            self.watcher = None
+
+
+class _StartOver(Exception):
+    """The server would not continue the partial file; ask for the whole body."""
 
 
 @contextlib.contextmanager
@@ -164,9 +397,9 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _check_status(response: requests.Response, url: str) -> None:
+def _check_status(response: requests.Response, url: str, *, retry_after: str | None = None) -> None:
     if response.status_code >= 400:
-        raise HTTPStatusError(url, response.status_code, response.reason or "")
+        raise HTTPStatusError(url, response.status_code, response.reason or "", retry_after=retry_after)
     if response.status_code >= 300:
         # requests follows redirects; one left over had no usable Location.
         raise TransportError(url, f"HTTP {response.status_code} redirect without a usable Location")
@@ -198,7 +431,7 @@ def _check_room(folder: Path, expected: int | None, url: str) -> None:
 def _short_body(url: str, response: requests.Response, expected: int | None) -> BodyError:
     on_wire = response.raw.tell()
     if expected is None:
-        return BodyError(url, f"connection closed after {on_wire} bytes, before the body ended")
+        return BodyError(url, f"connection closed after {on_wire} bytes, before the body ended", transient=True)
     if on_wire > expected:
         return BodyError(url, f"body longer than its Content-Length ({expected} bytes)")
-    return BodyError(url, f"body cut short: {on_wire} of {expected} bytes")
+    return BodyError(url, f"body cut short: {on_wire} of {expected} bytes", transient=True)

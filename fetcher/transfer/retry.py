@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
-from .._errors import ConfigError, DownloadError, HTTPStatusError
+from .._errors import DownloadError, HTTPStatusError
+from .._validate import seconds, whole
 
 #: The most a Retry-After is taken to mean, in seconds.  RFC 9111 §1.2.2 has
 #: caches read any larger delta-seconds as 2**31; it also keeps reasons short.
@@ -53,11 +54,10 @@ class RetryPolicy:
     retry_after_max: float = 300.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or not 0 <= self.retries <= 100:
-            raise ConfigError(f"retries must be a whole number from 0 to 100, not {self.retries!r}")
-        _store_seconds(self, "wait_base", allow_zero=False)
-        _store_seconds(self, "wait_max", allow_zero=True)
-        _store_seconds(self, "retry_after_max", allow_zero=True)
+        whole(self, "retries", 0, 100)
+        seconds(self, "wait_base", allow_zero=False)
+        seconds(self, "wait_max", allow_zero=True)
+        seconds(self, "retry_after_max", allow_zero=True)
 
     @classmethod
     def none(cls) -> RetryPolicy:
@@ -132,20 +132,6 @@ def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
         when = when.replace(tzinfo=timezone.utc)
     seconds = (when - now).total_seconds()
     return min(max(seconds, 0.0), RETRY_AFTER_CEILING)
-
-
-def _store_seconds(policy: RetryPolicy, name: str, *, allow_zero: bool) -> None:
-    value = getattr(policy, name)
-    ok = (
-        not isinstance(value, bool)
-        and isinstance(value, (int, float))
-        and math.isfinite(value)
-        and (value >= 0 if allow_zero else value > 0)
-    )
-    if not ok:
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"{name} must be a finite number of seconds {bound}, not {value!r}")
-    object.__setattr__(policy, name, float(value))
 
 
 def _check_attempts(attempts: int) -> None:

@@ -1,7 +1,16 @@
 """Temporary files: where a download is written before it gets its final name.
 
 Every download goes to a hidden file in DEST (``.fetcher-*.part``), a name no
-URL can get, because URL names never start with a dot.
+URL can get, because URL names never start with a dot.  Its writer holds an
+exclusive kernel lock (flock, through portalocker) on it for as long as it
+writes, and the kernel drops that lock the instant the writer dies, even by
+SIGKILL.  So any run can tell a partial file that a live download is writing
+(locked) from one left by a run that is gone (unlocked), and two runs never
+write one partial file at once.
+
+A partial file is *kept* when it can be resumed (the server allows ranges and
+gave a strong validator) and the state database knows of it; everything else
+is removed when its download ends, however it ends.
 """
 
 from __future__ import annotations
@@ -12,34 +21,52 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
+
+import portalocker
 
 log = logging.getLogger("fetcher")
 
 TEMP_PREFIX = ".fetcher-"
 TEMP_SUFFIX = ".part"
 
-#: A temporary file untouched this long was left by a run that was killed.
+#: An unlocked partial file this young may belong to a writer that has created
+#: it and not locked it yet (microseconds, but another run could look then).
+UNLOCKED_GRACE_S = 60.0
+
+#: A partial file whose writer cannot be judged (a file system without
+#: locks) is taken for abandoned only when untouched this long.
 ABANDONED_AFTER_S = 24 * 3600
+
+#: A resumable partial file kept for a later run is given up after this long
+#: untouched: the server's copy has most likely changed by then anyway.
+KEEP_RESUMABLE_S = 7 * 24 * 3600
+
+_LOCK = portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING
 
 
 class TempFiles:
-    """The temporary files being written now, so they can be removed on close.
+    """The temporary files this process is writing, so they can be removed on close.
 
-    A worker stuck in a read cannot be interrupted; when the Fetcher closes, it
-    removes that worker's temporary file itself.
+    A worker stuck in a read cannot be interrupted; when the Fetcher closes,
+    it removes that worker's temporary file itself, unless it was marked to
+    be kept for resuming.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._paths: set[Path] = set()
+        self._kept: set[Path] = set()
         self._prefix = f"{os.getpid()}-{secrets.token_hex(2)}-"
         self._counter = itertools.count()
 
     def create(self, folder: Path) -> tuple[int, Path]:
+        """A new, locked, empty temporary file in *folder*: (descriptor, path)."""
         # O_EXCL: never open an existing file; mode 0o666 lets the umask decide,
         # so finished files get the same permissions as any other new file.
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
         for _ in range(16):
             # Process id and a counter: unique here, and O_EXCL guards against
             # a leftover from an earlier process that had the same id.
@@ -48,14 +75,42 @@ class TempFiles:
                 fd = os.open(path, flags, 0o666)
             except FileExistsError:
                 continue
+            _try_lock(fd)  # a file system without locks still downloads
             with self._lock:
                 self._paths.add(path)
             return fd, path
         raise FileExistsError(f"no free temporary name in {folder}")
 
+    def reopen(self, path: Path) -> int | None:
+        """Open a kept partial file to append to it, locked; None if that cannot be done now.
+
+        None when another process is writing it (locked), when it is gone, or
+        when it was replaced under the same name since it was recorded.
+        """
+        try:
+            fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
+        except OSError:
+            return None
+        if not _try_lock(fd) or not _still_named(fd, path):
+            os.close(fd)
+            return None
+        with self._lock:
+            self._paths.add(path)
+        return fd
+
+    def keep(self, path: Path) -> None:
+        """Leave *path* in place on close: a later run can resume it."""
+        with self._lock:
+            self._kept.add(path)
+
+    def is_kept(self, path: Path) -> bool:
+        with self._lock:
+            return path in self._kept
+
     def forget(self, path: Path) -> None:
         with self._lock:
             self._paths.discard(path)
+            self._kept.discard(path)
 
     def remove(self, path: Path) -> None:
         self.forget(path)
@@ -64,32 +119,84 @@ class TempFiles:
         except FileNotFoundError:
             pass
 
-    @staticmethod
-    def remove_abandoned(folder: Path, *, older_than_s: float = ABANDONED_AFTER_S) -> int:
-        """Remove temporary files in *folder* left by runs that were killed.
-
-        A download in progress writes to its file with every chunk, and
-        fails after its timeout without data; a file untouched for a day
-        belongs to no live run, even one that overlaps this one.
-        """
-        cutoff = time.time() - older_than_s
-        removed = 0
-        for path in folder.glob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
-            try:
-                if path.is_file() and path.stat().st_mtime < cutoff:
-                    path.unlink()
-                    removed += 1
-            except OSError:
-                continue  # gone already, or not ours to remove
-        if removed:
-            log.info("removed %d temporary files left by earlier runs in %s", removed, folder)
-        return removed
-
     def remove_all(self) -> None:
+        """Remove every temporary file not marked to be kept (on close)."""
         with self._lock:
-            paths, self._paths = self._paths, set()
+            paths, self._paths = self._paths - self._kept, set()
+            self._kept = set()
         for path in paths:
             try:
                 path.unlink()
             except FileNotFoundError:
                 pass
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Cleanup:
+    """What ``remove_leftovers`` did."""
+
+    removed: int = 0
+    removed_bytes: int = 0
+    kept: int = 0  # resumable partial files left for their URLs
+
+
+def remove_leftovers(folder: Path, *, resumable: Collection[str], now: float | None = None) -> Cleanup:
+    """Remove the partial files in *folder* that no live writer owns and no URL can resume.
+
+    *resumable* holds the paths (as str) the state database keeps for resuming;
+    those stay, unless untouched for KEEP_RESUMABLE_S.  A locked file is being
+    written by a live run (this one or another) and is never touched.
+    """
+    now = time.time() if now is None else now
+    removed = removed_bytes = kept = 0
+    for path in folder.glob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        except OSError:
+            continue  # gone already, or not ours to open
+        try:
+            info = os.fstat(fd)
+            age = now - info.st_mtime
+            judged = _try_lock(fd, quiet=True)
+            if judged is None:
+                doomed = age > ABANDONED_AFTER_S  # no locks here: fall back on age
+            elif not judged:
+                continue  # a live writer holds it
+            elif str(path) in resumable and age <= KEEP_RESUMABLE_S:
+                kept += 1
+                continue
+            else:
+                doomed = age > UNLOCKED_GRACE_S or str(path) in resumable
+            if doomed and _still_named(fd, path):
+                path.unlink()
+                removed += 1
+                removed_bytes += info.st_size
+        except OSError:
+            continue
+        finally:
+            os.close(fd)  # drops our lock, after the unlink
+    if removed:
+        log.info("removed %d partial files (%d bytes) left by interrupted runs in %s", removed, removed_bytes, folder)
+    return Cleanup(removed=removed, removed_bytes=removed_bytes, kept=kept)
+
+
+def _try_lock(fd: int, *, quiet: bool = False) -> bool | None:
+    """Lock *fd*: True if locked, False if another holder has it, None if locks do not work here."""
+    try:
+        portalocker.lock(fd, _LOCK)
+    except portalocker.AlreadyLocked:
+        return False
+    except portalocker.LockException as exc:
+        if not quiet:
+            log.debug("cannot lock a temporary file (%s); carrying on without a lock", exc)
+        return None
+    return True
+
+
+def _still_named(fd: int, path: Path) -> bool:
+    """Whether *path* still names the file open as *fd* (not renamed, removed or replaced)."""
+    try:
+        named, opened = os.stat(path), os.fstat(fd)
+    except OSError:
+        return False
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)

@@ -208,23 +208,3 @@ def test_cancelled_download_removes_its_temporary_file(server: srv.LoopbackServe
         outcome = download(session, url, tmp_path / "big", config=settings, temp_files=TempFiles(), cancelled=cancelled)
     assert isinstance(outcome.error, Cancelled)
     assert list(tmp_path.iterdir()) == []
-
-
-def test_temp_files_remove_all_deletes_unfinished_files(tmp_path: Path) -> None:
-    temp_files = TempFiles()
-    fd, path = temp_files.create(tmp_path)
-    os.close(fd)
-    assert leftovers(tmp_path) == [path.name]
-    temp_files.remove_all()
-    assert leftovers(tmp_path) == []
-
-
-def test_abandoned_temporary_files_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
-    abandoned = tmp_path / f"{TEMP_PREFIX}killed-run{TEMP_SUFFIX}"
-    live = tmp_path / f"{TEMP_PREFIX}running{TEMP_SUFFIX}"
-    for path in (abandoned, live):
-        path.write_bytes(b"partial")
-    two_days_ago = time.time() - 2 * 24 * 3600
-    os.utime(abandoned, (two_days_ago, two_days_ago))
-    assert TempFiles.remove_abandoned(tmp_path) == 1
-    assert leftovers(tmp_path) == [live.name]

@@ -1,0 +1,104 @@
+"""Temporary files: created locked, kept or removed, and the clean-up of earlier runs' leftovers."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from fetcher.transfer.tempfiles import (
+    KEEP_RESUMABLE_S,
+    TEMP_PREFIX,
+    TEMP_SUFFIX,
+    UNLOCKED_GRACE_S,
+    TempFiles,
+    remove_leftovers,
+)
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(TEMP_PREFIX))
+
+
+def partial_file(folder: Path, name: str, *, age_s: float = 0.0) -> Path:
+    path = folder / f"{TEMP_PREFIX}{name}{TEMP_SUFFIX}"
+    path.write_bytes(b"partial")
+    then = time.time() - age_s
+    os.utime(path, (then, then))
+    return path
+
+
+def test_remove_all_deletes_unfinished_files(tmp_path: Path) -> None:
+    temp_files = TempFiles()
+    fd, path = temp_files.create(tmp_path)
+    os.close(fd)
+    assert leftovers(tmp_path) == [path.name]
+    temp_files.remove_all()
+    assert leftovers(tmp_path) == []
+
+
+def test_remove_all_leaves_a_file_marked_to_be_kept(tmp_path: Path) -> None:
+    temp_files = TempFiles()
+    fd, kept = temp_files.create(tmp_path)
+    os.close(fd)
+    temp_files.keep(kept)
+    fd, dropped = temp_files.create(tmp_path)
+    os.close(fd)
+    temp_files.remove_all()
+    assert leftovers(tmp_path) == [kept.name]
+
+
+def test_a_file_being_written_is_never_removed_by_a_clean_up(tmp_path: Path) -> None:
+    temp_files = TempFiles()
+    fd, path = temp_files.create(tmp_path)
+    os.utime(path, (0, 0))  # as old as can be: only its lock protects it
+    try:
+        assert remove_leftovers(tmp_path, resumable=()).removed == 0
+        assert leftovers(tmp_path) == [path.name]
+    finally:
+        os.close(fd)
+
+
+def test_an_unlocked_partial_file_of_a_dead_run_is_removed_at_once(tmp_path: Path) -> None:
+    partial_file(tmp_path, "killed", age_s=UNLOCKED_GRACE_S + 5)
+    cleanup = remove_leftovers(tmp_path, resumable=())
+    assert (cleanup.removed, cleanup.removed_bytes) == (1, len(b"partial"))
+    assert leftovers(tmp_path) == []
+
+
+def test_an_unlocked_partial_file_younger_than_the_grace_period_stays(tmp_path: Path) -> None:
+    # A writer may have created it and not locked it yet.
+    young = partial_file(tmp_path, "just-created")
+    assert remove_leftovers(tmp_path, resumable=()).removed == 0
+    assert leftovers(tmp_path) == [young.name]
+
+
+def test_a_resumable_partial_file_on_record_is_kept(tmp_path: Path) -> None:
+    kept = partial_file(tmp_path, "resumable", age_s=3600)
+    cleanup = remove_leftovers(tmp_path, resumable={str(kept)})
+    assert (cleanup.removed, cleanup.kept) == (0, 1)
+    assert leftovers(tmp_path) == [kept.name]
+
+
+def test_a_resumable_partial_file_untouched_for_a_week_is_removed(tmp_path: Path) -> None:
+    stale = partial_file(tmp_path, "stale", age_s=KEEP_RESUMABLE_S + 60)
+    assert remove_leftovers(tmp_path, resumable={str(stale)}).removed == 1
+    assert leftovers(tmp_path) == []
+
+
+def test_reopen_locks_a_kept_partial_file_for_appending(tmp_path: Path) -> None:
+    path = partial_file(tmp_path, "resume")
+    first, second = TempFiles(), TempFiles()
+    fd = first.reopen(path)
+    assert fd is not None
+    try:
+        assert second.reopen(path) is None  # a second writer is refused while the first holds it
+    finally:
+        os.close(fd)
+    fd = second.reopen(path)
+    assert fd is not None
+    os.close(fd)
+
+
+def test_reopen_refuses_a_file_that_is_gone(tmp_path: Path) -> None:
+    assert TempFiles().reopen(tmp_path / f"{TEMP_PREFIX}gone{TEMP_SUFFIX}") is None
