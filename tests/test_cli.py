@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -131,7 +132,9 @@ def test_only_acquire_timeouts_exit_3(server: srv.LoopbackServer, tmp_path: Path
 
 def test_failures_and_acquire_timeouts_exit_1(server: srv.LoopbackServer, tmp_path: Path, dest: Path) -> None:
     urls = [server.route("/s", srv.body(b"", status=500, delay=1.0)), server.route("/t", srv.body(b"x"))]
-    assert fetcher(url_list(tmp_path, *urls), "--max", "1", "--acquire-timeout", "0.2", "-d", dest, "--retries", "0") == 1
+    assert (
+        fetcher(url_list(tmp_path, *urls), "--max", "1", "--acquire-timeout", "0.2", "-d", dest, "--retries", "0") == 1
+    )
 
 
 @pytest.mark.parametrize(
@@ -282,3 +285,91 @@ def test_a_signal_mid_download_exits_cleanly_and_leaves_no_partial_file(
     assert process.returncode == code
     assert "Traceback" not in err and "interrupted" in err
     assert listing(dest) == ["fetcher-report.jsonl"]
+
+
+# -- cron-grade runs --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_a_run_stopped_mid_download_is_resumed_by_the_next(
+    server: srv.LoopbackServer, tmp_path: Path, dest: Path, signum: int
+) -> None:
+    body = bytes(range(256)) * (8 << 12)  # 8 MiB
+    url = server.route("/big.iso", srv.Resource(body, rate=6 << 20))
+    urls = url_list(tmp_path, url)
+    process = spawn(urls, "-d", dest)
+    deadline = time.monotonic() + 15
+    while server.bytes_sent["/big.iso"] < 5 << 20 and time.monotonic() < deadline:  # about 60%
+        time.sleep(0.02)
+    os.kill(process.pid, signum)
+    process.communicate(timeout=15)
+    assert [p.name for p in dest.glob(".fetcher-*.part")], "the partial file was not kept"
+    sent_before = server.bytes_sent["/big.iso"]
+    assert fetcher(urls, "-d", dest, "-q") == 0
+    assert (dest / "big.iso").read_bytes() == body
+    assert server.bytes_sent["/big.iso"] - sent_before < len(body) // 2
+    [last] = [r for r in records(dest / "fetcher-report.jsonl") if r["status"] == "ok"]
+    # The socket buffers held some of what the server had sent when the run stopped.
+    assert isinstance(last["resumed_from"], int) and last["resumed_from"] >= 4 << 20
+    assert list(dest.glob(".fetcher-*.part")) == []
+
+
+def test_two_overlapping_runs_leave_the_state_consistent(
+    server: srv.LoopbackServer, tmp_path: Path, dest: Path
+) -> None:
+    urls = url_list(tmp_path, *(server.route(f"/f{n}", srv.Resource(b"x" * n)) for n in range(40)))
+    runs = [spawn(urls, "-d", dest, "-q", "--max", "4") for _ in range(2)]
+    assert [p.communicate(timeout=30) and p.returncode for p in runs] == [0, 0]
+    assert fetcher(urls, "-d", dest, "-q") == 0
+    statuses = [r["status"] for r in records(dest / "fetcher-report.jsonl")]
+    assert statuses[-40:] == ["unchanged"] * 40
+    with sqlite3.connect(dest / DEFAULT_STATE_NAME) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_rerun_with_nothing_new_prints_nothing_with_quiet(
+    server: srv.LoopbackServer, tmp_path: Path, dest: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    urls = url_list(tmp_path, server.route("/rfc791.txt", srv.Resource(b"ip")))
+    assert fetcher(urls, "-d", dest, "-q") == 0
+    assert fetcher(urls, "-d", dest) == 0
+    assert "unchanged       http" in capsys.readouterr().err
+    assert fetcher(urls, "-d", dest, "-q") == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_the_summary_counts_urls_that_worked_after_a_retry(
+    server: srv.LoopbackServer, tmp_path: Path, dest: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flaky = srv.faulty([srv.status(503, headers={"Retry-After": "0"})], then=srv.body(b"x"))
+    assert fetcher(url_list(tmp_path, server.route("/f", flaky)), "-d", dest) == 0
+    err = capsys.readouterr().err
+    assert "1 ok, 1 after a retry" in err and "2 attempts" in err
+    [record] = records(dest / "fetcher-report.jsonl")
+    assert (record["attempts"], record["error"]) == (2, None)
+
+
+def test_force_with_skip_existing_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert fetcher(url_list(tmp_path, "http://x/y"), "--force", "--skip-existing") == 2
+    assert "--force and --skip-existing cannot be used together" in capsys.readouterr().err
+
+
+def test_a_state_file_that_is_not_a_database_is_a_usage_error(
+    tmp_path: Path, dest: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    junk = tmp_path / "state.db"
+    junk.write_bytes(b"this is not sqlite" * 100)
+    assert fetcher(url_list(tmp_path, "http://x/y"), "-d", dest, "--state", junk) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not a SQLite database" in err
+
+
+def test_option_lines_in_the_list_check_the_file(server: srv.LoopbackServer, tmp_path: Path, dest: Path) -> None:
+    url = server.route("/f", srv.body(b"tampered"))
+    good = server.route("/g", srv.body(b"fine"))
+    wrong = "0" * 64
+    urls = url_list(tmp_path, url, f"  checksum=sha-256={wrong}", good, "  out=renamed.txt")
+    assert fetcher(urls, "-d", dest) == 1
+    by_line = {r["line"]: r for r in records(dest / "fetcher-report.jsonl")}
+    assert by_line[1]["status"] == "failed" and str(by_line[1]["error"]).startswith("checksum mismatch")
+    assert by_line[3]["status"] == "ok" and (dest / "renamed.txt").read_bytes() == b"fine"

@@ -1,0 +1,279 @@
+"""One run, end to end on loopback: retries, re-runs through the state database, resume, entries."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+from fetcher import Entry, Fetcher, Result, Status
+from fetcher.state import DEFAULT_STATE_NAME, StateStore
+from fetcher.transfer.tempfiles import TEMP_PREFIX, TEMP_SUFFIX
+from tests import server as srv
+
+MiB = 1 << 20
+
+
+def run(items: list[str | Entry], dest: Path, **options: object) -> list[Result]:
+    with Fetcher(dest=dest, **options) as fetcher:  # type: ignore[arg-type]
+        return list(fetcher.fetch(items))
+
+
+def fast_clock() -> float:
+    """Retry waits pass a thousand times faster than real time."""
+    return time.monotonic() * 1000
+
+
+def partial_files(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.name.startswith(TEMP_PREFIX) and p.name.endswith(TEMP_SUFFIX)]
+
+
+def data(size: int) -> bytes:
+    return bytes(range(256)) * (size // 256) + bytes(size % 256)
+
+
+# -- retries ------------------------------------------------------------------------
+
+
+def test_a_transient_failure_is_retried_until_it_works(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    busy = srv.status(503, headers={"Retry-After": "0"})
+    url = server.route("/f", srv.faulty([busy, busy], then=srv.body(b"fine")))
+    [result] = run([url], tmp_path)
+    assert (result.status, result.attempts, result.http_status) == (Status.OK, 3, 200)
+    assert (tmp_path / "f").read_bytes() == b"fine"
+
+
+def test_a_permanent_failure_is_not_retried(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/gone", srv.body(b"", status=404))
+    [result] = run([url], tmp_path, clock=fast_clock)
+    assert (result.status, result.attempts) == (Status.FAILED, 1)
+    assert server.requests["/gone"] == 1
+
+
+def test_retries_stop_when_the_budget_is_spent(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/busy", srv.body(b"", status=503))
+    [result] = run([url], tmp_path, retries=2, clock=fast_clock)
+    assert (result.status, result.attempts, result.error) == (Status.FAILED, 3, "HTTP 503 Service Unavailable")
+    assert server.requests["/busy"] == 3
+
+
+def test_backoff_waits_run_on_the_injected_clock(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    # Without Retry-After the waits are backoff: up to 1 + 2 + 4 s of the clock's time.
+    url = server.route("/f", srv.faulty([srv.status(502)] * 3, then=srv.body(b"ok")))
+    began = time.monotonic()
+    [result] = run([url], tmp_path, clock=fast_clock)
+    assert (result.status, result.attempts) == (Status.OK, 4)
+    assert time.monotonic() - began < 3
+
+
+def test_a_url_waiting_to_retry_holds_no_slot(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    later = srv.status(503, headers={"Retry-After": "1"})
+    first = server.route("/first", srv.faulty([later], then=srv.body(b"1")))
+    second = server.route("/second", srv.body(b"2", delay=0.2))
+    results = run([first, second], tmp_path, max_concurrent=1)
+    by_url = {r.url: r for r in results}
+    assert by_url[second].status is Status.OK
+    assert by_url[second].wait_s is not None and by_url[second].wait_s < 0.6  # it got the slot during the wait
+    assert (by_url[first].status, by_url[first].attempts) == (Status.OK, 2)
+    assert by_url[first].total_s >= 0.9
+
+
+def test_a_retry_after_over_the_limit_fails_with_a_reason(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/later", srv.status(503, headers={"Retry-After": "3600"}))
+    [result] = run([url], tmp_path, retry_after_max=300)
+    assert (result.status, result.attempts) == (Status.FAILED, 1)
+    assert result.error is not None and "3600s" in result.error and "300s" in result.error
+
+
+def test_the_acquire_timeout_applies_to_the_first_slot_only(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    later = srv.status(503, headers={"Retry-After": "1"})
+    url = server.route("/f", srv.faulty([later], then=srv.body(b"ok")))
+    [result] = run([url], tmp_path, acquire_timeout=0.5)
+    assert (result.status, result.attempts) == (Status.OK, 2)
+
+
+# -- re-runs --------------------------------------------------------------------------
+
+
+def test_a_second_run_asks_conditionally_and_leaves_the_file_alone(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/rfc791.txt", srv.Resource(b"internet protocol"))
+    [first] = run([url], tmp_path)
+    before = os.stat(tmp_path / "rfc791.txt")
+    [second] = run([url], tmp_path)
+    assert (first.status, second.status, second.http_status) == (Status.OK, Status.UNCHANGED, 304)
+    asked = server.headers_seen["/rfc791.txt"][-1]
+    assert asked["If-None-Match"] == '"v1"' and "If-Modified-Since" in asked
+    after = os.stat(tmp_path / "rfc791.txt")
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert second.path == tmp_path.resolve() / "rfc791.txt" and second.bytes == 0
+
+
+def test_a_changed_resource_replaces_the_file_on_the_next_run(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    resource = srv.Resource(b"old")
+    url = server.route("/f", resource)
+    run([url], tmp_path)
+    resource.update(b"new!", etag='"v2"', last_modified=srv.http_date(time.time() - 60))
+    [result] = run([url], tmp_path)
+    assert result.status is Status.OK
+    assert (tmp_path / "f").read_bytes() == b"new!"
+
+
+def test_the_file_gets_the_servers_last_modified_time(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    modified = 1_700_000_000
+    url = server.route("/f", srv.Resource(b"x", last_modified=srv.http_date(modified)))
+    run([url], tmp_path)
+    assert os.stat(tmp_path / "f").st_mtime == modified
+
+
+def test_no_remote_time_keeps_the_local_time(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/f", srv.Resource(b"x", last_modified=srv.http_date(1_700_000_000)))
+    run([url], tmp_path, remote_time=False)
+    assert abs(os.stat(tmp_path / "f").st_mtime - time.time()) < 60
+
+
+def test_a_file_edited_since_is_downloaded_plainly(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/f", srv.Resource(b"server copy"))
+    run([url], tmp_path)
+    (tmp_path / "f").write_bytes(b"edited by hand")
+    [result] = run([url], tmp_path)
+    assert result.status is Status.OK
+    assert "If-None-Match" not in server.headers_seen["/f"][-1]
+    assert (tmp_path / "f").read_bytes() == b"server copy"
+
+
+def test_a_deleted_file_is_downloaded_again(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/f", srv.Resource(b"server copy"))
+    run([url], tmp_path)
+    (tmp_path / "f").unlink()
+    [result] = run([url], tmp_path)
+    assert result.status is Status.OK and (tmp_path / "f").read_bytes() == b"server copy"
+
+
+def test_force_downloads_in_full_whatever_the_state_says(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/f", srv.Resource(b"x"))
+    run([url], tmp_path)
+    [result] = run([url], tmp_path, force=True)
+    assert (result.status, result.http_status) == (Status.OK, 200)
+    assert "If-None-Match" not in server.headers_seen["/f"][-1]
+
+
+def test_skip_existing_requests_nothing_for_a_file_that_exists(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    there = server.route("/there", srv.body(b"new"))
+    missing = server.route("/missing", srv.body(b"new"))
+    (tmp_path / "there").write_bytes(b"old")
+    results = run([there, missing], tmp_path, skip_existing=True)
+    assert [(r.status, r.attempts) for r in results] == [(Status.SKIPPED, 0), (Status.OK, 1)]
+    assert server.requests["/there"] == 0
+    assert (tmp_path / "there").read_bytes() == b"old"
+
+
+def test_without_state_every_run_downloads_in_full(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/f", srv.Resource(b"x"))
+    run([url], tmp_path, state=False)
+    [result] = run([url], tmp_path, state=False)
+    assert result.http_status == 200
+    assert not (tmp_path / DEFAULT_STATE_NAME).exists()
+
+
+def test_the_state_can_live_outside_dest(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/f", srv.Resource(b"x"))
+    state = tmp_path / "elsewhere" / "state.db"
+    run([url], tmp_path / "dest", state=state)
+    [result] = run([url], tmp_path / "dest", state=state)
+    assert result.status is Status.UNCHANGED
+    assert state.exists() and not (tmp_path / "dest" / DEFAULT_STATE_NAME).exists()
+
+
+def test_a_new_checksum_in_the_list_is_not_answered_from_the_state(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    body = b"checked"
+    url = server.route("/f", srv.Resource(body))
+    run([url], tmp_path)
+    checksum = "sha-256=" + hashlib.sha256(body).hexdigest()
+    [result] = run([Entry(url=url, checksum=checksum)], tmp_path)
+    assert (result.status, result.http_status) == (Status.OK, 200)
+
+
+# -- resume ------------------------------------------------------------------------------
+
+
+def test_a_body_cut_short_is_resumed_by_the_retry(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    body = data(2 * MiB)
+    url = server.route("/big", srv.Resource(body, cut_after=MiB + 3, cuts=1))
+    [result] = run([url], tmp_path, clock=fast_clock)
+    assert (result.status, result.attempts, result.resumed_from) == (Status.OK, 2, MiB + 3)
+    assert (tmp_path / "big").read_bytes() == body
+    assert server.bytes_sent["/big"] == len(body)
+    assert server.headers_seen["/big"][-1]["Range"] == f"bytes={MiB + 3}-"
+
+
+def test_a_partial_file_is_kept_and_resumed_by_the_next_run(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    body = data(3 * MiB)
+    url = server.route("/big", srv.Resource(body, cut_after=2 * MiB, cuts=1))
+    [first] = run([url], tmp_path, retries=0)
+    assert first.status is Status.FAILED
+    [kept] = partial_files(tmp_path)
+    assert kept.stat().st_size == 2 * MiB
+    [second] = run([url], tmp_path)
+    assert (second.status, second.resumed_from, second.bytes) == (Status.OK, 2 * MiB, len(body))
+    assert (tmp_path / "big").read_bytes() == body
+    assert partial_files(tmp_path) == []
+    with StateStore(tmp_path / DEFAULT_STATE_NAME) as store:
+        assert store.partials() == []
+
+
+def test_a_partial_file_of_a_changed_resource_is_not_joined_to_the_new_one(
+    server: srv.LoopbackServer, tmp_path: Path
+) -> None:
+    resource = srv.Resource(data(3 * MiB), cut_after=2 * MiB, cuts=1)
+    url = server.route("/big", resource)
+    run([url], tmp_path, retries=0)
+    new = bytes(reversed(data(3 * MiB)))
+    resource.update(new, etag='"v2"')
+    [result] = run([url], tmp_path)
+    assert (result.status, result.resumed_from) == (Status.OK, None)
+    assert (tmp_path / "big").read_bytes() == new
+
+
+def test_a_small_partial_file_is_not_kept_for_a_later_run(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/small", srv.Resource(data(100_000), cut_after=50_000, cuts=1))
+    [result] = run([url], tmp_path, retries=0)
+    assert result.status is Status.FAILED
+    assert partial_files(tmp_path) == []
+
+
+# -- entries ---------------------------------------------------------------------------------
+
+
+def test_a_checksum_mismatch_fails_and_leaves_no_file(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/f", srv.body(b"tampered"))
+    wrong = "sha-256=" + hashlib.sha256(b"original").hexdigest()
+    [result] = run([Entry(url=url, checksum=wrong)], tmp_path)
+    assert (result.status, result.attempts) == (Status.FAILED, 1)
+    assert result.error is not None and result.error.startswith("checksum mismatch")
+    assert not (tmp_path / "f").exists() and partial_files(tmp_path) == []
+
+
+def test_a_matching_checksum_saves_the_file(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/f", srv.body(b"original"))
+    [result] = run([Entry(url=url, checksum="md5=" + hashlib.md5(b"original").hexdigest())], tmp_path)
+    assert result.status is Status.OK
+
+
+def test_out_names_the_file_made_safe(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/download", srv.body(b"x")) + "?id=7"
+    [result] = run([Entry(url=url, out="../report.pdf")], tmp_path)
+    assert result.path == tmp_path.resolve() / "_._report.pdf"
+
+
+def test_an_entry_with_a_problem_is_invalid_and_not_requested(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/f", srv.body(b"x"))
+    [result] = run([Entry(url=url, line=4, problem="line 5: unknown option 'foo='")], tmp_path)
+    assert (result.status, result.line, result.error) == (Status.INVALID, 4, "line 5: unknown option 'foo='")
+    assert server.requests["/f"] == 0
+
+
+def test_an_entry_without_a_line_gets_its_position(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    urls = [server.route(f"/{n}", srv.body(b"x")) for n in range(3)]
+    results = run([urls[0], Entry(url=urls[1]), urls[2]], tmp_path)
+    assert [r.line for r in results] == [1, 2, 3]
