@@ -31,7 +31,9 @@ from ._report import ReportWriter
 from ._result import FIELDS, Result, Status, Tally
 from ._urls import Entry, check_url, open_url_list
 from ._version import __version__
+from .transfer.checksum import Checksum
 from .transfer.download import Watcher
+from .transfer.retry import RetryPolicy
 
 # A library leaves output to the application: without a handler configured,
 # nothing is printed (not even warnings, via logging's last resort).
@@ -40,6 +42,7 @@ logging.getLogger("fetcher").addHandler(logging.NullHandler())
 __all__ = [
     "FIELDS",
     "BodyError",
+    "Checksum",
     "ClosedError",
     "ConfigError",
     "DestinationError",
@@ -55,6 +58,7 @@ __all__ = [
     "Namer",
     "ReportWriter",
     "Result",
+    "RetryPolicy",
     "Slot",
     "StateError",
     "Stats",

@@ -153,6 +153,11 @@ def cli(
     """Download every URL in URL_LIST (a file, or - for standard input), at most --max at a time.
 
     The list has one URL per line; blank lines and lines starting with # are skipped.
+    An indented line under a URL gives options for it: "  checksum=sha-256=HEX" (also sha-1,
+    sha-512, md5) and "  out=NAME".
+
+    A second run asks the server only for what changed (the state database), retries what
+    failed for a passing reason, and resumes partial downloads.
     """
     if force and skip_existing:
         raise click.UsageError("--force and --skip-existing cannot be used together")
