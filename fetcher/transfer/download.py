@@ -114,8 +114,10 @@ class Ask:
     ``resume``: a partial file to continue.  ``checksum``: what the whole body
     must hash to.  ``remote_time``: give the file the server's Last-Modified.
     ``on_resumable``: called with the partial file once it is worth keeping
-    across runs (KEEP_FROM bytes); returns True if it was recorded somewhere a
-    later run will look, and only then does the partial outlive this process.
+    across runs (KEEP_FROM bytes), and again for each new body (a start-over
+    brings a new validator) or a partial of an earlier run that this process
+    has not marked kept; returns True if it was recorded somewhere a later run
+    will look, and only then does the partial outlive this process.
     """
 
     saved: Validators | None = None
@@ -272,6 +274,7 @@ class _Attempt:
         length = _content_length(response, self.url)
         found = resumable(response.headers, length)
         self.partial = None
+        self.kept = False  # a new body, with its own validator: offer it afresh
         if found is not None and length is not None and self.temp is not None:
             if_range, validators = found
             self.partial = PartialFile(path=self.temp, if_range=if_range, total=length, validators=validators)
@@ -336,7 +339,15 @@ class _Attempt:
             self._drop_partial()
             return None
         os.lseek(fd, size, os.SEEK_SET)
-        self.fd, self.temp, self.offset, self.kept = fd, resume.path, size, True
+        # Until the server says otherwise, the file can still be continued: an
+        # attempt that fails before any answer (a 503, a refused connection)
+        # hands it on rather than deleting it.
+        self.fd, self.temp, self.offset, self.partial = fd, resume.path, size, resume
+        # Kept only if this process marked it so; a partial from an earlier run
+        # is on record already, and is offered again so that this run keeps it too.
+        self.kept = self.temp_files.is_kept(resume.path)
+        if not self.kept and size >= KEEP_FROM:
+            self._offer_partial()
         return resume
 
     def _drop_partial(self) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -132,6 +133,12 @@ def _date(value: str | None) -> float | None:
     if not value:
         return None
     try:
-        return parsedate_to_datetime(value).timestamp()
+        moment = parsedate_to_datetime(value)
+        if moment.tzinfo is None:
+            # The asctime form has no zone and "-0000" means none: both are GMT
+            # in HTTP (RFC 9110 §5.6.7), never the local time that a naive
+            # datetime's timestamp() would assume.
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.timestamp()
     except (TypeError, ValueError, IndexError, OverflowError):
         return None

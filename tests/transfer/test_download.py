@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import random
 import threading
 import time
 from pathlib import Path
@@ -13,17 +15,25 @@ import responses
 
 from fetcher._config import FetcherConfig
 from fetcher._errors import BodyError, Cancelled, HTTPStatusError, TransportError
-from fetcher.transfer.download import Outcome, download, new_session
-from fetcher.transfer.tempfiles import TEMP_PREFIX, TEMP_SUFFIX, TempFiles
+from fetcher.transfer.checksum import Checksum
+from fetcher.transfer.download import KEEP_FROM, PLAIN, Ask, Outcome, download, new_session
+from fetcher.transfer.tempfiles import TEMP_PREFIX, TempFiles
+from fetcher.transfer.validators import PartialFile, Validators, last_modified_ns
 from tests import server as srv
 
 URL = "https://files.example/rfc791.txt"
 
 
-def fetch(url: str, target: Path, **config: object) -> Outcome:
+def fetch(
+    url: str, target: Path, *, ask: Ask = PLAIN, temp_files: TempFiles | None = None, **config: object
+) -> Outcome:
+    """One attempt at *url* into *target*, with its own session (and TempFiles unless given)."""
     settings = FetcherConfig(**{"dest": target.parent, "timeout": 5.0, **config})  # type: ignore[arg-type]
+    temp_files = TempFiles() if temp_files is None else temp_files
     with new_session(settings) as session:
-        return download(session, url, target, config=settings, temp_files=TempFiles(), cancelled=threading.Event())
+        return download(
+            session, url, target, config=settings, temp_files=temp_files, cancelled=threading.Event(), ask=ask
+        )
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -208,3 +218,369 @@ def test_cancelled_download_removes_its_temporary_file(server: srv.LoopbackServe
         outcome = download(session, url, tmp_path / "big", config=settings, temp_files=TempFiles(), cancelled=cancelled)
     assert isinstance(outcome.error, Cancelled)
     assert list(tmp_path.iterdir()) == []
+
+
+# -- conditional GET: a re-run asks "has it changed?" -----------------------------
+
+#: A body whose every byte depends on its position, so a misjoined file cannot pass for the right one.
+DATA = random.Random(791).randbytes(200_000)
+NEW_DATA = random.Random(792).randbytes(180_000)
+#: Where a body is cut short: the first attempt gets this many bytes.
+CUT = 75_000
+#: A body that crosses KEEP_FROM, the least a partial file must hold to be offered for keeping.
+BIG = random.Random(793).randbytes(KEEP_FROM + 100_000)
+BIG_CUT = KEEP_FROM + 30_000
+#: An mtime no download would give a file by chance (2001-09-09).
+OLD_MTIME_NS = 1_000_000_000 * 1_000_000_000
+
+
+def existing_file(target: Path, content: bytes) -> Path:
+    """*content* under *target*, with an old mtime a test can tell from any new one."""
+    target.write_bytes(content)
+    os.utime(target, ns=(OLD_MTIME_NS, OLD_MTIME_NS))
+    return target
+
+
+def sha256(data: bytes) -> Checksum:
+    return Checksum(algorithm="sha-256", hexdigest=hashlib.sha256(data).hexdigest())
+
+
+def test_saved_validators_are_sent_exactly_as_given(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    resource = srv.Resource(DATA, etag='W/"abc-1"')
+    url = server.route("/f", resource)
+    saved = Validators(etag='W/"abc-1"', last_modified=resource.last_modified)
+    fetch(url, existing_file(tmp_path / "f", DATA), ask=Ask(saved=saved))
+    seen = server.headers_seen["/f"][-1]
+    assert (seen.get("If-None-Match"), seen.get("If-Modified-Since")) == ('W/"abc-1"', resource.last_modified)
+
+
+def test_a_304_leaves_the_file_untouched(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/f", srv.Resource(DATA))
+    target = existing_file(tmp_path / "f", b"what an earlier run saved")
+    outcome = fetch(url, target, ask=Ask(saved=Validators(etag='"v1"')))
+    assert (outcome.unchanged, outcome.error, outcome.http_status) == (True, None, 304)
+    assert target.read_bytes() == b"what an earlier run saved"
+    assert target.stat().st_mtime_ns == OLD_MTIME_NS
+    assert leftovers(tmp_path) == []
+
+
+def test_a_200_to_a_conditional_request_replaces_the_file(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    resource = srv.Resource(DATA)
+    url = server.route("/f", resource)
+    saved = Validators(etag=resource.etag, last_modified=resource.last_modified)
+    resource.update(NEW_DATA)
+    target = existing_file(tmp_path / "f", DATA)
+    outcome = fetch(url, target, ask=Ask(saved=saved))
+    assert (outcome.unchanged, outcome.error, outcome.http_status) == (False, None, 200)
+    assert target.read_bytes() == NEW_DATA
+    assert leftovers(tmp_path) == []
+
+
+def test_an_exact_last_modified_gets_a_304_from_an_nginx_like_server(
+    server: srv.LoopbackServer, tmp_path: Path
+) -> None:
+    resource = srv.Resource(DATA, etag=None, ims_exact=True)
+    url = server.route("/f", resource)
+    outcome = fetch(
+        url, existing_file(tmp_path / "f", DATA), ask=Ask(saved=Validators(last_modified=resource.last_modified))
+    )
+    assert (outcome.unchanged, outcome.http_status) == (True, 304)
+
+
+# -- remote time -------------------------------------------------------------------
+
+
+def test_the_saved_file_gets_the_last_modified_time(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    resource = srv.Resource(DATA)
+    url = server.route("/f", resource)
+    outcome = fetch(url, tmp_path / "f")
+    mtime_ns = (tmp_path / "f").stat().st_mtime_ns
+    assert mtime_ns == last_modified_ns(resource.last_modified)
+    assert outcome.mtime_ns == mtime_ns
+
+
+def test_without_remote_time_the_file_keeps_the_local_time(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/f", srv.Resource(DATA))  # Last-Modified a day ago
+    before = time.time_ns()
+    outcome = fetch(url, tmp_path / "f", ask=Ask(remote_time=False))
+    mtime_ns = (tmp_path / "f").stat().st_mtime_ns
+    assert before - 2_000_000_000 <= mtime_ns <= time.time_ns() + 2_000_000_000  # file system clocks are coarse
+    assert outcome.mtime_ns == mtime_ns
+
+
+def test_the_outcome_carries_the_validators_of_the_saved_body(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    resource = srv.Resource(DATA, etag='"abc"')
+    url = server.route("/f", resource)
+    outcome = fetch(url, tmp_path / "f")
+    assert outcome.validators == Validators(etag='"abc"', last_modified=resource.last_modified)
+
+
+# -- resume: Range + If-Range ------------------------------------------------------
+
+
+def cut_short(server: srv.LoopbackServer, resource: srv.Resource, target: Path, **ask: object) -> Outcome:
+    """Serve *resource* at /f and make a first attempt, which the resource is expected to cut short."""
+    url = server.route("/f", resource)
+    outcome = fetch(url, target, ask=Ask(**ask))  # type: ignore[arg-type]
+    assert isinstance(outcome.error, BodyError) and outcome.error.transient
+    return outcome
+
+
+def resume(server: srv.LoopbackServer, outcome: Outcome, target: Path, **ask: object) -> Outcome:
+    """A second attempt at /f, continuing what *outcome* left."""
+    return fetch(server.url("/f"), target, ask=Ask(resume=outcome.partial, **ask))  # type: ignore[arg-type]
+
+
+def test_a_body_cut_short_leaves_a_partial_file_to_continue(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    outcome = cut_short(server, srv.Resource(DATA, cut_after=CUT, cuts=1), tmp_path / "f")
+    assert outcome.partial is not None
+    assert outcome.partial.path.read_bytes() == DATA[:CUT]
+    assert (outcome.partial.if_range, outcome.partial.total) == ('"v1"', len(DATA))
+    assert not (tmp_path / "f").exists()
+
+
+def test_a_second_attempt_asks_for_the_rest_and_joins_it(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    first = cut_short(server, srv.Resource(DATA, cut_after=CUT, cuts=1), tmp_path / "f")
+    outcome = resume(server, first, tmp_path / "f")
+    seen = server.headers_seen["/f"][-1]
+    assert (seen.get("Range"), seen.get("If-Range"), seen.get("Accept-Encoding")) == (
+        f"bytes={CUT}-",
+        '"v1"',
+        "identity",
+    )
+    assert outcome.error is None and server.statuses["/f"] == [200, 206]
+    assert (tmp_path / "f").read_bytes() == DATA
+    assert (outcome.resumed_from, outcome.bytes) == (CUT, len(DATA))
+    assert server.bytes_sent["/f"] == len(DATA)  # the head once, then only the rest
+    assert leftovers(tmp_path) == []
+
+
+def test_a_changed_resource_fails_if_range_and_is_downloaded_whole(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    resource = srv.Resource(DATA, cut_after=CUT, cuts=1)
+    first = cut_short(server, resource, tmp_path / "f")
+    resource.update(NEW_DATA)
+    outcome = resume(server, first, tmp_path / "f")
+    assert outcome.error is None and server.statuses["/f"] == [200, 200]
+    assert (tmp_path / "f").read_bytes() == NEW_DATA
+    assert (outcome.resumed_from, outcome.bytes) == (None, len(NEW_DATA))
+    assert leftovers(tmp_path) == []
+
+
+def test_a_weak_etag_resumes_on_a_strong_last_modified(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    # Taken before the request, so the response's Date is at least a second later.
+    modified = srv.http_date(time.time() - 1)
+    resource = srv.Resource(DATA, etag='W/"v1"', last_modified=modified, cut_after=CUT, cuts=1)
+    first = cut_short(server, resource, tmp_path / "f")
+    assert first.partial is not None and first.partial.if_range == modified
+    outcome = resume(server, first, tmp_path / "f")
+    assert server.headers_seen["/f"][-1].get("If-Range") == modified
+    assert outcome.error is None and outcome.resumed_from == CUT
+    assert (tmp_path / "f").read_bytes() == DATA
+
+
+def test_a_weak_etag_without_a_strong_date_is_not_resumable(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    # Modified "later" than the response's Date: a clock that cannot vouch for the date.
+    resource = srv.Resource(DATA, etag='W/"v1"', last_modified=srv.http_date(time.time() + 3600), cut_after=CUT, cuts=1)
+    outcome = cut_short(server, resource, tmp_path / "f")
+    assert outcome.partial is None
+    assert leftovers(tmp_path) == []
+
+
+def test_a_server_that_ignores_range_makes_the_attempt_start_over(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    first = cut_short(server, srv.Resource(DATA, ranges=False, cut_after=CUT, cuts=1), tmp_path / "f")
+    outcome = resume(server, first, tmp_path / "f")
+    assert server.headers_seen["/f"][-1].get("Range") == f"bytes={CUT}-"
+    assert outcome.error is None and server.statuses["/f"] == [200, 200]
+    assert (tmp_path / "f").read_bytes() == DATA
+    assert outcome.resumed_from is None
+    assert leftovers(tmp_path) == []
+
+
+def test_a_416_starts_over_within_the_same_attempt(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    resource = srv.Resource(DATA, cut_after=CUT, cuts=1)
+    first = cut_short(server, resource, tmp_path / "f")
+    # A server that shortened the file and kept its validators: the range is now past the end.
+    resource.update(DATA[: CUT // 2], etag=resource.etag, last_modified=resource.last_modified)
+    outcome = resume(server, first, tmp_path / "f")
+    assert outcome.error is None and server.statuses["/f"] == [200, 416, 200]
+    assert (tmp_path / "f").read_bytes() == DATA[: CUT // 2]
+    assert leftovers(tmp_path) == []
+
+
+def test_a_206_at_another_offset_starts_over(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    resource = srv.Resource(DATA, cut_after=CUT, cuts=1)
+    first = cut_short(server, resource, tmp_path / "f")
+    wrong = srv.body(DATA[:1000], status=206, headers={"Content-Range": f"bytes 0-999/{len(DATA)}"})
+    server.route("/f", srv.faulty([wrong], resource))
+    outcome = resume(server, first, tmp_path / "f")
+    assert outcome.error is None and server.statuses["/f"] == [200, 206, 200]
+    assert (tmp_path / "f").read_bytes() == DATA
+
+
+def test_a_gzip_encoded_body_is_never_resumable(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    resource = srv.Resource(DATA, content_encoding="gzip", cut_after=CUT, cuts=1)
+    outcome = cut_short(server, resource, tmp_path / "f")
+    assert outcome.partial is None
+    assert leftovers(tmp_path) == []
+
+
+def test_without_accept_ranges_a_body_is_not_resumable(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    outcome = cut_short(server, srv.Resource(DATA, accept_ranges=False, cut_after=CUT, cuts=1), tmp_path / "f")
+    assert outcome.partial is None
+    assert leftovers(tmp_path) == []
+
+
+def test_a_failed_resume_request_keeps_the_partial_file(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    resource = srv.Resource(DATA, cut_after=CUT, cuts=1)
+    first = cut_short(server, resource, tmp_path / "f")
+    server.route("/f", srv.faulty([srv.status(503)], resource))
+    second = resume(server, first, tmp_path / "f")
+    assert isinstance(second.error, HTTPStatusError) and second.error.transient
+    assert second.partial == first.partial and first.partial is not None
+    assert first.partial.path.read_bytes() == DATA[:CUT]
+    third = resume(server, second, tmp_path / "f")
+    assert third.error is None and third.resumed_from == CUT
+    assert (tmp_path / "f").read_bytes() == DATA
+
+
+def test_a_partial_file_locked_by_another_run_is_left_alone(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    first = cut_short(server, srv.Resource(DATA, cut_after=CUT, cuts=1), tmp_path / "f")
+    assert first.partial is not None
+    before = first.partial.path.stat()
+    other_run = TempFiles()
+    fd = other_run.reopen(first.partial.path)
+    assert fd is not None
+    try:
+        outcome = resume(server, first, tmp_path / "f")
+        assert "Range" not in server.headers_seen["/f"][-1]
+        assert outcome.error is None and outcome.resumed_from is None
+        assert (tmp_path / "f").read_bytes() == DATA
+        after = first.partial.path.stat()
+        assert first.partial.path.read_bytes() == DATA[:CUT]
+        assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+        assert leftovers(tmp_path) == [first.partial.path.name]
+    finally:
+        os.close(fd)
+
+
+# -- checksums -------------------------------------------------------------------
+
+
+def test_a_matching_checksum_saves_the_file(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/f", srv.Resource(DATA))
+    outcome = fetch(url, tmp_path / "f", ask=Ask(checksum=sha256(DATA)))
+    assert outcome.error is None
+    assert (tmp_path / "f").read_bytes() == DATA
+
+
+def test_a_checksum_mismatch_never_reaches_the_final_name(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/f", srv.Resource(DATA))
+    outcome = fetch(url, tmp_path / "f", ask=Ask(checksum=sha256(NEW_DATA)))
+    assert isinstance(outcome.error, BodyError) and not outcome.error.transient
+    assert "checksum mismatch" in str(outcome.error)
+    assert outcome.partial is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_checksum_covers_the_bytes_of_earlier_attempts(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    first = cut_short(server, srv.Resource(DATA, cut_after=CUT, cuts=1), tmp_path / "f")
+    outcome = resume(server, first, tmp_path / "f", checksum=sha256(DATA))
+    assert outcome.error is None and outcome.resumed_from == CUT
+    assert (tmp_path / "f").read_bytes() == DATA
+
+
+def test_a_damaged_partial_file_fails_the_checksum_after_a_resume(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    first = cut_short(server, srv.Resource(DATA, cut_after=CUT, cuts=1), tmp_path / "f")
+    assert first.partial is not None
+    with first.partial.path.open("r+b") as head:
+        head.write(bytes([DATA[0] ^ 0xFF]))
+    outcome = resume(server, first, tmp_path / "f", checksum=sha256(DATA))
+    assert isinstance(outcome.error, BodyError) and "checksum mismatch" in str(outcome.error)
+    assert outcome.partial is None  # resuming it again could only fail again
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- keeping a partial file for a later run ---------------------------------------------
+
+
+class Recorder:
+    """An on_resumable callback that records its calls and answers *answer*."""
+
+    def __init__(self, answer: bool = True) -> None:
+        self.answer = answer
+        self.calls: list[PartialFile] = []
+
+    def __call__(self, partial: PartialFile) -> bool:
+        self.calls.append(partial)
+        return self.answer
+
+
+def test_a_partial_file_past_keep_from_is_offered_once_and_kept(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    temp_files, recorder = TempFiles(), Recorder()
+    url = server.route("/f", srv.Resource(BIG, cut_after=BIG_CUT, cuts=1))
+    outcome = fetch(url, tmp_path / "f", ask=Ask(on_resumable=recorder), temp_files=temp_files)
+    assert outcome.partial is not None
+    assert recorder.calls == [outcome.partial]
+    assert temp_files.is_kept(outcome.partial.path)
+    temp_files.remove_all()
+    assert outcome.partial.path.read_bytes() == BIG[:BIG_CUT]
+
+
+@pytest.mark.parametrize("callback", [None, Recorder(answer=False)])
+def test_a_partial_file_not_on_record_is_not_kept(
+    server: srv.LoopbackServer, tmp_path: Path, callback: Recorder | None
+) -> None:
+    temp_files = TempFiles()
+    url = server.route("/f", srv.Resource(BIG, cut_after=BIG_CUT, cuts=1))
+    outcome = fetch(url, tmp_path / "f", ask=Ask(on_resumable=callback), temp_files=temp_files)
+    assert outcome.partial is not None and not temp_files.is_kept(outcome.partial.path)
+    temp_files.remove_all()
+    assert leftovers(tmp_path) == []
+
+
+def test_a_partial_file_below_keep_from_is_not_offered(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    recorder = Recorder()
+    cut_short(server, srv.Resource(DATA, cut_after=CUT, cuts=1), tmp_path / "f", on_resumable=recorder)
+    assert recorder.calls == []
+
+
+def test_a_resumed_body_that_crosses_keep_from_is_offered(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    temp_files, recorder = TempFiles(), Recorder()
+    half = KEEP_FROM // 2 + 10_000
+    url = server.route("/f", srv.Resource(BIG, cut_after=half, cuts=2))
+    first = fetch(url, tmp_path / "f", ask=Ask(on_resumable=recorder), temp_files=temp_files)
+    assert first.partial is not None and recorder.calls == []
+    second = fetch(url, tmp_path / "f", ask=Ask(resume=first.partial, on_resumable=recorder), temp_files=temp_files)
+    assert second.partial is not None and second.partial.path.stat().st_size == 2 * half
+    assert recorder.calls == [first.partial]
+    assert temp_files.is_kept(first.partial.path)
+
+
+def test_a_partial_file_from_an_earlier_run_stays_kept_when_the_resume_fails(
+    server: srv.LoopbackServer, tmp_path: Path
+) -> None:
+    resource = srv.Resource(BIG, cut_after=BIG_CUT, cuts=1)
+    url = server.route("/f", resource)
+    first = fetch(url, tmp_path / "f", ask=Ask(on_resumable=Recorder()))
+    assert first.partial is not None
+    server.route("/f", srv.faulty([srv.status(503)], resource))
+    this_run, recorder = TempFiles(), Recorder()
+    ask = Ask(resume=first.partial, on_resumable=recorder)
+    second = fetch(url, tmp_path / "f", ask=ask, temp_files=this_run)
+    assert second.partial == first.partial
+    assert recorder.calls == [first.partial]
+    assert this_run.is_kept(first.partial.path)
+    this_run.remove_all()
+    assert first.partial.path.read_bytes() == BIG[:BIG_CUT]
+
+
+def test_a_body_that_starts_over_is_offered_with_its_new_validator(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    temp_files, recorder = TempFiles(), Recorder()
+    resource = srv.Resource(BIG, cut_after=BIG_CUT, cuts=2)
+    url = server.route("/f", resource)
+    first = fetch(url, tmp_path / "f", ask=Ask(on_resumable=recorder), temp_files=temp_files)
+    resource.update(BIG[::-1])
+    second = fetch(url, tmp_path / "f", ask=Ask(resume=first.partial, on_resumable=recorder), temp_files=temp_files)
+    assert second.partial is not None and second.partial.if_range == '"v2"'
+    assert [call.if_range for call in recorder.calls] == ['"v1"', '"v2"']
+    assert second.partial.path.read_bytes() == BIG[::-1][:BIG_CUT]
