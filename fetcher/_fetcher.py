@@ -160,7 +160,7 @@ class Fetcher:
         return Stats(
             capacity=self.gate.capacity,
             in_use=self.gate.in_use,
-            waiting=sum(run.waiting - run.retrying for run in runs),
+            waiting=sum(run.waiting for run in runs),
             active_runs=len(runs),
             retrying=sum(run.retrying for run in runs),
         )

@@ -358,7 +358,7 @@ class Run:
             resume = job.partial
             saved = None
         else:
-            resume = _resumable(self._state(store.partial, entry.url))
+            resume = _resumable(self._state(store.partial, entry.url), job.target)
             saved = _still_saved(self._state(store.saved, entry.url), job.target, entry)
         return Ask(saved=saved, resume=resume, checksum=entry.checksum, remote_time=self.config.remote_time,
                    on_resumable=remember)  # fmt: skip
@@ -453,9 +453,14 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _resumable(partial: Partial | None) -> PartialFile | None:
-    """The partial file on record as the download can continue it, if it can."""
-    if partial is None or partial.total is None:
+def _resumable(partial: Partial | None, target: Path) -> PartialFile | None:
+    """The partial file on record as the download can continue it, if it can.
+
+    Only one in the target's own folder: a state database shared by two
+    DESTs must not move a file between them (and a rename across file
+    systems would fail).
+    """
+    if partial is None or partial.total is None or Path(partial.path).parent != target.parent:
         return None
     if_range = partial.etag or partial.last_modified
     if not if_range:

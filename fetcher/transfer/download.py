@@ -252,7 +252,9 @@ class _Attempt:
     def _check_range(self, response: requests.Response, resume: PartialFile) -> None:
         """Accept a 206 that continues exactly where the partial file ends; otherwise start over."""
         span = content_range(response.headers.get("Content-Range"))
-        if response.status_code != 206 or span is None or span[0] != self.offset or span[2] != resume.total:
+        # The whole rest, or nothing: a server that caps the range it sends
+        # would leave a file that can never be checked as complete.
+        if response.status_code != 206 or span != (self.offset, resume.total - 1, resume.total):
             log.debug("%s: range answer does not continue the partial file; starting over", self.target.name)
             raise _StartOver()
         if response.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
@@ -265,11 +267,8 @@ class _Attempt:
         """A whole body is coming: an empty temp file, and may it be resumed later?"""
         if self.fd is None:
             self.fd, self.temp = self.temp_files.create(self.target.parent)
-        elif self.offset:
-            os.ftruncate(self.fd, 0)  # a 200 to a range request: the server sends it all
-            os.lseek(self.fd, 0, os.SEEK_SET)
-            self.offset = 0
-        self.resumed_from = None
+        else:
+            self._drop_partial()  # a 200 to a range request: the server sends it all
         self.hasher = None if self.ask.checksum is None else self.ask.checksum.new_hasher()
         length = _content_length(response, self.url)
         found = resumable(response.headers, length)
@@ -355,9 +354,14 @@ class _Attempt:
         if self.fd is not None:
             os.ftruncate(self.fd, 0)
             os.lseek(self.fd, 0, os.SEEK_SET)
+        if self.temp is not None:
+            # Whatever the state database says of this file no longer holds;
+            # the new body is offered afresh if it is worth keeping.
+            self.temp_files.unkeep(self.temp)
         self.offset = 0
         self.partial = None
         self.resumed_from = None
+        self.kept = False
         if self.watcher is not None:
             self.watcher.done()
             self.watcher = None

@@ -103,6 +103,11 @@ class TempFiles:
         with self._lock:
             self._kept.add(path)
 
+    def unkeep(self, path: Path) -> None:
+        """Remove *path* on close after all: what made it worth keeping no longer holds."""
+        with self._lock:
+            self._kept.discard(path)
+
     def is_kept(self, path: Path) -> bool:
         with self._lock:
             return path in self._kept

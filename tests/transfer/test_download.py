@@ -584,3 +584,14 @@ def test_a_body_that_starts_over_is_offered_with_its_new_validator(server: srv.L
     assert second.partial is not None and second.partial.if_range == '"v2"'
     assert [call.if_range for call in recorder.calls] == ['"v1"', '"v2"']
     assert second.partial.path.read_bytes() == BIG[::-1][:BIG_CUT]
+
+
+def test_a_206_that_stops_short_of_the_end_starts_over(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    resource = srv.Resource(DATA, cut_after=CUT, cuts=1)
+    first = cut_short(server, resource, tmp_path / "f")
+    capped = srv.status(206, headers={"Content-Range": f"bytes {CUT}-{CUT + 9}/{len(DATA)}"}, body=DATA[CUT : CUT + 10])
+    server.route("/f", srv.faulty([capped], then=resource))
+    outcome = resume(server, first, tmp_path / "f")
+    assert outcome.error is None and outcome.resumed_from is None
+    assert (tmp_path / "f").read_bytes() == DATA
+    assert leftovers(tmp_path) == []

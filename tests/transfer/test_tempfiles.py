@@ -102,3 +102,13 @@ def test_reopen_locks_a_kept_partial_file_for_appending(tmp_path: Path) -> None:
 
 def test_reopen_refuses_a_file_that_is_gone(tmp_path: Path) -> None:
     assert TempFiles().reopen(tmp_path / f"{TEMP_PREFIX}gone{TEMP_SUFFIX}") is None
+
+
+def test_unkeep_lets_remove_all_delete_the_file_again(tmp_path: Path) -> None:
+    temp_files = TempFiles()
+    fd, path = temp_files.create(tmp_path)
+    os.close(fd)
+    temp_files.keep(path)
+    temp_files.unkeep(path)
+    temp_files.remove_all()
+    assert leftovers(tmp_path) == []
