@@ -1,0 +1,363 @@
+"""StateStore: the SQLite file behind the state database, and the two kinds of record it holds.
+
+One connection per store, shared by the worker threads under a lock.  The file
+is in WAL mode, so overlapping runs read while one writes, and writes from
+several processes queue for up to ``BUSY_TIMEOUT_S``.  Each write is its own
+short transaction, committed before the call returns; a process killed at any
+instant leaves the last committed state, which SQLite recovers on the next open.
+
+This module knows nothing of HTTP or of the files in DEST, and keeps no per-URL
+data in memory: every lookup is a query.  No sqlite3 exception leaves it: each
+becomes a ``StateError`` with one readable line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import math
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from .._errors import ConfigError, StateError
+
+log = logging.getLogger("fetcher")
+
+#: The file's name in DEST.  Hidden: URL names never start with a dot.
+DEFAULT_STATE_NAME = ".fetcher-state.db"
+
+#: Stored in ``PRAGMA user_version``.  Bump it with every change to the tables;
+#: a file with a higher number is refused rather than misread.
+SCHEMA_VERSION = 1
+
+#: How long a write waits for another process's write before it fails.
+BUSY_TIMEOUT_S = 5.0
+
+_T = TypeVar("_T")
+
+#: SQLite integers are signed 64-bit.
+_INT64 = 1 << 63
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Saved:
+    """What fetcher last saved for a URL."""
+
+    url: str
+    #: Absolute path of the file as saved.
+    path: str
+    size: int
+    #: The file's st_mtime_ns right after saving.
+    mtime_ns: int
+    #: Exactly as the server sent it.
+    etag: str | None
+    #: Exactly as the server sent it: nginx compares If-Modified-Since byte for byte.
+    last_modified: str | None
+    #: e.g. "sha-256=ab12..." when one was verified at save time.
+    checksum: str | None
+    #: Unix seconds, from the store's clock.
+    saved_at: float
+
+    def __post_init__(self) -> None:
+        _check_common(self, "saved_at")
+        _check_whole("size", self.size, low=0)
+        _check_whole("mtime_ns", self.mtime_ns, low=-_INT64)
+        _check_text("checksum", self.checksum)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Partial:
+    """A partial download kept so a later attempt or run can resume it."""
+
+    url: str
+    #: Absolute path of the hidden .part file.
+    path: str
+    #: The strong ETag to send in If-Range.
+    etag: str | None
+    last_modified: str | None
+    #: Full length of the representation, if known.
+    total: int | None
+    #: Unix seconds, from the store's clock.
+    updated_at: float
+
+    def __post_init__(self) -> None:
+        _check_common(self, "updated_at")
+        if self.total is not None:
+            _check_whole("total", self.total, low=0)
+
+
+def _check_common(record: Saved | Partial, stamp: str) -> None:
+    """Check the fields both records have, and make the time stamp named *stamp* a float."""
+    if not isinstance(record.url, str) or not record.url:
+        raise ConfigError(f"url must be non-empty text, not {record.url!r}")
+    if not isinstance(record.path, str) or not os.path.isabs(record.path):
+        raise ConfigError(f"path must be an absolute path as text, not {record.path!r}")
+    _check_text("etag", record.etag)
+    _check_text("last_modified", record.last_modified)
+    value = getattr(record, stamp)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{stamp} must be a finite number of unix seconds, not {value!r}")
+    object.__setattr__(record, stamp, float(value))
+
+
+def _check_whole(name: str, value: object, *, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value < _INT64:
+        raise ConfigError(f"{name} must be a whole number from {low} to {_INT64 - 1}, not {value!r}")
+
+
+def _check_text(name: str, value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{name} must be text or None, not {value!r}")
+
+
+# Column names are the field names, in field order: a row is the record.
+_SAVED = tuple(f.name for f in fields(Saved))
+_PARTIAL = tuple(f.name for f in fields(Partial))
+
+_SCHEMA = (
+    """CREATE TABLE saved (
+        url TEXT PRIMARY KEY NOT NULL,
+        path TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        etag TEXT,
+        last_modified TEXT,
+        checksum TEXT,
+        saved_at REAL NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE partial (
+        url TEXT PRIMARY KEY NOT NULL,
+        path TEXT NOT NULL,
+        etag TEXT,
+        last_modified TEXT,
+        total INTEGER,
+        updated_at REAL NOT NULL
+    ) WITHOUT ROWID""",
+)
+
+
+def _upsert(table: str, columns: tuple[str, ...]) -> str:
+    return f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+
+
+_PUT_SAVED = _upsert("saved", _SAVED)
+_PUT_PARTIAL = _upsert("partial", _PARTIAL)
+_GET_SAVED = f"SELECT {', '.join(_SAVED)} FROM saved WHERE url = ?"
+_GET_PARTIAL = f"SELECT {', '.join(_PARTIAL)} FROM partial WHERE url = ?"
+_ALL_PARTIALS = f"SELECT {', '.join(_PARTIAL)} FROM partial ORDER BY url"
+_FORGET_PARTIAL = "DELETE FROM partial WHERE url = ?"
+
+
+class StateStore:
+    """The state database at *path*, opened (and created, folders and all) now.
+
+    Safe to call from any number of threads.  Raises StateError when the file
+    cannot be opened or used; the message names the file and what to do.
+    """
+
+    path: Path
+
+    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
+        self.path = Path(os.path.abspath(path))
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = _open(self.path)
+
+    def now(self) -> float:
+        """The store's clock: what callers put in ``saved_at`` and ``updated_at``."""
+        return self._clock()
+
+    def saved(self, url: str) -> Saved | None:
+        def work(conn: sqlite3.Connection) -> Saved | None:
+            row = conn.execute(_GET_SAVED, (url,)).fetchone()
+            return None if row is None else Saved(**dict(zip(_SAVED, row, strict=True)))
+
+        return self._run("look up a saved file", work)
+
+    def record_saved(self, saved: Saved) -> None:
+        """Remember *saved*, replacing the URL's old record and forgetting its partial, all at once."""
+
+        def work(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.execute(_PUT_SAVED, _row(saved, _SAVED))
+                conn.execute(_FORGET_PARTIAL, (saved.url,))
+
+        self._run("record a saved file", work)
+
+    def partial(self, url: str) -> Partial | None:
+        def work(conn: sqlite3.Connection) -> Partial | None:
+            row = conn.execute(_GET_PARTIAL, (url,)).fetchone()
+            return None if row is None else _partial(row)
+
+        return self._run("look up a partial download", work)
+
+    def record_partial(self, partial: Partial) -> None:
+        self._run("record a partial download", lambda conn: conn.execute(_PUT_PARTIAL, _row(partial, _PARTIAL)))
+
+    def forget_partial(self, url: str) -> None:
+        self._run("forget a partial download", lambda conn: conn.execute(_FORGET_PARTIAL, (url,)))
+
+    def partials(self) -> list[Partial]:
+        """Every partial download on record, by URL."""
+        return self._run("list partial downloads", lambda conn: [_partial(row) for row in conn.execute(_ALL_PARTIALS)])
+
+    def close(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except sqlite3.Error as exc:
+                raise StateError(f"could not close state database '{self.path}': {exc}") from exc
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<StateStore {'closed' if self._conn is None else 'open'} {str(self.path)!r}>"
+
+    def _run(self, doing: str, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        with self._lock:
+            if self._conn is None:
+                raise StateError(f"could not {doing}: state database '{self.path}' is closed")
+            try:
+                return work(self._conn)
+            # ValueError: text sqlite3 cannot encode, or a stored row that is not a valid record.
+            except (sqlite3.Error, ValueError, OverflowError) as exc:
+                raise StateError(f"could not {doing}: state database '{self.path}' {_trouble(exc)}") from exc
+
+
+def _row(record: Saved | Partial, columns: tuple[str, ...]) -> tuple[Any, ...]:
+    return tuple(getattr(record, name) for name in columns)
+
+
+def _partial(row: tuple[Any, ...]) -> Partial:
+    return Partial(**dict(zip(_PARTIAL, row, strict=True)))
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    # IMMEDIATE takes the write lock first, waiting through the busy timeout; a
+    # deferred transaction that reads and then writes can fail at once in WAL
+    # mode when another process wrote in between.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    _make_file(path)
+    try:
+        # isolation_level=None: sqlite3 opens no transactions of its own, so a
+        # lone upsert commits by itself and _transaction is the only BEGIN.
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise StateError(f"state database '{path}' {_trouble(exc)}") from exc
+    try:
+        _use_wal(conn, path)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        _check_schema(conn, path)
+    except BaseException as exc:
+        conn.close()
+        if isinstance(exc, sqlite3.Error):
+            raise StateError(f"state database '{path}' {_trouble(exc)}") from exc
+        raise
+    return conn
+
+
+def _use_wal(conn: sqlite3.Connection, path: Path) -> None:
+    # Switching a new file to WAL needs it to itself, and SQLite fails at once
+    # rather than wait when another process opening it at the same instant has
+    # it for a moment: so wait here, as the busy timeout would.
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    pause = 0.001
+    while True:
+        try:
+            mode = str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+            break
+        except sqlite3.OperationalError as exc:
+            if "database is locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(2 * pause, 0.05)
+    if mode.lower() != "wal":
+        log.warning("state database %s: WAL refused (%s); overlapping runs will wait on each other", path, mode)
+
+
+def _make_file(path: Path) -> None:
+    """Create *path* and its folders, so the OS (not SQLite) says what is wrong."""
+    if path.is_dir():
+        raise StateError(f"state database '{path}' is a folder, not a file (move it away or choose another path)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o666))
+    except OSError as exc:
+        if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+            reason = "part of its path is a file, not a folder"
+        else:
+            reason = (exc.strerror or str(exc)).lower()
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            reason += " (fetcher must be able to write to it and to its folder)"
+        raise StateError(f"cannot open state database '{path}': {reason}") from exc
+
+
+def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
+    version = _user_version(conn)
+    if version == 0:
+        with _transaction(conn):
+            version = _user_version(conn)  # another process may have created it meanwhile
+            if version == 0:
+                if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1").fetchone():
+                    raise StateError(f"state database '{path}' belongs to some other program (choose another path)")
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                version = SCHEMA_VERSION
+    if version > SCHEMA_VERSION:
+        raise StateError(
+            f"state database '{path}' was written by a newer fetcher (schema {version}, this one knows up to"
+            f" {SCHEMA_VERSION}): upgrade fetcher, or move the file away to start afresh"
+        )
+    # Versions between 0 and SCHEMA_VERSION will be migrated here once there is more than one.
+
+
+def _user_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+#: Pieces of SQLite's messages (stable across versions), and what to tell the user.
+_TROUBLES = (
+    ("file is not a database", "is not a SQLite database (move it away to start afresh)"),
+    ("malformed", "is damaged (move it away to start afresh)"),
+    ("database is locked", "stayed locked by another process for {busy:g} s (let that run finish, then try again)"),
+    ("readonly", "is read-only (make it and its folder writable)"),
+    ("unable to open", "cannot be opened (its folder must be writable: SQLite keeps -wal and -shm files beside it)"),
+    ("full", "cannot grow: the disk is full"),
+)
+
+
+def _trouble(exc: BaseException) -> str:
+    """What went wrong, worded to follow "state database 'PATH' "."""
+    text = str(exc)
+    for piece, trouble in _TROUBLES:
+        if piece in text.lower():
+            return trouble.format(busy=BUSY_TIMEOUT_S)
+    return f"failed: {text}"

@@ -1,0 +1,412 @@
+"""fetcher.state.store: records in and out, opening failures, threads, overlapping and killed processes."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from fetcher._errors import ConfigError, StateError
+from fetcher.state import DEFAULT_STATE_NAME, Partial, Saved, StateStore
+from fetcher.state import store as store_module
+
+ROOT = Path(__file__).resolve().parents[2]
+URL = "https://files.example/rfc791.txt"
+DEST = os.path.abspath(os.sep + "dest")
+
+
+def saved_record(url: str = URL, **changes: object) -> Saved:
+    values: dict[str, object] = {
+        "url": url,
+        "path": os.path.join(DEST, "rfc791.txt"),
+        "size": 98_765,
+        "mtime_ns": 1_700_000_000_123_456_789,
+        "etag": '"5f1b-3e2a"',
+        "last_modified": "Tue, 15 Nov 1994 08:12:31 GMT",
+        "checksum": "sha-256=" + "ab12" * 16,
+        "saved_at": 1000.25,
+    }
+    return Saved(**{**values, **changes})  # type: ignore[arg-type]
+
+
+def partial_record(url: str = URL, **changes: object) -> Partial:
+    values: dict[str, object] = {
+        "url": url,
+        "path": os.path.join(DEST, ".fetcher-1-ab-0.part"),
+        "etag": '"5f1b-3e2a"',
+        "last_modified": None,
+        "total": 1 << 20,
+        "updated_at": 999.5,
+    }
+    return Partial(**{**values, **changes})  # type: ignore[arg-type]
+
+
+def written(prefix: str, i: int) -> Saved:
+    """The record the child processes below write for their i-th URL."""
+    return Saved(
+        url=f"https://{prefix}.example/{i}",
+        path=os.path.join(DEST, f"{prefix}-{i}"),
+        size=i,
+        mtime_ns=i * 1_000_003,
+        etag=f'"{prefix}-{i}"',
+        last_modified=f"day {i}",
+        checksum=f"sha-256={i:064x}",
+        saved_at=float(i),
+    )
+
+
+# Opens the store, says "ready", waits for a line on stdin, then records COUNT
+# URLs: each first as a partial, then as saved (which forgets the partial).
+CHILD = f"""
+import os, sys
+from fetcher.state import Partial, Saved, StateStore
+DEST = {DEST!r}
+{inspect.getsource(written)}
+db, prefix, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with StateStore(db) as store:
+    print("ready", flush=True)
+    sys.stdin.readline()
+    for i in range(count):
+        saved = written(prefix, i)
+        store.record_partial(Partial(url=saved.url, path=saved.path + ".part", etag=saved.etag,
+                                     last_modified=None, total=None, updated_at=store.now()))
+        store.record_saved(saved)
+"""
+
+
+Starter = Callable[..., list[subprocess.Popen[str]]]
+
+
+@pytest.fixture
+def start_children(tmp_path: Path) -> Iterator[Starter]:
+    """start(db, count, *prefixes): child processes that have opened *db* and wait for go().
+
+    Any child still running at the end of the test is killed.
+    """
+    started: list[subprocess.Popen[str]] = []
+
+    def start(db: Path, count: int, *prefixes: str) -> list[subprocess.Popen[str]]:
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-c", CHILD, str(db), prefix, str(count)],
+                cwd=ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for prefix in prefixes
+        ]
+        started.extend(children)
+        for child in children:
+            assert child.stdout is not None
+            assert child.stdout.readline() == "ready\n"  # "" if the child died instead
+        return children
+
+    yield start
+    for child in started:
+        if child.poll() is None:
+            child.kill()
+        child.communicate(timeout=10)
+
+
+def go(child: subprocess.Popen[str]) -> None:
+    assert child.stdin is not None
+    child.stdin.write("go\n")
+    child.stdin.flush()
+
+
+def count_rows(db: Path, table: str = "saved") -> int:
+    with raw(db) as conn:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def integrity(db: Path) -> str:
+    with raw(db) as conn:
+        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def raw(db: Path) -> contextlib.closing[sqlite3.Connection]:
+    """A plain sqlite3 connection in autocommit mode, closed at the end of the with block."""
+    return contextlib.closing(sqlite3.connect(db, timeout=5, isolation_level=None))
+
+
+def wait_until(condition: Callable[[], bool], *, limit_s: float) -> None:
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        assert time.monotonic() < deadline, f"still not true after {limit_s} s"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[StateStore]:
+    with StateStore(tmp_path / DEFAULT_STATE_NAME, clock=lambda: 1234.5) as opened:
+        yield opened
+
+
+# -- records ---------------------------------------------------------------------
+
+
+def test_a_saved_record_round_trips_exactly(store: StateStore) -> None:
+    record = saved_record(etag='W/"weak"', last_modified="Tue, 15 Nov 1994 08:12:31 GMT ")
+    store.record_saved(record)
+    assert store.saved(URL) == record
+
+
+def test_a_saved_record_may_lack_validators_and_checksum(store: StateStore) -> None:
+    record = saved_record(etag=None, last_modified=None, checksum=None)
+    store.record_saved(record)
+    assert store.saved(URL) == record
+
+
+def test_an_unknown_url_has_no_records(store: StateStore) -> None:
+    assert store.saved("https://files.example/other") is None
+    assert store.partial("https://files.example/other") is None
+
+
+def test_record_saved_replaces_the_old_record(store: StateStore) -> None:
+    store.record_saved(saved_record(size=1, etag='"v1"'))
+    store.record_saved(saved_record(size=2, etag='"v2"'))
+    assert store.saved(URL) == saved_record(size=2, etag='"v2"')
+
+
+def test_record_saved_forgets_the_partial_of_that_url_only(store: StateStore) -> None:
+    store.record_partial(partial_record())
+    store.record_partial(partial_record("https://files.example/other"))
+    store.record_saved(saved_record())
+    assert store.partial(URL) is None
+    assert store.partial("https://files.example/other") == partial_record("https://files.example/other")
+
+
+def test_a_partial_round_trips_and_is_replaced(store: StateStore) -> None:
+    store.record_partial(partial_record(total=None))
+    assert store.partial(URL) == partial_record(total=None)
+    store.record_partial(partial_record(total=5, last_modified="Wed, 16 Nov 1994 08:12:31 GMT"))
+    assert store.partial(URL) == partial_record(total=5, last_modified="Wed, 16 Nov 1994 08:12:31 GMT")
+
+
+def test_forget_partial_removes_it_and_ignores_unknown_urls(store: StateStore) -> None:
+    store.record_partial(partial_record())
+    store.forget_partial(URL)
+    store.forget_partial("https://files.example/never")
+    assert store.partial(URL) is None
+
+
+def test_partials_lists_every_partial_by_url(store: StateStore) -> None:
+    urls = ["https://b.example/2", "https://a.example/1", "https://c.example/3"]
+    for url in urls:
+        store.record_partial(partial_record(url))
+    assert store.partials() == [partial_record(url) for url in sorted(urls)]
+
+
+def test_records_survive_closing_and_reopening(tmp_path: Path) -> None:
+    with StateStore(tmp_path / DEFAULT_STATE_NAME) as first:
+        first.record_saved(saved_record())
+        first.record_partial(partial_record("https://files.example/big"))
+    with StateStore(tmp_path / DEFAULT_STATE_NAME) as second:
+        assert second.saved(URL) == saved_record()
+        assert second.partials() == [partial_record("https://files.example/big")]
+
+
+def test_now_is_the_injected_clock(store: StateStore) -> None:
+    assert store.now() == 1234.5
+
+
+@pytest.mark.parametrize(
+    ("make", "field"),
+    [
+        (lambda: saved_record(size=-1), "size"),
+        (lambda: saved_record(size=True), "size"),
+        (lambda: saved_record(path="relative/file"), "path"),
+        (lambda: saved_record(url=""), "url"),
+        (lambda: saved_record(etag=b'"v1"'), "etag"),
+        (lambda: saved_record(saved_at=float("nan")), "saved_at"),
+        (lambda: partial_record(total=-5), "total"),
+        (lambda: partial_record(updated_at="now"), "updated_at"),
+    ],
+)
+def test_a_record_with_a_bad_field_is_refused_naming_it(make: Callable[[], object], field: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^{field} must be"):
+        make()
+
+
+def test_timestamps_are_stored_as_floats(store: StateStore) -> None:
+    store.record_saved(saved_record(saved_at=1000))
+    record = store.saved(URL)
+    assert record is not None and type(record.saved_at) is float
+
+
+# -- the file ----------------------------------------------------------------------
+
+
+def test_opening_creates_the_hidden_file_and_missing_folders(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "dest" / DEFAULT_STATE_NAME
+    with StateStore(path) as store:
+        assert store.path == path
+        assert path.is_file()
+        assert path.name.startswith(".")
+
+
+def test_the_database_is_in_wal_mode(store: StateStore) -> None:
+    with raw(store.path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == store_module.SCHEMA_VERSION
+
+
+def test_opening_waits_while_another_process_is_creating_the_file(tmp_path: Path) -> None:
+    # What a second run sees when the first is just switching the new file to
+    # WAL: SQLite itself fails at once there instead of waiting.
+    path = tmp_path / DEFAULT_STATE_NAME
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None, check_same_thread=False)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        release = threading.Timer(0.1, lambda: other.execute("COMMIT"))
+        release.start()
+        try:
+            with StateStore(path) as store:
+                store.record_saved(saved_record())
+        finally:
+            release.join(timeout=5)
+    with raw(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_close_is_idempotent_and_later_use_is_a_state_error(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / DEFAULT_STATE_NAME)
+    store.close()
+    store.close()
+    with pytest.raises(StateError, match="is closed$"):
+        store.saved(URL)
+
+
+# -- failures to open, each one readable line ----------------------------------------
+
+
+def test_a_junk_file_is_a_state_error_saying_to_move_it_away(tmp_path: Path) -> None:
+    path = tmp_path / DEFAULT_STATE_NAME
+    path.write_bytes(b"this is not a database\n" * 100)
+    with pytest.raises(StateError) as caught:
+        StateStore(path)
+    assert str(caught.value) == f"state database '{path}' is not a SQLite database (move it away to start afresh)"
+    assert path.read_bytes() == b"this is not a database\n" * 100
+
+
+def test_a_folder_at_the_path_is_a_state_error(tmp_path: Path) -> None:
+    (tmp_path / DEFAULT_STATE_NAME).mkdir()
+    with pytest.raises(StateError, match=r"^state database '.*' is a folder, not a file \(move it away"):
+        StateStore(tmp_path / DEFAULT_STATE_NAME)
+
+
+def test_a_path_under_a_file_is_a_state_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    path = tmp_path / "file" / DEFAULT_STATE_NAME
+    with pytest.raises(StateError) as caught:
+        StateStore(path)
+    assert str(caught.value) == f"cannot open state database '{path}': part of its path is a file, not a folder"
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root can write to a read-only folder")
+def test_a_read_only_folder_is_a_state_error(tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir(mode=0o555)
+    with pytest.raises(StateError, match=r"^cannot open state database '.*/ro/\.fetcher-state\.db': permission denied"):
+        StateStore(folder / DEFAULT_STATE_NAME)
+
+
+def test_a_newer_schema_is_a_state_error(tmp_path: Path) -> None:
+    path = tmp_path / DEFAULT_STATE_NAME
+    StateStore(path).close()
+    with raw(path) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(StateError, match=r"^state database '.*' was written by a newer fetcher \(schema 99,"):
+        StateStore(path)
+
+
+def test_another_programs_database_is_a_state_error(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    with raw(path) as conn:
+        conn.execute("CREATE TABLE users (name TEXT)")
+    with pytest.raises(StateError, match=r"^state database '.*' belongs to some other program"):
+        StateStore(path)
+
+
+def test_a_write_locked_out_too_long_is_a_state_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.05)
+    with StateStore(tmp_path / DEFAULT_STATE_NAME) as store:
+        store.record_saved(saved_record())
+        with raw(store.path) as other:
+            other.execute("BEGIN IMMEDIATE")
+            with pytest.raises(StateError, match=r"^could not record a saved file: .* stayed locked"):
+                store.record_saved(saved_record(size=1))
+            assert store.saved(URL) == saved_record()  # WAL: reading goes on while another writes
+            other.execute("ROLLBACK")
+        store.record_saved(saved_record(size=1))
+
+
+# -- concurrency and crashes -------------------------------------------------------------
+
+
+def test_eight_threads_writing_at_once_lose_nothing(store: StateStore) -> None:
+    start = threading.Barrier(8, timeout=10)
+    failures: list[BaseException] = []
+
+    def work(t: int) -> None:
+        try:
+            start.wait()
+            for i in range(200):
+                store.record_partial(partial_record(f"https://t{t}.example/{i}"))
+                store.record_saved(saved_record(f"https://t{t}.example/{i}", size=i))
+        except BaseException as exc:  # noqa: B036 - reported by the assertion below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert failures == []
+    assert all(store.saved(f"https://t{t}.example/{i}") == saved_record(f"https://t{t}.example/{i}", size=i)
+               for t in range(8) for i in range(200))  # fmt: skip
+    assert store.partials() == []
+
+
+def test_two_processes_writing_at_once_both_succeed(tmp_path: Path, start_children: Starter) -> None:
+    db = tmp_path / DEFAULT_STATE_NAME  # neither child finds it: both create it
+    children = start_children(db, 500, "one", "two")
+    for child in children:
+        go(child)
+    for child in children:
+        _, errors = child.communicate(timeout=30)
+        assert (child.returncode, errors) == (0, "")
+    assert integrity(db) == "ok"
+    assert (count_rows(db, "saved"), count_rows(db, "partial")) == (1000, 0)
+    with StateStore(db) as store:
+        assert all(store.saved(written(p, i).url) == written(p, i) for p in ("one", "two") for i in range(500))
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_a_process_killed_mid_write_leaves_every_record_whole(tmp_path: Path, start_children: Starter) -> None:
+    db = tmp_path / DEFAULT_STATE_NAME
+    (child,) = start_children(db, 10**6, "k")
+    go(child)
+    wait_until(lambda: count_rows(db) >= 50, limit_s=10)
+    time.sleep(0.1)  # and then some: the kill lands at no particular point
+    child.send_signal(signal.SIGKILL)
+    child.communicate(timeout=10)
+    assert child.returncode == -signal.SIGKILL
+    assert integrity(db) == "ok"
+    with StateStore(db) as store:
+        done = count_rows(db)
+        assert 50 <= done < 10**6
+        assert all(store.saved(written("k", i).url) == written("k", i) for i in range(done))
+        # Saved and partial change together: at most the URL in flight has a partial, and it is not saved.
+        assert [p.url for p in store.partials()] in ([], [written("k", done).url])
