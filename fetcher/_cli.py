@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
@@ -37,6 +38,13 @@ When both 1 and 3 apply, the exit status is 1.
 """
 
 
+def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """Reject nan and inf, which click's FloatRange lets through."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of seconds", ctx=ctx, param=param)
+    return value
+
+
 class _Terminated(BaseException):
     """SIGTERM, raised in the main thread so the same cleanup as Ctrl-C runs."""
 
@@ -65,6 +73,7 @@ class _Terminated(BaseException):
     type=click.FloatRange(min=0),
     default=None,
     metavar="SECONDS",
+    callback=_finite,
     help="Give up a URL that has waited this long for a slot (recorded as acquire-timeout). "
     "Default: wait as long as it takes.",
 )
@@ -74,6 +83,7 @@ class _Terminated(BaseException):
     default=30.0,
     show_default=True,
     metavar="SECONDS",
+    callback=_finite,
     help="Connect timeout, and how long a server may send nothing mid-body.",
 )
 @click.option(
@@ -90,6 +100,7 @@ class _Terminated(BaseException):
     default=60.0,
     show_default=True,
     metavar="SECONDS",
+    callback=_finite,
     help="Longest wait between attempts (exponential backoff from 1 s, with full jitter).",
 )
 @click.option(
@@ -98,6 +109,7 @@ class _Terminated(BaseException):
     default=300.0,
     show_default=True,
     metavar="SECONDS",
+    callback=_finite,
     help="Longest Retry-After obeyed; a server that asks for more fails the URL.",
 )
 @click.option(
