@@ -149,6 +149,8 @@ class BarDisplay(LineDisplay):
         if self._stats is not None:
             stats = self._stats()
             text += f" slots {stats.in_use}/{stats.capacity} waiting {stats.waiting}"
+            if stats.retrying:
+                text += f" retrying {stats.retrying}"
         self._overall.set_postfix_str(text, refresh=True)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import fetcher._progress
-from fetcher import Result, Status, Tally
+from fetcher import Result, Stats, Status, Tally
 from fetcher._progress import BarDisplay, LineDisplay, describe, human_bytes, summarize
 
 NOW = datetime(2026, 11, 22, tzinfo=timezone.utc)
@@ -138,3 +138,29 @@ def test_bar_display_of_an_interrupted_run_keeps_its_real_total() -> None:
     display.close(completed=False)
     final_render = stream.getvalue().rsplit("\r", 1)[-1]
     assert "1/20" in final_render and "100%" not in final_render
+
+
+def test_bar_display_shows_urls_waiting_to_retry() -> None:
+    stream = io.StringIO()
+    display = BarDisplay(stream, total=3)
+    display.follow(lambda: Stats(capacity=3, in_use=1, waiting=1, active_runs=1, retrying=2))
+    display.show(OK)
+    display.close()
+    assert "slots 1/3 waiting 1 retrying 2" in stream.getvalue()
+
+
+def test_ok_line_says_how_many_attempts_and_where_it_resumed() -> None:
+    line = describe(result(Status.OK, path=Path("/out/big.iso"), bytes=4096, attempts=3, resumed_from=2048))
+    assert line.endswith("(4.0 KiB, 0.50s, 3 attempts, resumed at 2.0 KiB)")
+
+
+def test_unchanged_line_names_the_file() -> None:
+    line = describe(result(Status.UNCHANGED, path=Path("/out/rfc791.txt"), http_status=304))
+    assert line == "unchanged       https://h/rfc791.txt -> rfc791.txt"
+
+
+def test_summary_counts_urls_that_succeeded_after_a_retry() -> None:
+    tally = Tally()
+    tally.add(result(Status.OK, path=Path("/out/a"), attempts=2))
+    tally.add(result(Status.UNCHANGED, path=Path("/out/b")))
+    assert summarize(tally, 1.0) == "fetcher: 2 URLs: 1 ok, 1 unchanged, 1 after a retry (0 B in 1.00s)"
