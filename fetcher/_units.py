@@ -1,0 +1,103 @@
+"""Sizes and durations as people write them: "500K", "1.5G", "15m", "1h30m".
+
+Parsing for the command line and the library alike, and the matching
+formatting for messages that name a limit.  Sizes are powers of 1024, as
+curl reads ``--max-filesize``; durations are hours, minutes and seconds.
+Neither checks a range beyond "not negative": the settings that use them do.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from fractions import Fraction
+
+_SIZE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+_SIZE_HELP = "a number of bytes, or with K, M, G or T"
+_NUMBER = r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+"
+# A unit letter may carry "B" or "iB" ("500KiB", "2GB"); a bare "B" means bytes.
+_SIZE = re.compile(rf"(?P<number>{_NUMBER}) ?(?:(?P<unit>[KMGT])(?:I?B)?|B)?", re.ASCII | re.IGNORECASE)
+
+_DURATION_HELP = "seconds, or with h, m and s: 90, 90s, 15m, 2h, 1h30m"
+_DURATION = re.compile(
+    rf"(?P<bare>{_NUMBER})|(?:(?P<h>{_NUMBER})h)?(?:(?P<m>{_NUMBER})m)?(?:(?P<s>{_NUMBER})s)?",
+    re.ASCII | re.IGNORECASE,
+)
+_DURATION_UNITS = {"h": 3600, "m": 60, "s": 1}
+
+_BINARY_PREFIXES = ("B", "KiB", "MiB", "GiB", "TiB")
+
+
+def parse_size(text: str) -> int:
+    """Bytes from "1048576", "500k", "1.5M", "2G", "1T", "500KiB", "2GB" (powers of 1024).
+
+    A fraction of a byte left after scaling is dropped.  Raises ValueError
+    with a message fit to show after the option's name.
+    """
+    stripped = text.strip()
+    if stripped.startswith("-"):
+        raise ValueError(f"{text!r} is not a size: a size cannot be negative")
+    match = _SIZE.fullmatch(stripped)
+    if match is None:
+        raise ValueError(f"{text!r} is not a size ({_SIZE_HELP})")
+    # Fraction, not float: "1.1T" must be exact to the byte, and a long
+    # string of digits must not turn into inf.
+    scale = _SIZE_UNITS[(match["unit"] or "").upper()]
+    return math.floor(Fraction(match["number"]) * scale)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from "90", "90s", "15m", "2h", "1.5h", "1h30m", "0.5s".
+
+    Hours, minutes and seconds may be combined, each once and in that order.
+    Raises ValueError with a message fit to show after the option's name.
+    """
+    stripped = text.strip()
+    if stripped.startswith("-"):
+        raise ValueError(f"{text!r} is not a duration: a duration cannot be negative")
+    match = _DURATION.fullmatch(stripped)
+    if match is None or not stripped:
+        raise ValueError(f"{text!r} is not a duration ({_DURATION_HELP})")
+    if match["bare"] is not None:
+        total = Fraction(match["bare"])
+    else:
+        parts = (Fraction(match[unit]) * factor for unit, factor in _DURATION_UNITS.items() if match[unit])
+        total = sum(parts, Fraction())
+    try:
+        return float(total)
+    except OverflowError:
+        raise ValueError(f"{text!r} is not a duration: it is too long") from None
+
+
+def format_size(n: int) -> str:
+    """512 as "512 B", 1572864 as "1.5 MiB": one decimal above bytes, up to TiB."""
+    count = float(n)
+    for unit in _BINARY_PREFIXES:
+        # Compare the rounded figure, so that 1048575 bytes reads "1.0 MiB", not "1024.0 KiB".
+        shown = round(count) if unit == "B" else round(count, 1)
+        if shown < 1024 or unit == _BINARY_PREFIXES[-1]:
+            return f"{shown:.0f} {unit}" if unit == "B" else f"{shown:.1f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest form parse_duration reads back, to the microsecond: "90s", "15m", "2h", "1h30m", "0.5s".
+
+    Plain seconds or hours-minutes-seconds, whichever is shorter; on a tie
+    the latter, which is easier to read ("1h30m", not "5400s").
+    """
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"seconds must be a finite number >= 0, not {seconds!r}")
+    micros = round(seconds * 1_000_000)
+    plain = _seconds_text(micros) + "s"
+    hours, rest = divmod(micros, 3600 * 1_000_000)
+    minutes, rest = divmod(rest, 60 * 1_000_000)
+    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else "", f"{_seconds_text(rest)}s" if rest else ""]
+    split = "".join(parts) or plain
+    return plain if len(plain) < len(split) else split
+
+
+def _seconds_text(micros: int) -> str:
+    whole, fraction = divmod(micros, 1_000_000)
+    return f"{whole}.{fraction:06d}".rstrip("0").rstrip(".")
