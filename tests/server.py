@@ -13,6 +13,13 @@ path's first requests with faults and the rest normally.  It is not a general
 web server: GET only (no HEAD), one byte range per request, no content
 negotiation.
 
+For the bounds on time and size there are abusive answers: ``trickle`` (a
+body at a few bytes a second), ``endless`` (a body without end),
+``gzip_bomb`` (a small body that decodes a thousand times larger),
+``zip_ratio_text`` (gzip of text, as real files compress) and ``huge_length``
+(a Content-Length of terabytes, then silence).  ``hangups`` tells a test which
+of their clients hung up rather than read to the end.
+
 Every sleep here waits on the server's stop event, so shutting the server
 down never waits for a stalled handler.
 """
@@ -20,10 +27,16 @@ down never waits for a stalled handler.
 from __future__ import annotations
 
 import enum
+import functools
 import gzip
+import random
 import re
+import select
+import socket
+import struct
 import threading
 import time
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from email.utils import formatdate, parsedate_to_datetime
@@ -131,6 +144,9 @@ class LoopbackServer:
     * ``statuses``: the status sent to each request, in order (the latest
       ``HISTORY_CAP``);
     * ``bytes_sent``: body bytes written, headers not counted;
+    * ``hangups``: answers of the abusive handlers (``trickle``, ``endless``,
+      ``gzip_bomb``, ``zip_ratio_text``, ``huge_length``) that the client cut
+      short by closing the connection; ``wait_for_hangups`` waits for one;
 
     and for the whole server ``connections``, ``in_flight`` and ``max_in_flight``.
     """
@@ -141,11 +157,13 @@ class LoopbackServer:
         self.headers_seen: dict[str, list[dict[str, str]]] = defaultdict(list)
         self.statuses: dict[str, list[int]] = defaultdict(list)
         self.bytes_sent: Counter[str] = Counter()
+        self.hangups: Counter[str] = Counter()
         self.connections = 0
         self.in_flight = 0
         self.max_in_flight = 0
         self.stopping = threading.Event()
         self._lock = threading.Lock()
+        self._hangup_seen = threading.Condition(self._lock)
         self._httpd = _Server(("127.0.0.1", 0), Request)
         self._httpd.owner = self
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": POLL_S}, daemon=True)
@@ -177,6 +195,15 @@ class LoopbackServer:
     def sleep(self, seconds: float) -> None:
         self.stopping.wait(min(seconds, MAX_STALL_S))
 
+    def wait_for_hangups(self, path: str, count: int = 1, *, timeout: float = 5.0) -> bool:
+        """Wait until ``hangups[path]`` reaches *count*; False if *timeout* seconds pass first.
+
+        A handler notices a hang-up within ``POLL_S`` of it, on its own thread,
+        so a test that has just closed its response waits here, not in a loop.
+        """
+        with self._hangup_seen:
+            return self._hangup_seen.wait_for(lambda: self.hangups[path] >= count, timeout)
+
     def _count_connection(self) -> None:
         with self._lock:
             self.connections += 1
@@ -199,6 +226,11 @@ class LoopbackServer:
     def _count_body(self, path: str, size: int) -> None:
         with self._lock:
             self.bytes_sent[path] += size
+
+    def _count_hangup(self, path: str) -> None:
+        with self._hangup_seen:
+            self.hangups[path] += 1
+            self._hangup_seen.notify_all()
 
 
 def _append_capped(history: list[T], item: T) -> None:
@@ -542,3 +574,288 @@ def _write_body(request: Request, data: bytes, *, limit: int | None, rate: float
             request.close_connection = True
             return
         request.wfile.write(data[offset : offset + piece])
+
+
+# -- abusive servers: slow, endless, bombs and lies about size -----------------
+#
+# Each answer below runs at most MAX_STALL_S from its first byte, ends within
+# POLL_S of the server stopping or the client hanging up, and counts such a
+# hang-up in ``hangups``.  Their waits watch the socket as well as the stop
+# event, so that a client that leaves is seen at once, not at the next write.
+
+
+class _Stream:
+    """One abusive answer's body on its way out, bounded in time, by the server's stop and by the client.
+
+    Use as a context manager after the head is sent.  ``write`` and
+    ``wait_until`` return False once the answer must end (client gone, server
+    stopping, time up), and then nothing more is sent.  On exit the connection
+    is closed unless ``finish()`` said a length-delimited body went out whole.
+    """
+
+    def __init__(self, request: Request) -> None:
+        self._request = request
+        self._owner = request.server.owner
+        self._sock = request.connection
+        self._timeout = self._sock.gettimeout()
+        self._whole = False
+        self.started = time.monotonic()
+        self.deadline = self.started + MAX_STALL_S
+        self.hung_up = False
+
+    def __enter__(self) -> _Stream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._sock.settimeout(self._timeout)
+        if self.hung_up:
+            self._owner._count_hangup(self._request.route_path)
+        if not self._whole:
+            self._request.close_connection = True
+
+    def finish(self) -> None:
+        """The body went out whole and its length was declared: the connection may serve another request."""
+        self._whole = True
+
+    def write(self, data: bytes) -> bool:
+        if not self._ready(self.deadline, writing=True):
+            return False
+        # Backstop for a client that stops reading mid-write: sendall gives up at the deadline.
+        self._sock.settimeout(max(self.deadline - time.monotonic(), 0.001))
+        try:
+            self._request.wfile.write(data)
+        except ConnectionError:
+            self.hung_up = True
+            return False
+        except OSError:  # the timeout: time is up
+            return False
+        return True
+
+    def write_zeros(self, size: int) -> bool:
+        for offset in range(0, size, len(_ZEROS)):
+            if not self.write(_ZEROS[: min(len(_ZEROS), size - offset)]):
+                return False
+        return True
+
+    def wait_until(self, when: float) -> bool:
+        """Send nothing until monotonic time *when*; False if the answer must end first."""
+        return self._ready(when, writing=False)
+
+    def _ready(self, until: float, *, writing: bool) -> bool:
+        """Wait for *until* or, when *writing*, for room in the socket; False if the answer must end first."""
+        while not self._owner.stopping.is_set():
+            now = time.monotonic()
+            if now >= self.deadline:
+                return False
+            if now >= until:
+                return True
+            wait = min(until, self.deadline) - now, POLL_S
+            readable, writable, _ = select.select([self._sock], [self._sock] if writing else [], [], min(wait))
+            if readable and self._client_left():
+                return False
+            if writable:
+                return True
+            if readable:  # the client sent something: not a hang-up; do not spin on it
+                self._owner.sleep(POLL_S)
+        return False
+
+    def _client_left(self) -> bool:
+        try:
+            self.hung_up = self._sock.recv(1, socket.MSG_PEEK) == b""
+        except BlockingIOError:
+            return False
+        except OSError:  # reset
+            self.hung_up = True
+        return self.hung_up
+
+
+_ZEROS = bytes(64 << 10)
+_OCTETS = {"Content-Type": "application/octet-stream"}
+# Close-delimited: no length, and the end of the body is the end of the connection.
+_TO_CLOSE = {**_OCTETS, "Connection": "close"}
+
+
+def trickle(total: int, *, every: float, piece: int = 1, length: bool = True) -> Handler:
+    """Claim *total* zero bytes, then send *piece* of them at once and one more *piece* every *every* seconds.
+
+    With ``length`` the claim is a Content-Length; without, the body is
+    close-delimited (no length, ``Connection: close``).  Piece k leaves at
+    k * *every* seconds after the head, so slow writes do not add up.  It ends
+    when the total is sent, the client hangs up, or MAX_STALL_S passes (then
+    the connection closes, a body cut short).
+    """
+    if total < 0 or piece < 1 or every < 0:
+        raise ValueError(f"trickle: total >= 0, piece >= 1 and every >= 0, not {total!r}, {piece!r}, {every!r}")
+    data = bytes(piece)
+
+    def handle(request: Request) -> None:
+        _send_head(request, 200, {**_OCTETS, "Content-Length": str(total)} if length else _TO_CLOSE)
+        with _Stream(request) as stream:
+            for index, offset in enumerate(range(0, total, piece)):
+                if not stream.wait_until(stream.started + index * every):
+                    return
+                if not stream.write(data[: total - offset]):
+                    return
+            if length:
+                stream.finish()
+
+    return handle
+
+
+def endless(*, rate: float | None = None, piece: int = 64 << 10) -> Handler:
+    """A 200 without a length whose zero bytes never end, until the client hangs up or the server stops.
+
+    As fast as the client reads, or at *rate* bytes per second (then in pieces
+    of at most rate / 50 bytes, for a smooth pace).  The body is
+    close-delimited, and MAX_STALL_S still ends it: at full speed on loopback
+    that can be gigabytes, so a test whose client might not stop should set a
+    rate.
+    """
+    if piece < 1 or (rate is not None and rate <= 0):
+        raise ValueError(f"endless: piece >= 1 and rate above 0 bytes/s, not {piece!r}, {rate!r}")
+    size = piece if rate is None else max(1, min(piece, int(rate / 50)))
+    data = bytes(size)
+
+    def handle(request: Request) -> None:
+        _send_head(request, 200, _TO_CLOSE)
+        with _Stream(request) as stream:
+            sent = 0
+            while rate is None or stream.wait_until(stream.started + sent / rate):
+                if not stream.write(data):
+                    return
+                sent += size
+
+    return handle
+
+
+def huge_length(claimed: int, *, send: int = 0) -> Handler:
+    """A 200 claiming ``Content-Length: claimed`` (10 TiB, say) that sends *send* zero bytes, then nothing.
+
+    It then waits for the client to hang up (``hangups[path]`` counts it: the
+    client gave up on the body without draining it), for the server to stop,
+    or MAX_STALL_S, whichever comes first.  A client that tries to drain the
+    body waits that long and gets a body cut short.
+    """
+    if not 0 <= send <= claimed:
+        raise ValueError(f"huge_length: 0 <= send <= claimed, not send={send!r}, claimed={claimed!r}")
+
+    def handle(request: Request) -> None:
+        _send_head(request, 200, {**_OCTETS, "Content-Length": str(claimed)})
+        with _Stream(request) as stream:
+            if stream.write_zeros(send):
+                stream.wait_until(stream.deadline)
+
+    return handle
+
+
+def gzip_bomb(decoded: int, *, chunk: int = 1 << 20, length: bool = True) -> Handler:
+    """``Content-Encoding: gzip`` whose body decodes to *decoded* zero bytes, about 1,000 times what is sent.
+
+    The stream is made from *chunk* zero bytes compressed once (see
+    ``_GzipRepeat``), so neither the decoded nor the whole encoded body is ever
+    in memory, and any size is ready at once.  With ``length`` the compressed
+    size is sent as Content-Length; without, the body is close-delimited.
+    """
+    if decoded < 0 or chunk < 1:
+        raise ValueError(f"gzip_bomb: decoded >= 0 and chunk >= 1, not {decoded!r}, {chunk!r}")
+    return _GzipRepeat(bytes(chunk), decoded, length=length).handle
+
+
+def zip_ratio_text(decoded: int) -> Handler:
+    """``Content-Encoding: gzip`` of *decoded* bytes of English-like text (``ratio_text``), about 4:1.
+
+    What a real compressible file (an RFC, a log) looks like to a bomb guard:
+    large if *decoded* is, but never at a bomb's ratio.  Sent with Content-Length.
+    """
+    if decoded < 0:
+        raise ValueError(f"zip_ratio_text: decoded >= 0, not {decoded!r}")
+    return _GzipRepeat(_text_block(), decoded, length=True).handle
+
+
+def ratio_text(size: int) -> bytes:
+    """The *size* bytes that ``zip_ratio_text(size)`` decodes to."""
+    block = _text_block()
+    return (block * (size // len(block) + 1))[:size]
+
+
+class _GzipRepeat:
+    """A gzip member of *decoded* bytes made of *unit* over and over, built from *unit* compressed once.
+
+    A full flush ends a deflate block on a byte boundary and forgets the
+    history, so the compressed form of each whole *unit* is the same bytes
+    every time: the stream is a header, that block repeated, the compressed
+    remainder as the final block, and a trailer whose CRC-32 is computed as the
+    blocks go out, so a client that stops early costs the server nothing more.
+    Deflate looks back only 32 KiB, so for a longer *unit* the repetition does
+    not improve the ratio.
+    """
+
+    _HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # gzip, deflate, no name, mtime 0, unknown OS
+
+    def __init__(self, unit: bytes, decoded: int, *, length: bool) -> None:
+        self.unit, self.decoded, self.length = unit, decoded, length
+        self.whole_units, rest = divmod(decoded, len(unit))
+        self.rest = unit[:rest]
+        compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+        self.block = compressor.compress(unit) + compressor.flush(zlib.Z_FULL_FLUSH)
+        last = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+        self.last = last.compress(self.rest) + last.flush(zlib.Z_FINISH)
+        self.encoded_size = len(self._HEADER) + self.whole_units * len(self.block) + len(self.last) + 8
+        # Writes of about 64 KiB rather than one small block each.
+        self.blocks_per_write = max(1, (64 << 10) // len(self.block))
+
+    def handle(self, request: Request) -> None:
+        head = {**_OCTETS, "Content-Encoding": "gzip"}
+        _send_head(
+            request, 200, {**head, "Content-Length": str(self.encoded_size)} if self.length else {**head, **_TO_CLOSE}
+        )
+        with _Stream(request) as stream:
+            if not stream.write(self._HEADER):
+                return
+            crc, left = 0, self.whole_units
+            while left:
+                count = min(left, self.blocks_per_write)
+                if not stream.write(self.block * count):
+                    return
+                for _ in range(count):
+                    crc = zlib.crc32(self.unit, crc)
+                left -= count
+            crc = zlib.crc32(self.rest, crc)
+            if stream.write(self.last + struct.pack("<II", crc, self.decoded & 0xFFFFFFFF)) and self.length:
+                stream.finish()
+
+
+# Common English words, most frequent first; with a Zipf-like choice among them
+# they gzip about as well as English prose does.
+_WORDS = """the of and to a in is that for it as was with be by on not he this are or his from at which but have an
+they you were her she there been one all we their has would when if so no will can more out up into do any your what
+some them about than then its our two these may other only time could new like over such very first made also after
+many did most well where down should before through back just now each people those little how even must because
+long same much still between work own under while last might being great again never day world old right another
+year house thought place found without three state small part number general every water public system case point
+given around against however within form order night line during whole known interest light course nothing few
+something whose often present country upon done change certain always large until early although report server file
+request response client connection data network protocol message header section document value field method""".split()
+
+
+@functools.cache
+def _text_block() -> bytes:
+    """64 KiB of sentences and paragraphs in 72 columns, the same every run (longer than deflate's window)."""
+    rng = random.Random(13)
+    weights = [1 / (rank + 1) ** 1.5 for rank in range(len(_WORDS))]
+    text, line, size = [], "", 0
+    while size < 64 << 10:
+        words = rng.choices(_WORDS, weights, k=rng.randint(5, 18))
+        words = [word + ("," if rng.random() < 0.08 else "") for word in words[:-1]] + [words[-1] + "."]
+        words[0] = words[0].capitalize()
+        for word in words:
+            if line and len(line) + 1 + len(word) > 72:
+                text.append(line + "\n")
+                size += len(line) + 1
+                line = ""
+            line = f"{line} {word}" if line else word
+        if rng.random() < 0.1:
+            text.append(line + "\n\n")
+            size += len(line) + 2
+            line = ""
+    return "".join(text).encode()[: 64 << 10]

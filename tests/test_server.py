@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 import requests
@@ -193,3 +194,143 @@ def test_stopping_the_server_does_not_wait_for_a_paced_body() -> None:
     started = time.monotonic()
     loopback.stop()
     assert time.monotonic() - started < 2
+
+
+# -- abusive servers -------------------------------------------------------------
+
+
+def stream(url: str) -> requests.Response:
+    return requests.get(url, timeout=TIMEOUT, stream=True)
+
+
+def idle(loopback: LoopbackServer) -> bool:
+    """Whether every handler of *loopback* has returned, waiting up to 2 s."""
+    for _ in range(200):
+        if loopback.in_flight == 0:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_trickle_claims_the_total_and_sends_a_piece_every_interval(server: LoopbackServer) -> None:
+    url = server.route("/t", srv.trickle(100, every=0.1, piece=2))
+    started = time.monotonic()
+    with stream(url) as response:
+        assert response.headers["Content-Length"] == "100"
+        assert response.raw.read(6) == bytes(6)  # pieces at 0, 0.1 and 0.2 s
+        assert time.monotonic() - started >= 0.15
+    assert server.wait_for_hangups("/t")
+
+
+def test_trickle_without_length_is_close_delimited_and_ends_with_the_total(server: LoopbackServer) -> None:
+    url = server.route("/t", srv.trickle(10, every=0.01, piece=3, length=False))
+    response = get(url)
+    assert response.content == bytes(10) and "Content-Length" not in response.headers
+    assert server.bytes_sent["/t"] == 10 and server.hangups["/t"] == 0
+
+
+def test_a_client_hanging_up_mid_trickle_is_seen_before_the_next_piece(server: LoopbackServer) -> None:
+    url = server.route("/t", srv.trickle(100, every=5))
+    with stream(url) as response:
+        assert response.raw.read(1) == b"\0"
+    assert server.wait_for_hangups("/t", timeout=2)  # the next piece was due in 5 s
+    assert server.bytes_sent["/t"] == 1
+
+
+def test_endless_streams_without_a_length_until_the_client_hangs_up(server: LoopbackServer) -> None:
+    url = server.route("/e", srv.endless())
+    with stream(url) as response:
+        assert "Content-Length" not in response.headers
+        assert len(response.raw.read(4 << 20)) == 4 << 20
+    assert server.wait_for_hangups("/e")
+    assert server.bytes_sent["/e"] >= 4 << 20
+
+
+def test_endless_with_a_rate_is_paced(server: LoopbackServer) -> None:
+    url = server.route("/e", srv.endless(rate=20_000))  # pieces of 400 bytes, 50 a second
+    started = time.monotonic()
+    with stream(url) as response:
+        assert len(response.raw.read(4000)) == 4000  # about 0.2 s
+    assert time.monotonic() - started >= 0.15
+    assert server.wait_for_hangups("/e")
+
+
+def test_a_gzip_bomb_decodes_to_zeros_a_thousand_times_its_length(server: LoopbackServer) -> None:
+    decoded = (3 << 20) + 17  # three whole chunks and a remainder
+    response = get(server.route("/b", srv.gzip_bomb(decoded)))
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert response.content == bytes(decoded)  # zlib checks the CRC and length of the trailer
+    sent = int(response.headers["Content-Length"])
+    assert server.bytes_sent["/b"] == sent and decoded / sent > 900
+
+
+def test_a_huge_gzip_bomb_costs_only_what_the_client_reads(server: LoopbackServer) -> None:
+    url = server.route("/b", srv.gzip_bomb(1 << 40))  # 1 TiB decoded: ready at once, never built
+    with stream(url) as response:
+        assert int(response.headers["Content-Length"]) > 1 << 30
+        # urllib3 reads this many encoded bytes: a mebibyte decoded.
+        assert next(response.iter_content(1024)) == bytes(1024)
+    assert server.wait_for_hangups("/b")
+    assert server.bytes_sent["/b"] < 8 << 20  # what the socket buffers held, of 1 GiB
+
+
+def test_a_close_delimited_gzip_bomb_decodes_whole(server: LoopbackServer) -> None:
+    response = get(server.route("/b", srv.gzip_bomb(5000, chunk=1000, length=False)))
+    assert "Content-Length" not in response.headers and response.content == bytes(5000)
+
+
+def test_zip_ratio_text_is_english_like_text_at_about_four_to_one(server: LoopbackServer) -> None:
+    size = 300_000
+    response = get(server.route("/r", srv.zip_ratio_text(size)))
+    assert response.content == srv.ratio_text(size) and response.content.startswith(b"The")
+    assert 3 < size / int(response.headers["Content-Length"]) < 5
+
+
+def test_huge_length_counts_a_client_that_hangs_up_without_draining(server: LoopbackServer) -> None:
+    url = server.route("/h", srv.huge_length(10 << 40, send=100))
+    with stream(url) as response:
+        assert response.headers["Content-Length"] == str(10 << 40)
+        assert response.raw.read(100) == bytes(100)
+    assert server.wait_for_hangups("/h", timeout=2)
+    assert server.bytes_sent["/h"] == 100
+
+
+def test_stopping_the_server_ends_an_abusive_answer_at_once() -> None:
+    loopback = LoopbackServer().start()
+    url = loopback.route("/h", srv.huge_length(10 << 40))
+    with stream(url):
+        loopback.stop()
+        assert idle(loopback) and loopback.hangups["/h"] == 0
+
+
+def test_an_abusive_answer_cuts_its_body_after_max_stall_s(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(srv, "MAX_STALL_S", 0.3)
+    url = server.route("/t", srv.trickle(1000, every=0.01))  # would take 10 s
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        get(url)
+    assert 0 < server.bytes_sent["/t"] < 1000 and server.hangups["/t"] == 0
+
+
+def test_an_abusive_answer_gives_up_on_a_client_that_stops_reading(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(srv, "MAX_STALL_S", 0.3)
+    url = server.route("/e", srv.endless())
+    with stream(url):  # reads the head only, so the server's writes block once the buffers are full
+        assert idle(server) and server.hangups["/e"] == 0
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: srv.trickle(10, every=1, piece=0),
+        lambda: srv.endless(rate=0),
+        lambda: srv.gzip_bomb(-1),
+        lambda: srv.huge_length(10, send=11),
+    ],
+)
+def test_abusive_handlers_refuse_impossible_arguments(make: Callable[[], srv.Handler]) -> None:
+    with pytest.raises(ValueError):
+        make()
