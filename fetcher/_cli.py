@@ -19,11 +19,12 @@ from ._progress import BarDisplay, LineDisplay
 from ._report import DEFAULT_REPORT_NAME, ReportWriter
 from ._result import Tally
 from ._text import escape
+from ._units import parse_duration, parse_size
 from ._urls import count_entries, open_url_list
 from ._version import __version__
 from .state import DEFAULT_STATE_NAME
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUTS_ONLY = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUTS_ONLY, EXIT_CUT_SHORT = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 
 EPILOG = """\b
@@ -33,9 +34,34 @@ Exit status:
        or the report could not be written
   2    usage error: bad option, unreadable URL list, unusable DEST
   3    nothing failed, but some URLs gave up waiting for a slot
+  4    nothing failed, but --deadline or --quota stopped the run early
   130  interrupted (Ctrl-C); 143 terminated (SIGTERM)
-When both 1 and 3 apply, the exit status is 1.
+When several apply, the first in the order 1, 4, 3 wins.
 """
+
+
+def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        size = parse_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    if size < 1:
+        raise click.BadParameter("must be at least 1 byte", ctx=ctx, param=param)
+    return size
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    if seconds <= 0:
+        raise click.BadParameter("must be longer than 0s", ctx=ctx, param=param)
+    return seconds
 
 
 def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -128,6 +154,51 @@ class _Terminated(BaseException):
     help="Give each file the server's Last-Modified time.",
 )
 @click.option(
+    "--max-time",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    callback=_finite,
+    help="Longest a URL may take, from its first request to its record, retries included.",
+)
+@click.option(
+    "--speed-limit",
+    default=None,
+    metavar="SIZE",
+    callback=_size,
+    help="Cut (and retry) a download slower than SIZE bytes/s for --speed-time seconds (K, M, G allowed).",
+)
+@click.option(
+    "--speed-time",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    callback=_finite,
+    help="How long a download may stay under --speed-limit.  [default: 30 with --speed-limit]",
+)
+@click.option(
+    "--max-filesize",
+    default=None,
+    metavar="SIZE",
+    callback=_size,
+    help="Largest file to save, decoded (K, M, G: powers of 1024).  [default: only a guard against "
+    "decompression bombs]",
+)
+@click.option(
+    "--deadline",
+    default=None,
+    metavar="DURATION",
+    callback=_duration,
+    help="Stop the run after this long (90s, 15m, 2h): cancel what is in flight, start nothing more; exit 4.",
+)
+@click.option(
+    "--quota",
+    default=None,
+    metavar="SIZE",
+    callback=_size,
+    help="Start no new download once the files saved add up to SIZE; those in flight finish; exit 4.",
+)
+@click.option(
     "--report",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
@@ -158,6 +229,12 @@ def cli(
     force: bool,
     skip_existing: bool,
     remote_time: bool,
+    max_time: float | None,
+    speed_limit: int | None,
+    speed_time: float | None,
+    max_filesize: int | None,
+    deadline: float | None,
+    quota: int | None,
     report: Path | None,
     progress: bool | None,
     quiet: bool,
@@ -201,6 +278,10 @@ def cli(
                 force=force,
                 skip_existing=skip_existing,
                 remote_time=remote_time,
+                max_time=max_time,
+                speed_limit=speed_limit,
+                speed_time=speed_time,
+                max_filesize=max_filesize,
                 watch=display.watch if isinstance(display, BarDisplay) else None,
                 reserved_names=reserved,
             ) as fetcher,
@@ -208,7 +289,7 @@ def cli(
         ):
             if isinstance(display, BarDisplay):
                 display.follow(fetcher.stats)
-            for result in fetcher.as_completed(entries):
+            for result in fetcher.as_completed(entries, deadline=deadline, quota=quota):
                 tally.add(result)
                 display.show(result)
                 try:

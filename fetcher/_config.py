@@ -50,6 +50,16 @@ class FetcherConfig:
     force: bool = False
     #: Never request a URL whose file already exists.
     skip_existing: bool = False
+    #: Seconds a URL may take from its first request to its record, all
+    #: attempts and retry waits included; None: no limit.
+    max_time: float | None = None
+    #: curl's --speed-limit / --speed-time: a download slower than
+    #: speed_limit bytes/s on average for speed_time seconds is cut (and
+    #: retried).  Either one alone turns the check on (with 1 B/s or 30 s).
+    speed_limit: int | None = None
+    speed_time: float | None = None
+    #: Bytes a file may have on disk (decoded); None: only the bomb guard.
+    max_filesize: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.dest, (str, os.PathLike)):
@@ -74,3 +84,38 @@ class FetcherConfig:
             flag(self, name)
         if self.force and self.skip_existing:
             raise ConfigError("force and skip_existing cannot both be set")
+        if self.max_time is not None:
+            seconds(self, "max_time", allow_zero=False)
+        if self.speed_limit is not None:
+            whole(self, "speed_limit", 1, 1 << 50)
+        if self.speed_time is not None:
+            seconds(self, "speed_time", allow_zero=False)
+        if self.max_filesize is not None:
+            whole(self, "max_filesize", 1, 1 << 62)
+
+    @property
+    def speed_check(self) -> tuple[int, float] | None:
+        """(bytes/s, seconds) of the speed check, or None when it is off."""
+        if self.speed_limit is None and self.speed_time is None:
+            return None
+        return (self.speed_limit or 1, self.speed_time or 30.0)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunLimits:
+    """Bounds on one run (one ``fetch()`` call) as a whole."""
+
+    #: Seconds after the run starts when it stops, as SIGTERM stops it.
+    deadline: float | None = None
+    #: Bytes the run's saved files may add up to before no new download starts.
+    quota: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.deadline is not None:
+            seconds(self, "deadline", allow_zero=False)
+        if self.quota is not None:
+            whole(self, "quota", 1, 1 << 62)
+
+
+#: A run with no bounds of its own.
+NO_RUN_LIMITS = RunLimits()

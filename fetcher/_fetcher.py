@@ -15,7 +15,7 @@ from types import TracebackType
 
 import requests
 
-from ._config import DEFAULT_USER_AGENT, FetcherConfig
+from ._config import DEFAULT_USER_AGENT, FetcherConfig, RunLimits
 from ._errors import ClosedError, ConfigError, DestinationError, StateError
 from ._gate import Gate, LocalGate
 from ._naming import Namer
@@ -70,6 +70,10 @@ class Fetcher:
         remote_time: bool = True,
         force: bool = False,
         skip_existing: bool = False,
+        max_time: float | None = None,
+        speed_limit: int | None = None,
+        speed_time: float | None = None,
+        max_filesize: int | None = None,
         gate: Gate | None = None,
         watch: WatchStart | None = None,
         session_factory: Callable[[], requests.Session] | None = None,
@@ -89,6 +93,15 @@ class Fetcher:
         the server's Last-Modified as mtime.  ``force`` downloads everything
         in full whatever the state says; ``skip_existing`` never requests a
         URL whose file exists.
+
+        Bounds, so that every run ends and no server fills the disk:
+        ``max_time`` caps the seconds from a URL's first request to its
+        record, retries included; ``speed_limit`` (bytes/s) and
+        ``speed_time`` (s) cut a download that stays slower than that (curl's
+        meaning; it is retried and resumed); ``max_filesize`` caps a file's
+        decoded bytes, and replaces the default guard against decompression
+        bombs.  ``deadline`` and ``quota`` bound a whole run: they are
+        arguments of ``fetch()`` and ``as_completed()``.
 
         ``gate`` replaces the default per-Fetcher slots (to share slots with
         other Fetchers); ``watch`` is told about each download's progress;
@@ -115,6 +128,10 @@ class Fetcher:
             remote_time=remote_time,
             force=force,
             skip_existing=skip_existing,
+            max_time=max_time,
+            speed_limit=speed_limit,
+            speed_time=speed_time,
+            max_filesize=max_filesize,
         )
         _prepare_folder(self.config.dest)
         self.dest = self.config.dest.resolve()
@@ -142,17 +159,39 @@ class Fetcher:
 
     # -- public API ---------------------------------------------------------
 
-    def fetch(self, urls: Iterable[Item], *, run_id: str | None = None) -> Iterator[Result]:
+    def fetch(
+        self,
+        urls: Iterable[Item],
+        *,
+        run_id: str | None = None,
+        deadline: float | None = None,
+        quota: int | None = None,
+    ) -> Iterator[Result]:
         """Download *urls*; yield one Result per distinct URL, in input order.
 
         Work starts when iteration starts.  Leaving the loop early cancels
         the rest of this call's URLs.  A URL listed twice is downloaded once.
-        """
-        return self._results(urls, run_id=run_id, ordered=True)
 
-    def as_completed(self, urls: Iterable[Item], *, run_id: str | None = None) -> Iterator[Result]:
+        ``deadline``: seconds from the first ``next()`` after which the run
+        stops: downloads in flight are cancelled (``cancelled``, a resumable
+        partial kept), URLs not started are ``not-started``.  ``quota``:
+        once the files this run saved hold this many bytes, no new download
+        starts; those in flight finish; the rest are ``not-started``.
+        """
+        limits = RunLimits(deadline=deadline, quota=quota)
+        return self._results(urls, run_id=run_id, ordered=True, limits=limits)
+
+    def as_completed(
+        self,
+        urls: Iterable[Item],
+        *,
+        run_id: str | None = None,
+        deadline: float | None = None,
+        quota: int | None = None,
+    ) -> Iterator[Result]:
         """Like ``fetch()``, but yield each Result as soon as it is ready."""
-        return self._results(urls, run_id=run_id, ordered=False)
+        limits = RunLimits(deadline=deadline, quota=quota)
+        return self._results(urls, run_id=run_id, ordered=False, limits=limits)
 
     def stats(self) -> Stats:
         with self._lock:
@@ -197,12 +236,14 @@ class Fetcher:
 
     # -- internals ------------------------------------------------------------
 
-    def _results(self, urls: Iterable[Item], *, run_id: str | None, ordered: bool) -> Iterator[Result]:
+    def _results(
+        self, urls: Iterable[Item], *, run_id: str | None, ordered: bool, limits: RunLimits
+    ) -> Iterator[Result]:
         if self._closed:
             raise ClosedError("this Fetcher is closed")
         if isinstance(urls, (str, bytes)) or not isinstance(urls, Iterable):
             raise TypeError("urls must be an iterable of URL strings (a list, a file's lines, a generator)")
-        run = Run(self._shared, urls, run_id or new_run_id())
+        run = Run(self._shared, urls, run_id or new_run_id(), limits)
         return self._drive(run, ordered)
 
     def _drive(self, run: Run, ordered: bool) -> Iterator[Result]:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 from ._fetcher import Stats
 from ._result import Result, Status, Tally
 from ._text import escape, shown
+from ._units import format_size
 
 # A download gets its own bar only once it has run this long, so thousands of
 # small files do not make the screen flicker with bars that live 5 ms.
@@ -24,11 +25,8 @@ BAR_DELAY_S = 0.3
 
 
 def human_bytes(count: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if count < 1024 or unit == "GiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    raise AssertionError("unreachable")
+    """Bytes (or bytes per second) as a person reads them: 2.0 KiB, 5.0 MiB."""
+    return format_size(int(count))
 
 
 def describe(result: Result) -> str:
@@ -61,6 +59,8 @@ def summarize(tally: Tally, elapsed_s: float, *, interrupted: bool = False) -> s
     if tally.retried:
         parts.append(f"{tally.retried} after a retry")
     head = "interrupted after " if interrupted else ""
+    if tally.cut_short and not interrupted:
+        head = f"stopped early ({tally.cut_short}) after "
     counts = ", ".join(parts) or "none finished"
     urls = "URL" if tally.total == 1 else "URLs"
     return f"fetcher: {head}{tally.total} {urls}: {counts} ({human_bytes(tally.bytes)} in {elapsed_s:.2f}s)"
@@ -78,7 +78,9 @@ class LineDisplay:
         self.quiet = quiet
 
     def show(self, result: Result) -> None:
-        if not (self.quiet and result.ok):
+        # URLs a deadline or quota left unstarted are counted in the summary
+        # and recorded in the report; a line each would bury the rest.
+        if not (self.quiet and result.ok) and result.status is not Status.NOT_STARTED:
             self.message(describe(result))
 
     def summary(self, tally: Tally, elapsed_s: float, *, interrupted: bool = False) -> None:

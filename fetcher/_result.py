@@ -18,6 +18,8 @@ class Status(str, enum.Enum):
     FAILED = "failed"  # HTTP error, network error, bad body, disk error
     ACQUIRE_TIMEOUT = "acquire-timeout"  # no slot came free in time; nothing was requested
     INVALID = "invalid"  # the line is not a usable http(s) URL; nothing was requested
+    CANCELLED = "cancelled"  # the run was cut short (--deadline) while it was downloading or waiting to retry
+    NOT_STARTED = "not-started"  # the run was cut short (--deadline, --quota) before it started
 
     def __str__(self) -> str:
         return self.value
@@ -96,9 +98,13 @@ class Tally:
     counts: dict[Status, int] = field(default_factory=lambda: dict.fromkeys(Status, 0))
     bytes: int = 0
     retried: int = 0  # URLs that succeeded after one or more retries
+    cut_short: str | None = None  # why the run stopped early (a --deadline or --quota), if it did
 
     def add(self, result: Result) -> None:
         self.counts[result.status] += 1
+        if result.status in (Status.CANCELLED, Status.NOT_STARTED) and self.cut_short is None and result.error:
+            # A retry the deadline cancelled adds "; the last attempt failed: ..." to the reason.
+            self.cut_short = result.error.split("; ", 1)[0]
         if result.ok:
             self.bytes += result.bytes
             if result.attempts > 1:
@@ -110,9 +116,12 @@ class Tally:
 
     @property
     def exit_code(self) -> int:
-        """0 all succeeded (ok, unchanged, skipped); 1 any failed or invalid; else 3 any acquire-timeout."""
+        """0 all succeeded (ok, unchanged, skipped); 1 any failed or invalid; else 4 the run was
+        cut short (cancelled or not started); else 3 any acquire-timeout."""
         if self.counts[Status.FAILED] or self.counts[Status.INVALID]:
             return 1
+        if self.counts[Status.CANCELLED] or self.counts[Status.NOT_STARTED]:
+            return 4
         if self.counts[Status.ACQUIRE_TIMEOUT]:
             return 3
         return 0

@@ -43,13 +43,14 @@ from typing import Any
 
 import requests
 
-from ._config import FetcherConfig
+from ._config import NO_RUN_LIMITS, FetcherConfig, RunLimits
 from ._errors import ClosedError, StateError, translate
 from ._gate import Gate, Slot
 from ._naming import Namer
 from ._pool import WorkerPool
 from ._result import Result, Status
 from ._text import redact
+from ._units import format_duration, format_size
 from ._urls import Entry, check_url
 from .state import Partial, Saved, StateStore
 from .transfer.download import Ask, Outcome, WatchStart, download
@@ -91,6 +92,8 @@ class _Job:
     attempts: int = 0  # made so far
     wait_s: float | None = None  # for the first slot, once it came
     partial: PartialFile | None = None  # what the last attempt left to continue
+    began: float | None = None  # monotonic, when the first attempt started (--max-time counts from it)
+    last_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +177,13 @@ class _Schedule:
                 job = self._take()
             return job
 
+    def drain_later(self) -> list[_Job]:
+        """Every job waiting out a retry pause, now (the run is stopping)."""
+        with self._changed:
+            jobs = [job for _, _, job in sorted(self._later)]
+            self._later.clear()
+            return jobs
+
     def _take(self) -> _Job | None:
         if self._later and self._later[0][0] <= self._clock():
             return heapq.heappop(self._later)[2]
@@ -183,16 +193,21 @@ class _Schedule:
 class Run:
     """The threads and queues of one ``fetch()`` call."""
 
-    def __init__(self, shared: Shared, urls: Iterable[Item], run_id: str) -> None:
+    def __init__(self, shared: Shared, urls: Iterable[Item], run_id: str, limits: RunLimits = NO_RUN_LIMITS) -> None:
         self.shared = shared
         self.config = shared.config
         self.run_id = run_id
+        self.limits = limits
         self.waiting = 0  # read, not yet holding a slot
         self._urls = urls
         self._schedule = _Schedule(shared.clock)
         self._results: queue.SimpleQueue[tuple[int, Result] | _End | _Failed | _Cancelled] = queue.SimpleQueue()
         self._window = _Window(self.config.read_ahead)
-        self._cancelled = threading.Event()
+        self._cancelled = threading.Event()  # the caller is gone: nobody reads results any more
+        self._halt = threading.Event()  # downloads in flight stop: cancelled, or the deadline passed
+        self._cut: str | None = None  # why no new download starts: the deadline passed, the quota was reached
+        self._deadline_at: float | None = None
+        self._saved_bytes = 0
         self._count_lock = threading.Lock()
         self._threads = [
             threading.Thread(target=self._feed, name=f"fetcher-feed-{run_id}", daemon=True),
@@ -205,12 +220,15 @@ class Run:
         return self._schedule.retrying
 
     def start(self) -> None:
+        if self.limits.deadline is not None:
+            self._deadline_at = time.monotonic() + self.limits.deadline
         for thread in self._threads:
             thread.start()
 
     def cancel(self) -> None:
         if not self._cancelled.is_set():
             self._cancelled.set()
+            self._halt.set()
             self._results.put(_Cancelled())
 
     def results(self, ordered: bool) -> Iterator[Result]:
@@ -267,6 +285,9 @@ class Run:
             self._emit(seq, self._result(entry, Status.INVALID, ready, ready_at, error=reason, attempts=0))
             return
         target = self.shared.dest / self.shared.namer.name_for(entry.url, preferred=entry.out)
+        if self._stopped():
+            self._emit(seq, self._result(entry, Status.NOT_STARTED, ready, ready_at, error=self._cut, attempts=0))
+            return
         if self.config.skip_existing and os.path.lexists(target):
             self._emit(seq, self._result(entry, Status.SKIPPED, ready, ready_at, path=target, attempts=0))
             return
@@ -281,17 +302,18 @@ class Run:
         # every result: retries can come back at any time before that.
         while not self._cancelled.is_set():
             job = self._schedule.get(_POLL_S)
+            if self._stopped() and self._halt.is_set():
+                for waiting_to_retry in self._schedule.drain_later():
+                    self._emit(waiting_to_retry.seq, self._unstarted(waiting_to_retry))
             if job is None:
                 continue
-            slot = self._acquire(job)
+            slot = None if self._blocked(job) else self._acquire(job)
             if slot is None:
                 if not self._cancelled.is_set():
-                    with self._count_lock:
-                        self.waiting -= 1
-                    waited = time.monotonic() - job.ready
-                    error = f"no download slot came free within {self.config.acquire_timeout:g}s"
-                    self._emit(job.seq, self._result(job.entry, Status.ACQUIRE_TIMEOUT, job.ready, job.ready_at,
-                                                     wait_s=waited, error=error, attempts=0))  # fmt: skip
+                    if job.attempts == 0:
+                        with self._count_lock:
+                            self.waiting -= 1
+                    self._emit(job.seq, self._unstarted(job))
                 continue
             if job.attempts == 0:
                 with self._count_lock:
@@ -307,7 +329,7 @@ class Run:
         """
         limit = self.config.acquire_timeout if job.attempts == 0 else None
         deadline = None if limit is None else job.ready + limit
-        while not self._cancelled.is_set():
+        while not self._cancelled.is_set() and not self._blocked(job):
             left = _POLL_S if deadline is None else min(_POLL_S, deadline - time.monotonic())
             slot = self.shared.gate.acquire(timeout=max(0.0, left))
             if slot is not None:
@@ -315,6 +337,42 @@ class Run:
             if deadline is not None and time.monotonic() >= deadline:
                 return None
         return None
+
+    # -- stopping early: --deadline and --quota ------------------------------
+
+    def _stopped(self) -> bool:
+        """Whether the run takes no new downloads (checking the deadline on the way)."""
+        if self._cut is None and self._deadline_at is not None and time.monotonic() >= self._deadline_at:
+            self._stop(f"the --deadline of {format_duration(self.limits.deadline or 0)} passed", halt=True)
+        return self._cut is not None
+
+    def _stop(self, reason: str, *, halt: bool) -> None:
+        with self._count_lock:
+            if self._cut is None:
+                self._cut = reason
+                log.info("%s: the run stops", reason)
+        if halt:
+            self._halt.set()
+
+    def _blocked(self, job: _Job) -> bool:
+        """No attempt for *job* now: nothing new starts once the run is cut short, and after
+        the deadline nothing at all (a retry goes on under a reached quota: it was started)."""
+        return self._stopped() and (job.attempts == 0 or self._halt.is_set())
+
+    def _unstarted(self, job: _Job) -> Result:
+        """The record of a job that gets no (further) attempt: cut short, or no slot in time."""
+        entry = job.entry
+        if self._cut is not None and job.attempts:
+            error = f"{self._cut}; the last attempt failed: {job.last_error}"
+            self._let_go(entry.url, job.partial)
+            return self._result(entry, Status.CANCELLED, job.ready, job.ready_at, wait_s=job.wait_s, error=error,
+                                attempts=job.attempts)  # fmt: skip
+        if self._cut is not None:
+            return self._result(entry, Status.NOT_STARTED, job.ready, job.ready_at, error=self._cut, attempts=0)
+        waited = time.monotonic() - job.ready
+        error = f"no download slot came free within {self.config.acquire_timeout:g}s"
+        return self._result(entry, Status.ACQUIRE_TIMEOUT, job.ready, job.ready_at, wait_s=waited, error=error,
+                            attempts=0)  # fmt: skip
 
     # -- worker: one attempt --------------------------------------------------
 
@@ -325,25 +383,41 @@ class Run:
                 if self._cancelled.is_set():
                     self._let_go(job.entry.url, job.partial)
                     return  # the caller has gone; nobody will read a result
+                if self._blocked(job):
+                    self._emit(job.seq, self._unstarted(job))  # the deadline passed while it queued
+                    return
+                if job.began is None:
+                    job = dataclasses.replace(job, began=started)
                 outcome = download(
                     session, job.entry.url, job.target,
                     config=self.config, temp_files=self.shared.temp_files,
-                    cancelled=self._cancelled, watch=self.shared.watch, ask=self._ask(job),
+                    cancelled=self._halt, watch=self.shared.watch, ask=self._ask(job),
                 )  # fmt: skip
+                if self.limits.quota is not None and outcome.error is None and not outcome.unchanged:
+                    # Counted before the slot is given back, so the next
+                    # download cannot start past a quota just reached.
+                    self._count_saved(outcome.bytes)
             wait_s = job.wait_s if job.attempts else started - job.ready
             made = job.attempts + 1
             error = outcome.error
             reason = None
-            if error is not None and not self._cancelled.is_set():
-                decision = self.config.retry.decide(error, made, now=_now(), random=random.random())
-                if decision.retry:
-                    log.debug("line %d: attempt %d failed (%s); retrying in %.2fs", job.entry.line, made, error,
-                              decision.delay)  # fmt: skip
-                    later = dataclasses.replace(job, attempts=made, wait_s=wait_s, partial=outcome.partial)
-                    self._schedule.put_later(later, self.shared.clock() + decision.delay)
-                    return
-                reason = decision.reason
-            result = self._finish(job, outcome, made, wait_s, reason)
+            # _stopped() looks at the clock: a read that timed out at the deadline was cut by it.
+            if error is not None and self._stopped() and self._halt.is_set() and not self._cancelled.is_set():
+                result = self._cut_off(job, outcome, made, wait_s)
+            else:
+                if error is not None and not self._cancelled.is_set():
+                    decision = self.config.retry.decide(error, made, now=_now(), random=random.random())
+                    reason = decision.reason
+                    if decision.retry:
+                        reason = self._no_time_for(job, decision.delay)
+                    if decision.retry and reason is None:
+                        log.debug("line %d: attempt %d failed (%s); retrying in %.2fs", job.entry.line, made, error,
+                                  decision.delay)  # fmt: skip
+                        later = dataclasses.replace(job, attempts=made, wait_s=wait_s, partial=outcome.partial,
+                                                    last_error=str(error))  # fmt: skip
+                        self._schedule.put_later(later, self.shared.clock() + decision.delay)
+                        return
+                result = self._finish(job, outcome, made, wait_s, reason)
         except BaseException as exc:  # never lose a result: a bug becomes a failed URL
             error = translate(exc, job.entry.url)
             result = self._result(job.entry, Status.FAILED, job.ready, job.ready_at, error=str(error),
@@ -360,8 +434,11 @@ class Run:
         else:
             resume = _resumable(self._state(store.partial, entry.url), job.target)
             saved = _still_saved(self._state(store.saved, entry.url), job.target, entry)
+        deadline = None
+        if self.config.max_time is not None and job.began is not None:
+            deadline = job.began + self.config.max_time
         return Ask(saved=saved, resume=resume, checksum=entry.checksum, remote_time=self.config.remote_time,
-                   on_resumable=remember)  # fmt: skip
+                   on_resumable=remember, deadline=deadline, stop_at=self._deadline_at)  # fmt: skip
 
     def _finish(self, job: _Job, outcome: Outcome, attempts: int, wait_s: float | None, reason: str | None) -> Result:
         """The URL's last attempt is over: record it, and keep or drop its partial file."""
@@ -403,6 +480,30 @@ class Run:
         temp_files.remove(partial.path)
         if self.shared.state is not None:
             self._state(self.shared.state.forget_partial, url)
+
+    def _cut_off(self, job: _Job, outcome: Outcome, attempts: int, wait_s: float | None) -> Result:
+        """The record of a download the deadline stopped in flight; a resumable partial stays."""
+        self._let_go(job.entry.url, outcome.partial)
+        return self._result(
+            job.entry, Status.CANCELLED, job.ready, job.ready_at,
+            http_status=outcome.http_status, bytes=outcome.bytes, wait_s=wait_s, ttfb_s=outcome.ttfb_s,
+            download_s=outcome.download_s, error=self._cut, attempts=attempts,
+        )  # fmt: skip
+
+    def _no_time_for(self, job: _Job, delay: float) -> str | None:
+        """Why a retry after *delay* seconds would come too late for --max-time, if it would."""
+        max_time = self.config.max_time
+        if max_time is None or job.began is None or time.monotonic() + delay < job.began + max_time:
+            return None
+        return f"no time left for another attempt within the --max-time of {format_duration(max_time)}"
+
+    def _count_saved(self, size: int) -> None:
+        quota = self.limits.quota
+        with self._count_lock:
+            self._saved_bytes += size
+            reached = quota is not None and self._saved_bytes >= quota
+        if reached and quota is not None:
+            self._stop(f"the --quota of {format_size(quota)} was reached", halt=False)
 
     def _remember_partial(self, store: StateStore, url: str, partial: PartialFile) -> bool:
         """Record a partial file worth resuming in a later run; True if it is on record."""

@@ -152,6 +152,14 @@ def test_failures_and_acquire_timeouts_exit_1(server: srv.LoopbackServer, tmp_pa
         (["--retry-wait-max", "-1"], "--retry-wait-max"),
         (["--retry-after-max", "nan"], "--retry-after-max"),
         (["--state", "."], "--state"),
+        (["--max-time", "0"], "--max-time"),
+        (["--speed-limit", "fast"], "--speed-limit"),
+        (["--speed-time", "nan"], "--speed-time"),
+        (["--max-filesize", "12x"], "--max-filesize"),
+        (["--max-filesize", "0"], "--max-filesize"),
+        (["--deadline", "0"], "--deadline"),
+        (["--deadline", "1d"], "--deadline"),
+        (["--quota", "-1M"], "--quota"),
         (["--no-such-option"], "no-such-option"),
     ],
 )
@@ -379,3 +387,23 @@ def test_option_lines_in_the_list_check_the_file(server: srv.LoopbackServer, tmp
     by_line = {r["line"]: r for r in records(dest / "fetcher-report.jsonl")}
     assert by_line[1]["status"] == "failed" and str(by_line[1]["error"]).startswith("checksum mismatch")
     assert by_line[3]["status"] == "ok" and (dest / "renamed.txt").read_bytes() == b"fine"
+
+
+# -- bounds -----------------------------------------------------------------------------------
+
+
+def test_a_deadline_that_cuts_the_run_exits_4_and_says_why(
+    server: srv.LoopbackServer, tmp_path: Path, dest: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    urls = [server.route("/slow", srv.body(b"x", delay=5)), *(server.route(f"/n{i}", srv.body(b"x")) for i in range(3))]
+    assert fetcher(url_list(tmp_path, *urls), "-d", dest, "--max", "1", "--deadline", "0.5s", "-q") == 4
+    err = capsys.readouterr().err
+    assert not any(line.startswith("not-started") for line in err.splitlines())  # counted, not a line each
+    assert "stopped early (the --deadline of 0.5s passed) after 4 URLs: 1 cancelled, 3 not-started" in err
+    statuses = [r["status"] for r in records(dest / "fetcher-report.jsonl")]
+    assert sorted(statuses) == ["cancelled", "not-started", "not-started", "not-started"]
+
+
+def test_a_failure_outranks_a_cut_short_run(server: srv.LoopbackServer, tmp_path: Path, dest: Path) -> None:
+    urls = [server.route("/gone", srv.body(b"", status=404)), server.route("/slow", srv.body(b"x", delay=5))]
+    assert fetcher(url_list(tmp_path, *urls), "-d", dest, "--max", "1", "--deadline", "1", "-q") == 1

@@ -32,6 +32,8 @@ from requests.adapters import HTTPAdapter
 
 from .._config import FetcherConfig
 from .._errors import BodyError, Cancelled, DownloadError, HTTPStatusError, TransportError, translate
+from .._units import format_duration
+from .bounds import SizeGuard, SpeedCheck
 from .checksum import Checksum, Hasher
 from .tempfiles import TempFiles
 from .validators import (
@@ -125,6 +127,12 @@ class Ask:
     checksum: Checksum | None = None
     remote_time: bool = True
     on_resumable: Callable[[PartialFile], bool] | None = None
+    #: Monotonic time by which the URL must be done (--max-time): past it the
+    #: attempt fails, and its socket timeouts never reach beyond it.
+    deadline: float | None = None
+    #: Monotonic time the whole run stops (--deadline): the socket timeouts
+    #: never reach beyond it, so a stalled read cannot hold the run's end up.
+    stop_at: float | None = None
 
 
 #: A partial file smaller than this is not worth a state database write.
@@ -179,6 +187,8 @@ class _Attempt:
         self.hasher: Hasher | None = None
         self.watcher: Watcher | None = None
         self.kept = False
+        self.guard = SizeGuard(max_filesize=config.max_filesize)
+        self.speed_timeout = False  # the socket timeout is the --speed-time window
 
     def run(self) -> Outcome:
         error: DownloadError | None = None
@@ -195,6 +205,12 @@ class _Attempt:
                 unchanged, validators, mtime_ns = self._exchange(None)
         except Exception as exc:  # every failure of this URL becomes its Outcome
             error = translate(exc, self.url)
+            if error.transient and self._past(self.ask.deadline):
+                error = self._over_time()  # a read timed out because the time was up
+            elif error.transient and self.speed_timeout and _timed_out(exc):
+                # The read timeout was the speed window: the server sent nothing for that long.
+                check = self.config.speed_check or (1, 30.0)
+                error = BodyError(self.url, SpeedCheck(limit=check[0], window=check[1], now=0).reason, transient=True)
             log.debug("failed %s: %s", self.target.name, error)
         finally:
             self._close()
@@ -224,7 +240,7 @@ class _Attempt:
             headers = resume_headers(resume, self.offset)
         elif self.ask.saved:
             headers = conditional_headers(self.ask.saved)
-        with self.session.get(self.url, stream=True, timeout=self.config.timeout, headers=headers) as response:
+        with self.session.get(self.url, stream=True, timeout=self._timeout(), headers=headers) as response:
             self.ttfb_s = self.clock() - self.began
             self.http_status = response.status_code
             if response.status_code == 304 and ("If-None-Match" in headers or "If-Modified-Since" in headers):
@@ -235,6 +251,10 @@ class _Attempt:
                 _check_status(response, self.url, retry_after=response.headers.get("Retry-After"))
                 self._start_body(response)
             expected = _content_length(response, self.url)
+            # An encoded body's Content-Length counts compressed bytes; the body check sees the decoded ones.
+            encoded = "Content-Encoding" in response.headers
+            if expected is not None and not encoded and (reason := self.guard.check_length(self.offset + expected)):
+                raise BodyError(self.url, reason)  # before the body: leaving `with` closes it undrained
             _check_room(self.target.parent, expected, self.url)
             if self.watch is not None:
                 self.watcher = self.watch(
@@ -281,6 +301,10 @@ class _Attempt:
     def _receive(self, response: requests.Response, expected: int | None) -> None:
         assert self.fd is not None
         chunk_size = self.config.chunk_size
+        speed = self._speed_check()
+        guarded = self.config.max_filesize is not None or "Content-Encoding" in response.headers
+        # One flag per chunk when no bound is set: bounds nobody asked for cost nothing.
+        bounded = guarded or speed is not None or self.ask.deadline is not None
         try:
             # read1: whatever has arrived, up to chunk_size.  A full
             # read(chunk_size) would wait for a whole chunk, so a slow
@@ -298,10 +322,50 @@ class _Attempt:
                     self.watcher.advance(len(chunk))
                 if not self.kept and self.partial is not None and self.offset + self.received >= KEEP_FROM:
                     self._offer_partial()
+                if bounded:
+                    self._check_bounds(response, speed, guarded)
         except urllib3.exceptions.ProtocolError as exc:
             raise _short_body(self.url, response, expected) from exc
         if expected is not None and response.raw.tell() != expected:
             raise _short_body(self.url, response, expected)
+
+    # -- bounds: --max-time, --speed-limit, --max-filesize -------------------------------
+
+    def _timeout(self) -> float:
+        """Socket timeout for this request: --timeout, never reaching past --max-time or --deadline."""
+        if self._past(self.ask.deadline):
+            raise self._over_time()
+        timeout = self.config.timeout
+        for end in (self.ask.deadline, self.ask.stop_at):
+            if end is not None:
+                timeout = min(timeout, max(end - self.clock(), 0.001))
+        speed = self.config.speed_check
+        if speed is not None and speed[1] < timeout:
+            timeout = speed[1]  # a silent server is as slow as can be
+            self.speed_timeout = True
+        return timeout
+
+    def _speed_check(self) -> SpeedCheck | None:
+        speed = self.config.speed_check
+        return None if speed is None else SpeedCheck(limit=speed[0], window=speed[1], now=self.clock())
+
+    def _check_bounds(self, response: requests.Response, speed: SpeedCheck | None, guarded: bool) -> None:
+        if self._past(self.ask.deadline):
+            raise self._over_time()
+        if speed is not None and speed.update(self.received, self.clock()):
+            raise BodyError(self.url, speed.reason, transient=True)  # retried, and resumed if it can be
+        if guarded:
+            reason = self.guard.check_body(self.offset + self.received, self.offset + response.raw.tell())
+            if reason is not None:
+                self.partial = None  # nothing of it is kept
+                raise BodyError(self.url, reason)
+
+    def _past(self, moment: float | None) -> bool:
+        return moment is not None and self.clock() >= moment
+
+    def _over_time(self) -> TransportError:
+        limit = format_duration(self.config.max_time or 0)
+        return TransportError(self.url, f"took longer than the --max-time of {limit}")
 
     def _finish(self, validators: Validators) -> int:
         """Check the whole body, set its time, put it under the final name; its mtime_ns."""
@@ -404,6 +468,13 @@ def _closing_fd(fd: int) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether *exc* is a read or connect timeout, however requests and urllib3 wrapped it."""
+    return isinstance(exc, (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)) or isinstance(
+        exc.__context__, (urllib3.exceptions.TimeoutError, TimeoutError)
+    )
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -1,0 +1,145 @@
+"""Every run ends and no server fills the disk: each bound end to end, against abusive loopback servers.
+
+The bounds' logic is tested without waiting in tests/transfer/test_bounds.py;
+here each bound gets one short run against a real server that misbehaves.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from fetcher import Fetcher, Result, Status, Tally
+from fetcher.transfer.tempfiles import TEMP_PREFIX, TEMP_SUFFIX
+from tests import server as srv
+
+MiB = 1 << 20
+
+
+def run(urls: list[str], dest: Path, *, deadline: float | None = None, quota: int | None = None,
+        **options: object) -> list[Result]:  # fmt: skip
+    with Fetcher(dest=dest, **options) as fetcher:  # type: ignore[arg-type]
+        return list(fetcher.fetch(urls, deadline=deadline, quota=quota))
+
+
+def partial_files(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.name.startswith(TEMP_PREFIX) and p.name.endswith(TEMP_SUFFIX)]
+
+
+# -- time -----------------------------------------------------------------------------------
+
+
+def test_max_time_stops_a_trickle_that_never_stalls(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/trickle", srv.trickle(100_000, every=0.1))
+    began = time.monotonic()
+    [result] = run([url], tmp_path, max_time=1.0, timeout=5.0)
+    assert result.status is Status.FAILED
+    assert result.error == "took longer than the --max-time of 1s"
+    assert time.monotonic() - began < 3
+    assert partial_files(tmp_path) == [] and not (tmp_path / "trickle").exists()
+
+
+def test_max_time_stops_a_read_that_waits_for_nothing(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/stall", srv.stalled(b"x" * 100, claimed=10_000, stall=8))
+    began = time.monotonic()
+    [result] = run([url], tmp_path, max_time=0.5, timeout=30.0)
+    assert result.error == "took longer than the --max-time of 0.5s"
+    assert time.monotonic() - began < 3
+
+
+def test_max_time_makes_no_retry_whose_wait_would_pass_it(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    later = srv.status(503, headers={"Retry-After": "5"})
+    url = server.route("/busy", srv.faulty([later], then=srv.body(b"ok")))
+    [result] = run([url], tmp_path, max_time=2.0)
+    assert (result.status, result.attempts) == (Status.FAILED, 1)
+    assert result.error is not None and "no time left for another attempt within the --max-time of 2s" in result.error
+
+
+def test_a_download_under_the_speed_limit_is_cut_and_retried(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/slow", srv.trickle(100_000, every=0.05, piece=10))  # 200 B/s
+    began = time.monotonic()
+    [result] = run([url], tmp_path, speed_limit=1000, speed_time=0.5, retries=1, clock=lambda: time.monotonic() * 1000)
+    assert (result.status, result.attempts) == (Status.FAILED, 2)
+    assert result.error is not None and result.error.startswith("too slow: under 1000 B/s for 0.5s")
+    assert time.monotonic() - began < 4
+
+
+def test_a_deadline_cancels_what_runs_and_starts_nothing_more(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    slow = [server.route(f"/slow{n}", srv.body(b"x", delay=5)) for n in range(2)]
+    rest = [server.route(f"/rest{n}", srv.body(b"x")) for n in range(3)]
+    began = time.monotonic()
+    results = run(slow + rest, tmp_path, max_concurrent=2, deadline=0.5)
+    assert time.monotonic() - began < 3
+    assert [r.status for r in results] == [Status.CANCELLED] * 2 + [Status.NOT_STARTED] * 3
+    assert {r.error for r in results} == {"the --deadline of 0.5s passed"}
+    assert sum(server.requests[f"/rest{n}"] for n in range(3)) == 0
+    tally = Tally()
+    for result in results:
+        tally.add(result)
+    assert (tally.exit_code, tally.cut_short) == (4, "the --deadline of 0.5s passed")
+
+
+def test_a_deadline_keeps_a_resumable_partial_for_the_next_run(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    body = bytes(range(256)) * (12 << 10)  # 3 MiB at 2 MiB/s
+    url = server.route("/big", srv.Resource(body, rate=2 * MiB))
+    [cut] = run([url], tmp_path, deadline=1.0)
+    assert cut.status is Status.CANCELLED and cut.bytes >= MiB
+    assert len(partial_files(tmp_path)) == 1
+    [done] = run([url], tmp_path)
+    assert done.status is Status.OK and done.resumed_from is not None and done.resumed_from >= MiB
+    assert (tmp_path / "big").read_bytes() == body
+
+
+def test_a_deadline_does_not_wait_for_a_retry_due_after_it(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/busy", srv.status(503, headers={"Retry-After": "60"}))
+    began = time.monotonic()
+    [result] = run([url], tmp_path, deadline=0.5)
+    assert time.monotonic() - began < 3
+    assert result.status is Status.CANCELLED
+    assert result.error == "the --deadline of 0.5s passed; the last attempt failed: HTTP 503 Service Unavailable"
+
+
+# -- size -------------------------------------------------------------------------------------
+
+
+def test_a_content_length_over_max_filesize_fails_without_reading_the_body(
+    server: srv.LoopbackServer, tmp_path: Path
+) -> None:
+    url = server.route("/huge", srv.huge_length(10 << 40, send=1000))
+    [result] = run([url], tmp_path, max_filesize=MiB)
+    assert result.status is Status.FAILED and result.attempts == 1
+    assert result.error == "Content-Length of 10.0 TiB is over the --max-filesize of 1.0 MiB"
+    assert server.wait_for_hangups("/huge")  # the connection was closed, not drained
+    assert list(tmp_path.glob("huge*")) == [] and partial_files(tmp_path) == []
+
+
+def test_a_body_without_length_stops_at_max_filesize(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/endless", srv.endless(rate=50 * MiB))
+    [result] = run([url], tmp_path, max_filesize=2 * MiB)
+    assert result.status is Status.FAILED
+    assert result.error == "body passed the --max-filesize of 2.0 MiB"
+    assert not (tmp_path / "endless").exists() and partial_files(tmp_path) == []
+
+
+def test_a_decompression_bomb_is_stopped_by_default(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/bomb.txt", srv.gzip_bomb(1 << 30))  # 1 GiB from about 1 MiB
+    [result] = run([url], tmp_path)
+    assert result.status is Status.FAILED and result.attempts == 1
+    assert result.error is not None and "decompression bomb" in result.error
+    assert result.bytes < 200 * MiB
+    assert not (tmp_path / "bomb.txt").exists() and partial_files(tmp_path) == []
+
+
+def test_the_bomb_guard_lets_ordinary_compressed_text_through(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/rfc9110.txt", srv.zip_ratio_text(4 * MiB))
+    [result] = run([url], tmp_path)
+    assert result.status is Status.OK
+    assert (tmp_path / "rfc9110.txt").read_bytes() == srv.ratio_text(4 * MiB)
+
+
+def test_a_quota_lets_nothing_new_start_once_reached(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    urls = [server.route(f"/f{n}", srv.body(b"x" * 100_000)) for n in range(5)]
+    results = run(urls, tmp_path, max_concurrent=1, quota=250_000)
+    assert [r.status for r in results] == [Status.OK] * 3 + [Status.NOT_STARTED] * 2
+    assert results[-1].error == "the --quota of 244.1 KiB was reached"
+    assert sum(server.requests[f"/f{n}"] for n in range(5)) == 3
