@@ -7,8 +7,10 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
@@ -40,28 +42,25 @@ When several apply, the first in the order 1, 4, 3 wins.
 """
 
 
-def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        size = parse_size(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
-    if size < 1:
-        raise click.BadParameter("must be at least 1 byte", ctx=ctx, param=param)
-    return size
+def _parsed(parse: Callable[[str], float], least: str) -> Callable[[click.Context, click.Parameter, str | None], Any]:
+    """A click callback reading a value with *parse*; zero and less are refused with *least*."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+        if value is None:
+            return None
+        try:
+            parsed = parse(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+        if parsed <= 0:
+            raise click.BadParameter(least, ctx=ctx, param=param)
+        return parsed
+
+    return callback
 
 
-def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        seconds = parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
-    if seconds <= 0:
-        raise click.BadParameter("must be longer than 0s", ctx=ctx, param=param)
-    return seconds
+_size = _parsed(parse_size, "must be at least 1 byte")
+_duration = _parsed(parse_duration, "must be longer than 0s")
 
 
 def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
