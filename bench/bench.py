@@ -2,13 +2,13 @@
 
 Usage::
 
-    python bench/bench.py [--runs 3] [--only a,b,c]
+    python bench/bench.py [--runs 3] [--only a,b,c,d,e]
                           [--tools fetcher,urllib,curl,wget2,aria2c]
                           [--json PATH] [--timeout 300] [--tmpdir DIR]
 
 A local HTTP/1.1 server (``bench/server.py``) runs in its own process on
 127.0.0.1, so its CPU time is never charged to the client being measured. It
-serves files generated into a temporary folder for three scenarios:
+serves files generated into a temporary folder for five scenarios:
 
 (a) concurrency-bound: 48 x 64 KiB files that the server paces so each response
     takes 1.0 s whatever the client does; ``--max 6``. The ideal wall time is
@@ -19,10 +19,21 @@ serves files generated into a temporary folder for three scenarios:
 (c) a few large files: 4 x 256 MiB, ``--max 4``, sent with ``sendfile``.
     Streaming throughput and memory: a client that buffers whole bodies shows
     up in peak memory.
+(d) re-run: the 2,000 x 2 KiB list of (b), run twice into the same folder
+    with the tool's re-run mode (the same command for fetcher, ``-N`` for
+    wget2, ``--conditional-get`` for aria2c). The server answers validators
+    (ETag, Last-Modified, 304), so the second run can be nearly free: its wall
+    time, its requests by status (the goal: only 304s) and whether it wrote
+    any file (inode, mtime or ctime changed) are shown next to the first run's.
+(e) resume: one 256 MiB file that the server sends at 64 MiB/s. The tool
+    is SIGKILLed once the server has sent 60 % of it, then run again with its
+    resume flag (the same command for fetcher); shown: the bytes the server
+    sent in the second run, its wall time, and whether the file's sha256 is
+    right.
 
 Each available tool downloads the same URL list into a fresh, empty folder
 ``--runs`` times (the tools take turns within each round, so slow drifts of the
-machine hit all of them alike). For every run this measures:
+machine hit all of them alike). For (a)-(c), every run measures:
 
 * wall time, from spawning the tool to reaping it (start-up included: that is
   what a user waits for);
@@ -47,6 +58,10 @@ The tables report the MEDIAN of the successful runs of each figure: on a
 small shared machine single runs are disturbed by writeback, scheduler and VM
 noise, and the median ignores one such outlier where a mean would absorb it.
 ``--json PATH`` writes every run's raw figures as well.
+
+A tool without a re-run or resume mode is shown as "n/a" in (d) or (e).
+Hidden files (a dot first: fetcher's state database) are allowed in the
+download folder in (d) and (e).
 """
 
 from __future__ import annotations
@@ -54,6 +69,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import ctypes
+import hashlib
 import json
 import os
 import platform
@@ -66,9 +82,10 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import Any, BinaryIO, Callable
 
 BENCH_DIR = Path(__file__).resolve().parent
 SERVER_SCRIPT = BENCH_DIR / "server.py"
@@ -76,6 +93,8 @@ URLLIB_SCRIPT = BENCH_DIR / "urllib_baseline.py"
 KIB = 1024
 MIB = 1024 * KIB
 PACE_SECONDS = 1.0
+RATE = 64 * MIB  # bytes per second for (e), so its file takes ~4 s
+KILL_AT = 0.6  # (e): the share of the file the server has sent when the tool is killed
 ALL_TOOLS = ("fetcher", "urllib", "curl", "wget2", "aria2c")
 
 
@@ -92,6 +111,9 @@ class Scenario:
     max_in_flight: int
     paced: bool = False
     many_files: bool = False  # report CPU per file and the file-creation floor
+    kind: str = "download"  # "download": one run; "rerun" (d); "resume" (e)
+    rated: bool = False  # sent at RATE bytes per second
+    unique_blocks: bool = False  # no repeated MiB, so a misplaced resume shows in sha256
 
     @property
     def total_bytes(self) -> int:
@@ -117,6 +139,11 @@ SCENARIOS: dict[str, Scenario] = {
                  48, 64 * KIB, 6, paced=True),
         Scenario("b", "many small files: 2,000 x 2 KiB", 2000, 2 * KIB, 8, many_files=True),
         Scenario("c", "a few large files: 4 x 256 MiB (sendfile)", 4, 256 * MIB, 4),
+        Scenario("d", "re-run: the 2,000 x 2 KiB list of (b), run twice into the same folder",
+                 2000, 2 * KIB, 8, kind="rerun"),
+        Scenario("e", f"resume: 1 x 256 MiB sent at {RATE // MIB} MiB/s, SIGKILLed at "
+                 f"{KILL_AT:.0%} sent, run again", 1, 256 * MIB, 1, kind="resume", rated=True,
+                 unique_blocks=True),
     )
 }
 
@@ -131,6 +158,16 @@ def generate_files(scenario: Scenario, www: Path) -> None:
         with open(folder / name, "wb") as f:
             for _ in range(scenario.size // block_size):
                 f.write(block)
+                if scenario.unique_blocks:
+                    block = os.urandom(block_size)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(MIB):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def write_url_list(scenario: Scenario, base_url: str, path: Path) -> list[str]:
@@ -146,11 +183,14 @@ def write_url_list(scenario: Scenario, base_url: str, path: Path) -> list[str]:
 class ServerProcess:
     """``bench/server.py`` in a child process; stopped at exit whatever happens."""
 
-    def __init__(self, root: Path, paced: list[str], log_path: Path) -> None:
+    def __init__(self, root: Path, paced: list[str], log_path: Path,
+                 rated: list[str] | None = None) -> None:
         cmd = [sys.executable, str(SERVER_SCRIPT), str(root),
-               "--pace-seconds", str(PACE_SECONDS)]
+               "--pace-seconds", str(PACE_SECONDS), "--rate", str(RATE)]
         for folder in paced:
             cmd += ["--paced", folder]
+        for folder in rated or []:
+            cmd += ["--rated", folder]
         self.log_path = log_path
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -175,6 +215,31 @@ class ServerProcess:
     def cpu_seconds(self) -> float:
         return process_cpu_seconds(self.proc.pid)
 
+    # No proxy: an http_proxy in the environment must not carry the bench's own polls.
+    _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def stats(self, reset: bool = False) -> ServerStats:
+        """The server's counters since the last reset (then zeroed, if ``reset``)."""
+        url = self.base_url + ("/__stats/reset" if reset else "/__stats")
+        with self._opener.open(url, timeout=10) as response:
+            figures = json.loads(response.read())
+        return ServerStats(status={str(k): int(v) for k, v in figures["status"].items()},
+                           body_bytes=int(figures["body_bytes"]))
+
+    def body_bytes(self) -> int:
+        return self.stats().body_bytes
+
+    def settle(self, timeout: float = 3.0) -> None:
+        """Wait until the body byte counter stops moving (a killed client's last piece)."""
+        deadline = time.monotonic() + timeout
+        last = self.body_bytes()
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            now = self.body_bytes()
+            if now == last:
+                return
+            last = now
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             if self.proc.stdin:
@@ -195,6 +260,12 @@ class ServerProcess:
             return self.log_path.read_text(errors="replace").splitlines()
         except OSError:
             return []
+
+
+@dataclass(frozen=True)
+class ServerStats:
+    status: dict[str, int]  # requests by status code, e.g. {"304": 2000}
+    body_bytes: int  # body bytes handed to the kernel
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -224,6 +295,11 @@ class Tool:
     available: bool
     version: str
     command: Callable[[RunSpec], list[str]]
+    # (d) and (e): the command run twice; None shows the reason as "n/a: <reason>".
+    rerun: Callable[[RunSpec], list[str]] | None = None
+    resume: Callable[[RunSpec], list[str]] | None = None
+    rerun_na: str = "no re-run mode"
+    resume_na: str = "no resume mode"
 
 
 def find_fetcher() -> str | None:
@@ -256,7 +332,9 @@ def fetcher_tool() -> Tool:
     if exe is None:
         return Tool("fetcher", False, "not installed", command)
     version = first_line_of([exe, "--version"])
-    return Tool("fetcher", True, version or f"{exe} (--version failed)", command)
+    # fetcher keeps its state in DEST, so its re-run and its resume are the same command.
+    return Tool("fetcher", True, version or f"{exe} (--version failed)", command,
+                rerun=command, resume=command)
 
 
 def urllib_tool() -> Tool:
@@ -290,13 +368,19 @@ def curl_tool() -> Tool:
         config.write_text("\n".join(lines) + "\n")
         return [exe or "curl", "-K", str(config)]
 
+    def resume(spec: RunSpec) -> list[str]:
+        (url,) = spec.urls
+        return [exe or "curl", "--silent", "--show-error", "--fail", "-C", "-",
+                "-o", str(spec.dest / url.rsplit("/", 1)[-1]), url]
+
     if exe is None:
         return Tool("curl", False, "not installed", command)
     version = " ".join((first_line_of([exe, "--version"]) or "curl ?").split()[:2])
     help_all = subprocess.run([exe, "--help", "all"], capture_output=True, text=True).stdout
     if "--parallel-max" not in help_all:
         return Tool("curl", False, f"{version} has no --parallel (needs >= 7.66)", command)
-    return Tool("curl", True, version, command)
+    return Tool("curl", True, version, command, resume=resume,
+                rerun_na="skipped: --etag-save/--etag-compare keep one file per URL")
 
 
 def wget2_tool() -> Tool:
@@ -310,25 +394,33 @@ def wget2_tool() -> Tool:
     if exe is None:
         return Tool("wget2", False, "not installed", command)
     version = (first_line_of([exe, "--version"]) or "wget2 ?").split(" - ")[0]
-    return Tool("wget2", True, version, command)
+    # -N: If-Modified-Since from the local mtime (set from Last-Modified); -c: Range.
+    return Tool("wget2", True, version, command, rerun=lambda spec: command(spec) + ["-N"],
+                resume=lambda spec: command(spec) + ["-c"])
 
 
 def aria2c_tool() -> Tool:
     exe = shutil.which("aria2c")
 
-    def command(spec: RunSpec) -> list[str]:
+    def command(spec: RunSpec, auto_save: int = 0) -> list[str]:
         # -j N downloads at once, each over exactly one connection (-x 1 -s 1),
         # so it is N connections like every other tool here.
         return [exe or "aria2c", "--no-conf=true", "--quiet=true",
                 "-i", str(spec.url_list), "-d", str(spec.dest),
                 "-j", str(spec.max_in_flight), "-x", "1", "-s", "1",
                 "--allow-overwrite=true", "--auto-file-renaming=false",
-                "--file-allocation=none", "--auto-save-interval=0"]
+                "--file-allocation=none", f"--auto-save-interval={auto_save}"]
+
+    def resume(spec: RunSpec) -> list[str]:
+        # aria2c saves its .aria2 control file every 60 s by default, so a
+        # run killed within a minute would start over; every second is fair.
+        return command(spec, auto_save=1) + ["-c"]
 
     if exe is None:
         return Tool("aria2c", False, "not installed", command)
     version = first_line_of([exe, "--version"]) or "aria2 ?"
-    return Tool("aria2c", True, version, command)
+    return Tool("aria2c", True, version, command,
+                rerun=lambda spec: command(spec) + ["--conditional-get=true"], resume=resume)
 
 
 TOOL_FACTORIES: dict[str, Callable[[], Tool]] = {
@@ -352,6 +444,7 @@ class ChildResult:
     maxrss_mib: float
     exit_code: int
     timed_out: bool
+    killed: bool = False  # by kill_when, on purpose
 
 
 def kill_group(pid: int) -> None:
@@ -397,9 +490,13 @@ def spawn(cmd: list[str], stdout: Path, stderr: BinaryIO, via_shell: bool) -> tu
 
 
 def run_child(cmd: list[str], stdout: Path, stderr: Path, timeout: float,
-              via_shell: bool) -> ChildResult:
-    """Run ``cmd``; measure it with os.wait4; kill its process group past ``timeout``."""
-    timed_out = threading.Event()
+              via_shell: bool, kill_when: Callable[[], bool] | None = None) -> ChildResult:
+    """Run ``cmd``; measure it with os.wait4; kill its process group past ``timeout``.
+
+    With ``kill_when``, the group is also SIGKILLed as soon as ``kill_when()``
+    is true (polled every 20 ms), as (e) does to interrupt a download.
+    """
+    timed_out, killed, reaped = threading.Event(), threading.Event(), threading.Event()
     with open(stderr, "wb") as err:
         start = time.perf_counter()
         pid, group = spawn(cmd, stdout, err, via_shell)
@@ -408,8 +505,19 @@ def run_child(cmd: list[str], stdout: Path, stderr: Path, timeout: float,
             timed_out.set()
             kill_group(group)
 
+        def watch() -> None:
+            assert kill_when is not None
+            while not reaped.wait(0.02):
+                if kill_when():
+                    killed.set()
+                    kill_group(group)
+                    return
+
         timer = threading.Timer(timeout, on_timeout)
         timer.start()
+        watcher = threading.Thread(target=watch, daemon=True) if kill_when else None
+        if watcher:
+            watcher.start()
         try:
             _, status, usage = os.wait4(pid, 0)
         except BaseException:
@@ -418,18 +526,24 @@ def run_child(cmd: list[str], stdout: Path, stderr: Path, timeout: float,
             raise
         finally:
             timer.cancel()
+            reaped.set()
+            if watcher:
+                watcher.join(10)
         wall = time.perf_counter() - start
     return ChildResult(wall_s=wall, user_s=usage.ru_utime, sys_s=usage.ru_stime,
                        maxrss_mib=usage.ru_maxrss / 1024,  # KiB on Linux
                        exit_code=os.waitstatus_to_exitcode(status),
-                       timed_out=timed_out.is_set())
+                       timed_out=timed_out.is_set(), killed=killed.is_set())
 
 
-def check_output(dest: Path, names: list[str], size: int) -> list[str]:
+def check_output(dest: Path, names: list[str], size: int,
+                 hidden_ok: bool = False) -> list[str]:
     """Problems with the downloaded files; an empty list means all is right."""
     found: dict[str, int | None] = {}
     if dest.is_dir():
         for entry in os.scandir(dest):
+            if hidden_ok and entry.name.startswith("."):
+                continue
             found[entry.name] = entry.stat().st_size if entry.is_file() else None
     missing = [n for n in names if n not in found]
     wrong = [n for n in names if n in found and found[n] != size]
@@ -486,6 +600,13 @@ class RunRecord:
     exit_code: int
     timed_out: bool
     fs_floor_cpu_s: float | None = None  # (b) only: CPU to just create the files
+    # (d) and (e): wall_s, cpu_s, ... are the second run's; these describe the rest.
+    first_wall_s: float | None = None
+    second_status: dict[str, int] | None = None  # (d): the server's requests by status
+    files_written: int | None = None  # (d): files whose inode, mtime or ctime changed
+    first_bytes: int | None = None  # (e): body bytes the server sent before the kill
+    second_bytes: int | None = None  # (e): body bytes the server sent in the second run
+    sha256_ok: bool | None = None  # (e)
     problems: list[str] = field(default_factory=list)
     command: list[str] = field(default_factory=list)
     stderr_tail: str = ""
@@ -526,6 +647,119 @@ def run_once(tool: Tool, scenario: Scenario, run: int, url_list: Path, urls: lis
         os.sync()  # flush this run's writeback so it does not slow the next run
 
 
+def file_identities(dest: Path) -> dict[str, tuple[int, int, int]]:
+    """(inode, mtime_ns, ctime_ns) of each visible file: any change means it was written."""
+    out = {}
+    for entry in os.scandir(dest):
+        if not entry.name.startswith("."):
+            st = entry.stat()
+            out[entry.name] = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+    return out
+
+
+def run_problems(label: str, child: ChildResult, timeout: float,
+                 problems: list[str]) -> list[str]:
+    if child.timed_out:
+        problems.insert(0, f"timed out after {timeout:.0f} s, killed")
+    elif child.exit_code != 0:
+        problems.insert(0, f"exit code {child.exit_code}")
+    return [f"{label}: {p}" for p in problems]
+
+
+def two_runs_setup(tool: Tool, command: Callable[[RunSpec], list[str]], scenario: Scenario,
+                   run: int, url_list: Path, urls: list[str],
+                   runs_root: Path) -> tuple[Path, Path, list[str]]:
+    """(d) and (e): the run folder, its download folder and the command run twice."""
+    run_dir = runs_root / f"{scenario.key}-{tool.name}-{run}"
+    dest = run_dir / "dest"
+    dest.mkdir(parents=True)
+    return run_dir, dest, command(RunSpec(url_list, urls, scenario.max_in_flight, dest, run_dir))
+
+
+def second_run(cmd: list[str], run_dir: Path, dest: Path, scenario: Scenario,
+               server: ServerProcess, timeout: float,
+               via_shell: bool) -> tuple[ChildResult, float, ServerStats, list[str]]:
+    """Run 2 of (d) or (e): the child, the server's CPU and counters, the problems."""
+    server_cpu_before = server.cpu_seconds()
+    child = run_child(cmd, run_dir / "stdout.log", run_dir / "stderr.log", timeout, via_shell)
+    server_cpu = server.cpu_seconds() - server_cpu_before
+    stats = server.stats(reset=True)
+    problems = run_problems("run 2", child, timeout,
+                            check_output(dest, scenario.names(), scenario.size, hidden_ok=True))
+    return child, server_cpu, stats, problems
+
+
+def two_runs_record(tool: Tool, scenario: Scenario, run: int, cmd: list[str], run_dir: Path,
+                    first: ChildResult, second: ChildResult, server_cpu: float,
+                    problems: list[str], **extra: Any) -> RunRecord:
+    """The record of (d) or (e): the second run's figures, and ``extra`` for the rest."""
+    record = RunRecord(
+        scenario=scenario.key, tool=tool.name, run=run, ok=not problems,
+        wall_s=second.wall_s, cpu_s=second.user_s + second.sys_s, user_s=second.user_s,
+        sys_s=second.sys_s, maxrss_mib=second.maxrss_mib, server_cpu_s=server_cpu,
+        exit_code=second.exit_code, timed_out=second.timed_out, problems=problems,
+        command=cmd, first_wall_s=first.wall_s, **extra)
+    if problems:
+        record.stderr_tail = tail(run_dir / "stderr.log") or tail(run_dir / "stderr1.log")
+    return record
+
+
+def run_rerun(tool: Tool, scenario: Scenario, run: int, url_list: Path, urls: list[str],
+              server: ServerProcess, runs_root: Path, timeout: float,
+              via_shell: bool) -> RunRecord:
+    """(d): the tool's re-run command twice into one folder; the second run is measured."""
+    assert tool.rerun is not None
+    run_dir, dest, cmd = two_runs_setup(tool, tool.rerun, scenario, run, url_list, urls,
+                                        runs_root)
+    try:
+        first = run_child(cmd, run_dir / "stdout1.log", run_dir / "stderr1.log", timeout,
+                          via_shell)
+        problems = run_problems("run 1", first, timeout,
+                                check_output(dest, scenario.names(), scenario.size,
+                                             hidden_ok=True))
+        before = file_identities(dest)
+        server.stats(reset=True)
+        second, server_cpu, stats, more = second_run(cmd, run_dir, dest, scenario, server,
+                                                      timeout, via_shell)
+        written = sum(1 for name, ident in file_identities(dest).items()
+                      if before.get(name) != ident)
+        return two_runs_record(tool, scenario, run, cmd, run_dir, first, second, server_cpu,
+                               problems + more, second_status=stats.status,
+                               files_written=written)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        os.sync()
+
+
+def run_resume(tool: Tool, scenario: Scenario, run: int, url_list: Path, urls: list[str],
+               server: ServerProcess, runs_root: Path, timeout: float, via_shell: bool,
+               expected_sha256: str) -> RunRecord:
+    """(e): start the tool, SIGKILL it at KILL_AT of the file sent, run it again."""
+    assert tool.resume is not None
+    run_dir, dest, cmd = two_runs_setup(tool, tool.resume, scenario, run, url_list, urls,
+                                        runs_root)
+    kill_at = int(scenario.size * KILL_AT)
+    try:
+        server.stats(reset=True)
+        first = run_child(cmd, run_dir / "stdout1.log", run_dir / "stderr1.log", timeout,
+                          via_shell, kill_when=lambda: server.body_bytes() >= kill_at)
+        server.settle()  # the killed download's last piece must not count for run 2
+        first_bytes = server.stats(reset=True).body_bytes
+        problems = [] if first.killed else [
+            f"run 1: not killed ({'timed out' if first.timed_out else 'it ended first'}, "
+            f"exit code {first.exit_code})"]
+        second, server_cpu, stats, more = second_run(cmd, run_dir, dest, scenario, server,
+                                                      timeout, via_shell)
+        target = dest / scenario.names()[0]
+        sha_ok = target.is_file() and sha256_of(target) == expected_sha256
+        return two_runs_record(tool, scenario, run, cmd, run_dir, first, second, server_cpu,
+                               problems + more, first_bytes=first_bytes,
+                               second_bytes=stats.body_bytes, sha256_ok=sha_ok)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        os.sync()
+
+
 # --------------------------------------------------------------------------- #
 # Reporting
 # --------------------------------------------------------------------------- #
@@ -555,9 +789,10 @@ def notes_for(scenario: Scenario, ok: list[RunRecord], total: int) -> str:
     return "; ".join(notes)
 
 
-def format_table(headers: list[str], rows: list[list[str]]) -> str:
+def format_table(headers: list[str], rows: list[list[str]],
+                 right: frozenset[int] = frozenset({1, 2, 3, 4})) -> str:
+    """``right``: the numeric columns, aligned right."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    right = {1, 2, 3, 4}  # numeric columns
 
     def line(cells: list[str]) -> str:
         return " | ".join(c.rjust(w) if i in right else c.ljust(w)
@@ -590,6 +825,87 @@ def scenario_table(scenario: Scenario, tools: list[Tool], records: list[RunRecor
                   f"creating and writing\nthe {scenario.count:,} files in the same folder, "
                   "measured right before each run (every tool pays it).")
     return table
+
+
+def status_summary(status: dict[str, int] | None) -> str:
+    """``{"304": 2000}`` -> ``2000 x 304``, most frequent first."""
+    items = sorted((status or {}).items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{n} x {code}" for code, n in items) or "none"
+
+
+def same_or_each(values: list[str]) -> str:
+    """One value when every run agrees, else each run's, separated by " / "."""
+    return values[0] if len(set(values)) == 1 else " / ".join(values)
+
+
+def two_runs_rows(scenario: Scenario, tools: list[Tool], records: list[RunRecord],
+                  columns: int, na_reason: Callable[[Tool], str | None],
+                  figures: Callable[[list[RunRecord]], tuple[list[str], bool]],
+                  tool_notes: dict[str, str] | None = None) -> list[list[str]]:
+    """Table rows of (d) or (e): ``figures(ok runs)`` gives the cells and whether the goal is met."""
+    rows = []
+    for tool in tools:
+        mine = [r for r in records if r.scenario == scenario.key and r.tool == tool.name]
+        ok = [r for r in mine if r.ok]
+        reason = tool.version if not tool.available else na_reason(tool)
+        if reason is not None:
+            rows.append([tool.name, *["-"] * (columns - 2), reason])
+        elif not ok:
+            rows.append([tool.name, "FAILED", *["-"] * (columns - 3),
+                         f"FAILED {len(mine)}/{len(mine)} runs"])
+        else:
+            cells, met = figures(ok)
+            notes = ["meets the goal" if met else "misses the goal"]
+            if tool_notes and tool.name in tool_notes:
+                notes.append(tool_notes[tool.name])
+            if len(ok) < len(mine):
+                notes.append(f"FAILED {len(mine) - len(ok)}/{len(mine)} runs")
+            rows.append([tool.name, *cells, "; ".join(notes)])
+    return rows
+
+
+def rerun_table(scenario: Scenario, tools: list[Tool], records: list[RunRecord]) -> str:
+    headers = ["tool", "run 1 s", "run 2 s", "2 / 1", "run 2 CPU s", "run 2 requests",
+               "files written", "notes"]
+
+    def figures(ok: list[RunRecord]) -> tuple[list[str], bool]:
+        first, second = median_of(ok, "first_wall_s"), median_of(ok, "wall_s")
+        met = (all(r.second_status == {"304": scenario.count} for r in ok)
+               and all(r.files_written == 0 for r in ok) and second < first / 2)
+        return [f"{first:.2f}", f"{second:.2f}", f"{second / first:.0%}",
+                f"{median_of(ok, 'cpu_s'):.2f}",
+                same_or_each([status_summary(r.second_status) for r in ok]),
+                same_or_each([f"{r.files_written:,}" for r in ok])], met
+
+    rows = two_runs_rows(scenario, tools, records, len(headers),
+                         lambda t: None if t.rerun else f"n/a: {t.rerun_na}", figures)
+    title = f"({scenario.key}) {scenario.title}; --max {scenario.max_in_flight}"
+    goal = (f"goal: run 2 sends only conditional requests ({scenario.count:,} x 304), "
+            "writes no file, and takes under half of run 1's wall time")
+    return (title + "\n" + format_table(headers, rows, frozenset({1, 2, 3, 4, 6}))
+            + "\n" + goal)
+
+
+def resume_table(scenario: Scenario, tools: list[Tool], records: list[RunRecord]) -> str:
+    headers = ["tool", "run 1 s", "sent before kill", "run 2 s", "run 2 sent", "sha256",
+               "notes"]
+
+    def figures(ok: list[RunRecord]) -> tuple[list[str], bool]:
+        share = median_of(ok, "second_bytes") / scenario.size
+        met = share < 0.5 and all(r.sha256_ok for r in ok)
+        return [f"{median_of(ok, 'first_wall_s'):.2f}",
+                f"{median_of(ok, 'first_bytes') / scenario.size:.0%}",
+                f"{median_of(ok, 'wall_s'):.2f}",
+                f"{median_of(ok, 'second_bytes') / MIB:,.1f} MiB ({share:.0%})",
+                same_or_each(["ok" if r.sha256_ok else "MISMATCH" for r in ok])], met
+
+    rows = two_runs_rows(scenario, tools, records, len(headers),
+                         lambda t: None if t.resume else f"n/a: {t.resume_na}", figures,
+                         {"aria2c": "--auto-save-interval=1 (default 60 s)"})
+    title = f"({scenario.key}) {scenario.title}"
+    goal = ("goal: run 2 transfers under half of the file (counted at the server), "
+            "and the result is byte-exact")
+    return title + "\n" + format_table(headers, rows, frozenset({1, 2, 3, 4})) + "\n" + goal
 
 
 def failure_report(records: list[RunRecord]) -> str:
@@ -676,9 +992,9 @@ def parse_list(text: str, allowed: tuple[str, ...] | list[str], what: str) -> li
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="runs per tool and scenario")
-    parser.add_argument("--only", default="a,b,c",
+    parser.add_argument("--only", default=",".join(SCENARIOS),
                         type=lambda s: parse_list(s, list(SCENARIOS), "scenario"),
-                        help="scenarios to run, e.g. a,c (default: a,b,c)")
+                        help=f"scenarios to run, e.g. a,c (default: {','.join(SCENARIOS)})")
     parser.add_argument("--tools", default=",".join(ALL_TOOLS),
                         type=lambda s: parse_list(s, ALL_TOOLS, "tool"),
                         help=f"tools to compare (default: {','.join(ALL_TOOLS)})")
@@ -722,20 +1038,34 @@ def main(argv: list[str] | None = None) -> int:
             print(f"generating files for ({scenario.key}) ...", file=sys.stderr, flush=True)
             generate_files(scenario, www)
         os.sync()
-        server = ServerProcess(www, [s.key for s in scenarios if s.paced], work / "server.log")
+        server = ServerProcess(www, [s.key for s in scenarios if s.paced], work / "server.log",
+                               rated=[s.key for s in scenarios if s.rated])
 
         for scenario in scenarios:
             url_list = work / f"urls-{scenario.key}.txt"
             urls = write_url_list(scenario, server.base_url, url_list)
+            expected = (sha256_of(www / scenario.key / scenario.names()[0])
+                        if scenario.kind == "resume" else "")
             for run in range(1, args.runs + 1):
                 for tool in (t for t in tools if t.available):
-                    record = run_once(tool, scenario, run, url_list, urls, server,
-                                      runs_root, args.timeout, via_shell)
+                    if scenario.kind == "rerun" and tool.rerun:
+                        record = run_rerun(tool, scenario, run, url_list, urls, server,
+                                           runs_root, args.timeout, via_shell)
+                    elif scenario.kind == "resume" and tool.resume:
+                        record = run_resume(tool, scenario, run, url_list, urls, server,
+                                            runs_root, args.timeout, via_shell, expected)
+                    elif scenario.kind == "download":
+                        record = run_once(tool, scenario, run, url_list, urls, server,
+                                          runs_root, args.timeout, via_shell)
+                    else:
+                        continue  # no such mode: shown as n/a
                     records.append(record)
                     status = "ok" if record.ok else "FAILED: " + "; ".join(record.problems)
                     print(f"  ({scenario.key}) run {run}/{args.runs} {tool.name:8} "
                           f"{record.wall_s:7.2f} s  {status}", file=sys.stderr, flush=True)
-            print(scenario_table(scenario, tools, records) + "\n", flush=True)
+            table = {"rerun": rerun_table, "resume": resume_table}.get(scenario.kind,
+                                                                     scenario_table)
+            print(table(scenario, tools, records) + "\n", flush=True)
     finally:
         if server is not None:
             server.stop()
