@@ -536,13 +536,17 @@ def run_child(cmd: list[str], stdout: Path, stderr: Path, timeout: float,
                        timed_out=timed_out.is_set(), killed=killed.is_set())
 
 
-def check_output(dest: Path, names: list[str], size: int,
-                 hidden_ok: bool = False) -> list[str]:
+#: fetcher's state database (and SQLite's -wal/-shm beside it) is part of its
+#: job, not a stray file; a leftover partial file still counts as unexpected.
+STATE_FILE_PREFIX = ".fetcher-state.db"
+
+
+def check_output(dest: Path, names: list[str], size: int) -> list[str]:
     """Problems with the downloaded files; an empty list means all is right."""
     found: dict[str, int | None] = {}
     if dest.is_dir():
         for entry in os.scandir(dest):
-            if hidden_ok and entry.name.startswith("."):
+            if entry.name.startswith(STATE_FILE_PREFIX):
                 continue
             found[entry.name] = entry.stat().st_size if entry.is_file() else None
     missing = [n for n in names if n not in found]
@@ -685,7 +689,7 @@ def second_run(cmd: list[str], run_dir: Path, dest: Path, scenario: Scenario,
     server_cpu = server.cpu_seconds() - server_cpu_before
     stats = server.stats(reset=True)
     problems = run_problems("run 2", child, timeout,
-                            check_output(dest, scenario.names(), scenario.size, hidden_ok=True))
+                            check_output(dest, scenario.names(), scenario.size))
     return child, server_cpu, stats, problems
 
 
@@ -715,8 +719,7 @@ def run_rerun(tool: Tool, scenario: Scenario, run: int, url_list: Path, urls: li
         first = run_child(cmd, run_dir / "stdout1.log", run_dir / "stderr1.log", timeout,
                           via_shell)
         problems = run_problems("run 1", first, timeout,
-                                check_output(dest, scenario.names(), scenario.size,
-                                             hidden_ok=True))
+                                check_output(dest, scenario.names(), scenario.size))
         before = file_identities(dest)
         server.stats(reset=True)
         second, server_cpu, stats, more = second_run(cmd, run_dir, dest, scenario, server,

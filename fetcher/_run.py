@@ -65,6 +65,9 @@ Item = str | Entry
 # How often a blocked feeder or dispatcher looks up to see if its run was cancelled.
 _POLL_S = 0.1
 
+# Saved records read from the state database in one query, ahead of the downloads.
+_LOOKUP_BATCH = 255
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Shared:
@@ -177,6 +180,11 @@ class _Schedule:
                 job = self._take()
             return job
 
+    def peek_new(self, count: int) -> list[_Job]:
+        """Up to *count* new jobs next in line, left in place."""
+        with self._changed:
+            return list(itertools.islice(self._new, count))
+
     def drain_later(self) -> list[_Job]:
         """Every job waiting out a retry pause, now (the run is stopping)."""
         with self._changed:
@@ -208,6 +216,7 @@ class Run:
         self._cut: str | None = None  # why no new download starts: the deadline passed, the quota was reached
         self._deadline_at: float | None = None
         self._saved_bytes = 0
+        self._looked_up: dict[int, Saved | None] = {}  # by job seq: saved records read ahead in batches
         self._count_lock = threading.Lock()
         self._threads = [
             threading.Thread(target=self._feed, name=f"fetcher-feed-{run_id}", daemon=True),
@@ -307,6 +316,7 @@ class Run:
                     self._emit(waiting_to_retry.seq, self._unstarted(waiting_to_retry))
             if job is None:
                 continue
+            self._look_up_ahead(job)
             slot = None if self._blocked(job) else self._acquire(job)
             if slot is None:
                 if not self._cancelled.is_set():
@@ -338,6 +348,28 @@ class Run:
                 return None
         return None
 
+    def _look_up_ahead(self, job: _Job) -> None:
+        """Read the saved records of *job* and of the new jobs behind it, in one query.
+
+        A query per URL on the workers costs more than its own time: each
+        releases and retakes the GIL among all the threads of the run.
+        """
+        store = self.shared.state
+        if store is None or self.config.force or job.attempts or job.seq in self._looked_up:
+            return
+        batch = [job, *(j for j in self._schedule.peek_new(_LOOKUP_BATCH) if j.seq not in self._looked_up)]
+        found = self._state(store.saved_many, [j.entry.url for j in batch], failed={})
+        with self._count_lock:
+            for each in batch:
+                self._looked_up[each.seq] = found.get(each.entry.url)
+
+    def _saved_record(self, job: _Job, store: StateStore) -> Saved | None:
+        with self._count_lock:
+            if job.seq in self._looked_up:
+                return self._looked_up.pop(job.seq)
+        result: Saved | None = self._state(store.saved, job.entry.url)
+        return result
+
     # -- stopping early: --deadline and --quota ------------------------------
 
     def _stopped(self) -> bool:
@@ -362,6 +394,8 @@ class Run:
     def _unstarted(self, job: _Job) -> Result:
         """The record of a job that gets no (further) attempt: cut short, or no slot in time."""
         entry = job.entry
+        with self._count_lock:
+            self._looked_up.pop(job.seq, None)
         if self._cut is not None and job.attempts:
             error = f"{self._cut}; the last attempt failed: {job.last_error}"
             self._let_go(entry.url, job.partial)
@@ -433,7 +467,7 @@ class Run:
             saved = None
         else:
             resume = _resumable(self._state(store.partial, entry.url), job.target)
-            saved = _still_saved(self._state(store.saved, entry.url), job.target, entry)
+            saved = _still_saved(self._saved_record(job, store), job.target, entry)
         deadline = None
         if self.config.max_time is not None and job.began is not None:
             deadline = job.began + self.config.max_time

@@ -94,7 +94,7 @@ def test_worker_threads_are_bounded_by_max(server: srv.LoopbackServer, tmp_path:
         for _ in fetcher.as_completed(urls):
             mine = [t for t in threading.enumerate() if t.name.startswith("fetcher-")]
             peak = max(peak, len(mine))
-    assert peak <= 4 + 2  # the workers, plus one feeder and one dispatcher for the run
+    assert peak <= 4 + 3  # the workers, one feeder and one dispatcher for the run, and the state's writer
 
 
 def test_connections_are_kept_alive_between_files(server: srv.LoopbackServer, tmp_path: Path) -> None:

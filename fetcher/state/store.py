@@ -1,14 +1,30 @@
 """StateStore: the SQLite file behind the state database, and the two kinds of record it holds.
 
-One connection per store, shared by the worker threads under a lock.  The file
-is in WAL mode, so overlapping runs read while one writes, and writes from
-several processes queue for up to ``BUSY_TIMEOUT_S``.  Each write is its own
-short transaction, committed before the call returns; a process killed at any
-instant leaves the last committed state, which SQLite recovers on the next open.
+The file is in WAL mode, so overlapping runs read while one writes, and
+writes from several processes queue for up to ``BUSY_TIMEOUT_S``.  A process
+killed at any instant leaves the last committed state, which SQLite recovers
+on the next open.
 
-This module knows nothing of HTTP or of the files in DEST, and keeps no per-URL
-data in memory: every lookup is a query.  No sqlite3 exception leaves it: each
-becomes a ``StateError`` with one readable line.
+Two connections, because every URL of a run is looked up and then recorded:
+
+- Lookups go through a connection per thread (WAL readers never wait for
+  each other; one shared connection made eight workers queue on its lock).
+  The rare partial-file writes go through one connection under a lock,
+  each its own short transaction.
+- ``record_saved`` hands its record to a writer thread, which commits what has
+  gathered in one transaction (a batch per ``WRITE_EVERY_S`` at most).  A
+  commit per file would cost more than the rest of a small download, and the
+  workers would queue behind each other's commits.  The price: a run killed
+  by SIGKILL loses the records of its last fraction of a second, and the next
+  run downloads those few files in full instead of asking if they changed.
+  Until written, a record is answered from memory, so the process always
+  sees its own writes.
+
+Which URLs have a partial file is also kept in memory (it is few, and read
+at open), so that the lookup every URL makes needs no query when, as almost
+always, there is none.  Nothing else per URL is kept in memory.  No sqlite3
+exception leaves this module: each becomes a ``StateError`` with one
+readable line; the writer thread logs its own.
 """
 
 from __future__ import annotations
@@ -33,6 +49,9 @@ log = logging.getLogger("fetcher")
 
 #: The file's name in DEST.  Hidden: URL names never start with a dot.
 DEFAULT_STATE_NAME = ".fetcher-state.db"
+
+#: The writer thread commits at least this often while records wait.
+WRITE_EVERY_S = 0.1
 
 #: Stored in ``PRAGMA user_version``.  Bump it with every change to the tables;
 #: a file with a higher number is refused rather than misread.
@@ -151,6 +170,7 @@ def _upsert(table: str, columns: tuple[str, ...]) -> str:
 _PUT_SAVED = _upsert("saved", _SAVED)
 _PUT_PARTIAL = _upsert("partial", _PARTIAL)
 _GET_SAVED = f"SELECT {', '.join(_SAVED)} FROM saved WHERE url = ?"
+_GET_SAVED_IN = f"SELECT {', '.join(_SAVED)} FROM saved WHERE url IN"
 _GET_PARTIAL = f"SELECT {', '.join(_PARTIAL)} FROM partial WHERE url = ?"
 _ALL_PARTIALS = f"SELECT {', '.join(_PARTIAL)} FROM partial ORDER BY url"
 _FORGET_PARTIAL = "DELETE FROM partial WHERE url = ?"
@@ -170,48 +190,98 @@ class StateStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = _open(self.path)
+        try:
+            urls = self._conn.execute("SELECT url FROM partial").fetchall()
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise StateError(f"state database '{self.path}' {_trouble(exc)}") from exc
+        self._partial_urls: set[str] = {url for (url,) in urls}
+        self._writer = _Writer(self.path)
+        self._readers = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
 
     def now(self) -> float:
         """The store's clock: what callers put in ``saved_at`` and ``updated_at``."""
         return self._clock()
 
     def saved(self, url: str) -> Saved | None:
+        waiting = self._writer.pending(url)
+        if waiting is not None:
+            return waiting
+
         def work(conn: sqlite3.Connection) -> Saved | None:
             row = conn.execute(_GET_SAVED, (url,)).fetchone()
             return None if row is None else Saved(**dict(zip(_SAVED, row, strict=True)))
 
-        return self._run("look up a saved file", work)
+        return self._read("look up a saved file", work)
+
+    def saved_many(self, urls: list[str]) -> dict[str, Saved]:
+        """The saved records of those *urls* that have one: a query per 500 URLs, not per URL."""
+        found = {url: saved for url in urls if (saved := self._writer.pending(url)) is not None}
+        rest = [url for url in urls if url not in found]
+
+        def work(conn: sqlite3.Connection) -> dict[str, Saved]:
+            rows: dict[str, Saved] = {}
+            for start in range(0, len(rest), 500):
+                chunk = rest[start : start + 500]
+                query = f"{_GET_SAVED_IN} ({', '.join('?' * len(chunk))})"
+                for row in conn.execute(query, chunk):
+                    saved = Saved(**dict(zip(_SAVED, row, strict=True)))
+                    rows[saved.url] = saved
+            return rows
+
+        if rest:
+            found.update(self._read("look up saved files", work))
+        return found
 
     def record_saved(self, saved: Saved) -> None:
-        """Remember *saved*, replacing the URL's old record and forgetting its partial, all at once."""
+        """Remember *saved*, replacing the URL's old record and forgetting its partial, in one transaction.
 
-        def work(conn: sqlite3.Connection) -> None:
-            with _transaction(conn):
-                conn.execute(_PUT_SAVED, _row(saved, _SAVED))
-                conn.execute(_FORGET_PARTIAL, (saved.url,))
-
-        self._run("record a saved file", work)
+        Written behind, within WRITE_EVERY_S; ``saved()`` answers it at once.
+        """
+        if self._conn is None:
+            raise StateError(f"could not record a saved file: state database '{self.path}' is closed")
+        with self._lock:
+            self._partial_urls.discard(saved.url)
+        self._writer.put(saved)
 
     def partial(self, url: str) -> Partial | None:
+        if url not in self._partial_urls:
+            return None  # as good as a query: a partial recorded since by another run is merely not resumed
+
         def work(conn: sqlite3.Connection) -> Partial | None:
             row = conn.execute(_GET_PARTIAL, (url,)).fetchone()
             return None if row is None else _partial(row)
 
-        return self._run("look up a partial download", work)
+        return self._read("look up a partial download", work)
 
     def record_partial(self, partial: Partial) -> None:
         self._run("record a partial download", lambda conn: conn.execute(_PUT_PARTIAL, _row(partial, _PARTIAL)))
+        with self._lock:
+            self._partial_urls.add(partial.url)
 
     def forget_partial(self, url: str) -> None:
         self._run("forget a partial download", lambda conn: conn.execute(_FORGET_PARTIAL, (url,)))
+        with self._lock:
+            self._partial_urls.discard(url)
+
+    def flush(self) -> None:
+        """Write every record handed to ``record_saved`` so far (close() does this too)."""
+        self._writer.flush()
 
     def partials(self) -> list[Partial]:
-        """Every partial download on record, by URL."""
+        """Every partial download on record, by URL (saved records written first, so none is stale)."""
+        self._writer.flush()
         return self._run("list partial downloads", lambda conn: [_partial(row) for row in conn.execute(_ALL_PARTIALS)])
 
     def close(self) -> None:
+        self._writer.close()
         with self._lock:
             conn, self._conn = self._conn, None
+            readers, self._reader_conns = self._reader_conns, []
+        for reader in readers:
+            with contextlib.suppress(sqlite3.Error):
+                reader.close()
         if conn is not None:
             try:
                 conn.close()
@@ -229,6 +299,21 @@ class StateStore:
     def __repr__(self) -> str:
         return f"<StateStore {'closed' if self._conn is None else 'open'} {str(self.path)!r}>"
 
+    def _read(self, doing: str, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run a query on this thread's own connection: in WAL mode readers never wait for each other."""
+        if self._conn is None:
+            raise StateError(f"could not {doing}: state database '{self.path}' is closed")
+        try:
+            conn = getattr(self._readers, "conn", None)
+            if conn is None:
+                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+                with self._lock:
+                    self._reader_conns.append(conn)
+                self._readers.conn = conn
+            return work(conn)
+        except (sqlite3.Error, ValueError, OverflowError) as exc:
+            raise StateError(f"could not {doing}: state database '{self.path}' {_trouble(exc)}") from exc
+
     def _run(self, doing: str, work: Callable[[sqlite3.Connection], _T]) -> _T:
         with self._lock:
             if self._conn is None:
@@ -242,6 +327,92 @@ class StateStore:
 
 def _row(record: Saved | Partial, columns: tuple[str, ...]) -> tuple[Any, ...]:
     return tuple(getattr(record, name) for name in columns)
+
+
+class _Writer:
+    """A thread that writes saved records in batches, through a connection of its own."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._changed = threading.Condition(threading.Lock())
+        self._waiting: dict[str, Saved] = {}  # handed over, not yet being written
+        self._writing: dict[str, Saved] = {}  # in the transaction under way
+        self._closing = False
+        self._hurry = 0  # callers in flush(): write at once, without gathering a batch
+        self._thread: threading.Thread | None = None
+
+    def put(self, saved: Saved) -> None:
+        with self._changed:
+            if self._closing:
+                raise StateError(f"could not record a saved file: state database '{self._path}' is closed")
+            self._waiting[saved.url] = saved
+            if self._thread is None:
+                # Started on first use: a store that only reads needs no thread.
+                self._thread = threading.Thread(target=self._run, name="fetcher-state-writer", daemon=True)
+                self._thread.start()
+            self._changed.notify()
+
+    def pending(self, url: str) -> Saved | None:
+        with self._changed:
+            return self._waiting.get(url) or self._writing.get(url)
+
+    def flush(self) -> None:
+        # Bounded: a writer stuck behind another process's lock logs it and
+        # drops the batch after the busy timeout; never hang the caller on it.
+        deadline = time.monotonic() + BUSY_TIMEOUT_S * 2 + 1
+        with self._changed:
+            self._hurry += 1
+            self._changed.notify_all()
+            try:
+                while (self._waiting or self._writing) and (left := deadline - time.monotonic()) > 0:
+                    self._changed.wait(left)
+            finally:
+                self._hurry -= 1
+
+    def close(self) -> None:
+        with self._changed:
+            self._closing = True
+            self._changed.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join(BUSY_TIMEOUT_S * 3)
+
+    def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA synchronous=NORMAL")
+            while True:
+                with self._changed:
+                    while not self._waiting and not self._closing:
+                        self._changed.wait()
+                    if not self._waiting:
+                        return  # closing, and everything is written
+                    if not self._closing and not self._hurry:
+                        self._changed.wait(WRITE_EVERY_S)  # let a batch gather
+                    self._writing, self._waiting = self._waiting, {}
+                self._write(conn, list(self._writing.values()))
+                with self._changed:
+                    self._writing = {}
+                    self._changed.notify_all()
+        except sqlite3.Error as exc:
+            log.warning("could not record saved files: state database '%s' %s", self._path, _trouble(exc))
+        finally:
+            with self._changed:
+                self._waiting, self._writing = {}, {}
+                self._changed.notify_all()
+            if conn is not None:
+                conn.close()
+
+    def _write(self, conn: sqlite3.Connection, records: list[Saved]) -> None:
+        try:
+            with _transaction(conn):
+                conn.executemany(_PUT_SAVED, [_row(saved, _SAVED) for saved in records])
+                conn.executemany(_FORGET_PARTIAL, [(saved.url,) for saved in records])
+        except sqlite3.Error as exc:
+            # This batch is lost; the next run downloads those files in full. Go on with the next.
+            log.warning("could not record %d saved files: state database '%s' %s", len(records), self._path,
+                        _trouble(exc))  # fmt: skip
 
 
 def _partial(row: tuple[Any, ...]) -> Partial:

@@ -240,14 +240,18 @@ class _Attempt:
             headers = resume_headers(resume, self.offset)
         elif self.ask.saved:
             headers = conditional_headers(self.ask.saved)
-        with self.session.get(self.url, stream=True, timeout=self._timeout(), headers=headers) as response:
+        # None rather than {}: requests merges even an empty dict into the session's headers.
+        with self.session.get(self.url, stream=True, timeout=self._timeout(), headers=headers or None) as response:
             self.ttfb_s = self.clock() - self.began
             self.http_status = response.status_code
             if response.status_code == 304 and ("If-None-Match" in headers or "If-Modified-Since" in headers):
+                _finish_reading(response)
                 return True, None, None
             if resume is not None and response.status_code in (206, 416):
                 self._check_range(response, resume)
             else:
+                if response.status_code >= 300:
+                    _finish_reading(response)
                 _check_status(response, self.url, retry_after=response.headers.get("Retry-After"))
                 self._start_body(response)
             expected = _content_length(response, self.url)
@@ -380,6 +384,8 @@ class _Attempt:
         remote_ns = last_modified_ns(validators.last_modified) if self.ask.remote_time else None
         if remote_ns is not None:
             os.utime(self.temp, ns=(time.time_ns(), remote_ns))
+        # Asked, not assumed to be remote_ns: a file system with coarse times
+        # (FAT: 2 s) rounds it, and the next run compares with what it stored.
         mtime_ns = os.fstat(self.fd).st_mtime_ns
         os.replace(self.temp, self.target)
         self.temp_files.forget(self.temp)
@@ -468,6 +474,22 @@ def _closing_fd(fd: int) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
+
+
+#: An answer without a file (a 304, an error page) is read to its end when it
+#: is no longer than this, so its connection is kept for the next request:
+#: urllib3 closes a connection whose response was left unread.
+DRAIN_UP_TO = 64 << 10
+
+
+def _finish_reading(response: requests.Response) -> None:
+    length = response.headers.get("Content-Length", "0" if response.status_code == 304 else "")
+    if not length.isdigit() or int(length) > DRAIN_UP_TO or "Content-Encoding" in response.headers:
+        return  # unknown or large: cheaper to close the connection than to read it
+    try:
+        response.raw.read(DRAIN_UP_TO + 1, decode_content=False)
+    except (OSError, urllib3.exceptions.HTTPError):
+        pass  # the connection is closed then, as it would have been anyway
 
 
 def _timed_out(exc: BaseException) -> bool:

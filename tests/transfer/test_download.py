@@ -595,3 +595,25 @@ def test_a_206_that_stops_short_of_the_end_starts_over(server: srv.LoopbackServe
     assert outcome.error is None and outcome.resumed_from is None
     assert (tmp_path / "f").read_bytes() == DATA
     assert leftovers(tmp_path) == []
+
+
+def test_a_304_keeps_the_connection_for_the_next_request(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/f", srv.Resource(b"x" * 100))
+    settings = FetcherConfig(dest=tmp_path, timeout=5.0)
+    ask = Ask(saved=Validators(etag='"v1"'))
+    with new_session(settings) as session:
+        for _ in range(3):
+            outcome = download(session, url, tmp_path / "f", config=settings, temp_files=TempFiles(),
+                               cancelled=threading.Event(), ask=ask)  # fmt: skip
+            assert outcome.unchanged
+    assert server.connections == 1
+
+
+def test_a_small_error_page_keeps_the_connection_for_the_retry(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/busy", srv.body(b"try again later", status=503))
+    settings = FetcherConfig(dest=tmp_path, timeout=5.0)
+    with new_session(settings) as session:
+        for _ in range(3):
+            download(session, url, tmp_path / "busy", config=settings, temp_files=TempFiles(),
+                     cancelled=threading.Event())  # fmt: skip
+    assert server.connections == 1
