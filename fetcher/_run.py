@@ -289,7 +289,7 @@ class Run:
 
     def _take(self, seq: int, entry: Entry) -> None:
         ready, ready_at = time.monotonic(), _now()
-        reason = entry.problem or check_url(entry.url)
+        reason = check_url(entry.url) or entry.problem  # a line that is no URL says so first
         if reason is not None:
             self._emit(seq, self._result(entry, Status.INVALID, ready, ready_at, error=reason, attempts=0))
             return

@@ -277,3 +277,8 @@ def test_an_entry_without_a_line_gets_its_position(server: srv.LoopbackServer, t
     urls = [server.route(f"/{n}", srv.body(b"x")) for n in range(3)]
     results = run([urls[0], Entry(url=urls[1]), urls[2]], tmp_path)
     assert [r.line for r in results] == [1, 2, 3]
+
+
+def test_a_line_that_is_no_url_says_so_before_its_option_problems(tmp_path: Path) -> None:
+    [result] = run([Entry(url="junk", line=1, problem="line 2: bad checksum: ...")], tmp_path)
+    assert (result.status, result.error) == (Status.INVALID, "not a URL (expected http:// or https://)")
