@@ -32,8 +32,9 @@ log = logging.getLogger("fetcher")
 TEMP_PREFIX = ".fetcher-"
 TEMP_SUFFIX = ".part"
 
-#: An unlocked partial file this young may belong to a writer that has created
-#: it and not locked it yet (microseconds, but another run could look then).
+#: An unlocked partial file this young, whose writer's process is alive, may
+#: be one that writer has created and not locked yet (microseconds, but
+#: another run could look then).  Its process id is in its name.
 UNLOCKED_GRACE_S = 60.0
 
 #: A partial file whose writer cannot be judged (a file system without
@@ -171,7 +172,7 @@ def remove_leftovers(folder: Path, *, resumable: Collection[str], now: float | N
                 kept += 1
                 continue
             else:
-                doomed = age > UNLOCKED_GRACE_S or str(path) in resumable
+                doomed = age > UNLOCKED_GRACE_S or str(path) in resumable or not _writer_alive(path)
             if doomed and _still_named(fd, path):
                 path.unlink()
                 removed += 1
@@ -183,6 +184,20 @@ def remove_leftovers(folder: Path, *, resumable: Collection[str], now: float | N
     if removed:
         log.info("removed %d partial files (%d bytes) left by interrupted runs in %s", removed, removed_bytes, folder)
     return Cleanup(removed=removed, removed_bytes=removed_bytes, kept=kept)
+
+
+def _writer_alive(path: Path) -> bool:
+    """Whether the process named in a temporary file's name (``.fetcher-<pid>-...``) is running."""
+    pid = path.name[len(TEMP_PREFIX) :].partition("-")[0]
+    if not pid.isdigit():
+        return True  # not a name fetcher made: judge it by its age only
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # alive, but someone else's (EPERM), or cannot tell
+    return True
 
 
 def _try_lock(fd: int, *, quiet: bool = False) -> bool | None:

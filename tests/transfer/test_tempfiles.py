@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -112,3 +114,17 @@ def test_unkeep_lets_remove_all_delete_the_file_again(tmp_path: Path) -> None:
     temp_files.unkeep(path)
     temp_files.remove_all()
     assert leftovers(tmp_path) == []
+
+
+def test_an_unlocked_partial_file_of_a_dead_process_is_removed_however_young(tmp_path: Path) -> None:
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(child.stdout)  # reaped: no such process any more (pid reuse within the test is remote)
+    young = partial_file(tmp_path, f"{dead_pid}-ab12-0")
+    assert remove_leftovers(tmp_path, resumable=()).removed == 1
+    assert not young.exists()
+
+
+def test_a_young_unlocked_partial_file_of_a_live_process_stays(tmp_path: Path) -> None:
+    young = partial_file(tmp_path, f"{os.getpid()}-ab12-0")
+    assert remove_leftovers(tmp_path, resumable=()).removed == 0
+    assert young.exists()
