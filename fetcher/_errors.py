@@ -125,7 +125,10 @@ def translate(exc: BaseException, url: str) -> DownloadError:
     if _any(causes, requests.exceptions.InvalidSchema):
         return TransportError(url, "redirected to a URL that is not http or https")
     if _any(causes, requests.exceptions.SSLError, urllib3.exceptions.SSLError, ssl.SSLError):
-        return TransportError(url, f"TLS error: {_tls_detail(causes) or _detail(exc)}")
+        # A certificate that does not verify will not verify in a minute; a
+        # handshake cut off by a busy server may well pass.
+        verify_failed = _any(causes, ssl.SSLCertVerificationError)
+        return TransportError(url, f"TLS error: {_tls_detail(causes) or _detail(exc)}", transient=not verify_failed)
     if _any(causes, requests.exceptions.ContentDecodingError, urllib3.exceptions.DecodeError):
         return BodyError(url, "could not decode the compressed body")
     if _any(causes, requests.exceptions.ChunkedEncodingError):

@@ -214,6 +214,7 @@ class Run:
         self._cancelled = threading.Event()  # the caller is gone: nobody reads results any more
         self._halt = threading.Event()  # downloads in flight stop: cancelled, or the deadline passed
         self._cut: str | None = None  # why no new download starts: the deadline passed, the quota was reached
+        self._halted_by: str | None = None  # why downloads in flight were stopped: the deadline
         self._deadline_at: float | None = None
         self._saved_bytes = 0
         self._looked_up: dict[int, Saved | None] = {}  # by job seq: saved records read ahead in batches
@@ -374,7 +375,8 @@ class Run:
 
     def _stopped(self) -> bool:
         """Whether the run takes no new downloads (checking the deadline on the way)."""
-        if self._cut is None and self._deadline_at is not None and time.monotonic() >= self._deadline_at:
+        # Not "if nothing cut the run yet": a quota reached first must not switch the deadline off.
+        if not self._halt.is_set() and self._deadline_at is not None and time.monotonic() >= self._deadline_at:
             self._stop(f"the --deadline of {format_duration(self.limits.deadline or 0)} passed", halt=True)
         return self._cut is not None
 
@@ -383,6 +385,8 @@ class Run:
             if self._cut is None:
                 self._cut = reason
                 log.info("%s: the run stops", reason)
+            if halt and self._halted_by is None:
+                self._halted_by = reason  # what cancels the downloads in flight (a quota never does)
         if halt:
             self._halt.set()
 
@@ -397,7 +401,7 @@ class Run:
         with self._count_lock:
             self._looked_up.pop(job.seq, None)
         if self._cut is not None and job.attempts:
-            error = f"{self._cut}; the last attempt failed: {job.last_error}"
+            error = f"{self._halted_by or self._cut}; the last attempt failed: {job.last_error}"
             self._let_go(entry.url, job.partial)
             return self._result(entry, Status.CANCELLED, job.ready, job.ready_at, wait_s=job.wait_s, error=error,
                                 attempts=job.attempts)  # fmt: skip
@@ -521,7 +525,7 @@ class Run:
         return self._result(
             job.entry, Status.CANCELLED, job.ready, job.ready_at,
             http_status=outcome.http_status, bytes=outcome.bytes, wait_s=wait_s, ttfb_s=outcome.ttfb_s,
-            download_s=outcome.download_s, error=self._cut, attempts=attempts,
+            download_s=outcome.download_s, error=self._halted_by or self._cut, attempts=attempts,
         )  # fmt: skip
 
     def _no_time_for(self, job: _Job, delay: float) -> str | None:

@@ -143,3 +143,12 @@ def test_a_quota_lets_nothing_new_start_once_reached(server: srv.LoopbackServer,
     assert [r.status for r in results] == [Status.OK] * 3 + [Status.NOT_STARTED] * 2
     assert results[-1].error == "the --quota of 244.1 KiB was reached"
     assert sum(server.requests[f"/f{n}"] for n in range(5)) == 3
+
+
+def test_a_deadline_still_stops_the_run_after_the_quota_was_reached(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    small = server.route("/small", srv.body(b"x" * 1000))
+    endless = server.route("/endless", srv.endless(rate=1 << 20))
+    began = time.monotonic()
+    results = run([small, endless], tmp_path, max_concurrent=2, deadline=1.0, quota=500)
+    assert time.monotonic() - began < 4
+    assert results[1].status is Status.CANCELLED and results[1].error == "the --deadline of 1s passed"

@@ -119,11 +119,9 @@ class TempFiles:
             self._kept.discard(path)
 
     def remove(self, path: Path) -> None:
+        """Remove *path*; a failure is logged, never raised (callers are threads that must go on)."""
         self.forget(path)
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
+        _unlink(path)
 
     def remove_all(self) -> None:
         """Remove every temporary file not marked to be kept (on close)."""
@@ -131,10 +129,16 @@ class TempFiles:
             paths, self._paths = self._paths - self._kept, set()
             self._kept = set()
         for path in paths:
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
+            _unlink(path)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.warning("could not remove the temporary file %s: %s", path, exc.strerror or exc)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from fetcher.transfer.tempfiles import (
     KEEP_RESUMABLE_S,
     TEMP_PREFIX,
@@ -128,3 +130,15 @@ def test_a_young_unlocked_partial_file_of_a_live_process_stays(tmp_path: Path) -
     young = partial_file(tmp_path, f"{os.getpid()}-ab12-0")
     assert remove_leftovers(tmp_path, resumable=()).removed == 0
     assert young.exists()
+
+
+def test_a_file_that_cannot_be_removed_is_logged_not_raised(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    temp_files = TempFiles()
+    fd, path = temp_files.create(folder)
+    os.close(fd)
+    path.unlink()
+    path.mkdir()  # unlink() of a folder fails with an OSError other than "not found"
+    temp_files.remove(path)
+    assert "could not remove the temporary file" in caplog.text
