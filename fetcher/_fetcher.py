@@ -148,7 +148,7 @@ class Fetcher:
         self._lock = threading.Lock()
         self._runs: set[Run] = set()
         self._closed = False
-        namer = Namer(reserved_names)
+        namer = Namer([*reserved_names, *_state_names(self.config.state, self.dest)])
         # Threads last: everything above may raise, and must not leave workers behind.
         factory = session_factory or (lambda: new_session(self.config))
         self._pool = WorkerPool(self.config.max_concurrent, factory)
@@ -272,6 +272,13 @@ def _state_path(state: str | Path | bool, dest: Path) -> Path | None:
     if state is False:
         return None
     return Path(state)
+
+
+def _state_names(state: Path | None, dest: Path) -> list[str]:
+    """The state database's file names, when it lives in DEST: no download may take them."""
+    if state is None or state.resolve().parent != dest:
+        return []
+    return [state.name + suffix for suffix in ("", "-wal", "-shm", "-journal")]
 
 
 def _clean_up(dest: Path, store: StateStore | None) -> Cleanup:

@@ -359,16 +359,16 @@ class Run:
         if store is None or self.config.force or job.attempts or job.seq in self._looked_up:
             return
         batch = [job, *(j for j in self._schedule.peek_new(_LOOKUP_BATCH) if j.seq not in self._looked_up)]
-        found = self._state(store.saved_many, [j.entry.url for j in batch], failed={})
+        found = self._state(store.saved_many, [_key(j.entry.url) for j in batch], failed={})
         with self._count_lock:
             for each in batch:
-                self._looked_up[each.seq] = found.get(each.entry.url)
+                self._looked_up[each.seq] = found.get(_key(each.entry.url))
 
     def _saved_record(self, job: _Job, store: StateStore) -> Saved | None:
         with self._count_lock:
             if job.seq in self._looked_up:
                 return self._looked_up.pop(job.seq)
-        result: Saved | None = self._state(store.saved, job.entry.url)
+        result: Saved | None = self._state(store.saved, _key(job.entry.url))
         return result
 
     # -- stopping early: --deadline and --quota ------------------------------
@@ -470,7 +470,7 @@ class Run:
             resume = job.partial
             saved = None
         else:
-            resume = _resumable(self._state(store.partial, entry.url), job.target)
+            resume = _resumable(self._state(store.partial, _key(entry.url)), job.target)
             saved = _still_saved(self._saved_record(job, store), job.target, entry)
         deadline = None
         if self.config.max_time is not None and job.began is not None:
@@ -487,7 +487,7 @@ class Run:
             if store is not None and not outcome.unchanged and outcome.mtime_ns is not None:
                 validators = outcome.validators or Validators()
                 saved = Saved(
-                    url=entry.url, path=str(job.target), size=outcome.bytes, mtime_ns=outcome.mtime_ns,
+                    url=_key(entry.url), path=str(job.target), size=outcome.bytes, mtime_ns=outcome.mtime_ns,
                     etag=validators.etag, last_modified=validators.last_modified,
                     checksum=None if entry.checksum is None else str(entry.checksum), saved_at=store.now(),
                 )  # fmt: skip
@@ -508,16 +508,15 @@ class Run:
         )  # fmt: skip
 
     def _let_go(self, url: str, partial: PartialFile | None) -> None:
-        """A URL is done without its file: keep its partial file for a later run, or remove it."""
-        if partial is None:
-            return
+        """A URL is done without its file: keep its partial file for a later run, or drop it and its record."""
         temp_files = self.shared.temp_files
-        if temp_files.is_kept(partial.path):
+        if partial is not None and temp_files.is_kept(partial.path):
             temp_files.forget(partial.path)  # on disk and on record; a later run resumes it
             return
-        temp_files.remove(partial.path)
+        if partial is not None:
+            temp_files.remove(partial.path)
         if self.shared.state is not None:
-            self._state(self.shared.state.forget_partial, url)
+            self._state(self.shared.state.forget_partial, _key(url))  # no query when none is on record
 
     def _cut_off(self, job: _Job, outcome: Outcome, attempts: int, wait_s: float | None) -> Result:
         """The record of a download the deadline stopped in flight; a resumable partial stays."""
@@ -547,7 +546,7 @@ class Run:
         """Record a partial file worth resuming in a later run; True if it is on record."""
         validators = partial.validators
         record = Partial(
-            url=url, path=str(partial.path),
+            url=_key(url), path=str(partial.path),
             etag=partial.if_range if partial.if_range == validators.etag else None,
             last_modified=validators.last_modified, total=partial.total, updated_at=store.now(),
         )  # fmt: skip
@@ -590,6 +589,11 @@ def _as_entry(item: Item, position: int) -> Entry:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _key(url: str) -> str:
+    """A URL as the state database knows it: without a password, which is never recorded."""
+    return redact(url)
 
 
 def _resumable(partial: Partial | None, target: Path) -> PartialFile | None:

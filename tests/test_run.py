@@ -282,3 +282,33 @@ def test_an_entry_without_a_line_gets_its_position(server: srv.LoopbackServer, t
 def test_a_line_that_is_no_url_says_so_before_its_option_problems(tmp_path: Path) -> None:
     [result] = run([Entry(url="junk", line=1, problem="line 2: bad checksum: ...")], tmp_path)
     assert (result.status, result.error) == (Status.INVALID, "not a URL (expected http:// or https://)")
+
+
+def test_the_state_database_never_records_a_password(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/f", srv.Resource(b"x")).replace("http://", "http://user:s3cret@")
+    run([url], tmp_path)
+    [second] = run([url], tmp_path)
+    assert second.status is Status.UNCHANGED  # found again under the redacted URL
+    with StateStore(tmp_path / DEFAULT_STATE_NAME):
+        pass  # closed: everything written
+    assert not any(b"s3cret" in p.read_bytes() for p in tmp_path.glob(DEFAULT_STATE_NAME + "*"))
+
+
+def test_a_state_file_in_dest_is_never_a_downloads_name(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/state.db", srv.body(b"not sqlite"))
+    [result] = run([url], tmp_path, state=tmp_path / "state.db")
+    assert result.path is not None and result.path.name != "state.db"
+    assert (tmp_path / "state.db").read_bytes().startswith(b"SQLite format 3")
+
+
+def test_a_resumed_partial_that_breaks_a_limit_is_dropped_with_its_record(
+    server: srv.LoopbackServer, tmp_path: Path
+) -> None:
+    url = server.route("/big", srv.Resource(data(3 * MiB), cut_after=2 * MiB, cuts=1))
+    run([url], tmp_path, retries=0)
+    assert len(partial_files(tmp_path)) == 1
+    [result] = run([url], tmp_path, max_filesize=MiB)
+    assert result.status is Status.FAILED and "--max-filesize" in (result.error or "")
+    assert partial_files(tmp_path) == []
+    with StateStore(tmp_path / DEFAULT_STATE_NAME) as store:
+        assert store.partials() == []

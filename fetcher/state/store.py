@@ -174,6 +174,9 @@ _GET_SAVED_IN = f"SELECT {', '.join(_SAVED)} FROM saved WHERE url IN"
 _GET_PARTIAL = f"SELECT {', '.join(_PARTIAL)} FROM partial WHERE url = ?"
 _ALL_PARTIALS = f"SELECT {', '.join(_PARTIAL)} FROM partial ORDER BY url"
 _FORGET_PARTIAL = "DELETE FROM partial WHERE url = ?"
+# A saved record forgets only partials older than itself: one recorded since
+# (another run, another fetch of the URL) stays.
+_FORGET_OLDER_PARTIAL = "DELETE FROM partial WHERE url = ? AND updated_at <= ?"
 
 
 class StateStore:
@@ -261,6 +264,8 @@ class StateStore:
             self._partial_urls.add(partial.url)
 
     def forget_partial(self, url: str) -> None:
+        if url not in self._partial_urls:
+            return  # nothing on record (as far as this process knows): no write
         self._run("forget a partial download", lambda conn: conn.execute(_FORGET_PARTIAL, (url,)))
         with self._lock:
             self._partial_urls.discard(url)
@@ -408,7 +413,7 @@ class _Writer:
         try:
             with _transaction(conn):
                 conn.executemany(_PUT_SAVED, [_row(saved, _SAVED) for saved in records])
-                conn.executemany(_FORGET_PARTIAL, [(saved.url,) for saved in records])
+                conn.executemany(_FORGET_OLDER_PARTIAL, [(saved.url, saved.saved_at) for saved in records])
         except sqlite3.Error as exc:
             # This batch is lost; the next run downloads those files in full. Go on with the next.
             log.warning("could not record %d saved files: state database '%s' %s", len(records), self._path,

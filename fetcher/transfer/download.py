@@ -214,7 +214,10 @@ class _Attempt:
             log.debug("failed %s: %s", self.target.name, error)
         finally:
             self._close()
-        kept = self.partial if error is not None and self.temp is not None else None
+        # Kept only for what may pass (a cut, a stall) or was stopped: a body
+        # that broke a limit or failed its checksum must not be resumed.
+        resumable = error is not None and (error.transient or isinstance(error, Cancelled))
+        kept = self.partial if resumable and self.temp is not None else None
         if self.temp is not None and kept is None:
             self.temp_files.remove(self.temp)
         download_s = None if self.ttfb_s is None else self.clock() - self.began - self.ttfb_s
@@ -361,7 +364,6 @@ class _Attempt:
         if guarded:
             reason = self.guard.check_body(self.offset + self.received, self.offset + response.raw.tell())
             if reason is not None:
-                self.partial = None  # nothing of it is kept
                 raise BodyError(self.url, reason)
 
     def _past(self, moment: float | None) -> bool:
@@ -379,7 +381,6 @@ class _Attempt:
             raise BodyError(self.url, f"joined file is {size} bytes, the server said {self.partial.total}")
         checksum = self.ask.checksum
         if checksum is not None and self.hasher is not None and not checksum.matches(self.hasher.hexdigest()):
-            self.partial = None  # a resumed body that fails its checksum must not be resumed again
             raise BodyError(self.url, f"checksum mismatch: expected {checksum}, got {self.hasher.hexdigest()}")
         remote_ns = last_modified_ns(validators.last_modified) if self.ask.remote_time else None
         if remote_ns is not None:

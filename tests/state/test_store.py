@@ -79,7 +79,7 @@ with StateStore(db) as store:
     for i in range(count):
         saved = written(prefix, i)
         store.record_partial(Partial(url=saved.url, path=saved.path + ".part", etag=saved.etag,
-                                     last_modified=None, total=None, updated_at=store.now()))
+                                     last_modified=None, total=None, updated_at=saved.saved_at - 1))
         store.record_saved(saved)
 """
 
@@ -455,3 +455,10 @@ def test_a_process_killed_mid_write_leaves_every_record_whole(tmp_path: Path, st
         # so the partials left are those of the URLs after the last one saved, never an earlier one.
         left = {p.url for p in store.partials()}
         assert left == {written("k", i).url for i in range(done, done + len(left))}
+
+
+def test_a_saved_record_forgets_only_partials_older_than_itself(store: StateStore) -> None:
+    store.record_partial(partial_record(updated_at=2000.0))  # recorded after the file below was saved
+    store.record_saved(saved_record(saved_at=1500.0))
+    store.flush()
+    assert [p.url for p in store.partials()] == [URL]
