@@ -65,6 +65,9 @@ Item = str | Entry
 # How often a blocked feeder or dispatcher looks up to see if its run was cancelled.
 _POLL_S = 0.1
 
+# After the deadline, an input that has given nothing for this long is not waited for.
+_INPUT_GRACE_S = 1.0
+
 # Saved records read from the state database in one query, ahead of the downloads.
 _LOOKUP_BATCH = 255
 
@@ -112,6 +115,11 @@ class _Failed:
 @dataclass(frozen=True, slots=True)
 class _Cancelled:
     """Wakes a caller still waiting for results when the Fetcher is closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Halted:
+    """Wakes a caller waiting for results when the deadline stops the run."""
 
 
 class _Window:
@@ -209,7 +217,9 @@ class Run:
         self.waiting = 0  # read, not yet holding a slot
         self._urls = urls
         self._schedule = _Schedule(shared.clock)
-        self._results: queue.SimpleQueue[tuple[int, Result] | _End | _Failed | _Cancelled] = queue.SimpleQueue()
+        self._results: queue.SimpleQueue[tuple[int, Result] | _End | _Failed | _Cancelled | _Halted] = (
+            queue.SimpleQueue()
+        )
         self._window = _Window(self.config.read_ahead)
         self._cancelled = threading.Event()  # the caller is gone: nobody reads results any more
         self._halt = threading.Event()  # downloads in flight stop: cancelled, or the deadline passed
@@ -217,6 +227,8 @@ class Run:
         self._halted_by: str | None = None  # why downloads in flight were stopped: the deadline
         self._deadline_at: float | None = None
         self._saved_bytes = 0
+        self._fed = 0  # URLs the feeder has taken from the input so far
+        self._fed_at = time.monotonic()
         self._looked_up: dict[int, Saved | None] = {}  # by job seq: saved records read ahead in batches
         self._count_lock = threading.Lock()
         self._threads = [
@@ -245,8 +257,19 @@ class Run:
         done: dict[int, Result] = {}
         next_seq = 0
         expected: int | None = None
+        received = 0
         while expected is None or next_seq < expected:
-            message = self._results.get()
+            try:
+                # Once the deadline has passed, the input may be a pipe that never closes:
+                # look up now and then instead of waiting for its end.
+                message = self._results.get(timeout=_POLL_S if self._halt.is_set() else None)
+            except queue.Empty:
+                if self._input_stalled(received):
+                    log.info("the run stopped; the rest of the input is not read")
+                    return
+                continue
+            if isinstance(message, _Halted):
+                continue
             if isinstance(message, _End):
                 expected = message.count
                 continue
@@ -255,6 +278,7 @@ class Run:
             if isinstance(message, _Cancelled):
                 raise ClosedError("the Fetcher was closed while this fetch was running")
             seq, result = message
+            received += 1
             if not ordered:
                 next_seq += 1
                 self._window.give_back()
@@ -266,6 +290,10 @@ class Run:
                 next_seq += 1
                 self._window.give_back()
                 yield ready
+
+    def _input_stalled(self, received: int) -> bool:
+        """After the deadline: every URL read has its result, and the input has given nothing for a while."""
+        return received >= self._fed and time.monotonic() - self._fed_at > _INPUT_GRACE_S
 
     # -- feeder: input → pending ---------------------------------------------
 
@@ -283,6 +311,7 @@ class Run:
                     return
                 self._take(seq, entry)
                 seq += 1
+                self._fed, self._fed_at = seq, time.monotonic()
         except BaseException as exc:  # the input's own error goes to the caller
             self._results.put(_Failed(exc))
         finally:
@@ -389,6 +418,7 @@ class Run:
                 self._halted_by = reason  # what cancels the downloads in flight (a quota never does)
         if halt:
             self._halt.set()
+            self._results.put(_Halted())
 
     def _blocked(self, job: _Job) -> bool:
         """No attempt for *job* now: nothing new starts once the run is cut short, and after

@@ -6,7 +6,9 @@ here each bound gets one short run against a real server that misbehaves.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from fetcher import Fetcher, Result, Status, Tally
@@ -152,3 +154,44 @@ def test_a_deadline_still_stops_the_run_after_the_quota_was_reached(server: srv.
     results = run([small, endless], tmp_path, max_concurrent=2, deadline=1.0, quota=500)
     assert time.monotonic() - began < 4
     assert results[1].status is Status.CANCELLED and results[1].error == "the --deadline of 1s passed"
+
+
+def test_a_read_late_in_a_transfer_does_not_overrun_max_time(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    def data_then_silence(request: srv.Request) -> None:
+        request.send_response(200)
+        request.send_header("Content-Length", "100000")
+        request.end_headers()
+        for _ in range(15):  # 1.5 s of data, then nothing: the request's timeout was set at its start
+            request.wfile.write(b"x" * 100)
+            request.wfile.flush()
+            request.server.owner.sleep(0.1)
+        request.server.owner.sleep(8)
+
+    url = server.route("/late", data_then_silence)
+    began = time.monotonic()
+    [result] = run([url], tmp_path, max_time=3.5, timeout=30.0)
+    assert result.error == "took longer than the --max-time of 3.5s"
+    assert time.monotonic() - began < 4.5  # not 1.5 s + 3.5 s
+
+
+def test_a_deadline_ends_the_run_though_the_input_stays_open(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/f", srv.body(b"x"))
+    stop_input = threading.Event()
+
+    def input_that_stays_open() -> Iterator[str]:
+        yield url
+        stop_input.wait(8)  # a pipe whose writer went quiet
+        yield server.url("/never")
+
+    began = time.monotonic()
+    try:
+        results = list(_fetch(input_that_stays_open(), tmp_path, deadline=1.0))
+    finally:
+        stop_input.set()
+    assert time.monotonic() - began < 4
+    assert [r.status for r in results] == [Status.OK]
+
+
+def _fetch(urls: Iterator[str], dest: Path, *, deadline: float) -> Iterator[Result]:
+    with Fetcher(dest=dest) as fetcher:
+        yield from fetcher.fetch(urls, deadline=deadline)

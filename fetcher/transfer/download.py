@@ -189,6 +189,7 @@ class _Attempt:
         self.kept = False
         self.guard = SizeGuard(max_filesize=config.max_filesize)
         self.speed_timeout = False  # the socket timeout is the --speed-time window
+        self.read_timeout = config.timeout  # what the socket's timeout is now
 
     def run(self) -> Outcome:
         error: DownloadError | None = None
@@ -311,7 +312,7 @@ class _Attempt:
         speed = self._speed_check()
         guarded = self.config.max_filesize is not None or "Content-Encoding" in response.headers
         # One flag per chunk when no bound is set: bounds nobody asked for cost nothing.
-        bounded = guarded or speed is not None or self.ask.deadline is not None
+        bounded = guarded or speed is not None or self.ask.deadline is not None or self.ask.stop_at is not None
         try:
             # read1: whatever has arrived, up to chunk_size.  A full
             # read(chunk_size) would wait for a whole chunk, so a slow
@@ -350,6 +351,7 @@ class _Attempt:
         if speed is not None and speed[1] < timeout:
             timeout = speed[1]  # a silent server is as slow as can be
             self.speed_timeout = True
+        self.read_timeout = timeout
         return timeout
 
     def _speed_check(self) -> SpeedCheck | None:
@@ -359,12 +361,29 @@ class _Attempt:
     def _check_bounds(self, response: requests.Response, speed: SpeedCheck | None, guarded: bool) -> None:
         if self._past(self.ask.deadline):
             raise self._over_time()
+        self._shrink_timeout(response)
         if speed is not None and speed.update(self.received, self.clock()):
             raise BodyError(self.url, speed.reason, transient=True)  # retried, and resumed if it can be
         if guarded:
             reason = self.guard.check_body(self.offset + self.received, self.offset + response.raw.tell())
             if reason is not None:
                 raise BodyError(self.url, reason)
+
+    def _shrink_timeout(self, response: requests.Response) -> None:
+        """Let the next read wait no longer than the time left before --max-time or --deadline.
+
+        The timeout given with the request holds for every read of the body,
+        so without this a read late in a transfer could overrun by that much.
+        """
+        ends = [end for end in (self.ask.deadline, self.ask.stop_at) if end is not None]
+        if not ends:
+            return
+        left = max(min(ends) - self.clock(), 0.001)
+        if left < self.read_timeout:
+            sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+            if sock is not None:
+                sock.settimeout(left)  # urllib3 sets it afresh for the connection's next request
+                self.read_timeout = left
 
     def _past(self, moment: float | None) -> bool:
         return moment is not None and self.clock() >= moment
