@@ -18,8 +18,13 @@ schedule with a due time, and gives its slot up meanwhile: other URLs use it
 through the wait.  When due, a retry goes ahead of new URLs.
 
 The state database is read before a URL's first attempt (the validators of the
-file already saved, a partial file to resume) and written after its last, by
-the worker; the download itself never opens it.
+file already saved, read ahead in batches by the dispatcher; a partial file to
+resume) and written after its last (by the store's writer thread, in batches);
+the download itself never opens it.
+
+``--deadline`` sets ``_halt``: downloads in flight stop, retries waiting for
+their turn are cancelled, nothing new starts.  ``--quota`` only stops new
+starts.  Either way the URLs read but not started are recorded ``not-started``.
 """
 
 from __future__ import annotations

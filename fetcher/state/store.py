@@ -8,7 +8,8 @@ on the next open.
 Two connections, because every URL of a run is looked up and then recorded:
 
 - Lookups go through a connection per thread (WAL readers never wait for
-  each other; one shared connection made eight workers queue on its lock).
+  each other).  The run reads ahead in batches (``saved_many``) on one
+  thread, so in practice this is one or two connections.
   The rare partial-file writes go through one connection under a lock,
   each its own short transaction.
 - ``record_saved`` hands its record to a writer thread, which commits what has

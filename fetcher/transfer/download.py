@@ -1,10 +1,17 @@
-"""Downloading one URL into one file, all or nothing.
+"""One attempt at one URL: a plain, conditional or ranged request, all or nothing.
 
 The body is streamed into a temporary file in DEST (``.fetcher-*.part``, a
 name no URL can get: URL names never start with a dot) and moved over the
-final name with ``os.replace`` only once it is complete.  So a file under its
-final name is always whole, and a failed download never replaces a good file
-from an earlier run.
+final name with ``os.replace`` only once it is complete and checked.  So a
+file under its final name is always whole, and a failed download never
+replaces a good file from an earlier run.
+
+What the attempt asks for comes in an ``Ask``: the validators of the file
+already saved (a 304 then means "unchanged"), a partial file to continue
+(Range + If-Range; only a 206 that continues it exactly is appended,
+anything else starts over), a checksum, the time limits.  An attempt that
+fails after part of a resumable body arrived hands the partial file back in
+its ``Outcome``, for the next attempt or the next run.
 
 "Complete" means the body ended cleanly and, when the server sent a
 Content-Length, exactly that many bytes came over the wire (counted here, not
@@ -14,14 +21,13 @@ encoded bytes, and that is what is compared.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -33,7 +39,7 @@ from requests.adapters import HTTPAdapter
 from .._config import FetcherConfig
 from .._errors import BodyError, Cancelled, DownloadError, HTTPStatusError, TransportError, translate
 from .._units import format_duration
-from .bounds import SizeGuard, SpeedCheck
+from .bounds import SizeGuard, SpeedCheck, time_left
 from .checksum import Checksum, Hasher
 from .tempfiles import TempFiles
 from .validators import (
@@ -345,8 +351,8 @@ class _Attempt:
             raise self._over_time()
         timeout = self.config.timeout
         for end in (self.ask.deadline, self.ask.stop_at):
-            if end is not None:
-                timeout = min(timeout, max(end - self.clock(), 0.001))
+            if (left := time_left(end, self.clock())) is not None:
+                timeout = min(timeout, max(left, 0.001))
         speed = self.config.speed_check
         if speed is not None and speed[1] < timeout:
             timeout = speed[1]  # a silent server is as slow as can be
@@ -375,10 +381,11 @@ class _Attempt:
         The timeout given with the request holds for every read of the body,
         so without this a read late in a transfer could overrun by that much.
         """
-        ends = [end for end in (self.ask.deadline, self.ask.stop_at) if end is not None]
-        if not ends:
+        now = self.clock()
+        lefts = [left for end in (self.ask.deadline, self.ask.stop_at) if (left := time_left(end, now)) is not None]
+        if not lefts:
             return
-        left = max(min(ends) - self.clock(), 0.001)
+        left = max(min(lefts), 0.001)
         if left < self.read_timeout:
             sock = getattr(getattr(response.raw, "connection", None), "sock", None)
             if sock is not None:
@@ -486,14 +493,6 @@ class _Attempt:
 
 class _StartOver(Exception):
     """The server would not continue the partial file; ask for the whole body."""
-
-
-@contextlib.contextmanager
-def _closing_fd(fd: int) -> Iterator[int]:
-    try:
-        yield fd
-    finally:
-        os.close(fd)
 
 
 #: An answer without a file (a 304, an error page) is read to its end when it
