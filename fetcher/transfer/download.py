@@ -257,19 +257,24 @@ class _Attempt:
             if response.status_code == 304 and ("If-None-Match" in headers or "If-Modified-Since" in headers):
                 _finish_reading(response)
                 return True, None, None
+            ranged = False
             if resume is not None and response.status_code in (206, 416):
                 self._check_range(response, resume)
+                ranged = True
             else:
                 if response.status_code >= 300:
                     _finish_reading(response)
                 _check_status(response, self.url, retry_after=response.headers.get("Retry-After"))
-                self._start_body(response)
+            # The cheap checks before any file is made.  An encoded body's
+            # Content-Length counts compressed bytes; the body check sees the decoded ones.
             expected = _content_length(response, self.url)
-            # An encoded body's Content-Length counts compressed bytes; the body check sees the decoded ones.
+            whole = (self.offset if ranged else 0) + (expected or 0)
             encoded = "Content-Encoding" in response.headers
-            if expected is not None and not encoded and (reason := self.guard.check_length(self.offset + expected)):
+            if expected is not None and not encoded and (reason := self.guard.check_length(whole)):
                 raise BodyError(self.url, reason)  # before the body: leaving `with` closes it undrained
             _check_room(self.target.parent, expected, self.url)
+            if not ranged:
+                self._start_body(response, expected)
             if self.watch is not None:
                 self.watcher = self.watch(
                     self.url, self.target.name, None if expected is None else self.offset + expected
@@ -297,14 +302,13 @@ class _Attempt:
         self.partial = resume
         self.hasher = self._hash_existing()
 
-    def _start_body(self, response: requests.Response) -> None:
+    def _start_body(self, response: requests.Response, length: int | None) -> None:
         """A whole body is coming: an empty temp file, and may it be resumed later?"""
         if self.fd is None:
             self.fd, self.temp = self.temp_files.create(self.target.parent)
         else:
             self._drop_partial()  # a 200 to a range request: the server sends it all
         self.hasher = None if self.ask.checksum is None else self.ask.checksum.new_hasher()
-        length = _content_length(response, self.url)
         found = resumable(response.headers, length)
         self.partial = None
         self.kept = False  # a new body, with its own validator: offer it afresh

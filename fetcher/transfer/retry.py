@@ -12,11 +12,11 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 
 from .._errors import DownloadError, HTTPStatusError
 from .._validate import seconds, whole
+from .validators import parse_http_date
 
 #: The most a Retry-After is taken to mean, in seconds.  RFC 9111 §1.2.2 has
 #: caches read any larger delta-seconds as 2**31; it also keeps reasons short.
@@ -123,13 +123,9 @@ def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
         if len(digits) > len(str(int(RETRY_AFTER_CEILING))):
             return RETRY_AFTER_CEILING
         return min(float(digits), RETRY_AFTER_CEILING)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, OverflowError, IndexError):
-        # Python 3.10 raises TypeError on text that is not a date at all; 3.11+ ValueError.
+    when = parse_http_date(text)
+    if when is None:
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
     seconds = (when - now).total_seconds()
     return min(max(seconds, 0.0), RETRY_AFTER_CEILING)
 

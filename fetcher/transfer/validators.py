@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -31,6 +31,7 @@ __all__ = [
     "conditional_headers",
     "content_range",
     "last_modified_ns",
+    "parse_http_date",
     "resumable",
     "resume_headers",
 ]
@@ -129,16 +130,25 @@ def _strong_date(last_modified: str, date: str | None) -> bool:
     return modified is not None and sent is not None and sent - modified >= 1
 
 
-def _date(value: str | None) -> float | None:
+def parse_http_date(value: str | None) -> datetime | None:
+    """An HTTP-date in any of RFC 9110's three forms, as an aware datetime; None if unusable."""
     if not value:
         return None
     try:
-        moment = parsedate_to_datetime(value)
-        if moment.tzinfo is None:
-            # The asctime form has no zone and "-0000" means none: both are GMT
-            # in HTTP (RFC 9110 §5.6.7), never the local time that a naive
-            # datetime's timestamp() would assume.
-            moment = moment.replace(tzinfo=timezone.utc)
-        return moment.timestamp()
+        moment = parsedate_to_datetime(value.strip())
     except (TypeError, ValueError, IndexError, OverflowError):
+        # Python 3.10 raises TypeError on text that is not a date at all; 3.11+ ValueError.
+        return None
+    if moment.tzinfo is None:
+        # The asctime form has no zone and "-0000" means none: both are GMT in
+        # HTTP (RFC 9110 §5.6.7), never the local time a naive datetime means.
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment
+
+
+def _date(value: str | None) -> float | None:
+    moment = parse_http_date(value)
+    try:
+        return None if moment is None else moment.timestamp()
+    except (OverflowError, ValueError, OSError):
         return None
