@@ -52,7 +52,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 SERVERS = ("nginx", "apache2", "lighttpd", "caddy", "http.server", "squid")
