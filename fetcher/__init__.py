@@ -33,7 +33,6 @@ from ._urls import Entry, check_url, open_url_list
 from ._version import __version__
 from .transfer.checksum import Checksum
 from .transfer.download import Watcher
-from .transfer.retry import RetryPolicy
 
 # A library leaves output to the application: without a handler configured,
 # nothing is printed (not even warnings, via logging's last resort).
@@ -58,7 +57,6 @@ __all__ = [
     "Namer",
     "ReportWriter",
     "Result",
-    "RetryPolicy",
     "Slot",
     "StateError",
     "Stats",

@@ -9,7 +9,6 @@ from pathlib import Path
 from ._errors import ConfigError
 from ._validate import flag, seconds, whole
 from ._version import __version__
-from .transfer.retry import RetryPolicy
 
 #: More threads than this is not polite to anyone, and costs memory for nothing.
 MAX_CONCURRENT_LIMIT = 512
@@ -39,8 +38,12 @@ class FetcherConfig:
     read_ahead: int = 10_000
     #: Sent as the User-Agent header.
     user_agent: str = DEFAULT_USER_AGENT
-    #: How transient failures are retried (a URL waiting to retry holds no slot).
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: Extra attempts for a transient failure (a URL waiting to retry holds no
+    #: slot); the longest backoff wait; the longest Retry-After obeyed.  The
+    #: Fetcher turns them into a transfer.retry.RetryPolicy.
+    retries: int = 3
+    retry_wait_max: float = 60.0
+    retry_after_max: float = 300.0
     #: The state database (validators of saved files, resumable partial
     #: files); None keeps no state, so every run downloads everything.
     state: Path | None = None
@@ -74,8 +77,9 @@ class FetcherConfig:
         seconds(self, "timeout", allow_zero=False)
         if not isinstance(self.user_agent, str) or not self.user_agent.isprintable():
             raise ConfigError("user_agent must be printable text")
-        if not isinstance(self.retry, RetryPolicy):
-            raise ConfigError(f"retry must be a RetryPolicy, not {self.retry!r}")
+        whole(self, "retries", 0, 100)
+        seconds(self, "retry_wait_max", allow_zero=True)
+        seconds(self, "retry_after_max", allow_zero=True)
         if self.state is not None:
             if not isinstance(self.state, (str, os.PathLike)):
                 raise ConfigError(f"state must be a path or None, not {self.state!r}")

@@ -123,7 +123,9 @@ class Fetcher:
             max_redirects=max_redirects,
             read_ahead=read_ahead,
             user_agent=user_agent,
-            retry=RetryPolicy(retries=retries, wait_max=retry_wait_max, retry_after_max=retry_after_max),
+            retries=retries,
+            retry_wait_max=retry_wait_max,
+            retry_after_max=retry_after_max,
             state=_state_path(state, Path(dest)),
             remote_time=remote_time,
             force=force,
@@ -155,6 +157,11 @@ class Fetcher:
         self._shared = Shared(
             config=self.config, dest=self.dest, gate=self.gate, pool=self._pool,
             namer=namer, temp_files=self._temp_files, watch=watch, state=self._state, clock=clock,
+            retry=RetryPolicy(
+                retries=self.config.retries,
+                wait_max=self.config.retry_wait_max,
+                retry_after_max=self.config.retry_after_max,
+            ),
         )  # fmt: skip
 
     # -- public API ---------------------------------------------------------

@@ -59,6 +59,7 @@ from ._units import format_duration, format_size
 from ._urls import Entry, check_url
 from .state import Partial, Saved, StateStore
 from .transfer.download import Ask, Outcome, WatchStart, download
+from .transfer.retry import RetryPolicy
 from .transfer.tempfiles import TempFiles
 from .transfer.validators import PartialFile, Validators
 
@@ -91,6 +92,7 @@ class Shared:
     state: StateStore | None
     #: Monotonic seconds, for retry due times (tests pass a faster one).
     clock: Callable[[], float]
+    retry: RetryPolicy
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -479,7 +481,7 @@ class Run:
                 result = self._cut_off(job, outcome, made, wait_s)
             else:
                 if error is not None and not self._cancelled.is_set():
-                    decision = self.config.retry.decide(error, made, now=_now(), random=random.random())
+                    decision = self.shared.retry.decide(error, made, now=_now(), random=random.random())
                     reason = decision.reason
                     if decision.retry:
                         reason = self._no_time_for(job, decision.delay)

@@ -107,3 +107,33 @@ def test_user_agent_must_be_printable_text(value: Any) -> None:
 def test_config_error_is_a_value_error() -> None:
     with pytest.raises(ValueError):
         FetcherConfig(max_concurrent=0)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("retries", -1, "retries must be a whole number from 0 to 100"),
+        ("retries", 2.5, "retries must be a whole number from 0 to 100"),
+        ("retry_wait_max", math.nan, "retry_wait_max must be a finite number of seconds >= 0"),
+        ("retry_after_max", -1, "retry_after_max must be a finite number of seconds >= 0"),
+        ("max_time", 0, "max_time must be a finite number of seconds > 0"),
+        ("speed_limit", 0, "speed_limit must be a whole number from 1"),
+        ("speed_time", math.inf, "speed_time must be a finite number of seconds > 0"),
+        ("max_filesize", -5, "max_filesize must be a whole number from 1"),
+        ("force", "yes", "force must be True or False"),
+    ],
+)
+def test_cron_and_bound_settings_are_validated(field: str, value: Any, message: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{message}"):
+        FetcherConfig(**{field: value})
+
+
+def test_force_and_skip_existing_cannot_both_be_set() -> None:
+    with pytest.raises(ConfigError, match="force and skip_existing cannot both be set"):
+        FetcherConfig(force=True, skip_existing=True)
+
+
+def test_the_speed_check_takes_curls_defaults_for_the_half_not_given() -> None:
+    assert FetcherConfig(speed_limit=1000).speed_check == (1000, 30.0)
+    assert FetcherConfig(speed_time=5).speed_check == (1, 5.0)
+    assert FetcherConfig().speed_check is None
