@@ -429,8 +429,13 @@ class Run:
 
     def _blocked(self, job: _Job) -> bool:
         """No attempt for *job* now: nothing new starts once the run is cut short, and after
-        the deadline nothing at all (a retry goes on under a reached quota: it was started)."""
-        return self._stopped() and (job.attempts == 0 or self._halt.is_set())
+        the deadline nothing at all (a retry goes on under a reached quota: it was started);
+        nor does a retry whose --max-time ran out while it waited for a slot."""
+        return (self._stopped() and (job.attempts == 0 or self._halt.is_set())) or self._out_of_time(job)
+
+    def _out_of_time(self, job: _Job) -> bool:
+        max_time = self.config.max_time
+        return max_time is not None and job.began is not None and time.monotonic() >= job.began + max_time
 
     def _unstarted(self, job: _Job) -> Result:
         """The record of a job that gets no (further) attempt: cut short, or no slot in time."""
@@ -444,6 +449,12 @@ class Run:
                                 attempts=job.attempts)  # fmt: skip
         if self._cut is not None:
             return self._result(entry, Status.NOT_STARTED, job.ready, job.ready_at, error=self._cut, attempts=0)
+        if self._out_of_time(job):
+            self._let_go(entry.url, job.partial)
+            limit = format_duration(self.config.max_time or 0)
+            error = f"took longer than the --max-time of {limit}; the last attempt failed: {job.last_error}"
+            return self._result(entry, Status.FAILED, job.ready, job.ready_at, wait_s=job.wait_s, error=error,
+                                attempts=job.attempts)  # fmt: skip
         waited = time.monotonic() - job.ready
         error = f"no download slot came free within {self.config.acquire_timeout:g}s"
         return self._result(entry, Status.ACQUIRE_TIMEOUT, job.ready, job.ready_at, wait_s=waited, error=error,

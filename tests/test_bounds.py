@@ -195,3 +195,20 @@ def test_a_deadline_ends_the_run_though_the_input_stays_open(server: srv.Loopbac
 def _fetch(urls: Iterator[str], dest: Path, *, deadline: float) -> Iterator[Result]:
     with Fetcher(dest=dest) as fetcher:
         yield from fetcher.fetch(urls, deadline=deadline)
+
+
+def test_a_retry_whose_max_time_runs_out_waiting_for_a_slot_takes_none(
+    server: srv.LoopbackServer, tmp_path: Path
+) -> None:
+    busy = srv.status(503, headers={"Retry-After": "0"})
+    first = server.route("/first", srv.faulty([busy], then=srv.body(b"1")))
+    second = server.route("/second", srv.body(b"2", delay=3))  # holds the only slot meanwhile
+    began = time.monotonic()
+    results = run([first, second], tmp_path, max_concurrent=1, max_time=1.0)
+    assert results[0].status is Status.FAILED and results[0].attempts == 1
+    assert results[0].error == (
+        "took longer than the --max-time of 1s; the last attempt failed: HTTP 503 Service Unavailable"
+    )
+    assert results[0].total_s < 2.5 and server.requests["/first"] == 1
+    assert results[1].error == "took longer than the --max-time of 1s"  # the bound holds for it too
+    assert time.monotonic() - began < 4
