@@ -116,9 +116,9 @@ def translate(exc: BaseException, url: str) -> DownloadError:
         return TransportError(url, "could not resolve the host name", transient=_resolver_busy(causes))
     if _any(causes, ConnectionRefusedError):
         return TransportError(url, "connection refused", transient=True)
-    if _any(causes, requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError):
+    if _any(causes, *_CONNECT_TIMEOUTS):
         return TransportError(url, "connection timed out", transient=True)
-    if _any(causes, requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError, socket.timeout):
+    if _any(causes, *_READ_TIMEOUTS):
         return TransportError(url, "server stalled: no data within the read timeout", transient=True)
     if _any(causes, requests.exceptions.TooManyRedirects):
         return TransportError(url, "too many redirects")
@@ -144,6 +144,15 @@ def translate(exc: BaseException, url: str) -> DownloadError:
             return DiskError(url, "no space left on the destination disk")
         return DiskError(url, f"could not write the file: {exc.strerror or _detail(exc)}")
     return DownloadError(url, f"{type(exc).__name__}: {_detail(exc)}")
+
+
+_CONNECT_TIMEOUTS = (requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError)
+_READ_TIMEOUTS = (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError, socket.timeout)
+
+
+def timed_out(exc: BaseException) -> bool:
+    """Whether *exc* is, or wraps, a connect or read timeout (as ``translate`` finds them)."""
+    return _any(_chain(exc), *_CONNECT_TIMEOUTS, *_READ_TIMEOUTS)
 
 
 def _resolver_busy(causes: list[BaseException]) -> bool:

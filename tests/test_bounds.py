@@ -212,3 +212,11 @@ def test_a_retry_whose_max_time_runs_out_waiting_for_a_slot_takes_none(
     assert results[0].total_s < 2.5 and server.requests["/first"] == 1
     assert results[1].error == "took longer than the --max-time of 1s"  # the bound holds for it too
     assert time.monotonic() - began < 4
+
+
+def test_a_server_that_goes_silent_is_cut_by_the_speed_limit(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/silent", srv.stalled(b"x" * 100, claimed=10_000, stall=8))
+    began = time.monotonic()
+    [result] = run([url], tmp_path, speed_limit=1000, speed_time=0.5, retries=0, timeout=30.0)
+    assert result.error == "too slow: under 1000 B/s for 0.5s (--speed-limit, --speed-time)"
+    assert time.monotonic() - began < 3

@@ -102,10 +102,7 @@ class SpeedCheck:
     @property
     def reason(self) -> str:
         """Why update() said too slow, naming the options."""
-        return (
-            f"too slow: under {format_size(self.limit)}/s for {format_duration(self.window)} "
-            "(--speed-limit, --speed-time)"
-        )
+        return too_slow(self.limit, self.window)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -154,6 +151,11 @@ class SizeGuard:
                 "(a decompression bomb?); set --max-filesize to allow it"
             )
         return None
+
+
+def too_slow(limit: int, window: float) -> str:
+    """The reason a download under *limit* bytes/s for *window* seconds fails with."""
+    return f"too slow: under {format_size(limit)}/s for {format_duration(window)} (--speed-limit, --speed-time)"
 
 
 def time_left(deadline: float | None, now: float) -> float | None:

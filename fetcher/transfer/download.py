@@ -37,9 +37,9 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from .._config import FetcherConfig
-from .._errors import BodyError, Cancelled, DownloadError, HTTPStatusError, TransportError, translate
+from .._errors import BodyError, Cancelled, DownloadError, HTTPStatusError, TransportError, timed_out, translate
 from .._units import format_duration
-from .bounds import SizeGuard, SpeedCheck, time_left
+from .bounds import SizeGuard, SpeedCheck, time_left, too_slow
 from .checksum import Checksum, Hasher
 from .tempfiles import TempFiles
 from .validators import (
@@ -47,6 +47,7 @@ from .validators import (
     Validators,
     conditional_headers,
     content_range,
+    identity_encoded,
     last_modified_ns,
     resumable,
     resume_headers,
@@ -194,7 +195,7 @@ class _Attempt:
         self.watcher: Watcher | None = None
         self.kept = False
         self.guard = SizeGuard(max_filesize=config.max_filesize)
-        self.speed_timeout = False  # the socket timeout is the --speed-time window
+        self.speed_window: tuple[int, float] | None = None  # set when the socket timeout is the --speed-time window
         self.read_timeout = config.timeout  # what the socket's timeout is now
 
     def run(self) -> Outcome:
@@ -214,10 +215,9 @@ class _Attempt:
             error = translate(exc, self.url)
             if error.transient and self._past(self.ask.deadline):
                 error = self._over_time()  # a read timed out because the time was up
-            elif error.transient and self.speed_timeout and _timed_out(exc):
+            elif error.transient and self.speed_window is not None and timed_out(exc):
                 # The read timeout was the speed window: the server sent nothing for that long.
-                check = self.config.speed_check or (1, 30.0)
-                error = BodyError(self.url, SpeedCheck(limit=check[0], window=check[1], now=0).reason, transient=True)
+                error = BodyError(self.url, too_slow(*self.speed_window), transient=True)
             log.debug("failed %s: %s", self.target.name, error)
         finally:
             self._close()
@@ -296,7 +296,7 @@ class _Attempt:
         if response.status_code != 206 or span != (self.offset, resume.total - 1, resume.total):
             log.debug("%s: range answer does not continue the partial file; starting over", self.target.name)
             raise _StartOver()
-        if response.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+        if not identity_encoded(response.headers):
             raise _StartOver()
         self.resumed_from = self.offset
         self.partial = resume
@@ -360,7 +360,7 @@ class _Attempt:
         speed = self.config.speed_check
         if speed is not None and speed[1] < timeout:
             timeout = speed[1]  # a silent server is as slow as can be
-            self.speed_timeout = True
+            self.speed_window = speed
         self.read_timeout = timeout
         return timeout
 
@@ -513,13 +513,6 @@ def _finish_reading(response: requests.Response) -> None:
         response.raw.read(DRAIN_UP_TO + 1, decode_content=False)
     except (OSError, urllib3.exceptions.HTTPError):
         pass  # the connection is closed then, as it would have been anyway
-
-
-def _timed_out(exc: BaseException) -> bool:
-    """Whether *exc* is a read or connect timeout, however requests and urllib3 wrapped it."""
-    return isinstance(exc, (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)) or isinstance(
-        exc.__context__, (urllib3.exceptions.TimeoutError, TimeoutError)
-    )
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "Validators",
     "conditional_headers",
     "content_range",
+    "identity_encoded",
     "last_modified_ns",
     "parse_http_date",
     "resumable",
@@ -86,7 +87,7 @@ def resumable(headers: Mapping[str, str], length: int | None) -> tuple[str, Vali
     """
     if length is None or "bytes" not in headers.get("Accept-Ranges", "").lower():
         return None
-    if headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+    if not identity_encoded(headers):
         return None
     etag = headers.get("ETag")
     last_modified = headers.get("Last-Modified")
@@ -96,6 +97,11 @@ def resumable(headers: Mapping[str, str], length: int | None) -> tuple[str, Vali
     if last_modified and _strong_date(last_modified, headers.get("Date")):
         return last_modified, validators
     return None
+
+
+def identity_encoded(headers: Mapping[str, str]) -> bool:
+    """Whether a response's body comes as it is, without a Content-Encoding."""
+    return headers.get("Content-Encoding", "identity").strip().lower() == "identity"
 
 
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
