@@ -185,8 +185,7 @@ class Fetcher:
         once the files this run saved hold this many bytes, no new download
         starts; those in flight finish; the rest are ``not-started``.
         """
-        limits = RunLimits(deadline=deadline, quota=quota)
-        return self._results(urls, run_id=run_id, ordered=True, limits=limits)
+        return self._results(urls, run_id=run_id, ordered=True, limits=RunLimits(deadline=deadline, quota=quota))
 
     def as_completed(
         self,
@@ -197,8 +196,7 @@ class Fetcher:
         quota: int | None = None,
     ) -> Iterator[Result]:
         """Like ``fetch()``, but yield each Result as soon as it is ready."""
-        limits = RunLimits(deadline=deadline, quota=quota)
-        return self._results(urls, run_id=run_id, ordered=False, limits=limits)
+        return self._results(urls, run_id=run_id, ordered=False, limits=RunLimits(deadline=deadline, quota=quota))
 
     def stats(self) -> Stats:
         with self._lock:

@@ -355,16 +355,13 @@ class Run:
                 continue
             self._look_up_ahead(job)
             slot = None if self._blocked(job) else self._acquire(job)
-            if slot is None:
-                if not self._cancelled.is_set():
-                    if job.attempts == 0:
-                        with self._count_lock:
-                            self.waiting -= 1
-                    self._emit(job.seq, self._unstarted(job))
-                continue
             if job.attempts == 0:
                 with self._count_lock:
-                    self.waiting -= 1
+                    self.waiting -= 1  # slot or not, it waits no longer
+            if slot is None:
+                if not self._cancelled.is_set():
+                    self._emit(job.seq, self._unstarted(job))
+                continue
             if not self.shared.pool.submit(functools.partial(self._work, job=job, slot=slot)):
                 slot.release()  # the Fetcher closed between acquire and submit
 
@@ -442,19 +439,21 @@ class Run:
         entry = job.entry
         with self._count_lock:
             self._looked_up.pop(job.seq, None)
-        if self._cut is not None and job.attempts:
-            error = f"{self._halted_by or self._cut}; the last attempt failed: {job.last_error}"
+        if job.attempts:
+            # A retry that gets no further attempt: the run was cut short, or its --max-time ran out.
+            if self._cut is not None:
+                status, why = Status.CANCELLED, self._halted_by or self._cut
+            else:
+                status, why = (
+                    Status.FAILED,
+                    f"took longer than the --max-time of {format_duration(self.config.max_time or 0)}",
+                )
             self._let_go(entry.url, job.partial)
-            return self._result(entry, Status.CANCELLED, job.ready, job.ready_at, wait_s=job.wait_s, error=error,
+            error = f"{why}; the last attempt failed: {job.last_error}"
+            return self._result(entry, status, job.ready, job.ready_at, wait_s=job.wait_s, error=error,
                                 attempts=job.attempts)  # fmt: skip
         if self._cut is not None:
             return self._result(entry, Status.NOT_STARTED, job.ready, job.ready_at, error=self._cut, attempts=0)
-        if self._out_of_time(job):
-            self._let_go(entry.url, job.partial)
-            limit = format_duration(self.config.max_time or 0)
-            error = f"took longer than the --max-time of {limit}; the last attempt failed: {job.last_error}"
-            return self._result(entry, Status.FAILED, job.ready, job.ready_at, wait_s=job.wait_s, error=error,
-                                attempts=job.attempts)  # fmt: skip
         waited = time.monotonic() - job.ready
         error = f"no download slot came free within {self.config.acquire_timeout:g}s"
         return self._result(entry, Status.ACQUIRE_TIMEOUT, job.ready, job.ready_at, wait_s=waited, error=error,
