@@ -288,12 +288,14 @@ def _state_names(state: Path | None, dest: Path) -> list[str]:
 
 def _clean_up(dest: Path, store: StateStore | None) -> Cleanup:
     """Remove partial files of earlier runs that nothing can use; forget partials that are gone."""
-    partials = [] if store is None else store.partials()
+    if store is None:
+        return remove_leftovers(dest, resumable=())
+    partials = store.partials()
     cleanup = remove_leftovers(dest, resumable={partial.path for partial in partials})
     for partial in partials:
         if Path(partial.path).parent == dest and not os.path.exists(partial.path):
             try:
-                store.forget_partial(partial.url)  # type: ignore[union-attr]  # partials is empty without a store
+                store.forget_partial(partial.url)
             except StateError as exc:
                 log.warning("%s", exc)
     return cleanup

@@ -312,7 +312,7 @@ class StateStore:
         try:
             conn = getattr(self._readers, "conn", None)
             if conn is None:
-                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+                conn = _connect(self.path)
                 with self._lock:
                     self._reader_conns.append(conn)
                 self._readers.conn = conn
@@ -386,7 +386,7 @@ class _Writer:
     def _run(self) -> None:
         conn: sqlite3.Connection | None = None
         try:
-            conn = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+            conn = _connect(self._path)
             conn.execute("PRAGMA synchronous=NORMAL")
             while True:
                 with self._changed:
@@ -440,12 +440,17 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
+def _connect(path: Path) -> sqlite3.Connection:
+    # isolation_level=None: sqlite3 opens no transactions of its own, so a
+    # lone statement commits by itself and _transaction is the only BEGIN.
+    # check_same_thread=False: close() may run on another thread than use.
+    return sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+
+
 def _open(path: Path) -> sqlite3.Connection:
     _make_file(path)
     try:
-        # isolation_level=None: sqlite3 opens no transactions of its own, so a
-        # lone upsert commits by itself and _transaction is the only BEGIN.
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        conn = _connect(path)
     except sqlite3.Error as exc:
         raise StateError(f"state database '{path}' {_trouble(exc)}") from exc
     try:
