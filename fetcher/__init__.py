@@ -25,12 +25,12 @@ from ._errors import (
     URLListError,
 )
 from ._fetcher import Fetcher, Stats, new_run_id
-from ._gate import Gate, LocalGate, Slot
 from ._naming import Namer, safe_name
 from ._report import ReportWriter
 from ._result import FIELDS, Result, Status, Tally
 from ._urls import Entry, check_url, open_url_list
 from ._version import __version__
+from .limits import Gate, LocalGate, Slot
 from .transfer.checksum import Checksum
 from .transfer.download import Watcher
 

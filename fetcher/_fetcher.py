@@ -17,11 +17,11 @@ import requests
 
 from ._config import DEFAULT_USER_AGENT, FetcherConfig, RunLimits
 from ._errors import ClosedError, ConfigError, DestinationError, StateError
-from ._gate import Gate, LocalGate
 from ._naming import Namer
 from ._pool import WorkerPool
 from ._result import Result
 from ._run import Item, Run, Shared
+from .limits import Gate, LocalGate
 from .state import DEFAULT_STATE_NAME, StateStore
 from .transfer.download import WatchStart, new_session
 from .transfer.retry import RetryPolicy

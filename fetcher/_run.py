@@ -50,13 +50,13 @@ import requests
 
 from ._config import NO_RUN_LIMITS, FetcherConfig, RunLimits
 from ._errors import ClosedError, StateError, translate
-from ._gate import Gate, Slot
 from ._naming import Namer
 from ._pool import WorkerPool
 from ._result import Result, Status
 from ._text import redact
 from ._units import format_duration, format_size
 from ._urls import Entry, check_url
+from .limits import Gate, Slot
 from .state import Partial, Saved, StateStore
 from .transfer.download import Ask, Outcome, WatchStart, download
 from .transfer.retry import RetryPolicy

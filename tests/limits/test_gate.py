@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from fetcher._gate import Gate, LocalGate, Slot
+from fetcher.limits import Gate, LocalGate, Slot
 
 JOIN_TIMEOUT = 10.0
 
