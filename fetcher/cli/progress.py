@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from tqdm import tqdm
 
-from ._fetcher import Stats
-from ._result import Result, Status, Tally
-from ._text import escape, shown
-from ._units import format_size
+from .._fetcher import Stats
+from .._result import Result, Status, Tally
+from .._text import escape, shown
+from .._units import format_size
 
 # A download gets its own bar only once it has run this long, so thousands of
 # small files do not make the screen flicker with bars that live 5 ms.

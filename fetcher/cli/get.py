@@ -14,17 +14,17 @@ from typing import Any
 
 import click
 
-from ._config import MAX_CONCURRENT_LIMIT
-from ._errors import ConfigError, FetcherError, URLListError
-from ._fetcher import Fetcher
-from ._progress import BarDisplay, LineDisplay
-from ._report import DEFAULT_REPORT_NAME, ReportWriter
-from ._result import Tally
-from ._text import escape
-from ._units import parse_duration, parse_size
-from ._urls import count_entries, open_url_list
-from ._version import __version__
-from .state import DEFAULT_STATE_NAME
+from .._config import MAX_CONCURRENT_LIMIT
+from .._errors import ConfigError, FetcherError, URLListError
+from .._fetcher import Fetcher
+from .._report import DEFAULT_REPORT_NAME, ReportWriter
+from .._result import Tally
+from .._text import escape
+from .._units import parse_duration, parse_size
+from .._urls import count_entries, open_url_list
+from .._version import __version__
+from ..state import DEFAULT_STATE_NAME
+from .progress import BarDisplay, LineDisplay
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUTS_ONLY, EXIT_CUT_SHORT = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import fetcher._progress
+import fetcher.cli.progress
 from fetcher import Result, Stats, Status, Tally
-from fetcher._progress import BarDisplay, LineDisplay, describe, human_bytes, summarize
+from fetcher.cli.progress import BarDisplay, LineDisplay, describe, human_bytes, summarize
 
 NOW = datetime(2026, 11, 22, tzinfo=timezone.utc)
 
@@ -121,7 +121,7 @@ def test_bar_display_counts_files_and_bytes() -> None:
 
 
 def test_bar_display_escapes_file_names_in_bars(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fetcher._progress, "BAR_DELAY_S", 0.0)
+    monkeypatch.setattr(fetcher.cli.progress, "BAR_DELAY_S", 0.0)
     stream = io.StringIO()
     display = BarDisplay(stream, total=1)
     watcher = display.watch("https://h/x", "evil\x1b[2J.txt", 10)
