@@ -7,13 +7,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._errors import ConfigError
-from ._validate import flag, seconds, whole
+from ._validate import flag, per_second, seconds, whole
 from ._version import __version__
 
 #: More threads than this is not polite to anyone, and costs memory for nothing.
 MAX_CONCURRENT_LIMIT = 512
 
 DEFAULT_USER_AGENT = f"fetcher/{__version__}"
+
+DEFAULT_CHUNK_SIZE = 1 << 20
+
+#: Requests per second: more is no rate limit, and tokens finer than a microsecond mean nothing.
+MAX_RATE = 1_000_000.0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -31,7 +36,7 @@ class FetcherConfig:
     #: Redirects followed for one URL before it fails.
     max_redirects: int = 10
     #: Bytes read from the network and written to disk at a time.
-    chunk_size: int = 1 << 20
+    chunk_size: int = DEFAULT_CHUNK_SIZE
     #: URLs read from the input ahead of the downloads.  A URL's acquire
     #: timeout starts when it is read, so with a list shorter than this, every
     #: URL's clock starts with the run.  Also bounds memory for a huge list.
@@ -63,6 +68,21 @@ class FetcherConfig:
     speed_time: float | None = None
     #: Bytes a file may have on disk (decoded); None: only the bomb guard.
     max_filesize: int | None = None
+    #: Downloads of one host (name and port) in flight at once; None: only max_concurrent caps them.
+    max_per_host: int | None = None
+    #: Requests started per second over all hosts, and to any one host;
+    #: None: no limit.  Evenly spaced (no burst): at most one more than the
+    #: rate in any one-second window.  Redirect hops and retries count.
+    rate: float | None = None
+    rate_per_host: float | None = None
+    #: Bytes per second over all downloads together (--limit-rate); None: no cap.
+    limit_rate: int | None = None
+    #: Share the max_concurrent slots with every process on the machine that
+    #: names the same set; None: this Fetcher's slots are its own.
+    shared_slots: str | None = None
+    #: The folder that holds shared slot sets; None: the user's default
+    #: (``$XDG_CACHE_HOME/fetcher/slots``), which the Fetcher reads.
+    shared_slots_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.dest, (str, os.PathLike)):
@@ -96,6 +116,21 @@ class FetcherConfig:
             seconds(self, "speed_time", allow_zero=False)
         if self.max_filesize is not None:
             whole(self, "max_filesize", 1, 1 << 62)
+        if self.max_per_host is not None:
+            whole(self, "max_per_host", 1, MAX_CONCURRENT_LIMIT)
+        for name in ("rate", "rate_per_host"):
+            if getattr(self, name) is not None:
+                per_second(self, name, MAX_RATE)
+        if self.limit_rate is not None:
+            whole(self, "limit_rate", 1, 1 << 50)
+            if self.speed_limit is not None and self.limit_rate < self.speed_limit:
+                raise ConfigError("limit_rate is below speed_limit: every download would be cut as too slow")
+        if self.shared_slots is not None and (not isinstance(self.shared_slots, str) or not self.shared_slots):
+            raise ConfigError(f"shared_slots must be a name, not {self.shared_slots!r}")
+        if self.shared_slots_dir is not None:
+            if not isinstance(self.shared_slots_dir, (str, os.PathLike)):
+                raise ConfigError(f"shared_slots_dir must be a path or None, not {self.shared_slots_dir!r}")
+            object.__setattr__(self, "shared_slots_dir", Path(self.shared_slots_dir))
 
     @property
     def speed_check(self) -> tuple[int, float] | None:

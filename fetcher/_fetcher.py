@@ -8,20 +8,21 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 
 import requests
 
-from ._config import DEFAULT_USER_AGENT, FetcherConfig, RunLimits
+from ._config import DEFAULT_CHUNK_SIZE, DEFAULT_USER_AGENT, FetcherConfig, RunLimits
 from ._errors import ClosedError, ConfigError, DestinationError, StateError
 from ._naming import Namer
 from ._pool import WorkerPool
 from ._result import Result
 from ._run import Item, Run, Shared
-from .limits import Gate, LocalGate
+from .limits import SHARED, SLOTS, Gate, HostLimits, LocalGate, TokenBucket
+from .limits.shared import SharedGate, default_directory
 from .state import DEFAULT_STATE_NAME, StateStore
 from .transfer.download import WatchStart, new_session
 from .transfer.retry import RetryPolicy
@@ -39,6 +40,14 @@ class Stats:
     waiting: int  # URLs read and waiting for a slot, over all runs
     active_runs: int
     retrying: int = 0  # URLs waiting out a pause before their next attempt (not holding a slot)
+    #: Hosts paused now at their server's request, with the seconds left of each pause.
+    paused: dict[str, float] = field(default_factory=dict)
+    #: Requests started per second lately, and the --rate cap (None: no cap).
+    request_rate: float = 0.0
+    request_rate_cap: float | None = None
+    #: Bytes per second lately under --limit-rate, and the cap (None: no cap; the rate is then not counted).
+    byte_rate: float = 0.0
+    byte_rate_cap: int | None = None
 
 
 class Fetcher:
@@ -74,6 +83,12 @@ class Fetcher:
         speed_limit: int | None = None,
         speed_time: float | None = None,
         max_filesize: int | None = None,
+        max_per_host: int | None = None,
+        rate: float | None = None,
+        rate_per_host: float | None = None,
+        limit_rate: int | None = None,
+        shared_slots: str | None = None,
+        shared_slots_dir: str | Path | None = None,
         gate: Gate | None = None,
         watch: WatchStart | None = None,
         session_factory: Callable[[], requests.Session] | None = None,
@@ -103,12 +118,25 @@ class Fetcher:
         bombs.  ``deadline`` and ``quota`` bound a whole run: they are
         arguments of ``fetch()`` and ``as_completed()``.
 
+        Politeness, beyond ``max_concurrent``: ``max_per_host`` caps the
+        downloads of one host (name and port) in flight; ``rate`` and
+        ``rate_per_host`` cap requests started per second, overall and per
+        host, evenly spaced (redirect hops and retries count); ``limit_rate``
+        caps bytes per second over all downloads.  A 429, or a 503 with
+        Retry-After, pauses every new request to that host.  A URL waiting on
+        a host never holds up another host's URLs.  ``shared_slots`` names a
+        set of ``max_concurrent`` slots shared with every process on the
+        machine that names it (kept in ``shared_slots_dir``, by default
+        ``$XDG_CACHE_HOME/fetcher/slots``, read from the environment here);
+        the first process to use the set fixes its size.
+
         ``gate`` replaces the default per-Fetcher slots (to share slots with
         other Fetchers); ``watch`` is told about each download's progress;
         ``session_factory`` makes each worker's requests.Session (the transport
         seam for tests); ``reserved_names`` are file names never given to a
         URL (fetcher's own report, say); ``clock`` (monotonic seconds) times
-        retry waits, so tests can run it fast.
+        everything a run waits for (retry waits, acquire timeouts, pauses,
+        rates), so tests can run it fast.
 
         Raises ConfigError for a bad value, DestinationError for an unusable
         DEST, StateError for a state database that cannot be used.
@@ -134,7 +162,18 @@ class Fetcher:
             speed_limit=speed_limit,
             speed_time=speed_time,
             max_filesize=max_filesize,
+            max_per_host=max_per_host,
+            rate=rate,
+            rate_per_host=rate_per_host,
+            limit_rate=limit_rate,
+            shared_slots=shared_slots,
+            shared_slots_dir=None if shared_slots_dir is None else Path(shared_slots_dir),
+            # Under --limit-rate, reads no bigger than the bucket's burst: a 1 MiB
+            # read at 100 KiB/s would move in ten-second jumps.
+            chunk_size=_chunk_size(limit_rate),
         )
+        if gate is not None and shared_slots is not None:
+            raise ConfigError("give either gate or shared_slots, not both")
         _prepare_folder(self.config.dest)
         self.dest = self.config.dest.resolve()
         self._state = None if self.config.state is None else StateStore(self.config.state)
@@ -145,7 +184,16 @@ class Fetcher:
             if self._state is not None:
                 self._state.close()
             raise
-        self.gate: Gate = gate if gate is not None else LocalGate(self.config.max_concurrent)
+        self._shared_gate: SharedGate | None = None
+        try:
+            if shared_slots is not None:
+                folder = self.config.shared_slots_dir or default_directory(os.environ)
+                self._shared_gate = SharedGate(shared_slots, self.config.max_concurrent, directory=folder)
+        except BaseException:
+            if self._state is not None:
+                self._state.close()
+            raise
+        self.gate: Gate = gate or self._shared_gate or LocalGate(self.config.max_concurrent)
         self._temp_files = TempFiles()
         self._lock = threading.Lock()
         self._runs: set[Run] = set()
@@ -162,6 +210,11 @@ class Fetcher:
                 wait_max=self.config.retry_wait_max,
                 retry_after_max=self.config.retry_after_max,
             ),
+            hosts=HostLimits(max_per_host=max_per_host, rate_per_host=self.config.rate_per_host, clock=clock),
+            request_rate=None if self.config.rate is None else TokenBucket(self.config.rate, clock=clock),
+            byte_rate=None if limit_rate is None else TokenBucket(limit_rate, burst=_burst(limit_rate), clock=clock),
+            gate_limit=SHARED if self._shared_gate is not None else SLOTS,
+            describe_slot=None if self._shared_gate is None else self._shared_gate.describe,
         )  # fmt: skip
 
     # -- public API ---------------------------------------------------------
@@ -201,12 +254,18 @@ class Fetcher:
     def stats(self) -> Stats:
         with self._lock:
             runs = list(self._runs)
+        shared = self._shared
         return Stats(
             capacity=self.gate.capacity,
             in_use=self.gate.in_use,
             waiting=sum(run.waiting for run in runs),
             active_runs=len(runs),
             retrying=sum(run.retrying for run in runs),
+            paused=self._shared.hosts.paused() if self._shared.hosts.any_paused else {},
+            request_rate=0.0 if shared.request_rate is None else shared.request_rate.recent_rate(),
+            request_rate_cap=self.config.rate,
+            byte_rate=0.0 if shared.byte_rate is None else shared.byte_rate.recent_rate(),
+            byte_rate_cap=self.config.limit_rate,
         )
 
     def close(self) -> None:
@@ -223,6 +282,8 @@ class Fetcher:
         self._temp_files.remove_all()
         if self._state is not None:
             self._state.close()
+        if self._shared_gate is not None:
+            self._shared_gate.close()
 
     def __enter__(self) -> Fetcher:
         return self
@@ -269,6 +330,15 @@ def new_run_id() -> str:
     """A run id that sorts by time and is unique enough: 20261122T131300Z-1a2b3c."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{secrets.token_hex(3)}"
+
+
+def _burst(limit_rate: int) -> int:
+    """Bytes that may go at once under --limit-rate: a tenth of a second's worth, at least 4 KiB."""
+    return max(4096, limit_rate // 10)
+
+
+def _chunk_size(limit_rate: int | None) -> int:
+    return DEFAULT_CHUNK_SIZE if limit_rate is None else min(DEFAULT_CHUNK_SIZE, _burst(limit_rate))
 
 
 def _state_path(state: str | Path | bool, dest: Path) -> Path | None:

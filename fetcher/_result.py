@@ -52,6 +52,9 @@ class Result:
     error: str | None = None  # a short reason when status is not ok (the last attempt's)
     attempts: int = 1  # requests made for it, retries included; 0 when nothing was requested
     resumed_from: int | None = None  # bytes already on disk when the last attempt continued them
+    #: The limit that held it back before its first attempt (slots, shared, host, host-rate, rate,
+    #: paused); None if it did not wait for one.  How long: wait_s.
+    waited_on: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -77,6 +80,7 @@ class Result:
             "error": self.error,
             "attempts": self.attempts,
             "resumed_from": self.resumed_from,
+            "waited_on": self.waited_on,
         }
 
 
@@ -84,6 +88,7 @@ class Result:
 FIELDS: tuple[str, ...] = (
     "run_id", "line", "url", "status", "path", "http_status", "bytes", "wait_s",
     "ttfb_s", "download_s", "total_s", "started_at", "finished_at", "error", "attempts", "resumed_from",
+    "waited_on",
 )  # fmt: skip
 
 

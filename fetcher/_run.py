@@ -29,11 +29,8 @@ starts.  Either way the URLs read but not started are recorded ``not-started``.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import functools
-import heapq
-import itertools
 import logging
 import os
 import queue
@@ -49,14 +46,15 @@ from typing import Any
 import requests
 
 from ._config import NO_RUN_LIMITS, FetcherConfig, RunLimits
-from ._errors import ClosedError, StateError, translate
+from ._errors import ClosedError, HTTPStatusError, StateError, translate
 from ._naming import Namer
 from ._pool import WorkerPool
 from ._result import Result, Status
+from ._schedule import Schedule
 from ._text import redact
 from ._units import format_duration, format_size
-from ._urls import Entry, check_url
-from .limits import Gate, Slot
+from ._urls import Entry, check_url, host_key
+from .limits import HOST_CAP, HOST_RATE, PAUSED, RATE, SHARED, SLOTS, Gate, HostLimits, HostPermit, Slot, TokenBucket
 from .state import Partial, Saved, StateStore
 from .transfer.download import Ask, Outcome, WatchStart, download
 from .transfer.retry import RetryPolicy
@@ -77,6 +75,16 @@ _INPUT_GRACE_S = 1.0
 # Saved records read from the state database in one query, ahead of the downloads.
 _LOOKUP_BATCH = 255
 
+# Why a URL could not start in time, by the limit it waited on (its acquire-timeout record's error).
+_HELD_BACK = {
+    SLOTS: "no download slot came free",
+    SHARED: "no shared slot came free",
+    HOST_CAP: "its host stayed at its --max-per-host",
+    HOST_RATE: "--rate-per-host gave its host no turn",
+    RATE: "--rate gave it no turn",
+    PAUSED: "its host stayed paused, as the server asked",
+}
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Shared:
@@ -90,9 +98,19 @@ class Shared:
     temp_files: TempFiles
     watch: WatchStart | None
     state: StateStore | None
-    #: Monotonic seconds, for retry due times (tests pass a faster one).
+    #: Monotonic seconds, for everything the run waits for: retry due times,
+    #: acquire timeouts, pauses and rates (tests pass a faster one).
     clock: Callable[[], float]
     retry: RetryPolicy
+    hosts: HostLimits
+    #: --rate: requests started per second, over all hosts.
+    request_rate: TokenBucket | None = None
+    #: --limit-rate: bytes per second, over all downloads.
+    byte_rate: TokenBucket | None = None
+    #: What a URL that waited for a slot of ``gate`` waited on (the report's ``waited_on``).
+    gate_limit: str = SLOTS
+    #: Records which URL holds a slot, where others can see it (``fetcher slots``).
+    describe_slot: Callable[[Slot, str], None] | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -100,8 +118,11 @@ class _Job:
     seq: int
     entry: Entry
     target: Path
+    host: str  # what its per-host limits count against
     ready: float  # monotonic
     ready_at: datetime
+    expires: float | None = None  # by the run's clock: when it gives up waiting to start (the acquire timeout)
+    waited_on: str | None = None  # the limit that held up its first start
     attempts: int = 0  # made so far
     wait_s: float | None = None  # for the first slot, once it came
     partial: PartialFile | None = None  # what the last attempt left to continue
@@ -162,57 +183,6 @@ class _Window:
                 self._changed.notify()
 
 
-class _Schedule:
-    """URLs waiting for a slot: retries that are due first, then new URLs in input order."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self._changed = threading.Condition(threading.Lock())
-        self._new: collections.deque[_Job] = collections.deque()
-        self._later: list[tuple[float, int, _Job]] = []  # a heap by due time
-        self._order = itertools.count()  # ties in due time keep their order
-
-    @property
-    def retrying(self) -> int:
-        return len(self._later)
-
-    def put(self, job: _Job) -> None:
-        with self._changed:
-            self._new.append(job)
-            self._changed.notify()
-
-    def put_later(self, job: _Job, due: float) -> None:
-        with self._changed:
-            heapq.heappush(self._later, (due, next(self._order), job))
-            self._changed.notify()
-
-    def get(self, wait_s: float) -> _Job | None:
-        """The next job, waiting up to *wait_s* for one; None if none came."""
-        with self._changed:
-            job = self._take()
-            if job is None:
-                self._changed.wait(wait_s)
-                job = self._take()
-            return job
-
-    def peek_new(self, count: int) -> list[_Job]:
-        """Up to *count* new jobs next in line, left in place."""
-        with self._changed:
-            return list(itertools.islice(self._new, count))
-
-    def drain_later(self) -> list[_Job]:
-        """Every job waiting out a retry pause, now (the run is stopping)."""
-        with self._changed:
-            jobs = [job for _, _, job in sorted(self._later)]
-            self._later.clear()
-            return jobs
-
-    def _take(self) -> _Job | None:
-        if self._later and self._later[0][0] <= self._clock():
-            return heapq.heappop(self._later)[2]
-        return self._new.popleft() if self._new else None
-
-
 class Run:
     """The threads and queues of one ``fetch()`` call."""
 
@@ -223,7 +193,10 @@ class Run:
         self.limits = limits
         self.waiting = 0  # read, not yet holding a slot
         self._urls = urls
-        self._schedule = _Schedule(shared.clock)
+        self._schedule: Schedule[_Job, HostPermit] = Schedule(shared.clock)
+        # The limit the dispatcher last waited on itself, and since when: what held up
+        # the URLs queued behind the one it waited for.
+        self._held_by: tuple[str, float] | None = None
         self._results: queue.SimpleQueue[tuple[int, Result] | _End | _Failed | _Cancelled | _Halted] = (
             queue.SimpleQueue()
         )
@@ -339,48 +312,105 @@ class Run:
             return
         with self._count_lock:
             self.waiting += 1
-        self._schedule.put(_Job(seq=seq, entry=entry, target=target, ready=ready, ready_at=ready_at))
+        timeout = self.config.acquire_timeout
+        expires = None if timeout is None else self.shared.clock() + timeout
+        job = _Job(seq=seq, entry=entry, target=target, host=host_key(entry.url), ready=ready, ready_at=ready_at,
+                   expires=expires)  # fmt: skip
+        self._schedule.put(job, job.host, seq=seq, expires=expires)
 
     # -- dispatcher: pending → a slot → the pool ------------------------------
 
     def _dispatch(self) -> None:
         # Runs until the run is cancelled, which the caller does once it has
         # every result: retries can come back at any time before that.
-        while not self._cancelled.is_set():
-            job = self._schedule.get(_POLL_S)
-            if self._stopped() and self._halt.is_set():
-                for waiting_to_retry in self._schedule.drain_later():
-                    self._emit(waiting_to_retry.seq, self._unstarted(waiting_to_retry))
-            if job is None:
-                continue
-            self._look_up_ahead(job)
-            slot = None if self._blocked(job) else self._acquire(job)
-            if job.attempts == 0:
-                with self._count_lock:
-                    self.waiting -= 1  # slot or not, it waits no longer
-            if slot is None:
-                if not self._cancelled.is_set():
-                    self._emit(job.seq, self._unstarted(job))
-                continue
-            if not self.shared.pool.submit(functools.partial(self._work, job=job, slot=slot)):
-                slot.release()  # the Fetcher closed between acquire and submit
+        schedule, clock = self._schedule, self.shared.clock
+        self.shared.hosts.add_listener(schedule.reopen)
+        try:
+            while not self._cancelled.is_set():
+                self._drop_unstartable()
+                taken = schedule.take(self.shared.hosts.try_start)
+                if taken is None:
+                    change = schedule.next_change()
+                    schedule.wait(_POLL_S if change is None else min(_POLL_S, change - clock()))
+                    continue
+                job, permit = taken.job, taken.permit
+                if taken.held_by is not None and job.attempts == 0:
+                    job = dataclasses.replace(job, waited_on=taken.held_by)
+                self._look_up_ahead(job)
+                slot = None if self._blocked(job) else self._acquire(job)
+                if job.attempts == 0:
+                    job = self._held_up(job)
+                    with self._count_lock:
+                        self.waiting -= 1  # slot or not, it waits no longer
+                if slot is None:
+                    permit.release()
+                    if not self._cancelled.is_set():
+                        self._emit(job.seq, self._unstarted(job))
+                    continue
+                if self.shared.describe_slot is not None:
+                    self.shared.describe_slot(slot, redact(job.entry.url))
+                work = functools.partial(self._work, job=job, slot=slot, permit=permit)
+                if not self.shared.pool.submit(work):
+                    slot.release()  # the Fetcher closed between acquire and submit
+                    permit.release()
+        finally:
+            self.shared.hosts.remove_listener(schedule.reopen)
+
+    def _drop_unstartable(self) -> None:
+        """Record the URLs that will not start: their acquire timeout ran out, or the run was cut short."""
+        for job, held_by in self._schedule.expired():
+            with self._count_lock:
+                self.waiting -= 1
+            self._emit(job.seq, self._unstarted(self._held_up(dataclasses.replace(job, waited_on=held_by))))
+        if not self._stopped():
+            return
+        for job in self._schedule.drain_new():
+            with self._count_lock:
+                self.waiting -= 1
+            self._emit(job.seq, self._unstarted(job))
+        if self._halt.is_set():
+            for job in self._schedule.drain_retries():
+                self._emit(job.seq, self._unstarted(job))
+
+    def _held_up(self, job: _Job) -> _Job:
+        """*job* with the limit it waited on: its host's, or else one the dispatcher waited on since it was read."""
+        if job.waited_on is None and self._held_by is not None and self._held_by[1] > job.ready:
+            return dataclasses.replace(job, waited_on=self._held_by[0])
+        return job
 
     def _acquire(self, job: _Job) -> Slot | None:
-        """A slot for *job*, or None if its deadline passed or the run was cancelled.
+        """A slot for *job*, then its turn under --rate; None if its acquire timeout ran out first,
+        or the run was cancelled.
 
-        The acquire timeout bounds the wait for a URL's first slot only: a
+        The acquire timeout bounds the wait for a URL's first start only: a
         retry has waited its turn once already.
         """
-        limit = self.config.acquire_timeout if job.attempts == 0 else None
-        deadline = None if limit is None else job.ready + limit
-        while not self._cancelled.is_set() and not self._blocked(job):
-            left = _POLL_S if deadline is None else min(_POLL_S, deadline - time.monotonic())
-            slot = self.shared.gate.acquire(timeout=max(0.0, left))
-            if slot is not None:
-                return slot
-            if deadline is not None and time.monotonic() >= deadline:
-                return None
-        return None
+        clock = self.shared.clock
+        expires = job.expires if job.attempts == 0 else None
+        slot = self.shared.gate.acquire(timeout=0)
+        if slot is None:
+            try:
+                while slot is None and not self._cancelled.is_set() and not self._blocked(job):
+                    left = _POLL_S if expires is None else min(_POLL_S, expires - clock())
+                    slot = self.shared.gate.acquire(timeout=max(0.0, left))
+                    if slot is None and expires is not None and clock() >= expires:
+                        return None
+            finally:
+                # Marked when the wait ends: every URL read before then waited on it too.
+                self._held_by = (self.shared.gate_limit, time.monotonic())
+        if slot is None or self.shared.request_rate is None:
+            return slot
+        bucket = self.shared.request_rate
+        if expires is not None and bucket.delay() > expires - clock():
+            self._halt.wait(max(0.0, expires - clock()))  # no turn in time: wait it out, as for a slot
+            self._held_by = (RATE, time.monotonic())
+            slot.release()
+            return None
+        wait = bucket.reserve()
+        if wait > 0:
+            self._halt.wait(wait)
+            self._held_by = (RATE, time.monotonic())
+        return slot
 
     def _look_up_ahead(self, job: _Job) -> None:
         """Read the saved records of *job* and of the new jobs behind it, in one query.
@@ -451,19 +481,21 @@ class Run:
             self._let_go(entry.url, job.partial)
             error = f"{why}; the last attempt failed: {job.last_error}"
             return self._result(entry, status, job.ready, job.ready_at, wait_s=job.wait_s, error=error,
-                                attempts=job.attempts)  # fmt: skip
+                                attempts=job.attempts, waited_on=job.waited_on)  # fmt: skip
         if self._cut is not None:
-            return self._result(entry, Status.NOT_STARTED, job.ready, job.ready_at, error=self._cut, attempts=0)
+            return self._result(entry, Status.NOT_STARTED, job.ready, job.ready_at, error=self._cut, attempts=0,
+                                waited_on=job.waited_on)  # fmt: skip
         waited = time.monotonic() - job.ready
-        error = f"no download slot came free within {self.config.acquire_timeout:g}s"
+        held_back = _HELD_BACK.get(job.waited_on or SLOTS, _HELD_BACK[SLOTS])
+        error = f"{held_back} within the acquire timeout of {self.config.acquire_timeout:g}s"
         return self._result(entry, Status.ACQUIRE_TIMEOUT, job.ready, job.ready_at, wait_s=waited, error=error,
-                            attempts=0)  # fmt: skip
+                            attempts=0, waited_on=job.waited_on)  # fmt: skip
 
     # -- worker: one attempt --------------------------------------------------
 
-    def _work(self, session: requests.Session, job: _Job, slot: Slot) -> None:
+    def _work(self, session: requests.Session, job: _Job, slot: Slot, permit: HostPermit) -> None:
         try:
-            with slot:
+            with slot, permit:
                 started = time.monotonic()
                 if self._cancelled.is_set():
                     self._let_go(job.entry.url, job.partial)
@@ -478,6 +510,8 @@ class Run:
                     config=self.config, temp_files=self.shared.temp_files,
                     cancelled=self._halt, watch=self.shared.watch, ask=self._ask(job),
                 )  # fmt: skip
+                if outcome.error is not None:
+                    self._pause_host(job, outcome.error)  # before the permit goes back: the next URL of the host waits
                 if self.limits.quota is not None and outcome.error is None and not outcome.unchanged:
                     # Counted before the slot is given back, so the next
                     # download cannot start past a quota just reached.
@@ -500,13 +534,13 @@ class Run:
                                   decision.delay)  # fmt: skip
                         later = dataclasses.replace(job, attempts=made, wait_s=wait_s, partial=outcome.partial,
                                                     last_error=str(error))  # fmt: skip
-                        self._schedule.put_later(later, self.shared.clock() + decision.delay)
+                        self._schedule.put_later(later, later.host, due=self.shared.clock() + decision.delay)
                         return
                 result = self._finish(job, outcome, made, wait_s, reason)
         except BaseException as exc:  # never lose a result: a bug becomes a failed URL
             error = translate(exc, job.entry.url)
             result = self._result(job.entry, Status.FAILED, job.ready, job.ready_at, error=str(error),
-                                  attempts=job.attempts + 1)  # fmt: skip
+                                  attempts=job.attempts + 1, waited_on=job.waited_on)  # fmt: skip
         self._emit(job.seq, result)
 
     def _ask(self, job: _Job) -> Ask:
@@ -522,8 +556,37 @@ class Run:
         deadline = None
         if self.config.max_time is not None and job.began is not None:
             deadline = job.began + self.config.max_time
+        shared = self.shared
+        paced = shared.request_rate is not None or shared.hosts.rate_per_host is not None or shared.hosts.any_paused
         return Ask(saved=saved, resume=resume, checksum=entry.checksum, remote_time=self.config.remote_time,
-                   on_resumable=remember, deadline=deadline, stop_at=self._deadline_at)  # fmt: skip
+                   on_resumable=remember, deadline=deadline, stop_at=self._deadline_at,
+                   before_request=self._pace if paced else None,
+                   throttle=self._throttle if shared.byte_rate is not None else None)  # fmt: skip
+
+    def _pace(self, url: str) -> None:
+        """Before a request after an attempt's first (a redirect hop, a start-over): wait its turn under
+        the rates and any pause of its host.  The first had its turn from the dispatcher."""
+        wait = self.shared.hosts.reserve_request(host_key(url))
+        if self.shared.request_rate is not None:
+            wait = max(wait, self.shared.request_rate.reserve())
+        if wait > 0:
+            self._halt.wait(wait)
+
+    def _throttle(self, size: int) -> None:
+        """*size* bytes came in: wait until --limit-rate allows them (in turn with every other download)."""
+        assert self.shared.byte_rate is not None
+        wait = self.shared.byte_rate.reserve(size)
+        if wait > 0:
+            self._halt.wait(wait)
+
+    def _pause_host(self, job: _Job, error: BaseException) -> None:
+        if not isinstance(error, HTTPStatusError):
+            return
+        pause = self.shared.retry.host_pause(error, now=_now())
+        if pause:
+            log.info("%s asked for a pause (HTTP %d): no new request to it for %s", job.host, error.status_code,
+                     format_duration(pause))  # fmt: skip
+            self.shared.hosts.pause(job.host, pause)
 
     def _finish(self, job: _Job, outcome: Outcome, attempts: int, wait_s: float | None, reason: str | None) -> Result:
         """The URL's last attempt is over: record it, and keep or drop its partial file."""
@@ -551,7 +614,7 @@ class Run:
             http_status=outcome.http_status,
             bytes=0 if outcome.unchanged else outcome.bytes,
             wait_s=wait_s, ttfb_s=outcome.ttfb_s, download_s=outcome.download_s,
-            error=error, attempts=attempts, resumed_from=outcome.resumed_from,
+            error=error, attempts=attempts, resumed_from=outcome.resumed_from, waited_on=job.waited_on,
         )  # fmt: skip
 
     def _let_go(self, url: str, partial: PartialFile | None) -> None:
@@ -572,6 +635,7 @@ class Run:
             job.entry, Status.CANCELLED, job.ready, job.ready_at,
             http_status=outcome.http_status, bytes=outcome.bytes, wait_s=wait_s, ttfb_s=outcome.ttfb_s,
             download_s=outcome.download_s, error=self._halted_by or self._cut, attempts=attempts,
+            waited_on=job.waited_on,
         )  # fmt: skip
 
     def _no_time_for(self, job: _Job, delay: float) -> str | None:

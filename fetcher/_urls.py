@@ -250,3 +250,18 @@ def check_url(url: str) -> str | None:
         except requests.exceptions.RequestException as exc:
             return f"not a valid URL ({exc.__class__.__name__})"
     return None
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def host_key(url: str) -> str:
+    """The host a URL's per-host limits count against: host name and port, as ``example.org:443``.
+
+    Case and a default port written out do not make another host; nor does
+    the scheme (http and https on their default ports are two hosts, as they
+    are two ports).  Only for URLs that ``check_url`` passed.
+    """
+    parts = urlsplit(url)
+    port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower(), 0)
+    return f"{parts.hostname or ''}:{port}"

@@ -35,3 +35,12 @@ def seconds(value_holder: object, name: str, *, allow_zero: bool) -> None:
 def flag(value_holder: object, name: str) -> None:
     if not isinstance(getattr(value_holder, name), bool):
         raise ConfigError(f"{name} must be True or False, not {getattr(value_holder, name)!r}")
+
+
+def per_second(value_holder: object, name: str, high: float) -> None:
+    """A finite rate > 0 and <= *high*, stored back as a float."""
+    value = getattr(value_holder, name)
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and 0 < value <= high
+    if not ok:
+        raise ConfigError(f"{name} must be a number per second > 0 and <= {high:g}, not {value!r}")
+    object.__setattr__(value_holder, name, float(value))

@@ -5,5 +5,22 @@ to start a download and to move bytes; a transfer only ever sees a callable.
 """
 
 from .gate import Gate, LocalGate, Slot
+from .hosts import Closed, HostLimits, HostPermit
+from .kinds import HOST_CAP, HOST_RATE, PAUSED, RATE, SHARED, SLOTS
+from .rate import TokenBucket
 
-__all__ = ["Gate", "LocalGate", "Slot"]
+__all__ = [
+    "HOST_CAP",
+    "HOST_RATE",
+    "PAUSED",
+    "RATE",
+    "SHARED",
+    "SLOTS",
+    "Closed",
+    "Gate",
+    "HostLimits",
+    "HostPermit",
+    "LocalGate",
+    "Slot",
+    "TokenBucket",
+]

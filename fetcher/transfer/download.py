@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urljoin
 
 import requests
 import urllib3
@@ -140,6 +141,13 @@ class Ask:
     #: Monotonic time the whole run stops (--deadline): the socket timeouts
     #: never reach beyond it, so a stalled read cannot hold the run's end up.
     stop_at: float | None = None
+    #: Called with the URL of each request after the attempt's first (a
+    #: redirect hop, a start-over), before it is sent: it waits that
+    #: request's turn under the request rates.  The first had its turn already.
+    before_request: Callable[[str], None] | None = None
+    #: Called with the count of bytes each read took off the wire: it waits
+    #: until the bandwidth cap allows them.
+    throttle: Callable[[int], None] | None = None
 
 
 #: A partial file smaller than this is not worth a state database write.
@@ -210,6 +218,8 @@ class _Attempt:
             except _StartOver:
                 # The partial file cannot be continued: ask again for the whole body.
                 self._drop_partial()
+                if self.ask.before_request is not None:
+                    self.ask.before_request(self.url)
                 unchanged, validators, mtime_ns = self._exchange(None)
         except Exception as exc:  # every failure of this URL becomes its Outcome
             error = translate(exc, self.url)
@@ -251,7 +261,10 @@ class _Attempt:
         elif self.ask.saved:
             headers = conditional_headers(self.ask.saved)
         # None rather than {}: requests merges even an empty dict into the session's headers.
-        with self.session.get(self.url, stream=True, timeout=self._timeout(), headers=headers or None) as response:
+        hooks = None if self.ask.before_request is None else {"response": self._before_hop}
+        with self.session.get(
+            self.url, stream=True, timeout=self._timeout(), headers=headers or None, hooks=hooks
+        ) as response:
             self.ttfb_s = self.clock() - self.began
             self.http_status = response.status_code
             if response.status_code == 304 and ("If-None-Match" in headers or "If-Modified-Since" in headers):
@@ -288,6 +301,11 @@ class _Attempt:
         mtime_ns = self._finish(validators)
         return False, validators, mtime_ns
 
+    def _before_hop(self, response: requests.Response, *args: object, **kwargs: object) -> None:
+        """A response hook: requests is about to follow this redirect, which is one more request."""
+        if response.is_redirect and self.ask.before_request is not None:
+            self.ask.before_request(urljoin(response.url, response.headers["Location"]))
+
     def _check_range(self, response: requests.Response, resume: PartialFile) -> None:
         """Accept a 206 that continues exactly where the partial file ends; otherwise start over."""
         span = content_range(response.headers.get("Content-Range"))
@@ -323,6 +341,8 @@ class _Attempt:
         guarded = self.config.max_filesize is not None or "Content-Encoding" in response.headers
         # One flag per chunk when no bound is set: bounds nobody asked for cost nothing.
         bounded = guarded or speed is not None or self.ask.deadline is not None or self.ask.stop_at is not None
+        throttle = self.ask.throttle
+        wire = response.raw.tell()  # bytes off the wire so far: --limit-rate counts them, not decoded ones
         try:
             # read1: whatever has arrived, up to chunk_size.  A full
             # read(chunk_size) would wait for a whole chunk, so a slow
@@ -342,6 +362,9 @@ class _Attempt:
                     self._offer_partial()
                 if bounded:
                     self._check_bounds(response, speed, guarded)
+                if throttle is not None:
+                    read, wire = response.raw.tell() - wire, response.raw.tell()
+                    throttle(read)
         except urllib3.exceptions.ProtocolError as exc:
             raise _short_body(self.url, response, expected) from exc
         if expected is not None and response.raw.tell() != expected:

@@ -103,6 +103,21 @@ class RetryPolicy:
                 return Decision(retry=True, delay=asked)
         return Decision(retry=True, delay=self.backoff(attempts, random))
 
+    def host_pause(self, error: DownloadError, *, now: datetime) -> float | None:
+        """Seconds to start nothing more on the host that answered *error*, if it asked for a pause.
+
+        A 429 pauses its host for its Retry-After, or ``wait_base`` without
+        one; a 503 only with a Retry-After (without one it may be a single
+        broken file).  The pause is never longer than ``retry_after_max``.
+        *now* (timezone-aware) is what a Retry-After date is measured from.
+        """
+        if not isinstance(error, HTTPStatusError) or error.status_code not in (429, 503):
+            return None
+        asked = parse_retry_after(error.retry_after, now=now)
+        if asked is None:
+            return self.wait_base if error.status_code == 429 else None
+        return min(asked, self.retry_after_max)
+
 
 def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
     """Seconds to wait from *now*, as a ``Retry-After`` header asks.

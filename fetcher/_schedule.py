@@ -1,0 +1,233 @@
+"""The schedule: URLs waiting to start, one lane per host, none blocking another.
+
+    new URL ──▶ its host's lane (input order) ──┐
+    retry ──▶ later, by due time ──▶ due: ahead │ of the lane's new URLs
+                                                ▼
+            take(): the lane whose first URL came first (due retries before
+            new URLs), skipping lanes their host's limits keep closed
+
+A lane that a limit closes stays aside until the limit opens: at a time (a
+rate, a pause) or when a download of its host ends (``reopen``).  So a host
+at its cap or paused never holds up another host's URLs, and within a host
+the input order holds.
+
+``take`` asks the caller's ``try_start(lane)`` for a permit under the
+schedule's lock, so deciding and taking are one step.  It never waits;
+``wait`` does, until something may have changed.  Times are monotonic
+seconds from the clock given.
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+import itertools
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from .limits.hosts import Closed
+
+J = TypeVar("J")
+P = TypeVar("P")
+
+# A lane's rank is that of its first item: due retries (0, due order) before new URLs (1, input order).
+_Rank = tuple[int, int]
+
+
+class _Item(Generic[J]):
+    __slots__ = ("arrived", "expires", "gone", "job", "lane", "rank")
+
+    def __init__(self, job: J, lane: str, rank: _Rank, expires: float | None, arrived: float) -> None:
+        self.job, self.lane, self.rank, self.expires, self.arrived = job, lane, rank, expires, arrived
+        self.gone = False  # taken or expired: the arrivals queue drops it lazily
+
+
+class _Lane(Generic[J]):
+    __slots__ = ("closed", "due", "held_by", "new", "opened_at")
+
+    def __init__(self) -> None:
+        self.due: collections.deque[_Item[J]] = collections.deque()
+        self.new: collections.deque[_Item[J]] = collections.deque()
+        self.closed = False
+        self.held_by: str | None = None  # the limit that closed it last
+        self.opened_at = 0.0  # when it last opened again: every item that arrived before waited on held_by
+
+    def held_back(self, item: _Item[J]) -> str | None:
+        """The limit that held *item* back in this lane, if one did."""
+        return self.held_by if self.held_by is not None and (self.closed or item.arrived <= self.opened_at) else None
+
+    def first(self) -> _Item[J] | None:
+        return self.due[0] if self.due else self.new[0] if self.new else None
+
+
+@dataclass(frozen=True, slots=True)
+class Taken(Generic[J, P]):
+    job: J
+    permit: P
+    #: The host limit that closed its lane while it waited there, the last one if several did.
+    held_by: str | None
+
+
+class Schedule(Generic[J, P]):
+    """Jobs waiting for permission to start, in lanes; thread-safe."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._changed = threading.Condition(threading.Lock())
+        self._lanes: dict[str, _Lane[J]] = {}
+        self._open: list[tuple[_Rank, str]] = []  # a heap; an entry whose rank is no longer its lane's is stale
+        self._timed: list[tuple[float, str]] = []  # a heap of lanes closed until a time
+        self._later: list[tuple[float, int, _Item[J]]] = []  # retries, a heap by due time
+        self._arrivals: collections.deque[_Item[J]] = collections.deque()  # new jobs in input order
+        self._order = itertools.count()  # due order of retries; ties in due time keep their order
+
+    @property
+    def retrying(self) -> int:
+        """Jobs waiting out a retry pause."""
+        return len(self._later)
+
+    def put(self, job: J, lane: str, *, seq: int, expires: float | None) -> None:
+        """A new job at the back of *lane*; ``expired()`` hands it back once *expires* passes unstarted."""
+        item = _Item(job, lane, (1, seq), expires, self._clock())
+        with self._changed:
+            self._arrivals.append(item)
+            self._join(item, due=False)
+
+    def put_later(self, job: J, lane: str, *, due: float) -> None:
+        """A retry: into *lane* once *due*, ahead of the lane's new jobs."""
+        order = next(self._order)
+        with self._changed:
+            heapq.heappush(self._later, (due, order, _Item(job, lane, (0, order), None, due)))
+            self._changed.notify()
+
+    def reopen(self, lane: str) -> None:
+        """A download of *lane*'s host ended: ask its limits again."""
+        with self._changed:
+            found = self._lanes.get(lane)
+            if found is not None and found.closed:
+                self._open_lane(lane, found)
+
+    def take(self, try_start: Callable[[str], P | Closed]) -> Taken[J, P] | None:
+        """The first job of the open lane that ranks first and that *try_start* lets start; None if none."""
+        with self._changed:
+            self._catch_up(self._clock())
+            while self._open:
+                rank, name = heapq.heappop(self._open)
+                lane = self._lanes.get(name)
+                first = None if lane is None or lane.closed else lane.first()
+                if lane is None or first is None or first.rank != rank:
+                    continue  # stale
+                answer = try_start(name)
+                if isinstance(answer, Closed):
+                    lane.closed, lane.held_by = True, answer.limit
+                    if answer.until is not None:
+                        heapq.heappush(self._timed, (answer.until, name))
+                    continue
+                (lane.due if first.rank[0] == 0 else lane.new).popleft()
+                first.gone = True
+                self._settle(name, lane)
+                return Taken(first.job, answer, lane.held_back(first))
+            return None
+
+    def expired(self) -> list[tuple[J, str | None]]:
+        """New jobs whose time to start ran out, taken out; each with the host limit holding its lane, if one was."""
+        out: list[tuple[J, str | None]] = []
+        with self._changed:
+            now = self._clock()
+            arrivals = self._arrivals
+            while arrivals and (arrivals[0].gone or (arrivals[0].expires is not None and arrivals[0].expires <= now)):
+                item = arrivals.popleft()
+                if item.gone:
+                    continue
+                # Input order is expiry order, and a lane starts its jobs in input
+                # order: an unstarted job expiring now is its lane's first new job.
+                lane = self._lanes[item.lane]
+                lane.new.popleft()
+                item.gone = True
+                out.append((item.job, lane.held_back(item)))
+                self._settle(item.lane, lane)
+        return out
+
+    def peek_new(self, count: int) -> list[J]:
+        """Up to *count* new jobs not yet started, in input order, left in place."""
+        with self._changed:
+            ahead = (item.job for item in self._arrivals if not item.gone)
+            return list(itertools.islice(ahead, count))
+
+    def drain_new(self) -> list[J]:
+        """Every new job not yet started, taken out (the run takes no new downloads)."""
+        with self._changed:
+            jobs = [item.job for item in self._arrivals if not item.gone]
+            for item in self._arrivals:
+                item.gone = True
+            self._arrivals.clear()
+            for name, lane in list(self._lanes.items()):
+                lane.new.clear()
+                self._settle(name, lane)
+            return jobs
+
+    def drain_retries(self) -> list[J]:
+        """Every retry, due or not, taken out (the run is stopping)."""
+        with self._changed:
+            jobs = [item.job for _, _, item in sorted(self._later)]
+            self._later.clear()
+            for name, lane in list(self._lanes.items()):
+                jobs.extend(item.job for item in lane.due)
+                lane.due.clear()
+                self._settle(name, lane)
+            return jobs
+
+    def next_change(self) -> float | None:
+        """The earliest time a closed lane opens, a retry falls due or a new job expires."""
+        with self._changed:
+            times = [heap[0][0] for heap in (self._timed, self._later) if heap]
+            for item in self._arrivals:
+                if not item.gone:
+                    if item.expires is not None:
+                        times.append(item.expires)
+                    break
+            return min(times, default=None)
+
+    def wait(self, seconds: float) -> None:
+        """Wait up to *seconds* for a new job, a retry or a reopened lane."""
+        with self._changed:
+            self._changed.wait(max(0.0, seconds))
+
+    # -- under the lock ---------------------------------------------------------
+
+    def _catch_up(self, now: float) -> None:
+        """Open the lanes whose time has come; move due retries into their lanes."""
+        while self._timed and self._timed[0][0] <= now:
+            _, name = heapq.heappop(self._timed)
+            lane = self._lanes.get(name)
+            if lane is not None and lane.closed:
+                self._open_lane(name, lane)
+        while self._later and self._later[0][0] <= now:
+            self._join(heapq.heappop(self._later)[2], due=True)
+
+    def _join(self, item: _Item[J], *, due: bool) -> None:
+        lane = self._lanes.get(item.lane)
+        if lane is None:
+            lane = self._lanes[item.lane] = _Lane()
+        was_first = lane.first()
+        (lane.due if due else lane.new).append(item)
+        if not lane.closed and lane.first() is not was_first:
+            heapq.heappush(self._open, (item.rank, item.lane))
+        self._changed.notify()
+
+    def _open_lane(self, name: str, lane: _Lane[J]) -> None:
+        lane.closed, lane.opened_at = False, self._clock()
+        first = lane.first()
+        if first is not None:
+            heapq.heappush(self._open, (first.rank, name))
+        self._changed.notify()
+
+    def _settle(self, name: str, lane: _Lane[J]) -> None:
+        """After the lane's first item left: rank the lane by its new first item, or drop it if empty."""
+        first = lane.first()
+        if first is None:
+            del self._lanes[name]  # a closed lane's timed entry, if any, finds no lane and is dropped
+        elif not lane.closed:
+            heapq.heappush(self._open, (first.rank, name))

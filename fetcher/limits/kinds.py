@@ -1,0 +1,10 @@
+"""The names of the limits, as a URL's ``waited_on`` gives the one that held it back."""
+
+SLOTS = "slots"  # the overall cap (--max), in this process
+SHARED = "shared"  # the overall cap, shared with other processes (--shared-slots)
+HOST_CAP = "host"  # --max-per-host
+HOST_RATE = "host-rate"  # --rate-per-host
+RATE = "rate"  # --rate
+PAUSED = "paused"  # the host asked fetcher to wait (a 429, or a 503 with Retry-After)
+
+ALL = (SLOTS, SHARED, HOST_CAP, HOST_RATE, RATE, PAUSED)
