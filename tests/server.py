@@ -1,4 +1,4 @@
-"""A real HTTP/1.1 server on 127.0.0.1 for tests, with routes as plain functions.
+"""A real HTTP/1.1 server on a loopback address for tests, with routes as plain functions.
 
 Why not pytest-httpserver: the faults under test (a body cut short with the
 socket closed, a lying Content-Length, a stall mid-body) need byte-level
@@ -12,6 +12,12 @@ RFC 9110 says, optionally cut short or paced; and ``faulty``, which answers a
 path's first requests with faults and the rest normally.  It is not a general
 web server: GET only (no HEAD), one byte range per request, no content
 negotiation.
+
+Each server binds one loopback address, 127.0.0.1 unless told otherwise; on
+Linux every 127.x.y.z works without setup, so servers on 127.0.0.1, 127.0.0.2
+and 127.0.0.3 are three distinct hosts to a client's per-host limits.  The
+request ``log`` (when each request came and ended) and ``max_in_any_window``
+check request rates; ``too_many`` answers 429 with a Retry-After.
 
 For the bounds on time and size there are abusive answers: ``trickle`` (a
 body at a few bytes a second), ``endless`` (a body without end),
@@ -39,6 +45,7 @@ import time
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BufferedIOBase
@@ -54,6 +61,25 @@ MAX_STALL_S = 10.0
 POLL_S = 0.01
 # headers_seen and statuses keep at most this many (the latest) entries per path.
 HISTORY_CAP = 1000
+# The request log keeps at most this many (the latest) requests, of all paths.
+LOG_CAP = 10_000
+
+
+@dataclass(kw_only=True, slots=True)
+class Hit:
+    """One request in ``LoopbackServer.log``.
+
+    ``finished`` is filled in when its handler returns, which can be a moment
+    after the client has the whole answer: wait for ``in_flight == 0`` before
+    reading it.
+    """
+
+    path: str
+    # time.monotonic() when the request line was read, before the headers.
+    started: float
+    finished: float | None
+    # The Host header as the client sent it ("" if none), e.g. "127.0.0.2:40123".
+    host: str
 
 
 class Request(BaseHTTPRequestHandler):
@@ -63,25 +89,32 @@ class Request(BaseHTTPRequestHandler):
     # and whether its headers are out, so that only body bytes are counted.
     route_path = ""
     in_body = False
+    request_line_at = 0.0
 
     def setup(self) -> None:
         super().setup()
         self.wfile = _BodyCounter(self.wfile, self)  # type: ignore[assignment]
         self.server.owner._count_connection()
 
+    def parse_request(self) -> bool:
+        # http.server calls this just after reading the request line, before the headers.
+        self.request_line_at = time.monotonic()
+        return super().parse_request()
+
     def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
         owner = self.server.owner
         path = self.path.split("?", 1)[0]
         self.route_path, self.in_body = path, False
         handler = owner.routes.get(path)
-        owner._enter(path, dict(self.headers.items()))
+        hit = Hit(path=path, started=self.request_line_at, finished=None, host=self.headers.get("Host", ""))
+        owner._enter(path, dict(self.headers.items()), hit)
         try:
             if handler is None:
                 send(self, b"no such route\n", status=404)
             else:
                 handler(self)
         finally:
-            owner._leave()
+            owner._leave(hit)
 
     def send_response(self, code: int, message: str | None = None) -> None:
         if self.route_path:
@@ -148,10 +181,13 @@ class LoopbackServer:
       ``gzip_bomb``, ``zip_ratio_text``, ``huge_length``) that the client cut
       short by closing the connection; ``wait_for_hangups`` waits for one;
 
-    and for the whole server ``connections``, ``in_flight`` and ``max_in_flight``.
+    and for the whole server ``connections``, ``in_flight``, ``max_in_flight``
+    and ``log``: a ``Hit`` per request (the latest ``LOG_CAP``), in the order
+    they came, each with its path, Host header and times; ``max_in_any_window``
+    reads the request rate from it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.routes: dict[str, Handler] = {}
         self.requests: Counter[str] = Counter()
         self.headers_seen: dict[str, list[dict[str, str]]] = defaultdict(list)
@@ -161,10 +197,11 @@ class LoopbackServer:
         self.connections = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        self.log: list[Hit] = []
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._hangup_seen = threading.Condition(self._lock)
-        self._httpd = _Server(("127.0.0.1", 0), Request)
+        self._httpd = _Server((host, 0), Request)
         self._httpd.owner = self
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": POLL_S}, daemon=True)
 
@@ -204,19 +241,32 @@ class LoopbackServer:
         with self._hangup_seen:
             return self._hangup_seen.wait_for(lambda: self.hangups[path] >= count, timeout)
 
+    def max_in_any_window(self, window_s: float) -> int:
+        """The most requests that started within any *window_s* seconds (ends included), from ``log``."""
+        with self._lock:
+            starts = sorted(hit.started for hit in self.log)
+        most, first = 0, 0
+        for last, start in enumerate(starts):
+            while start - starts[first] > window_s:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
+
     def _count_connection(self) -> None:
         with self._lock:
             self.connections += 1
 
-    def _enter(self, path: str, headers: dict[str, str]) -> None:
+    def _enter(self, path: str, headers: dict[str, str], hit: Hit) -> None:
         with self._lock:
             self.requests[path] += 1
             _append_capped(self.headers_seen[path], headers)
+            _append_capped(self.log, hit, LOG_CAP)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
-    def _leave(self) -> None:
+    def _leave(self, hit: Hit) -> None:
         with self._lock:
+            hit.finished = time.monotonic()
             self.in_flight -= 1
 
     def _record_status(self, path: str, code: int) -> None:
@@ -233,9 +283,9 @@ class LoopbackServer:
             self._hangup_seen.notify_all()
 
 
-def _append_capped(history: list[T], item: T) -> None:
+def _append_capped(history: list[T], item: T, cap: int | None = None) -> None:
     history.append(item)
-    if len(history) > HISTORY_CAP:
+    if len(history) > (HISTORY_CAP if cap is None else cap):
         del history[0]
 
 
@@ -269,6 +319,17 @@ def status(code: int, headers: dict[str, str] | None = None, body: bytes = b"") 
         send(request, body, status=code, headers=headers)
 
     return handle
+
+
+def too_many(retry_after: str | None, *, status: int = 429) -> Handler:
+    """Answer *status* (429 Too Many Requests) with ``Retry-After: retry_after`` if given, and a short body.
+
+    For a paced answer there is ``Resource(data, rate=...)``; for a fault that clears, ``faulty``.
+    """
+    headers = {"Content-Type": "text/plain"}
+    if retry_after is not None:
+        headers["Retry-After"] = retry_after
+    return body(b"too many requests\n", status=status, headers=headers)
 
 
 def faulty(first: list[Handler], then: Handler) -> Handler:

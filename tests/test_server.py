@@ -334,3 +334,87 @@ def test_an_abusive_answer_gives_up_on_a_client_that_stops_reading(
 def test_abusive_handlers_refuse_impossible_arguments(make: Callable[[], srv.Handler]) -> None:
     with pytest.raises(ValueError):
         make()
+
+
+# -- hosts, the request log and 429s ---------------------------------------------
+
+
+def test_the_default_host_is_127_0_0_1(server: LoopbackServer) -> None:
+    assert server.base.startswith("http://127.0.0.1:")
+
+
+def test_servers_on_three_loopback_addresses_are_three_hosts_each_seeing_only_its_own_requests() -> None:
+    servers = [LoopbackServer(f"127.0.0.{n}").start() for n in (1, 2, 3)]
+    try:
+        for index, loopback in enumerate(servers):
+            url = loopback.route("/f", srv.body(b"x"))
+            for _ in range(index + 1):
+                assert get(url).content == b"x"
+        assert [loopback.requests["/f"] for loopback in servers] == [1, 2, 3]
+        assert [{hit.host for hit in loopback.log} for loopback in servers] == [
+            {loopback.base.removeprefix("http://")} for loopback in servers
+        ]
+    finally:
+        for loopback in servers:
+            loopback.stop()
+
+
+def test_the_log_records_each_requests_path_host_and_times_in_order(server: LoopbackServer) -> None:
+    server.route("/a", srv.body(b"a"))
+    server.route("/b", srv.body(b"b", delay=0.1))
+    before = time.monotonic()
+    get(server.url("/a"))
+    get(server.url("/b?q=1"))
+    assert idle(server)  # a client has the whole answer a moment before its handler returns
+    assert [hit.path for hit in server.log] == ["/a", "/b"]
+    assert {hit.host for hit in server.log} == {server.base.removeprefix("http://")}
+    first, second = server.log
+    assert first.finished is not None and second.finished is not None
+    assert before <= first.started <= first.finished <= second.started
+    assert second.finished - second.started >= 0.08  # the handler's delay: finished is when it returned
+
+
+def test_a_request_in_flight_has_no_finish_time_yet(server: LoopbackServer) -> None:
+    url = server.route("/slow", srv.trickle(2, every=5))  # the second byte is due in 5 s
+    with stream(url) as response:
+        assert response.raw.read(1) == b"\0"
+        assert [hit.finished for hit in server.log] == [None]
+    assert server.wait_for_hangups("/slow") and idle(server)
+    assert server.log[0].finished is not None
+
+
+def test_the_log_keeps_only_the_latest_log_cap_requests(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(srv, "LOG_CAP", 3)
+    server.route("/f", srv.body(b""))
+    for index in range(5):
+        get(server.url(f"/f?{index}"))
+    assert len(server.log) == 3 and server.requests["/f"] == 5
+
+
+def test_max_in_any_window_counts_the_most_starts_within_that_many_seconds(server: LoopbackServer) -> None:
+    server.log.extend(srv.Hit(path="/f", started=t, finished=t, host="h") for t in (10.0, 10.5, 11.0, 11.6, 13.0))
+    assert server.max_in_any_window(1.0) == 3  # 10.0, 10.5 and 11.0: both ends count
+    assert server.max_in_any_window(0.4) == 1
+    assert server.max_in_any_window(10) == 5
+
+
+def test_max_in_any_window_of_an_empty_log_is_zero(server: LoopbackServer) -> None:
+    assert server.max_in_any_window(1.0) == 0
+
+
+def test_too_many_answers_429_with_the_retry_after_given(server: LoopbackServer) -> None:
+    response = get(server.route("/f", srv.too_many("2")))
+    assert response.status_code == 429 and response.headers["Retry-After"] == "2" and response.content
+    assert server.statuses["/f"] == [429]
+
+
+def test_too_many_without_retry_after_sends_no_such_header(server: LoopbackServer) -> None:
+    response = get(server.route("/f", srv.too_many(None)))
+    assert response.status_code == 429 and "Retry-After" not in response.headers
+
+
+def test_too_many_can_answer_503(server: LoopbackServer) -> None:
+    response = get(server.route("/f", srv.too_many("Wed, 21 Oct 2015 07:28:00 GMT", status=503)))
+    assert response.status_code == 503 and response.headers["Retry-After"] == "Wed, 21 Oct 2015 07:28:00 GMT"
