@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .get import entry, main
+from .main import entry
 
-__all__ = ["entry", "main"]
+__all__ = ["entry"]

@@ -1,25 +1,24 @@
-"""The ``fetcher`` command: parse options, call the library, pick the exit code."""
+"""``fetcher get``, the download (and default) command: parse its options, call the library, pick the exit code.
+
+It is not the dispatch between commands, the error messages or the signal handling: those are main.py's.
+"""
 
 from __future__ import annotations
 
 import math
-import os
-import signal
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import click
 
 from .._config import MAX_CONCURRENT_LIMIT
-from .._errors import ConfigError, FetcherError, URLListError
+from .._errors import ConfigError, FetcherError
 from .._fetcher import Fetcher
 from .._report import DEFAULT_REPORT_NAME, ReportWriter
 from .._result import Tally
-from .._text import escape
 from .._units import parse_duration, parse_size
 from .._urls import count_entries, open_url_list
 from .._version import __version__
@@ -70,11 +69,35 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> 
     return value
 
 
-class _Terminated(BaseException):
+class Terminated(BaseException):
     """SIGTERM, raised in the main thread so the same cleanup as Ctrl-C runs."""
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EPILOG)
+class _DefaultCommand(click.Command):
+    """The command that may be left out: its help says so, and lists the other commands.
+
+    ``fetcher --help`` reaches this help too, so it must show every download
+    option as well as what else the group offers.
+    """
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        if ctx.parent is None:
+            super().format_usage(ctx, formatter)
+        else:
+            formatter.write_usage(ctx.parent.command_path, f"[{ctx.info_name}] URL_LIST [OPTIONS]")
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_options(ctx, formatter)
+        if ctx.parent is not None and isinstance(ctx.parent.command, click.Group):
+            ctx.parent.command.format_commands(ctx.parent, formatter)
+
+
+@click.command(
+    "get",
+    cls=_DefaultCommand,
+    short_help="Download every URL in URL_LIST (the default command).",
+    epilog=EPILOG,
+)
 @click.argument("url_list", metavar="URL_LIST")
 @click.option(
     "--max",
@@ -215,7 +238,7 @@ class _Terminated(BaseException):
     help="Print nothing if every URL succeeded; otherwise only the failures and a summary.",
 )
 @click.version_option(__version__, "--version", "-V", prog_name="fetcher")
-def cli(
+def get(
     url_list: str,
     max_concurrent: int,
     dest: Path,
@@ -296,13 +319,13 @@ def cli(
                 except OSError as exc:
                     raise FetcherError(_cannot_write_report(report_path, exc)) from exc
         completed = True
-    except (KeyboardInterrupt, _Terminated) as exc:
+    except (KeyboardInterrupt, Terminated) as exc:
         interrupted = exc
     finally:
         display.close(completed=completed)
     display.summary(tally, time.monotonic() - began, interrupted=interrupted is not None)
     if interrupted is not None:
-        return EXIT_TERMINATED if isinstance(interrupted, _Terminated) else EXIT_INTERRUPTED
+        return EXIT_TERMINATED if isinstance(interrupted, Terminated) else EXIT_INTERRUPTED
     return tally.exit_code
 
 
@@ -323,55 +346,3 @@ def _same_folder(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
     except OSError:
         return False
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise _Terminated()
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the command, turn every error into one line and an exit status."""
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        code = cli.main(args=argv, prog_name="fetcher", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as exc:
-        click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
-        code = EXIT_USAGE
-    except click.UsageError as exc:
-        hint = " (see 'fetcher --help')"
-        click.echo(f"fetcher: error: {escape(exc.format_message())}{hint}", err=True)
-        code = EXIT_USAGE
-    except (URLListError, ConfigError) as exc:
-        click.echo(f"fetcher: error: {escape(str(exc))}", err=True)
-        code = EXIT_USAGE
-    except FetcherError as exc:
-        click.echo(f"fetcher: error: {escape(str(exc))}", err=True)
-        code = EXIT_FAILED
-    except click.exceptions.Abort:
-        code = EXIT_INTERRUPTED
-    except KeyboardInterrupt:
-        code = EXIT_INTERRUPTED
-    except _Terminated:
-        code = EXIT_TERMINATED
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    sys.exit(code if isinstance(code, int) else EXIT_OK)
-
-
-def entry() -> None:
-    """The console script and ``python -m fetcher``: main(), then a fast exit.
-
-    By the time main() returns, the report and the display are closed and
-    the workers are stopped; what is left is interpreter teardown (freeing
-    every object, closing idle connections one by one), which takes 50 to
-    100 ms with many threads and changes nothing the OS does not do anyway.
-    """
-    try:
-        main()
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else EXIT_OK
-    else:
-        code = EXIT_OK
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fetcher.cli.get import main
+from fetcher.cli.main import main
 from fetcher.state import DEFAULT_STATE_NAME
 from tests import server as srv
 
