@@ -347,8 +347,6 @@ class Run:
                     if not self._cancelled.is_set():
                         self._emit(job.seq, self._unstarted(job))
                     continue
-                if self.shared.describe_slot is not None:
-                    self.shared.describe_slot(slot, redact(job.entry.url))
                 work = functools.partial(self._work, job=job, slot=slot, permit=permit)
                 if not self.shared.pool.submit(work):
                     slot.release()  # the Fetcher closed between acquire and submit
@@ -398,6 +396,8 @@ class Run:
             finally:
                 # Marked when the wait ends: every URL read before then waited on it too.
                 self._held_by = (self.shared.gate_limit, time.monotonic())
+        if slot is not None and self.shared.describe_slot is not None:
+            self.shared.describe_slot(slot, redact(job.entry.url))
         if slot is None or self.shared.request_rate is None:
             return slot
         bucket = self.shared.request_rate

@@ -46,6 +46,21 @@ def parse_size(text: str) -> int:
     return math.floor(Fraction(match["number"]) * scale)
 
 
+_RATE = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?:/\s*(?P<per>s|m|h|sec|min|hour))?", re.IGNORECASE)
+_PER = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "hour": 3600.0}
+
+
+def parse_rate(text: str) -> float:
+    """Per second from "5", "0.5", "5/s", "30/m", "100/h" (as curl's --rate writes them).
+
+    Raises ValueError with a message fit to show after the option's name.
+    """
+    match = _RATE.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not a rate (a number per second, or N/s, N/m, N/h: 0.5, 10, 30/m)")
+    return float(match["number"]) / _PER[(match["per"] or "s").lower()]
+
+
 def parse_duration(text: str) -> float:
     """Seconds from "90", "90s", "15m", "2h", "1.5h", "1h30m", "0.5s".
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from fetcher._units import format_duration, format_size, parse_duration, parse_size
+from fetcher._units import format_duration, format_size, parse_duration, parse_rate, parse_size
 
 KiB, MiB, GiB, TiB = 2**10, 2**20, 2**30, 2**40
 
@@ -181,3 +181,18 @@ def test_format_duration_is_read_back_by_parse_duration() -> None:
 def test_format_size_above_bytes_is_read_back_by_parse_size_to_within_its_rounding() -> None:
     for size in (1024, 1536, 10 * MiB + 12345, 7 * GiB // 3, 3 * TiB):
         assert parse_size(format_size(size)) == pytest.approx(size, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    ("text", "per_second"),
+    [("5", 5.0), ("0.5", 0.5), (".5", 0.5), ("2/s", 2.0), ("30/m", 0.5), ("30/min", 0.5), ("360/h", 0.1),
+     (" 3 / M ", 0.05)],
+)  # fmt: skip
+def test_parse_rate_reads_per_second_minute_and_hour(text: str, per_second: float) -> None:
+    assert parse_rate(text) == pytest.approx(per_second)
+
+
+@pytest.mark.parametrize("text", ["", "fast", "-1", "5/d", "5/", "1e3", "nan"])
+def test_parse_rate_rejects_what_is_not_a_rate(text: str) -> None:
+    with pytest.raises(ValueError, match="is not a rate"):
+        parse_rate(text)

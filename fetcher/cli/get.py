@@ -6,6 +6,7 @@ It is not the dispatch between commands, the error messages or the signal handli
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -19,14 +20,13 @@ from .._errors import ConfigError, FetcherError
 from .._fetcher import Fetcher
 from .._report import DEFAULT_REPORT_NAME, ReportWriter
 from .._result import Tally
-from .._units import parse_duration, parse_size
+from .._units import parse_duration, parse_rate, parse_size
 from .._urls import count_entries, open_url_list
 from .._version import __version__
+from ..limits.shared import locate
 from ..state import DEFAULT_STATE_NAME
+from .exits import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated
 from .progress import BarDisplay, LineDisplay
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUTS_ONLY, EXIT_CUT_SHORT = 0, 1, 2, 3, 4
-EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 
 EPILOG = """\b
 Exit status:
@@ -60,6 +60,7 @@ def _parsed(parse: Callable[[str], float], least: str) -> Callable[[click.Contex
 
 _size = _parsed(parse_size, "must be at least 1 byte")
 _duration = _parsed(parse_duration, "must be longer than 0s")
+_rate = _parsed(parse_rate, "must be more than 0 per second")
 
 
 def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -67,10 +68,6 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> 
     if value is not None and not math.isfinite(value):
         raise click.BadParameter(f"{value} is not a number of seconds", ctx=ctx, param=param)
     return value
-
-
-class Terminated(BaseException):
-    """SIGTERM, raised in the main thread so the same cleanup as Ctrl-C runs."""
 
 
 class _DefaultCommand(click.Command):
@@ -107,6 +104,42 @@ class _DefaultCommand(click.Command):
     default=3,
     show_default=True,
     help="Downloads in flight at once.",
+)
+@click.option(
+    "--max-per-host",
+    type=click.IntRange(min=1, max=MAX_CONCURRENT_LIMIT),
+    default=None,
+    metavar="N",
+    help="Downloads of one host (name and port) in flight at once.  [default: only --max]",
+)
+@click.option(
+    "--rate",
+    default=None,
+    metavar="R",
+    callback=_rate,
+    help="Requests started per second over all hosts (0.5, 10, 30/m), evenly spaced: at most R+1 in any "
+    "second.  Redirects and retries count.",
+)
+@click.option(
+    "--rate-per-host",
+    default=None,
+    metavar="R",
+    callback=_rate,
+    help="Requests started per second to any one host, as --rate.",
+)
+@click.option(
+    "--limit-rate",
+    default=None,
+    metavar="SIZE",
+    callback=_size,
+    help="Bandwidth cap over all downloads together, in bytes/s (500k, 2M; powers of 1024).",
+)
+@click.option(
+    "--shared-slots",
+    default=None,
+    metavar="NAME",
+    help="Share the --max slots with every fetcher on this machine that names the same set; the first "
+    "to use it fixes the count.  A NAME with a / is a folder (for several users).  See 'fetcher slots NAME'.",
 )
 @click.option(
     "--dest",
@@ -241,6 +274,11 @@ class _DefaultCommand(click.Command):
 def get(
     url_list: str,
     max_concurrent: int,
+    max_per_host: int | None,
+    rate: float | None,
+    rate_per_host: float | None,
+    limit_rate: int | None,
+    shared_slots: str | None,
     dest: Path,
     acquire_timeout: float | None,
     timeout: float,
@@ -290,6 +328,11 @@ def get(
         with (
             Fetcher(
                 max_concurrent=max_concurrent,
+                max_per_host=max_per_host,
+                rate=rate,
+                rate_per_host=rate_per_host,
+                limit_rate=limit_rate,
+                **_shared_slots(shared_slots),
                 dest=dest,
                 acquire_timeout=acquire_timeout,
                 timeout=timeout,
@@ -327,6 +370,14 @@ def get(
     if interrupted is not None:
         return EXIT_TERMINATED if isinstance(interrupted, Terminated) else EXIT_INTERRUPTED
     return tally.exit_code
+
+
+def _shared_slots(value: str | None) -> dict[str, Any]:
+    """--shared-slots as the Fetcher takes it."""
+    if value is None:
+        return {}
+    name, folder = locate(value, os.environ)
+    return {"shared_slots": name, "shared_slots_dir": folder}
 
 
 def _open_report(path: Path) -> ReportWriter:

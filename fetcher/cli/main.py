@@ -16,7 +16,8 @@ import click
 
 from .._errors import ConfigError, FetcherError, URLListError
 from .._text import escape
-from .get import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, Terminated, get
+from .exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, Terminated
+from .get import get
 from .slots import slots
 
 # Every name here is taken: a URL list file with one of them as its path must

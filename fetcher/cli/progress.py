@@ -150,10 +150,28 @@ class BarDisplay(LineDisplay):
         text = f"{human_bytes(self._bytes)} {human_bytes(rate)}/s"
         if self._stats is not None:
             stats = self._stats()
+            if stats.byte_rate_cap is not None:
+                cap = human_bytes(stats.byte_rate_cap)
+                text = f"{human_bytes(self._bytes)} {human_bytes(stats.byte_rate)}/s of {cap}/s"
             text += f" slots {stats.in_use}/{stats.capacity} waiting {stats.waiting}"
             if stats.retrying:
                 text += f" retrying {stats.retrying}"
+            text += _limits_text(stats)
         self._overall.set_postfix_str(text, refresh=True)
+
+
+def _limits_text(stats: Stats) -> str:
+    """The politeness limits at work: hosts paused, requests per second against --rate."""
+    text = ""
+    if stats.paused:
+        if len(stats.paused) == 1:
+            [(host, left)] = stats.paused.items()
+            text += f" paused {escape(host)} {left:.0f}s"
+        else:
+            text += f" paused {len(stats.paused)} hosts"
+    if stats.request_rate_cap is not None:
+        text += f" {stats.request_rate:.1f}/{stats.request_rate_cap:g} req/s"
+    return text
 
 
 class _FileBar:

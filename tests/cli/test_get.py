@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from fetcher.cli.main import main
+from fetcher.limits.shared import SharedGate
 from fetcher.state import DEFAULT_STATE_NAME
 from tests import server as srv
 
@@ -160,6 +161,14 @@ def test_failures_and_acquire_timeouts_exit_1(server: srv.LoopbackServer, tmp_pa
         (["--deadline", "0"], "--deadline"),
         (["--deadline", "1d"], "--deadline"),
         (["--quota", "-1M"], "--quota"),
+        (["--max-per-host", "0"], "--max-per-host"),
+        (["--rate", "0"], "--rate"),
+        (["--rate", "fast"], "--rate"),
+        (["--rate-per-host", "5/d"], "--rate-per-host"),
+        (["--rate", "1e9"], "rate"),
+        (["--limit-rate", "0"], "--limit-rate"),
+        (["--limit-rate", "1k", "--speed-limit", "2k"], "limit_rate is below speed_limit"),
+        (["--shared-slots", ".hidden"], "shared"),
         (["--no-such-option"], "no-such-option"),
     ],
 )
@@ -407,3 +416,25 @@ def test_a_deadline_that_cuts_the_run_exits_4_and_says_why(
 def test_a_failure_outranks_a_cut_short_run(server: srv.LoopbackServer, tmp_path: Path, dest: Path) -> None:
     urls = [server.route("/gone", srv.body(b"", status=404)), server.route("/slow", srv.body(b"x", delay=5))]
     assert fetcher(url_list(tmp_path, *urls), "-d", dest, "--max", "1", "--deadline", "1", "-q") == 1
+
+
+def test_shared_slots_in_use_with_another_count_exit_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with SharedGate("jobs", 2, directory=tmp_path / "slots"):
+        code = fetcher(url_list(tmp_path, "http://127.0.0.1:9/x"), "--max", "3", "-d", tmp_path / "out",
+                       "--shared-slots", tmp_path / "slots" / "jobs")  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "in use with 2 slots; this run asks for 3" in err
+
+
+def test_the_politeness_options_reach_the_downloads(server: srv.LoopbackServer, tmp_path: Path, dest: Path) -> None:
+    urls = [server.route(f"/p{i}", srv.body(b"x", delay=0.05)) for i in range(6)]
+    code = fetcher(url_list(tmp_path, *urls), "--max", "4", "--max-per-host", "1", "--rate", "600/m",
+                   "--limit-rate", "1M", "--shared-slots", tmp_path / "slots" / "cli", "-q", "-d", dest)  # fmt: skip
+    assert code == 0
+    assert server.max_in_flight == 1
+    assert server.max_in_any_window(0.5) <= 6  # 10/s: at most 5 + 1 in any half second
+    records = [json.loads(line) for line in (dest / "fetcher-report.jsonl").read_text().splitlines()]
+    assert {record["waited_on"] for record in records[1:]} <= {"host", "rate", "shared"}

@@ -63,9 +63,10 @@ def test_a_command_name_first_runs_that_command_even_beside_a_file_of_that_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     (tmp_path / "slots").write_text("http://127.0.0.1:9/x\n")
-    assert fetcher("slots", "pool") == 2
-    assert capsys.readouterr().err == "fetcher slots: not implemented yet\n"
+    assert fetcher("slots", "pool") == 0
+    assert "shared slots pool" in capsys.readouterr().out
     assert not (tmp_path / "fetcher-report.jsonl").exists()
 
 
