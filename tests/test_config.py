@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from fetcher._config import DEFAULT_USER_AGENT, MAX_CONCURRENT_LIMIT, FetcherConfig
+from fetcher._config import DEFAULT_USER_AGENT, MAX_CONCURRENT_LIMIT, MAX_RATE, FetcherConfig
 from fetcher._errors import ConfigError
 
 
@@ -137,3 +137,62 @@ def test_the_speed_check_takes_curls_defaults_for_the_half_not_given() -> None:
     assert FetcherConfig(speed_limit=1000).speed_check == (1000, 30.0)
     assert FetcherConfig(speed_time=5).speed_check == (1, 5.0)
     assert FetcherConfig().speed_check is None
+
+
+# -- politeness ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [1, 8, MAX_CONCURRENT_LIMIT])
+def test_max_per_host_accepts_whole_numbers_in_range(value: int) -> None:
+    assert FetcherConfig(max_per_host=value).max_per_host == value
+
+
+@pytest.mark.parametrize("value", [0, -1, True, 1.5, "2", MAX_CONCURRENT_LIMIT + 1])
+def test_max_per_host_rejects_bad_values(value: Any) -> None:
+    with pytest.raises(ConfigError, match="^max_per_host must be a whole number"):
+        FetcherConfig(max_per_host=value)
+
+
+@pytest.mark.parametrize("field", ["rate", "rate_per_host"])
+@pytest.mark.parametrize("value", [0.5, 3, MAX_RATE])
+def test_rates_accept_positive_numbers_and_store_floats(field: str, value: float) -> None:
+    given: dict[str, Any] = {field: value}
+    stored = getattr(FetcherConfig(**given), field)
+    assert stored == value and type(stored) is float
+
+
+@pytest.mark.parametrize("field", ["rate", "rate_per_host"])
+@pytest.mark.parametrize("value", [math.nan, math.inf, 0, 0.0, -1, True, "5", MAX_RATE * 2])
+def test_rates_reject_values_that_are_not_finite_and_positive(field: str, value: Any) -> None:
+    with pytest.raises(ConfigError, match=f"^{field} must be a number per second > 0"):
+        FetcherConfig(**{field: value})
+
+
+@pytest.mark.parametrize("value", [1, 400_000])
+def test_limit_rate_accepts_whole_bytes_per_second(value: int) -> None:
+    assert FetcherConfig(limit_rate=value).limit_rate == value
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, 1000.0, True, math.nan, "100"])
+def test_limit_rate_rejects_anything_but_whole_bytes_per_second(value: Any) -> None:
+    with pytest.raises(ConfigError, match="^limit_rate must be a whole number from 1"):
+        FetcherConfig(limit_rate=value)
+
+
+def test_a_limit_rate_below_the_speed_limit_is_rejected() -> None:
+    with pytest.raises(ConfigError, match="^limit_rate is below speed_limit"):
+        FetcherConfig(limit_rate=999, speed_limit=1000)
+
+
+def test_a_limit_rate_equal_to_the_speed_limit_is_accepted() -> None:
+    assert FetcherConfig(limit_rate=1000, speed_limit=1000).limit_rate == 1000
+
+
+@pytest.mark.parametrize("value", ["", 7])
+def test_shared_slots_must_be_a_name(value: Any) -> None:
+    with pytest.raises(ConfigError, match="^shared_slots must be a name"):
+        FetcherConfig(shared_slots=value)
+
+
+def test_shared_slots_dir_given_as_str_becomes_a_path() -> None:
+    assert FetcherConfig(shared_slots_dir="/tmp/slots").shared_slots_dir == Path("/tmp/slots")  # type: ignore[arg-type]
