@@ -184,9 +184,13 @@ class ServerProcess:
     """``bench/server.py`` in a child process; stopped at exit whatever happens."""
 
     def __init__(self, root: Path, paced: list[str], log_path: Path,
-                 rated: list[str] | None = None) -> None:
+                 rated: list[str] | None = None, host: str = "127.0.0.1",
+                 log_requests: bool = False) -> None:
         cmd = [sys.executable, str(SERVER_SCRIPT), str(root),
-               "--pace-seconds", str(PACE_SECONDS), "--rate", str(RATE)]
+               "--pace-seconds", str(PACE_SECONDS), "--rate", str(RATE), "--host", host]
+        if log_requests:
+            cmd.append("--log-requests")
+        self.host = host
         for folder in paced:
             cmd += ["--paced", folder]
         for folder in rated or []:
@@ -210,7 +214,7 @@ class ServerProcess:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def cpu_seconds(self) -> float:
         return process_cpu_seconds(self.proc.pid)
@@ -225,6 +229,15 @@ class ServerProcess:
             figures = json.loads(response.read())
         return ServerStats(status={str(k): int(v) for k, v in figures["status"].items()},
                            body_bytes=int(figures["body_bytes"]))
+
+    def request_log(self, reset: bool = False) -> list[tuple[float, float, str]]:
+        """Each request's (start, end, path) since the last reset (needs ``log_requests``).
+
+        The times are the server's ``time.monotonic()``, the same clock as ours.
+        """
+        url = self.base_url + ("/__log/reset" if reset else "/__log")
+        with self._opener.open(url, timeout=10) as response:
+            return [(float(a), float(b), str(c)) for a, b, c in json.loads(response.read())]
 
     def body_bytes(self) -> int:
         return self.stats().body_bytes

@@ -5,8 +5,9 @@ against the client being measured::
 
     python bench/server.py ROOT [--paced DIR ...] [--pace-seconds 1.0]
                                 [--rated DIR ...] [--rate BYTES_PER_S]
+                                [--host 127.0.0.1] [--log-requests]
 
-It serves the files under ROOT at ``http://127.0.0.1:PORT/<relative path>``,
+It serves the files under ROOT at ``http://HOST:PORT/<relative path>``,
 prints ``PORT <n>`` on its standard output once it listens, and exits when its
 standard input reaches end-of-file (so it never outlives the benchmark, even if
 the benchmark is killed).
@@ -38,10 +39,18 @@ Body bytes are counted as they are handed to the kernel (piece by piece when
 paced or rated), so a harness can poll them during a download. These two
 paths are not counted themselves.
 
+Request log (only with ``--log-requests``, so the other scenarios pay nothing
+for it): ``GET /__log`` answers a JSON list of ``[start, end, path]``, one per
+request, where ``start`` is ``time.monotonic()`` when the request line was
+read and ``end`` when the response was handed to the kernel whole (the same
+clock as any other process's ``time.monotonic()`` on Linux).
+``GET /__log/reset`` answers the same and empties it. Neither is logged.
+
 Connections are HTTP/1.1 keep-alive (exact ``Content-Length``, an explicit
 ``Connection: keep-alive``), Nagle is off, and nothing is logged per request.
 Only GET and HEAD are supported. It is standard library only and binds to
-127.0.0.1 only.
+127.0.0.1 only, unless ``--host`` names another loopback address (127.0.0.2:
+a second "host" for per-host limits).
 """
 
 from __future__ import annotations
@@ -69,6 +78,10 @@ MAX_REQUESTS_PER_CONNECTION = 1_000_000  # keeps the keep-alive loop bounded
 
 STATS_PATH = "/__stats"
 RESET_PATH = "/__stats/reset"
+LOG_PATH = "/__log"
+LOG_RESET_PATH = "/__log/reset"
+CONTROL_PATHS = frozenset({STATS_PATH, RESET_PATH, LOG_PATH, LOG_RESET_PATH})
+MAX_LOGGED = 1_000_000  # requests kept in the log between two resets
 WANTED_HEADERS = frozenset({"connection", "if-none-match", "if-modified-since", "range",
                             "if-range"})
 
@@ -139,6 +152,28 @@ class Stats:
         return figures
 
 
+class RequestLog:
+    """Each request's start and end times, when the server was asked to keep them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: list[tuple[float, float, str]] = []
+
+    def add(self, start: float, end: float, path: str) -> None:
+        with self._lock:
+            if len(self._entries) < MAX_LOGGED:
+                self._entries.append((start, end, path))
+
+    def snapshot(self, reset: bool = False) -> list[tuple[float, float, str]]:
+        with self._lock:
+            entries = self._entries
+            if reset:
+                self._entries = []
+            else:
+                entries = list(entries)
+        return entries
+
+
 def parse_date(text: str) -> float | None:
     try:
         return parsedate_to_datetime(text).timestamp()
@@ -191,6 +226,7 @@ class Handler(socketserver.StreamRequestHandler):
 
     store: FileStore  # set on the class by make_server()
     stats: Stats
+    log: RequestLog | None  # None: requests are not logged
     pace_seconds: float
     rate: float
     close_connection: bool
@@ -210,6 +246,7 @@ class Handler(socketserver.StreamRequestHandler):
         request_line = self.rfile.readline(MAX_LINE + 1)
         if not request_line:
             return False
+        started = time.monotonic()
         parts = request_line.decode("latin-1").split()
         headers: dict[str, str] = {}
         for _ in range(MAX_HEADERS):
@@ -232,7 +269,10 @@ class Handler(socketserver.StreamRequestHandler):
             self.stats.status(501)
             self._send_status(501, "Not Implemented", close=True)  # body left unread
         else:
-            self._serve(unquote(urlsplit(target).path), headers, send_body=method == "GET")
+            path = unquote(urlsplit(target).path)
+            self._serve(path, headers, send_body=method == "GET")
+            if self.log is not None and path not in CONTROL_PATHS:
+                self.log.add(started, time.monotonic(), path)
         return True
 
     def _headers(self, length: int, status: str = "200 OK", extra: str = "") -> bytes:
@@ -257,6 +297,9 @@ class Handler(socketserver.StreamRequestHandler):
             if rel in (STATS_PATH, RESET_PATH):
                 figures = self.stats.snapshot(reset=rel == RESET_PATH)
                 self._send_status(200, "OK", body=json.dumps(figures).encode())
+            elif rel in (LOG_PATH, LOG_RESET_PATH) and self.log is not None:
+                entries = self.log.snapshot(reset=rel == LOG_RESET_PATH)
+                self._send_status(200, "OK", body=json.dumps(entries).encode())
             else:
                 self.stats.status(404)
                 self._send_status(404, "Not Found")
@@ -354,12 +397,14 @@ class Server(socketserver.ThreadingTCPServer):
 
 
 def make_server(root: Path, paced_dirs: set[str], pace_seconds: float,
-                rated_dirs: set[str] | None = None, rate: float = 64 * 1024 * 1024) -> Server:
+                rated_dirs: set[str] | None = None, rate: float = 64 * 1024 * 1024,
+                host: str = "127.0.0.1", log_requests: bool = False) -> Server:
     Handler.store = FileStore(root, paced_dirs, rated_dirs or set())
     Handler.stats = Stats()
+    Handler.log = RequestLog() if log_requests else None
     Handler.pace_seconds = pace_seconds
     Handler.rate = rate
-    return Server(("127.0.0.1", 0), Handler)
+    return Server((host, 0), Handler)
 
 
 def exit_when_stdin_closes() -> None:
@@ -381,12 +426,19 @@ def main(argv: list[str] | None = None) -> None:
                         help="top-level folder whose files are sent at --rate")
     parser.add_argument("--rate", type=float, default=64 * 1024 * 1024,
                         help="bytes per second for --rated folders (default 64 MiB/s)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="loopback address to bind (default 127.0.0.1; 127.0.0.2 "
+                             "is a second host)")
+    parser.add_argument("--log-requests", action="store_true",
+                        help="keep each request's start and end time, for GET /__log")
     args = parser.parse_args(argv)
     if args.rate <= 0:
         parser.error("--rate must be above 0")
+    if not args.host.startswith("127."):
+        parser.error("--host must be a loopback address (127.x.y.z)")
 
     server = make_server(args.root, set(args.paced), args.pace_seconds, set(args.rated),
-                         args.rate)
+                         args.rate, args.host, args.log_requests)
     threading.Thread(target=exit_when_stdin_closes, daemon=True).start()
     print(f"PORT {server.server_address[1]}", flush=True)
     server.serve_forever(poll_interval=0.5)
