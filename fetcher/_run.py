@@ -323,36 +323,50 @@ class Run:
     def _dispatch(self) -> None:
         # Runs until the run is cancelled, which the caller does once it has
         # every result: retries can come back at any time before that.
-        schedule, clock = self._schedule, self.shared.clock
-        self.shared.hosts.add_listener(schedule.reopen)
+        schedule, hosts = self._schedule, self.shared.hosts
+        hosts.add_listener(schedule.reopen)
         try:
             while not self._cancelled.is_set():
                 self._drop_unstartable()
-                taken = schedule.take(self.shared.hosts.try_start)
-                if taken is None:
-                    change = schedule.next_change()
-                    schedule.wait(_POLL_S if change is None else min(_POLL_S, change - clock()))
+                # A slot first, and only when some URL's host would let it start: then the
+                # host's limits are asked for real with the slot in hand, so a pause or a
+                # rate turn never goes stale while the dispatcher waits for a slot.
+                if not schedule.ready(hosts.check):
+                    schedule.wait(self._until_next_change())
                     continue
-                job, permit = taken.job, taken.permit
-                if taken.held_by is not None and job.attempts == 0:
-                    job = dataclasses.replace(job, waited_on=taken.held_by)
-                self._look_up_ahead(job)
-                slot = None if self._blocked(job) else self._acquire(job)
-                if job.attempts == 0:
-                    job = self._held_up(job)
-                    with self._count_lock:
-                        self.waiting -= 1  # slot or not, it waits no longer
+                slot = self._slot()
                 if slot is None:
-                    permit.release()
-                    if not self._cancelled.is_set():
-                        self._emit(job.seq, self._unstarted(job))
                     continue
-                work = functools.partial(self._work, job=job, slot=slot, permit=permit)
-                if not self.shared.pool.submit(work):
-                    slot.release()  # the Fetcher closed between acquire and submit
-                    permit.release()
+                taken = schedule.take(hosts.try_start)
+                if taken is None:
+                    slot.release()  # what was ready went (expired, taken by a retry's host...)
+                    continue
+                self._start(taken.job, slot, taken.permit, taken.held_by)
         finally:
-            self.shared.hosts.remove_listener(schedule.reopen)
+            hosts.remove_listener(schedule.reopen)
+
+    def _start(self, job: _Job, slot: Slot, permit: HostPermit, held_by: str | None) -> None:
+        """Hand *job* to a worker, once it has its turn under --rate; or record why it does not start."""
+        if job.attempts == 0:
+            if held_by is not None:
+                job = dataclasses.replace(job, waited_on=held_by)
+            job = self._held_up(job)
+            with self._count_lock:
+                self.waiting -= 1  # started or not, it waits no longer
+        self._look_up_ahead(job)
+        if self._blocked(job) or not self._rate_turn(job):
+            slot.release()
+            permit.release()
+            if not self._cancelled.is_set():
+                self._emit(job.seq, self._unstarted(self._held_up(job)))
+            return
+        if job.attempts == 0:
+            job = self._held_up(job)  # by the rate, if it waited for its turn just now
+        if self.shared.describe_slot is not None:
+            self.shared.describe_slot(slot, redact(job.entry.url))
+        if not self.shared.pool.submit(functools.partial(self._work, job=job, slot=slot, permit=permit)):
+            slot.release()  # the Fetcher closed between acquire and submit
+            permit.release()
 
     def _drop_unstartable(self) -> None:
         """Record the URLs that will not start: their acquire timeout ran out, or the run was cut short."""
@@ -376,41 +390,41 @@ class Run:
             return dataclasses.replace(job, waited_on=self._held_by[0])
         return job
 
-    def _acquire(self, job: _Job) -> Slot | None:
-        """A slot for *job*, then its turn under --rate; None if its acquire timeout ran out first,
-        or the run was cancelled.
+    def _until_next_change(self) -> float:
+        """Seconds to wait for the schedule: until a lane opens, a retry is due or a URL expires; at most _POLL_S."""
+        change = self._schedule.next_change()
+        return _POLL_S if change is None else max(0.0, min(_POLL_S, change - self.shared.clock()))
+
+    def _slot(self) -> Slot | None:
+        """A slot of the gate, or None after waiting until the schedule may have changed."""
+        gate = self.shared.gate
+        slot = gate.acquire(timeout=0)
+        if slot is None:
+            slot = gate.acquire(timeout=self._until_next_change())
+            # Marked when the wait ends: every URL read before then waited on it too.
+            self._held_by = (self.shared.gate_limit, time.monotonic())
+        return slot
+
+    def _rate_turn(self, job: _Job) -> bool:
+        """Wait for *job*'s turn under --rate; False if its acquire timeout runs out first.
 
         The acquire timeout bounds the wait for a URL's first start only: a
         retry has waited its turn once already.
         """
+        bucket = self.shared.request_rate
+        if bucket is None:
+            return True
         clock = self.shared.clock
         expires = job.expires if job.attempts == 0 else None
-        slot = self.shared.gate.acquire(timeout=0)
-        if slot is None:
-            try:
-                while slot is None and not self._cancelled.is_set() and not self._blocked(job):
-                    left = _POLL_S if expires is None else min(_POLL_S, expires - clock())
-                    slot = self.shared.gate.acquire(timeout=max(0.0, left))
-                    if slot is None and expires is not None and clock() >= expires:
-                        return None
-            finally:
-                # Marked when the wait ends: every URL read before then waited on it too.
-                self._held_by = (self.shared.gate_limit, time.monotonic())
-        if slot is not None and self.shared.describe_slot is not None:
-            self.shared.describe_slot(slot, redact(job.entry.url))
-        if slot is None or self.shared.request_rate is None:
-            return slot
-        bucket = self.shared.request_rate
         if expires is not None and bucket.delay() > expires - clock():
             self._halt.wait(max(0.0, expires - clock()))  # no turn in time: wait it out, as for a slot
             self._held_by = (RATE, time.monotonic())
-            slot.release()
-            return None
+            return False
         wait = bucket.reserve()
         if wait > 0:
             self._halt.wait(wait)
             self._held_by = (RATE, time.monotonic())
-        return slot
+        return True
 
     def _look_up_ahead(self, job: _Job) -> None:
         """Read the saved records of *job* and of the new jobs behind it, in one query.
@@ -534,7 +548,8 @@ class Run:
                                   decision.delay)  # fmt: skip
                         later = dataclasses.replace(job, attempts=made, wait_s=wait_s, partial=outcome.partial,
                                                     last_error=str(error))  # fmt: skip
-                        self._schedule.put_later(later, later.host, due=self.shared.clock() + decision.delay)
+                        self._schedule.put_later(later, later.host, due=self.shared.clock() + decision.delay,
+                                                 expires=self._time_up(later))  # fmt: skip
                         return
                 result = self._finish(job, outcome, made, wait_s, reason)
         except BaseException as exc:  # never lose a result: a bug becomes a failed URL
@@ -637,6 +652,12 @@ class Run:
             download_s=outcome.download_s, error=self._halted_by or self._cut, attempts=attempts,
             waited_on=job.waited_on,
         )  # fmt: skip
+
+    def _time_up(self, job: _Job) -> float | None:
+        """When *job*'s --max-time runs out, by the run's clock; None without one."""
+        if self.config.max_time is None or job.began is None:
+            return None
+        return self.shared.clock() + job.began + self.config.max_time - time.monotonic()
 
     def _no_time_for(self, job: _Job, delay: float) -> str | None:
         """Why a retry after *delay* seconds would come too late for --max-time, if it would."""

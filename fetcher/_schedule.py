@@ -81,6 +81,7 @@ class Schedule(Generic[J, P]):
         self._timed: list[tuple[float, str]] = []  # a heap of lanes closed until a time
         self._later: list[tuple[float, int, _Item[J]]] = []  # retries, a heap by due time
         self._arrivals: collections.deque[_Item[J]] = collections.deque()  # new jobs in input order
+        self._due_lanes: set[str] = set()  # lanes that may hold due retries
         self._order = itertools.count()  # due order of retries; ties in due time keep their order
 
     @property
@@ -95,11 +96,12 @@ class Schedule(Generic[J, P]):
             self._arrivals.append(item)
             self._join(item, due=False)
 
-    def put_later(self, job: J, lane: str, *, due: float) -> None:
-        """A retry: into *lane* once *due*, ahead of the lane's new jobs."""
-        order = next(self._order)
+    def put_later(self, job: J, lane: str, *, due: float, expires: float | None = None) -> None:
+        """A retry: into *lane* once *due*, ahead of the lane's new jobs; ``expired()`` hands
+        it back if *expires* passes while it waits in the lane."""
         with self._changed:
-            heapq.heappush(self._later, (due, order, _Item(job, lane, (0, order), None, due)))
+            order = next(self._order)
+            heapq.heappush(self._later, (due, order, _Item(job, lane, (0, order), expires, due)))
             self._changed.notify()
 
     def reopen(self, lane: str) -> None:
@@ -109,22 +111,38 @@ class Schedule(Generic[J, P]):
             if found is not None and found.closed:
                 self._open_lane(lane, found)
 
+    def ready(self, check: Callable[[str], Closed | None]) -> bool:
+        """Whether a job could start now, as *check* judges each lane's host; takes nothing.
+
+        So that the caller takes a slot only when a job could use it, then
+        takes the job with ``take`` (which asks the limits again, for real).
+        """
+        with self._changed:
+            self._catch_up(self._clock())
+            while self._open:
+                rank, name = self._open[0]
+                if self._closes(rank, name, check(name) if self._fresh(rank, name) else None):
+                    continue
+                return True
+            return False
+
     def take(self, try_start: Callable[[str], P | Closed]) -> Taken[J, P] | None:
         """The first job of the open lane that ranks first and that *try_start* lets start; None if none."""
         with self._changed:
             self._catch_up(self._clock())
             while self._open:
-                rank, name = heapq.heappop(self._open)
-                lane = self._lanes.get(name)
-                first = None if lane is None or lane.closed else lane.first()
-                if lane is None or first is None or first.rank != rank:
-                    continue  # stale
+                rank, name = self._open[0]
+                if not self._fresh(rank, name):
+                    heapq.heappop(self._open)
+                    continue
                 answer = try_start(name)
                 if isinstance(answer, Closed):
-                    lane.closed, lane.held_by = True, answer.limit
-                    if answer.until is not None:
-                        heapq.heappush(self._timed, (answer.until, name))
+                    self._closes(rank, name, answer)
                     continue
+                heapq.heappop(self._open)
+                lane = self._lanes[name]
+                first = lane.first()
+                assert first is not None
                 (lane.due if first.rank[0] == 0 else lane.new).popleft()
                 first.gone = True
                 self._settle(name, lane)
@@ -132,10 +150,12 @@ class Schedule(Generic[J, P]):
             return None
 
     def expired(self) -> list[tuple[J, str | None]]:
-        """New jobs whose time to start ran out, taken out; each with the host limit holding its lane, if one was."""
+        """Jobs whose time to start ran out, taken out; each with the host limit holding its lane, if one was."""
         out: list[tuple[J, str | None]] = []
         with self._changed:
             now = self._clock()
+            for name in list(self._due_lanes):
+                self._expire_due(name, now, out)
             arrivals = self._arrivals
             while arrivals and (arrivals[0].gone or (arrivals[0].expires is not None and arrivals[0].expires <= now)):
                 item = arrivals.popleft()
@@ -183,6 +203,9 @@ class Schedule(Generic[J, P]):
         """The earliest time a closed lane opens, a retry falls due or a new job expires."""
         with self._changed:
             times = [heap[0][0] for heap in (self._timed, self._later) if heap]
+            for name in self._due_lanes:
+                lane = self._lanes.get(name)
+                times.extend(item.expires for item in (lane.due if lane else ()) if item.expires is not None)
             for item in self._arrivals:
                 if not item.gone:
                     if item.expires is not None:
@@ -197,6 +220,39 @@ class Schedule(Generic[J, P]):
 
     # -- under the lock ---------------------------------------------------------
 
+    def _expire_due(self, name: str, now: float, out: list[tuple[J, str | None]]) -> None:
+        """Take the due retries of lane *name* whose time ran out (few: retries are rare) into *out*."""
+        lane = self._lanes.get(name)
+        if lane is None or not lane.due:
+            self._due_lanes.discard(name)
+            return
+        late = [item for item in lane.due if item.expires is not None and item.expires <= now]
+        if not late:
+            return
+        first = lane.first()
+        lane.due = collections.deque(item for item in lane.due if item not in late)
+        out.extend((item.job, lane.held_back(item)) for item in late)
+        if lane.first() is not first:
+            self._settle(name, lane)
+
+    def _fresh(self, rank: _Rank, name: str) -> bool:
+        """Whether an entry of the open heap still stands for its lane's first job."""
+        lane = self._lanes.get(name)
+        first = None if lane is None or lane.closed else lane.first()
+        return first is not None and first.rank == rank
+
+    def _closes(self, rank: _Rank, name: str, closed: Closed | None) -> bool:
+        """Drop the open heap's first entry if it is stale or its lane is *closed*; True if dropped."""
+        if closed is None and self._fresh(rank, name):
+            return False
+        heapq.heappop(self._open)
+        if closed is not None:
+            lane = self._lanes[name]
+            lane.closed, lane.held_by = True, closed.limit
+            if closed.until is not None:
+                heapq.heappush(self._timed, (closed.until, name))
+        return True
+
     def _catch_up(self, now: float) -> None:
         """Open the lanes whose time has come; move due retries into their lanes."""
         while self._timed and self._timed[0][0] <= now:
@@ -205,7 +261,11 @@ class Schedule(Generic[J, P]):
             if lane is not None and lane.closed:
                 self._open_lane(name, lane)
         while self._later and self._later[0][0] <= now:
-            self._join(heapq.heappop(self._later)[2], due=True)
+            item = heapq.heappop(self._later)[2]
+            item.rank = (0, next(self._order))  # ranked in due order, among the lanes too
+            self._join(item, due=True)
+            if item.expires is not None:
+                self._due_lanes.add(item.lane)
 
     def _join(self, item: _Item[J], *, due: bool) -> None:
         lane = self._lanes.get(item.lane)

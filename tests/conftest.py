@@ -13,3 +13,11 @@ def server() -> Iterator[LoopbackServer]:
     loopback = LoopbackServer().start()
     yield loopback
     loopback.stop()
+
+
+@pytest.fixture
+def server_b() -> Iterator[LoopbackServer]:
+    """A second host (127.0.0.2): to a client's per-host limits, another host than ``server``."""
+    loopback = LoopbackServer(host="127.0.0.2").start()
+    yield loopback
+    loopback.stop()

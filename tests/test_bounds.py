@@ -198,19 +198,21 @@ def _fetch(urls: Iterator[str], dest: Path, *, deadline: float) -> Iterator[Resu
 
 
 def test_a_retry_whose_max_time_runs_out_waiting_for_a_slot_takes_none(
-    server: srv.LoopbackServer, tmp_path: Path
+    server: srv.LoopbackServer, server_b: srv.LoopbackServer, tmp_path: Path
 ) -> None:
-    busy = srv.status(503, headers={"Retry-After": "0"})
+    # Due in 1 s: meanwhile the second URL (on another host: the first's is paused) takes
+    # the only slot, and holds it for 3 s.
+    busy = srv.status(503, headers={"Retry-After": "1"})
     first = server.route("/first", srv.faulty([busy], then=srv.body(b"1")))
-    second = server.route("/second", srv.body(b"2", delay=3))  # holds the only slot meanwhile
+    second = server_b.route("/second", srv.body(b"2", delay=3))
     began = time.monotonic()
-    results = run([first, second], tmp_path, max_concurrent=1, max_time=1.0)
+    results = run([first, second], tmp_path, max_concurrent=1, max_time=1.5)
     assert results[0].status is Status.FAILED and results[0].attempts == 1
     assert results[0].error == (
-        "took longer than the --max-time of 1s; the last attempt failed: HTTP 503 Service Unavailable"
+        "took longer than the --max-time of 1.5s; the last attempt failed: HTTP 503 Service Unavailable"
     )
     assert results[0].total_s < 2.5 and server.requests["/first"] == 1
-    assert results[1].error == "took longer than the --max-time of 1s"  # the bound holds for it too
+    assert results[1].error == "took longer than the --max-time of 1.5s"  # the bound holds for it too
     assert time.monotonic() - began < 4
 
 

@@ -6,11 +6,9 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
-
-import pytest
 
 from fetcher import Entry, Fetcher, Result, Status
 from fetcher.state import DEFAULT_STATE_NAME, StateStore
@@ -72,10 +70,13 @@ def test_backoff_waits_run_on_the_injected_clock(server: srv.LoopbackServer, tmp
     assert time.monotonic() - began < 3
 
 
-def test_a_url_waiting_to_retry_holds_no_slot(server: srv.LoopbackServer, tmp_path: Path) -> None:
+def test_a_url_waiting_to_retry_holds_no_slot(
+    server: srv.LoopbackServer, server_b: srv.LoopbackServer, tmp_path: Path
+) -> None:
     later = srv.status(503, headers={"Retry-After": "1"})
     first = server.route("/first", srv.faulty([later], then=srv.body(b"1")))
-    second = server.route("/second", srv.body(b"2", delay=0.2))
+    # On another host: the Retry-After pauses the first URL's host for every URL of it.
+    second = server_b.route("/second", srv.body(b"2", delay=0.2))
     results = run([first, second], tmp_path, max_concurrent=1)
     by_url = {r.url: r for r in results}
     assert by_url[second].status is Status.OK
@@ -322,14 +323,6 @@ def test_a_resumed_partial_that_breaks_a_limit_is_dropped_with_its_record(
 # -- politeness: per-host caps, rates, bandwidth and pauses, on real loopback hosts ------------------
 
 
-@pytest.fixture
-def server_b() -> Iterator[srv.LoopbackServer]:
-    """A second host (127.0.0.2), to a client's per-host limits another host than ``server``."""
-    loopback = srv.LoopbackServer(host="127.0.0.2").start()
-    yield loopback
-    loopback.stop()
-
-
 def polite(items: Sequence[str | Entry], dest: Path, **options: object) -> tuple[list[Result], float]:
     """The results of one run without state, and how long it took in seconds."""
     began = time.monotonic()
@@ -414,11 +407,6 @@ def test_the_rate_per_host_holds_for_each_host_on_its_own(
     assert len([t for t in both if t <= both[0] + 1.0]) > 6  # each host had its own turns
 
 
-@pytest.mark.xfail(
-    reason="the dispatcher spends a host's rate turn before it waits for a slot: two URLs of a host "
-    "whose turns came while every slot was busy start together when two slots come free",
-    strict=True,
-)
 def test_the_rate_per_host_holds_when_slots_come_free_together(
     server: srv.LoopbackServer, server_b: srv.LoopbackServer, tmp_path: Path
 ) -> None:
@@ -465,11 +453,6 @@ def answered_at(server: srv.LoopbackServer, path: str) -> float:
     return finished
 
 
-@pytest.mark.xfail(
-    reason="the dispatcher takes a host's permit (pause and rate checked) before it waits for a slot: "
-    "a URL that got its permit before the 429 and its slot after it is requested during the pause",
-    strict=True,
-)
 def test_a_429_pauses_its_host_while_other_hosts_go_on(
     server: srv.LoopbackServer, server_b: srv.LoopbackServer, tmp_path: Path
 ) -> None:

@@ -161,10 +161,6 @@ def test_a_due_retry_goes_before_new_jobs_of_other_lanes(
     assert take_all(schedule, limits) == ["b0", "a1"]
 
 
-@pytest.mark.xfail(
-    reason="a retry's rank is (0, the order put_later was called), not its due order as _Rank says",
-    strict=True,
-)
 def test_due_retries_go_in_due_order(schedule: Schedule[str, str], limits: Limits, clock: FakeClock) -> None:
     schedule.put_later("a-late", "a", due=START + 2)
     schedule.put_later("b-early", "b", due=START + 1)
@@ -308,3 +304,29 @@ def test_wait_ends_when_a_lane_reopens(schedule: Schedule[str, str]) -> None:
     finally:
         timer.join(5.0)
     assert time.monotonic() - began < 2.0
+
+
+def test_a_due_retry_whose_time_runs_out_in_its_lane_is_handed_back(
+    schedule: Schedule[str, str], limits: Limits, clock: FakeClock
+) -> None:
+    limits.closed["a"] = Closed(HOST_CAP, None)
+    schedule.put_later("a-retry", "a", due=START + 1, expires=START + 2)
+    clock.now = START + 1
+    assert schedule.take(limits.try_start) is None  # due, but its lane is closed
+    assert schedule.next_change() == START + 2
+    clock.now = START + 2
+    assert schedule.expired() == [("a-retry", HOST_CAP)]
+    del limits.closed["a"]
+    schedule.reopen("a")
+    assert schedule.take(limits.try_start) is None
+
+
+def test_ready_says_whether_a_job_could_start_and_takes_nothing(schedule: Schedule[str, str], limits: Limits) -> None:
+    fill(schedule, "a1", "b1")
+    closed = {"a": Closed(HOST_CAP, None)}
+    assert schedule.ready(closed.get) is True  # b could
+    assert schedule.ready(lambda lane: Closed(PAUSED, START + 5)) is False
+    assert take_all(schedule, limits) == []  # the lanes ready() found closed stay closed until they open
+    schedule.reopen("a")
+    schedule.reopen("b")
+    assert take_all(schedule, limits) == ["a1", "b1"]

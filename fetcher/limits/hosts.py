@@ -117,6 +117,22 @@ class HostLimits:
                 self._prune(now)
         return HostPermit(self if self._counting else None, host)
 
+    def check(self, host: str) -> Closed | None:
+        """Why *host* could not start a download now, or None if it could; takes nothing."""
+        with self._lock:
+            now = self._clock()
+            until = self._paused.get(host)
+            if until is not None and until > now:
+                return Closed(PAUSED, until)
+            if self._counting and self._in_flight.get(host, 0) >= (self.max_per_host or 0):
+                return Closed(HOST_CAP, None)
+            if self.rate_per_host is not None:
+                bucket = self._buckets.get(host)
+                delay = 0.0 if bucket is None else bucket.delay()
+                if delay > 0.0:
+                    return Closed(HOST_RATE, now + delay)
+            return None
+
     def reserve_request(self, host: str) -> float:
         """Count one more request to *host* (a redirect hop); the seconds to wait before sending it.
 
@@ -125,10 +141,11 @@ class HostLimits:
         """
         with self._lock:
             now = self._clock()
-            wait = max(0.0, self._paused.get(host, now) - now)
+            until = self._paused.get(host, now)
+            wait = max(0.0, until - now)
             if self.rate_per_host is not None:
                 # Reserved from the end of the pause, so that the rate holds after it too.
-                wait = max(wait, self._bucket(host).reserve())
+                wait = max(wait, self._bucket(host).reserve(not_before=until))
             return wait
 
     def pause(self, host: str, seconds: float) -> None:
@@ -163,7 +180,8 @@ class HostLimits:
 
     def remove_listener(self, listener: Callable[[str], None]) -> None:
         with self._lock:
-            self._listeners = [each for each in self._listeners if each is not listener]
+            # ==, not is: each access to a bound method (schedule.reopen) makes a new object.
+            self._listeners = [each for each in self._listeners if each != listener]
 
     def _release(self, host: str) -> None:
         with self._lock:

@@ -90,18 +90,21 @@ class TokenBucket:
             self._take(units, now, now)
             return True
 
-    def reserve(self, units: float = 1.0) -> float:
+    def reserve(self, units: float = 1.0, *, not_before: float | None = None) -> float:
         """Take *units* now, whatever the level; return the seconds to wait before using them (0.0 if none).
 
         The caller must wait that long before it sends.  If it gives up
         instead, the units stay taken: the rate errs on the polite side.
+        ``not_before`` (by the bucket's clock) reserves them for no earlier
+        than that time, as if taken then: the wait includes the time until it.
         """
         _check_units(units)
         with self._lock:
             now = self._clock()
-            wait = self._delay(units, now)
-            self._take(units, now, now + wait)
-            return wait
+            start = now if not_before is None else max(now, not_before)
+            used_at = start + self._delay(units, start)
+            self._take(units, start, used_at)
+            return used_at - now
 
     def recent_rate(self, window: float = 2.0) -> float:
         """Units per second taken over the last *window* seconds (at most ``RECENT_MAX_S``), for a display.

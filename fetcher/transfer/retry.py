@@ -115,7 +115,7 @@ class RetryPolicy:
             return None
         asked = parse_retry_after(error.retry_after, now=now)
         if asked is None:
-            return self.wait_base if error.status_code == 429 else None
+            return min(self.wait_base, self.retry_after_max) if error.status_code == 429 else None
         return min(asked, self.retry_after_max)
 
 

@@ -100,11 +100,6 @@ def test_a_removed_listener_hears_nothing_more(clock: FakeClock) -> None:
     assert heard == []
 
 
-@pytest.mark.xfail(
-    reason="remove_listener compares with `is`, and each access to a bound method makes a new object: "
-    "the run's remove_listener(schedule.reopen) never removes what add_listener(schedule.reopen) added",
-    strict=True,
-)
 def test_a_bound_method_given_again_removes_the_listener(clock: FakeClock) -> None:
     hosts = HostLimits(max_per_host=2, clock=clock)
     heard: list[str] = []
@@ -200,11 +195,6 @@ def test_requests_within_downloads_wait_their_turn_under_the_rate(clock: FakeClo
     assert hosts.try_start("a:80") == Closed(HOST_RATE, START + 0.75)
 
 
-@pytest.mark.xfail(
-    reason="reserve_request takes the rate's turn from now, not from the end of the pause: "
-    "every request reserved during a pause is told to go at the pause's end",
-    strict=True,
-)
 def test_requests_reserved_during_a_pause_are_spaced_by_the_rate_after_it(clock: FakeClock) -> None:
     hosts = HostLimits(rate_per_host=1, clock=clock)
     hosts.pause("a:80", 2.0)

@@ -294,11 +294,6 @@ def test_a_pause_is_capped_at_retry_after_max(code: int) -> None:
     assert RetryPolicy(retry_after_max=30).host_pause(status(code, retry_after="3600"), now=NOW) == 30.0
 
 
-@pytest.mark.xfail(
-    reason="a 429 without Retry-After pauses for wait_base uncapped, though host_pause says the pause "
-    "is never longer than retry_after_max",
-    strict=True,
-)
 def test_a_429_without_retry_after_is_capped_at_retry_after_max_too() -> None:
     assert RetryPolicy(wait_base=5, retry_after_max=1).host_pause(status(429), now=NOW) == 1.0
 
