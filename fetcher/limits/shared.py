@@ -31,9 +31,13 @@ How it works:
     which says who holds it (``describe``).
 
 What it is not:
-    Not fair and not a queue: waiters poll every ``poll_s`` (flock cannot
-    wait with a timeout), so whoever tries first after a release wins, most
-    often the releasing process's next ``acquire``.  Polling costs a sweep
+    Not a queue: waiters in other processes poll every ``poll_s`` (flock
+    cannot wait with a timeout), and whoever looks first after a release
+    wins.  Roughly fair between processes all the same: while another
+    process waits, a process leaves a slot it just gave back alone for two
+    polls, and does not hand it straight to its own waiting threads (two
+    fetchers sharing 2 slots, one started a second after the other, started
+    40 and 40 downloads while both ran).  Polling costs a sweep
     of the slots: about 18 us per slot another process holds (portalocker
     raises an exception for each), so a process waiting at capacity 512
     spends a third of a core.  Not
@@ -79,6 +83,8 @@ _CAPACITY = "capacity"
 _USERS = "users"
 _SETUP = "setup"
 _WAIT_PREFIX = "wait."
+#: A process shows as waiting (a wait file) once one of its threads has waited this long.
+_SHOW_WAITER_AFTER_S = 0.05
 #: The most a monitor reads of a slot or wait file: they hold one short JSON line.
 _READ_MAX = 8192
 
@@ -124,8 +130,13 @@ class SharedGate:
     """A gate whose slots are shared by every process that opens *name* in *directory*.
 
     ``capacity`` is the count all users agreed on; ``in_use`` and ``waiting``
-    count this process only (``read_slots`` gives the whole machine).  Close
-    it, or use it with ``with``: closing gives back every slot it holds.
+    count this process only (``read_slots`` gives the whole machine), and
+    ``waiting`` only the threads that have waited ``_SHOW_WAITER_AFTER_S``.
+    Close it, or use it with ``with``: closing gives back every slot it holds.
+
+    A waiter polls the other processes' slots every ``poll_s``; a slot that
+    a thread of this process gives back wakes it at once.  ``sleep`` replaces
+    that wait (tests pass a fake, with a fake ``clock``).
     """
 
     def __init__(
@@ -136,7 +147,7 @@ class SharedGate:
         directory: Path,
         poll_s: float = 0.01,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self._name = _check_name(name)
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
@@ -153,8 +164,13 @@ class SharedGate:
         # close() a descriptor number may name another file, so nothing may
         # touch one without seeing _closed first.
         self._lock = threading.Lock()
+        self._freed = threading.Condition(self._lock)
+        self._released = 0  # slots this process gave back to its own waiters, so far
+        self._others = False  # whether another process waited, when last looked
+        self._others_checked_at = -math.inf
         self._closed = False
         self._holders: list[Slot | None] = [None] * capacity
+        self._given_back_at = [-math.inf] * capacity  # by the clock, when this process last released each
         self._index: dict[int, int] = {}  # id(slot) -> slot number, for describe()
         self._wait_lock = threading.Lock()
         self._waiting = 0
@@ -226,28 +242,55 @@ class SharedGate:
             os.close(setup_fd)  # releases setup
 
     def acquire(self, timeout: float | None = None) -> Slot | None:
+        released = self._released
         slot = self._try()
         if slot is not None or (timeout is not None and timeout <= 0):
             return slot
-        deadline = None if timeout is None else self._clock() + timeout
-        self._wait_begins()
+        began = self._clock()
+        deadline = None if timeout is None else began + timeout
+        registered = False
         try:
             while True:
                 left = math.inf if deadline is None else deadline - self._clock()
-                self._sleep(max(0.0, min(self._poll_s, left)))
+                self._pause(max(0.0, min(self._poll_s, left)), released)
+                released = self._released
                 slot = self._try()
                 if slot is not None:
                     return slot
-                if deadline is not None and self._clock() >= deadline:
+                now = self._clock()
+                if deadline is not None and now >= deadline:
                     return None
+                if not registered and now - began >= _SHOW_WAITER_AFTER_S:
+                    # Only a wait that lasts is worth a file: most last milliseconds.
+                    self._wait_begins()
+                    registered = True
         finally:
-            self._wait_ends()
+            if registered:
+                self._wait_ends(got=slot is not None)
+
+    def _pause(self, seconds: float, released: int) -> None:
+        """Sleep *seconds*, or less if a slot of this process comes back meanwhile (since *released*)."""
+        if self._sleep is not None:
+            self._sleep(seconds)
+            return
+        with self._freed:
+            if self._released == released:
+                self._freed.wait(seconds)
 
     def _try(self) -> Slot | None:
-        """One sweep: the first slot neither this process nor another holds, or None."""
+        """One sweep: the first slot neither this process nor another holds, or None.
+
+        While another process waits, a slot this process gave back in the last
+        two polls is left to it: it looks once per poll, this process could
+        take the slot back at once, and would every time.
+        """
+        others = self._others_waiting()
         with self._lock:
             self._check_open()
+            left_to_others_since = self._clock() - 2 * self._poll_s if others else math.inf
             for number, holder in enumerate(self._holders):
+                if holder is None and self._given_back_at[number] > left_to_others_since:
+                    continue
                 if holder is None and _try_lock(self._slot_fds[number], _EXCLUSIVE_NOW):
                     slot = Slot(functools.partial(self._give_back, number))
                     self._holders[number] = slot
@@ -258,6 +301,9 @@ class SharedGate:
         return None
 
     def _give_back(self, number: int) -> None:
+        # Looked at before the lock: it may read the folder (at most once per poll).
+        handoff = not self._others_waiting()
+        given_back_at = self._clock()
         with self._lock:
             holder = self._holders[number]
             if self._closed or holder is None:
@@ -270,6 +316,27 @@ class SharedGate:
                 log.debug("could not unlock shared slot %s/%d: %s", self._name, number, exc)
             self._holders[number] = None
             del self._index[id(holder)]
+            self._given_back_at[number] = given_back_at
+            if handoff:
+                # A thread of this process waiting for a slot takes it now, not at its next
+                # poll; but not while another process waits: then every waiter polls, so
+                # that the slot goes to whoever looks first, not always to this process.
+                self._released += 1
+                self._freed.notify()
+
+    def _others_waiting(self) -> bool:
+        """Whether another process shows as waiting for these slots (read at most once per ``poll_s``)."""
+        now = self._clock()
+        if now - self._others_checked_at < self._poll_s:
+            return self._others
+        mine = f"{_WAIT_PREFIX}{self._pid}"
+        others = False
+        for path in _listing(self._folder, f"{_WAIT_PREFIX}*"):
+            if path.name != mine and _read_if_locked(path) is not None:
+                others = True
+                break
+        self._others, self._others_checked_at = others, now
+        return others
 
     def describe(self, slot: Slot, url: str) -> None:
         """Record in *slot*'s file who holds it and for what, for ``read_slots``.  Never raises."""
@@ -283,17 +350,20 @@ class SharedGate:
         with self._wait_lock:
             self._check_open()
             self._waiting += 1
-            if self._waiting == 1:
+            if self._wait_fd is None:
                 self._wait_since = time.time()
                 self._wait_fd = _register_waiter(self._folder, self._pid)
             self._write_waiting()
 
-    def _wait_ends(self) -> None:
+    def _wait_ends(self, *, got: bool) -> None:
         with self._wait_lock:
             self._waiting -= 1
-            if self._waiting == 0:
+            if self._waiting == 0 and got:
                 self._drop_wait_file()
             else:
+                # A wait that timed out stays on show until a slot comes or the gate
+                # closes: a caller that polls in short acquires (fetcher's dispatcher)
+                # is still waiting between them, and other processes must see it.
                 self._write_waiting()
 
     def _write_waiting(self) -> None:

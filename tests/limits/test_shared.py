@@ -474,3 +474,26 @@ def test_a_path_names_the_slots_folder_itself() -> None:
 def test_a_located_name_must_still_be_a_plain_file_name(value: str) -> None:
     with pytest.raises(ConfigError, match="plain file name"):
         locate(value, {"HOME": "/h"})
+
+
+def test_a_process_that_gives_a_slot_back_does_not_take_it_again_while_another_waits(
+    tmp_path: Path, helpers: list[subprocess.Popen[str]]
+) -> None:
+    # One slot, two processes, each taking it 30 times in a row for 10 ms: taking it back at
+    # once, the first to start would do all 30 before the other got one.
+    outs = [tmp_path / f"spans{index}.txt" for index in range(2)]
+    for out in outs:
+        helpers.append(_helper(tmp_path, "jobs", 1, "cycle", "1", "30", "0.01", str(out)))
+    for process in helpers:
+        _expect_line(process, "ready")
+    for process in helpers:
+        assert process.stdin is not None
+        process.stdin.write("go\n")
+        process.stdin.flush()
+    for process in helpers:
+        assert process.wait(JOIN_TIMEOUT) == 0
+    holds = sorted(
+        (float(line.split()[0]), index) for index, out in enumerate(outs) for line in out.read_text().splitlines()
+    )
+    first_half = [index for _, index in holds[:30]]
+    assert min(first_half.count(0), first_half.count(1)) >= 8, first_half
