@@ -920,3 +920,28 @@ def _text_block() -> bytes:
             size += len(line) + 2
             line = ""
     return "".join(text).encode()[: 64 << 10]
+
+
+class Overlap:
+    """A handler that counts its requests inside their delay at once, before any answer goes out.
+
+    ``max_in_flight`` counts a request until its handler returns, which on a busy machine can be
+    after the client has the answer and has started the next one; this count cannot run late.
+    """
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.most = 0
+        self._now = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, request: Request) -> None:
+        with self._lock:
+            self._now += 1
+            self.most = max(self.most, self._now)
+        try:
+            request.server.owner.sleep(self.delay)
+        finally:
+            with self._lock:
+                self._now -= 1
+        send(request, b"x")

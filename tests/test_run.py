@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 import time
 from collections.abc import Sequence
 from itertools import pairwise
@@ -338,37 +337,12 @@ def starts(*servers: srv.LoopbackServer) -> list[float]:
     return sorted(hit.started for server in servers for hit in server.log)
 
 
-class Overlap:
-    """A handler that counts its requests inside their delay at once, before any answer goes out.
-
-    ``max_in_flight`` counts a request until its handler returns, which on a busy machine can be
-    after the client has the answer and has started the next one; this count cannot run late.
-    """
-
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
-        self.most = 0
-        self._now = 0
-        self._lock = threading.Lock()
-
-    def __call__(self, request: srv.Request) -> None:
-        with self._lock:
-            self._now += 1
-            self.most = max(self.most, self._now)
-        try:
-            request.server.owner.sleep(self.delay)
-        finally:
-            with self._lock:
-                self._now -= 1
-        srv.send(request, b"x")
-
-
 def host_of(server: srv.LoopbackServer) -> str:
     return server.base.removeprefix("http://")
 
 
 def test_the_per_host_cap_holds_and_is_reached(server: srv.LoopbackServer, tmp_path: Path) -> None:
-    overlap = Overlap(0.05)
+    overlap = srv.Overlap(0.05)
     urls = routes(server, "f", 12, overlap)
     results, _ = polite(urls, tmp_path, max_concurrent=4, max_per_host=2)
     assert all(r.ok for r in results)
@@ -378,7 +352,7 @@ def test_the_per_host_cap_holds_and_is_reached(server: srv.LoopbackServer, tmp_p
 def test_a_host_at_its_cap_does_not_hold_up_another_host(
     server: srv.LoopbackServer, server_b: srv.LoopbackServer, tmp_path: Path
 ) -> None:
-    on_a, on_b = Overlap(0.1), Overlap(0.1)
+    on_a, on_b = srv.Overlap(0.1), srv.Overlap(0.1)
     a, b = routes(server, "a", 10, on_a), routes(server_b, "b", 10, on_b)
     results, _ = polite(a + b, tmp_path, max_concurrent=4, max_per_host=1)
     assert all(r.ok for r in results)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from fetcher.cli.main import main
-from fetcher.limits.shared import SharedGate
+from fetcher.limits.shared import SharedGate, read_slots
 from fetcher.state import DEFAULT_STATE_NAME
 from tests import server as srv
 
@@ -438,3 +438,55 @@ def test_the_politeness_options_reach_the_downloads(server: srv.LoopbackServer, 
     assert server.max_in_any_window(0.5) <= 6  # 10/s: at most 5 + 1 in any half second
     records = [json.loads(line) for line in (dest / "fetcher-report.jsonl").read_text().splitlines()]
     assert {record["waited_on"] for record in records[1:]} <= {"host", "rate", "shared"}
+
+
+# -- slots shared by several processes ------------------------------------------------
+
+
+@pytest.mark.parametrize("processes", [2, 4])
+def test_fetchers_sharing_slots_never_run_more_downloads_together_than_the_slots(
+    server: srv.LoopbackServer, tmp_path: Path, processes: int
+) -> None:
+    overlap = srv.Overlap(0.1)
+    spawned = []
+    for number in range(processes):
+        folder = tmp_path / f"job{number}"
+        folder.mkdir()
+        urls = [server.route(f"/job{number}/{i}", overlap) for i in range(5)]
+        spawned.append(spawn(url_list(folder, *urls), "--max", "2", "--shared-slots", tmp_path / "slots" / "jobs",
+                             "-q", "-d", folder / "out"))  # fmt: skip
+    for process in spawned:
+        assert process.wait(60) == 0, process.communicate()
+    assert overlap.most == 2
+
+
+def test_a_killed_fetcher_gives_its_shared_slots_back_within_a_second(
+    server: srv.LoopbackServer, tmp_path: Path
+) -> None:
+    shared = tmp_path / "slots" / "jobs"
+    slow = [server.route(f"/slow{i}", srv.stalled(b"x", claimed=1000, stall=8)) for i in range(2)]
+    (tmp_path / "a").mkdir()
+    holder = spawn(url_list(tmp_path / "a", *slow), "--max", "2", "--shared-slots", shared, "-q", "-d", tmp_path / "a")
+    try:
+        for _ in range(200):  # bounded: both requests reach the server within a few seconds
+            if server.requests["/slow0"] and server.requests["/slow1"]:
+                break
+            time.sleep(0.05)
+        assert server.requests["/slow0"] and server.requests["/slow1"]
+        (tmp_path / "b").mkdir()
+        waiter = spawn(url_list(tmp_path / "b", server.route("/next", srv.body(b"n"))), "--max", "2",
+                       "--shared-slots", shared, "-q", "-d", tmp_path / "b")  # fmt: skip
+        for _ in range(200):  # bounded: it shows as waiting once it has waited 50 ms
+            snapshot = read_slots(shared.name, shared.parent)
+            if snapshot is not None and any(w.pid == waiter.pid for w in snapshot.waiters):
+                break
+            time.sleep(0.05)
+        assert not server.requests["/next"]
+        killed = time.monotonic()
+        holder.kill()
+        assert waiter.wait(30) == 0
+        [hit] = [hit for hit in server.log if hit.path == "/next"]
+        assert hit.started - killed < 1.0
+    finally:
+        holder.kill()
+        holder.wait(10)
