@@ -16,7 +16,7 @@ class Status(str, enum.Enum):
     UNCHANGED = "unchanged"  # the server said 304: the file from an earlier run is current
     SKIPPED = "skipped"  # --skip-existing and the file exists; nothing was requested
     FAILED = "failed"  # HTTP error, network error, bad body, disk error
-    ACQUIRE_TIMEOUT = "acquire-timeout"  # no slot came free in time; nothing was requested
+    ACQUIRE_TIMEOUT = "acquire-timeout"  # it could not start in time (a slot, its host); nothing was requested
     INVALID = "invalid"  # the line is not a usable http(s) URL; nothing was requested
     CANCELLED = "cancelled"  # the run was cut short (--deadline) while it was downloading or waiting to retry
     NOT_STARTED = "not-started"  # the run was cut short (--deadline, --quota) before it started

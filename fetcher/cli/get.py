@@ -34,7 +34,7 @@ Exit status:
   1    a URL failed (HTTP error, network error, bad body, invalid line),
        or the report could not be written
   2    usage error: bad option, unreadable URL list, unusable DEST
-  3    nothing failed, but some URLs gave up waiting for a slot
+  3    nothing failed, but some URLs gave up waiting for a slot or their host's turn
   4    nothing failed, but --deadline or --quota stopped the run early
   130  interrupted (Ctrl-C); 143 terminated (SIGTERM)
 When several apply, the first in the order 1, 4, 3 wins.
@@ -155,7 +155,8 @@ class _DefaultCommand(click.Command):
     default=None,
     metavar="SECONDS",
     callback=_finite,
-    help="Give up a URL that has waited this long for a slot (recorded as acquire-timeout). "
+    help="Give up a URL that has waited this long to start, for a slot or its host's turn (recorded as "
+    "acquire-timeout). "
     "Default: wait as long as it takes.",
 )
 @click.option(
