@@ -371,8 +371,9 @@ class Run:
     def _drop_unstartable(self) -> None:
         """Record the URLs that will not start: their acquire timeout ran out, or the run was cut short."""
         for job, held_by in self._schedule.expired():
-            with self._count_lock:
-                self.waiting -= 1
+            if job.attempts == 0:  # a retry stopped counting as waiting at its first start
+                with self._count_lock:
+                    self.waiting -= 1
             self._emit(job.seq, self._unstarted(self._held_up(dataclasses.replace(job, waited_on=held_by))))
         if not self._stopped():
             return

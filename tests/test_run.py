@@ -525,3 +525,19 @@ def test_the_acquire_timeout_bounds_a_wait_on_a_hosts_cap(
         assert gave_up.waited_on == "host"
         assert gave_up.error is not None and "--max-per-host" in gave_up.error
     assert server.requests["/a0"] == server.requests["/a1"] == 0
+
+
+def test_a_retry_that_runs_out_of_time_waiting_for_a_slot_leaves_the_waiting_count_alone(
+    server: srv.LoopbackServer, server_b: srv.LoopbackServer, tmp_path: Path
+) -> None:
+    # a's retry is due after 1 s (its host paused meanwhile), but b holds the only slot until
+    # the --max-time of 1.3 s stops it: a's retry runs out of time in its lane.  It was not
+    # counted as waiting when it went back for its retry, so it must not be uncounted either.
+    a = server.route("/a", srv.faulty([srv.status(503, headers={"Retry-After": "1"})], then=srv.body(b"a")))
+    b = server_b.route("/b", srv.body(b"b", delay=2.0))
+    seen: list[tuple[str, Status, int]] = []
+    with Fetcher(dest=tmp_path, state=False, max_concurrent=1, max_time=1.3) as fetcher:
+        for result in fetcher.as_completed([a, b]):
+            seen.append((result.url, result.status, fetcher.stats().waiting))
+    assert sorted(seen) == [(a, Status.FAILED, 0), (b, Status.FAILED, 0)]
+    assert server.requests["/a"] == 1
