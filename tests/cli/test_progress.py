@@ -164,3 +164,35 @@ def test_summary_counts_urls_that_succeeded_after_a_retry() -> None:
     tally.add(result(Status.OK, path=Path("/out/a"), attempts=2))
     tally.add(result(Status.UNCHANGED, path=Path("/out/b")))
     assert summarize(tally, 1.0) == "fetcher: 2 URLs: 1 ok, 1 unchanged, 1 after a retry (0 B in 1.00s)"
+
+
+def test_bar_display_shows_a_paused_host_and_the_rates_against_their_caps() -> None:
+    stream = io.StringIO()
+    display = BarDisplay(stream, total=4)
+    stats = Stats(capacity=3, in_use=3, waiting=5, active_runs=1, paused={"example.org:443": 1.6},
+                  request_rate=4.94, request_rate_cap=5.0, byte_rate=498_000.0, byte_rate_cap=512_000)  # fmt: skip
+    display.follow(lambda: stats)
+    display.show(OK)
+    display.close()
+    text = stream.getvalue()
+    assert "paused example.org:443 2s" in text
+    assert "4.9/5 req/s" in text
+    assert "486.3 KiB/s of 500.0 KiB/s" in text
+
+
+def test_bar_display_counts_several_paused_hosts() -> None:
+    stream = io.StringIO()
+    display = BarDisplay(stream, total=1)
+    display.follow(lambda: Stats(capacity=3, in_use=0, waiting=0, active_runs=1, paused={"a:80": 1.0, "b:80": 2.0}))
+    display.show(OK)
+    display.close()
+    assert "paused 2 hosts" in stream.getvalue()
+
+
+def test_a_paused_host_name_is_escaped_on_the_bar() -> None:
+    stream = io.StringIO()
+    display = BarDisplay(stream, total=1)
+    display.follow(lambda: Stats(capacity=1, in_use=0, waiting=0, active_runs=1, paused={"evil\x1b[2J:80": 1.0}))
+    display.show(OK)
+    display.close()
+    assert "\x1b[2J" not in stream.getvalue()
