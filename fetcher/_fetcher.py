@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import secrets
@@ -168,10 +169,11 @@ class Fetcher:
             limit_rate=limit_rate,
             shared_slots=shared_slots,
             shared_slots_dir=None if shared_slots_dir is None else Path(shared_slots_dir),
-            # Under --limit-rate, reads no bigger than the bucket's burst: a 1 MiB
-            # read at 100 KiB/s would move in ten-second jumps.
-            chunk_size=_chunk_size(limit_rate),
         )
+        if self.config.limit_rate is not None:
+            # Under --limit-rate, reads no bigger than the bucket's burst: a 1 MiB read at
+            # 100 KiB/s would move in ten-second jumps.  Set once limit_rate is known valid.
+            self.config = dataclasses.replace(self.config, chunk_size=_chunk_size(self.config.limit_rate))
         if gate is not None and shared_slots is not None:
             raise ConfigError("give either gate or shared_slots, not both")
         _prepare_folder(self.config.dest)
@@ -337,8 +339,8 @@ def _burst(limit_rate: int) -> int:
     return max(4096, limit_rate // 10)
 
 
-def _chunk_size(limit_rate: int | None) -> int:
-    return DEFAULT_CHUNK_SIZE if limit_rate is None else min(DEFAULT_CHUNK_SIZE, _burst(limit_rate))
+def _chunk_size(limit_rate: int) -> int:
+    return min(DEFAULT_CHUNK_SIZE, _burst(limit_rate))
 
 
 def _state_path(state: str | Path | bool, dest: Path) -> Path | None:

@@ -259,6 +259,16 @@ def test_bad_arguments_raise_config_error(tmp_path: Path) -> None:
         Fetcher(dest=tmp_path, max_concurrent=0)
 
 
+def test_a_limit_rate_that_is_not_a_number_raises_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="^limit_rate must be a whole number"):
+        Fetcher(dest=tmp_path, limit_rate="1k")  # type: ignore[arg-type]
+
+
+def test_a_limit_rate_makes_reads_no_bigger_than_a_tenth_of_a_second(tmp_path: Path) -> None:
+    with Fetcher(dest=tmp_path, state=False, limit_rate=100_000) as fetcher:
+        assert fetcher.config.chunk_size == 10_000
+
+
 def test_a_file_as_dest_raises_destination_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(DestinationError, match="not a folder"):
