@@ -195,7 +195,8 @@ class Fetcher:
             if self._state is not None:
                 self._state.close()
             raise
-        self.gate: Gate = gate or self._shared_gate or LocalGate(self.config.max_concurrent)
+        # "is not None", not "or": a gate may well be falsy (one with a __len__ of its slots in use).
+        self.gate: Gate = gate if gate is not None else self._shared_gate or LocalGate(self.config.max_concurrent)
         self._temp_files = TempFiles()
         self._lock = threading.Lock()
         self._runs: set[Run] = set()

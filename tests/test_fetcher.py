@@ -87,6 +87,19 @@ def test_a_gate_can_be_shared_by_two_fetchers(server: srv.LoopbackServer, tmp_pa
     assert server.max_in_flight == 2
 
 
+class _CountedGate(LocalGate):
+    """A gate that, like a container, is falsy while no slot is in use."""
+
+    def __len__(self) -> int:
+        return self.in_use
+
+
+def test_a_gate_given_is_used_even_when_it_is_falsy(tmp_path: Path) -> None:
+    gate = _CountedGate(2)
+    with Fetcher(dest=tmp_path, state=False, gate=gate) as fetcher:
+        assert fetcher.gate is gate
+
+
 def test_worker_threads_are_bounded_by_max(server: srv.LoopbackServer, tmp_path: Path) -> None:
     urls = slow_files(server, 40, delay=0.05)
     peak = 0
