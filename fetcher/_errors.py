@@ -75,13 +75,24 @@ class HTTPStatusError(DownloadError):
     """The server answered with an error status.
 
     ``retry_after`` is the raw ``Retry-After`` header, if the server sent one.
+    ``answered_by`` is the URL that answered, after redirects (``url`` is the
+    one asked for); None when not known.
     """
 
-    def __init__(self, url: str, status_code: int, reason_phrase: str, *, retry_after: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        status_code: int,
+        reason_phrase: str,
+        *,
+        retry_after: str | None = None,
+        answered_by: str | None = None,
+    ) -> None:
         phrase = f" {reason_phrase}" if reason_phrase else ""
         super().__init__(url, f"HTTP {status_code}{phrase}", transient=status_code in TRANSIENT_STATUSES)
         self.status_code = status_code
         self.retry_after = retry_after
+        self.answered_by = answered_by
 
 
 class BodyError(DownloadError):

@@ -146,7 +146,7 @@ class Fetcher:
             raise ConfigError(f"state must be True, False or a path, not {state!r}")
         self.config = FetcherConfig(
             max_concurrent=max_concurrent,
-            dest=Path(dest),
+            dest=_path(dest, "dest"),
             acquire_timeout=acquire_timeout,
             timeout=timeout,
             max_redirects=max_redirects,
@@ -155,7 +155,7 @@ class Fetcher:
             retries=retries,
             retry_wait_max=retry_wait_max,
             retry_after_max=retry_after_max,
-            state=_state_path(state, Path(dest)),
+            state=_state_path(state, _path(dest, "dest")),
             remote_time=remote_time,
             force=force,
             skip_existing=skip_existing,
@@ -168,7 +168,7 @@ class Fetcher:
             rate_per_host=rate_per_host,
             limit_rate=limit_rate,
             shared_slots=shared_slots,
-            shared_slots_dir=None if shared_slots_dir is None else Path(shared_slots_dir),
+            shared_slots_dir=None if shared_slots_dir is None else _path(shared_slots_dir, "shared_slots_dir"),
         )
         if self.config.limit_rate is not None:
             # Under --limit-rate, reads no bigger than the bucket's burst: a 1 MiB read at
@@ -333,6 +333,13 @@ def new_run_id() -> str:
     """A run id that sorts by time and is unique enough: 20261122T131300Z-1a2b3c."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{secrets.token_hex(3)}"
+
+
+def _path(value: object, name: str) -> Path:
+    """*value* as a Path; a ConfigError naming *name* if it is not a path (rather than Path's TypeError)."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise ConfigError(f"{name} must be a path, not {value!r}")
+    return Path(value)
 
 
 def _burst(limit_rate: int) -> int:

@@ -231,6 +231,7 @@ class Run:
         if not self._cancelled.is_set():
             self._cancelled.set()
             self._halt.set()
+            self._schedule.wake()  # the dispatcher ends now, not at its next look
             self._results.put(_Cancelled())
 
     def results(self, ordered: bool) -> Iterator[Result]:
@@ -334,8 +335,15 @@ class Run:
                 if not schedule.ready(hosts.check):
                     schedule.wait(self._until_next_change())
                     continue
+                if not self._rate_allows():
+                    continue
                 slot = self._slot()
                 if slot is None:
+                    continue
+                # The --rate turn and the host's turn are taken together, just before the
+                # start: the host's spacing is then the spacing of its requests.
+                if self.shared.request_rate is not None and not self.shared.request_rate.try_take():
+                    slot.release()  # another run of this Fetcher took the turn
                     continue
                 taken = schedule.take(hosts.try_start)
                 if taken is None:
@@ -346,7 +354,7 @@ class Run:
             hosts.remove_listener(schedule.reopen)
 
     def _start(self, job: _Job, slot: Slot, permit: HostPermit, held_by: str | None) -> None:
-        """Hand *job* to a worker, once it has its turn under --rate; or record why it does not start."""
+        """Hand *job* to a worker, or record why it does not start after all."""
         if job.attempts == 0:
             if held_by is not None:
                 job = dataclasses.replace(job, waited_on=held_by)
@@ -354,14 +362,12 @@ class Run:
             with self._count_lock:
                 self.waiting -= 1  # started or not, it waits no longer
         self._look_up_ahead(job)
-        if self._blocked(job) or not self._rate_turn(job):
+        if self._blocked(job):
             slot.release()
             permit.release()
             if not self._cancelled.is_set():
-                self._emit(job.seq, self._unstarted(self._held_up(job)))
+                self._emit(job.seq, self._unstarted(job))
             return
-        if job.attempts == 0:
-            job = self._held_up(job)  # by the rate, if it waited for its turn just now
         if self.shared.describe_slot is not None:
             self.shared.describe_slot(slot, redact(job.entry.url))
         if not self.shared.pool.submit(functools.partial(self._work, job=job, slot=slot, permit=permit)):
@@ -406,26 +412,19 @@ class Run:
             self._held_by = (self.shared.gate_limit, time.monotonic())
         return slot
 
-    def _rate_turn(self, job: _Job) -> bool:
-        """Wait for *job*'s turn under --rate; False if its acquire timeout runs out first.
-
-        The acquire timeout bounds the wait for a URL's first start only: a
-        retry has waited its turn once already.
-        """
+    def _rate_allows(self) -> bool:
+        """Whether --rate has a turn now; if not, wait for it (no slot held), at most until the
+        schedule may change, so that acquire timeouts are still kept meanwhile."""
         bucket = self.shared.request_rate
         if bucket is None:
             return True
-        clock = self.shared.clock
-        expires = job.expires if job.attempts == 0 else None
-        if expires is not None and bucket.delay() > expires - clock():
-            self._halt.wait(max(0.0, expires - clock()))  # no turn in time: wait it out, as for a slot
-            self._held_by = (RATE, time.monotonic())
-            return False
-        wait = bucket.reserve()
-        if wait > 0:
-            self._halt.wait(wait)
-            self._held_by = (RATE, time.monotonic())
-        return True
+        delay = bucket.delay()
+        if delay <= 0.0:
+            return True
+        self._halt.wait(min(delay, self._until_next_change()))
+        # Marked when the wait ends: every URL read before then waited on it too.
+        self._held_by = (RATE, time.monotonic())
+        return False
 
     def _look_up_ahead(self, job: _Job) -> None:
         """Read the saved records of *job* and of the new jobs behind it, in one query.
@@ -600,9 +599,11 @@ class Run:
             return
         pause = self.shared.retry.host_pause(error, now=_now())
         if pause:
-            log.info("%s asked for a pause (HTTP %d): no new request to it for %s", job.host, error.status_code,
+            # The host that answered: after a redirect, not the listed URL's.
+            host = job.host if error.answered_by is None else host_key(error.answered_by)
+            log.info("%s asked for a pause (HTTP %d): no new request to it for %s", host, error.status_code,
                      format_duration(pause))  # fmt: skip
-            self.shared.hosts.pause(job.host, pause)
+            self.shared.hosts.pause(host, pause)
 
     def _finish(self, job: _Job, outcome: Outcome, attempts: int, wait_s: float | None, reason: str | None) -> Result:
         """The URL's last attempt is over: record it, and keep or drop its partial file."""

@@ -82,6 +82,8 @@ class Schedule(Generic[J, P]):
         self._later: list[tuple[float, int, _Item[J]]] = []  # retries, a heap by due time
         self._arrivals: collections.deque[_Item[J]] = collections.deque()  # new jobs in input order
         self._due_lanes: set[str] = set()  # lanes that may hold due retries
+        self._changes = 0  # jobs put, lanes opened: wait() does not sleep through one since ready()
+        self._seen = 0
         self._order = itertools.count()  # due order of retries; ties in due time keep their order
 
     @property
@@ -102,7 +104,7 @@ class Schedule(Generic[J, P]):
         with self._changed:
             order = next(self._order)
             heapq.heappush(self._later, (due, order, _Item(job, lane, (0, order), expires, due)))
-            self._changed.notify()
+            self._notify()
 
     def reopen(self, lane: str) -> None:
         """A download of *lane*'s host ended: ask its limits again."""
@@ -118,6 +120,7 @@ class Schedule(Generic[J, P]):
         takes the job with ``take`` (which asks the limits again, for real).
         """
         with self._changed:
+            self._seen = self._changes
             self._catch_up(self._clock())
             while self._open:
                 rank, name = self._open[0]
@@ -213,12 +216,26 @@ class Schedule(Generic[J, P]):
                     break
             return min(times, default=None)
 
-    def wait(self, seconds: float) -> None:
-        """Wait up to *seconds* for a new job, a retry or a reopened lane."""
+    def wake(self) -> None:
+        """End a ``wait`` now (the run is stopping)."""
         with self._changed:
-            self._changed.wait(max(0.0, seconds))
+            self._notify()
+
+    def wait(self, seconds: float) -> None:
+        """Wait up to *seconds* for a new job, a retry or a reopened lane since the last ``ready()``.
+
+        A change between ``ready()`` and this call is not missed: the wait
+        then ends at once.
+        """
+        with self._changed:
+            if self._changes == self._seen:
+                self._changed.wait(max(0.0, seconds))
 
     # -- under the lock ---------------------------------------------------------
+
+    def _notify(self) -> None:
+        self._changes += 1
+        self._changed.notify()
 
     def _expire_due(self, name: str, now: float, out: list[tuple[J, str | None]]) -> None:
         """Take the due retries of lane *name* whose time ran out (few: retries are rare) into *out*."""
@@ -275,14 +292,14 @@ class Schedule(Generic[J, P]):
         (lane.due if due else lane.new).append(item)
         if not lane.closed and lane.first() is not was_first:
             heapq.heappush(self._open, (item.rank, item.lane))
-        self._changed.notify()
+        self._notify()
 
     def _open_lane(self, name: str, lane: _Lane[J]) -> None:
         lane.closed, lane.opened_at = False, self._clock()
         first = lane.first()
         if first is not None:
             heapq.heappush(self._open, (first.rank, name))
-        self._changed.notify()
+        self._notify()
 
     def _settle(self, name: str, lane: _Lane[J]) -> None:
         """After the lane's first item left: rank the lane by its new first item, or drop it if empty."""

@@ -103,9 +103,10 @@ def test_a_gate_given_is_used_even_when_it_is_falsy(tmp_path: Path) -> None:
 def test_worker_threads_are_bounded_by_max(server: srv.LoopbackServer, tmp_path: Path) -> None:
     urls = slow_files(server, 40, delay=0.05)
     peak = 0
+    earlier = set(threading.enumerate())  # an earlier test's threads may still be on their way out
     with Fetcher(dest=tmp_path, max_concurrent=4) as fetcher:
         for _ in fetcher.as_completed(urls):
-            mine = [t for t in threading.enumerate() if t.name.startswith("fetcher-")]
+            mine = [t for t in threading.enumerate() if t.name.startswith("fetcher-") and t not in earlier]
             peak = max(peak, len(mine))
     assert peak <= 4 + 3  # the workers, one feeder and one dispatcher for the run, and the state's writer
 
@@ -353,3 +354,9 @@ def test_a_new_fetcher_removes_temporary_files_of_killed_runs(tmp_path: Path) ->
     with Fetcher(dest=tmp_path):
         pass
     assert not abandoned.exists()
+
+
+@pytest.mark.parametrize("arguments", [{"dest": 5}, {"shared_slots": "jobs", "shared_slots_dir": 5}])
+def test_a_path_argument_that_is_not_a_path_raises_config_error(arguments: dict[str, object]) -> None:
+    with pytest.raises(ConfigError, match="must be a path, not 5"):
+        Fetcher(**arguments)  # type: ignore[arg-type]

@@ -447,6 +447,21 @@ def test_a_429_pauses_its_host_while_other_hosts_go_on(
     assert [r.waited_on for r in results[2:5]] == ["paused"] * 3
 
 
+def test_a_429_after_a_redirect_pauses_the_host_that_answered_not_the_listed_one(
+    server: srv.LoopbackServer, server_b: srv.LoopbackServer, tmp_path: Path
+) -> None:
+    busy = server_b.route("/busy", srv.faulty([srv.too_many("2")], then=srv.body(b"b")))
+    listed = server.route("/moved", srv.redirect(busy))
+    then_a = server.route("/a", srv.body(b"a"))
+    then_b = server_b.route("/b", srv.body(b"b"))
+    with Fetcher(dest=tmp_path, state=False, max_concurrent=1, retries=0) as fetcher:
+        [moved] = list(fetcher.fetch([listed]))
+        assert moved.http_status == 429
+        assert set(fetcher.stats().paused) == {host_of(server_b)}
+        [b, a] = list(fetcher.fetch([then_b, then_a]))
+    assert a.waited_on is None and b.waited_on == "paused"
+
+
 def test_a_429_pauses_the_next_url_of_its_host_while_other_hosts_go_on(
     server: srv.LoopbackServer, server_b: srv.LoopbackServer, tmp_path: Path
 ) -> None:

@@ -20,7 +20,7 @@ from .._errors import ConfigError, FetcherError
 from .._fetcher import Fetcher
 from .._report import DEFAULT_REPORT_NAME, ReportWriter
 from .._result import Tally
-from .._units import parse_duration, parse_rate, parse_size
+from .._units import format_size, parse_duration, parse_rate, parse_size
 from .._urls import count_entries, open_url_list
 from .._version import __version__
 from ..limits.shared import locate
@@ -311,6 +311,11 @@ def get(
     """
     if force and skip_existing:
         raise click.UsageError("--force and --skip-existing cannot be used together")
+    if limit_rate is not None and speed_limit is not None and limit_rate < speed_limit:
+        raise click.UsageError(
+            f"--limit-rate {format_size(limit_rate)}/s is below --speed-limit {format_size(speed_limit)}/s: "
+            "every download would be cut as too slow"
+        )
     entries = open_url_list(url_list)
     report_path = report if report is not None else dest / DEFAULT_REPORT_NAME
     if progress is None:

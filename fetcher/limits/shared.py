@@ -37,7 +37,7 @@ What it is not:
     process waits, a process leaves a slot it just gave back alone for two
     polls, and does not hand it straight to its own waiting threads (two
     fetchers sharing 2 slots, one started a second after the other, started
-    40 and 40 downloads while both ran).  Polling costs a sweep
+    42 and 40 downloads while both ran).  Polling costs a sweep
     of the slots: about 18 us per slot another process holds (portalocker
     raises an exception for each), so a process waiting at capacity 512
     spends a third of a core.  Not
@@ -85,6 +85,8 @@ _SETUP = "setup"
 _WAIT_PREFIX = "wait."
 #: A process shows as waiting (a wait file) once one of its threads has waited this long.
 _SHOW_WAITER_AFTER_S = 0.05
+#: A process whose acquire timed out, and that has not tried again since, stops showing as waiting after this.
+_IDLE_WAITER_S = 0.5
 #: The size of every slot and wait file: one short JSON line, padded.
 _RECORD_SIZE = 4096
 #: The most a monitor reads of a slot or wait file.
@@ -336,7 +338,10 @@ class SharedGate:
         mine = f"{_WAIT_PREFIX}{self._pid}"
         others = False
         for path in _listing(self._folder, f"{_WAIT_PREFIX}*"):
-            if path.name != mine and _read_if_locked(path) is not None:
+            if path.name == mine:
+                continue
+            record = _read_if_locked(path)
+            if record is not None and _waits(record, time.time()):
                 others = True
                 break
         self._others, self._others_checked_at = others, now
@@ -375,7 +380,10 @@ class SharedGate:
 
     def _write_waiting(self) -> None:
         if self._wait_fd is not None:
-            _write_record(self._wait_fd, {"pid": self._pid, "waiting": self._waiting, "since": self._wait_since})
+            record: dict[str, object] = {"pid": self._pid, "waiting": self._waiting, "since": self._wait_since}
+            if self._waiting == 0:
+                record["idle_since"] = time.time()  # shown as waiting a little longer only: see _waits
+            _write_record(self._wait_fd, record)
 
     def _drop_wait_file(self) -> None:
         fd, self._wait_fd = self._wait_fd, None
@@ -496,7 +504,7 @@ def read_slots(name: str, directory: Path) -> SlotsSnapshot | None:
     for path in _listing(folder, f"{_WAIT_PREFIX}*"):
         pid = path.name[len(_WAIT_PREFIX) :]
         record = _read_if_locked(path) if pid.isdigit() else None
-        if record is not None:  # an unlocked wait file is a dead process's
+        if record is not None and _waits(record, time.time()):  # an unlocked wait file is a dead process's
             count = _whole(record.get("waiting"))
             # The lock proves at least one thread waits, even before the count is written.
             waiters.append(Waiter(pid=int(pid), waiting=max(count or 1, 1), since=_seconds(record.get("since"))))
@@ -522,6 +530,17 @@ def _read_if_locked(path: Path) -> dict[str, object] | None:
         return record if isinstance(record, dict) else {}
     finally:
         os.close(fd)
+
+
+def _waits(record: dict[str, object], now: float) -> bool:
+    """Whether a live wait file's *record* says its process still waits.
+
+    A process whose acquire timed out keeps its file (it is likely to try again
+    at once, as fetcher's dispatcher does), with no thread waiting and the time
+    it went idle: once that is ``_IDLE_WAITER_S`` old, it waits no more.
+    """
+    idle_since = _seconds(record.get("idle_since"))
+    return idle_since is None or _whole(record.get("waiting")) != 0 or now - idle_since < _IDLE_WAITER_S
 
 
 def _whole(value: object) -> int | None:

@@ -546,7 +546,9 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def _check_status(response: requests.Response, url: str, *, retry_after: str | None = None) -> None:
     if response.status_code >= 400:
-        raise HTTPStatusError(url, response.status_code, response.reason or "", retry_after=retry_after)
+        raise HTTPStatusError(
+            url, response.status_code, response.reason or "", retry_after=retry_after, answered_by=response.url
+        )
     if response.status_code >= 300:
         # requests follows redirects; one left over had no usable Location.
         raise TransportError(url, f"HTTP {response.status_code} redirect without a usable Location")

@@ -167,7 +167,7 @@ def test_failures_and_acquire_timeouts_exit_1(server: srv.LoopbackServer, tmp_pa
         (["--rate-per-host", "5/d"], "--rate-per-host"),
         (["--rate", "1e9"], "rate"),
         (["--limit-rate", "0"], "--limit-rate"),
-        (["--limit-rate", "1k", "--speed-limit", "2k"], "limit_rate is below speed_limit"),
+        (["--limit-rate", "1k", "--speed-limit", "2k"], "--limit-rate 1.0 KiB/s is below --speed-limit 2.0 KiB/s"),
         (["--shared-slots", ".hidden"], "shared"),
         (["--no-such-option"], "no-such-option"),
     ],

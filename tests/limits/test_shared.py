@@ -497,3 +497,16 @@ def test_a_process_that_gives_a_slot_back_does_not_take_it_again_while_another_w
     )
     first_half = [index for _, index in holds[:30]]
     assert min(first_half.count(0), first_half.count(1)) >= 8, first_half
+
+
+def test_a_process_whose_wait_timed_out_stops_showing_as_waiting_soon_after(tmp_path: Path) -> None:
+    with SharedGate("jobs", 1, directory=tmp_path) as gate:
+        slot = gate.acquire(timeout=0)
+        assert slot is not None
+        assert gate.acquire(timeout=0.2) is None  # long enough to show as waiting
+        snapshot = read_slots("jobs", tmp_path)
+        assert snapshot is not None and [w.pid for w in snapshot.waiters] == [os.getpid()]  # it may try again
+        time.sleep(0.6)
+        snapshot = read_slots("jobs", tmp_path)
+        assert snapshot is not None and snapshot.waiters == ()
+        slot.release()
