@@ -28,7 +28,8 @@ from ._fetcher import Fetcher, Stats, new_run_id
 from ._naming import Namer, safe_name
 from ._report import ReportWriter
 from ._result import FIELDS, Result, Status, Tally
-from ._urls import Entry, check_url, open_url_list
+from ._urllist import Entry, open_url_list
+from ._urls import check_url
 from ._version import __version__
 from .limits import Gate, LocalGate, Slot
 from .transfer.checksum import Checksum

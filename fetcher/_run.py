@@ -53,7 +53,8 @@ from ._result import Result, Status
 from ._schedule import Schedule
 from ._text import redact
 from ._units import format_duration, format_size
-from ._urls import Entry, check_url, host_key
+from ._urllist import Entry
+from ._urls import check_url, host_key
 from .limits import HOST_CAP, HOST_RATE, PAUSED, RATE, SHARED, SLOTS, Gate, HostLimits, HostPermit, Slot, TokenBucket
 from .state import Partial, Saved, StateStore
 from .transfer.download import Ask, Outcome, WatchStart, download

@@ -21,7 +21,7 @@ from .._fetcher import Fetcher
 from .._report import DEFAULT_REPORT_NAME, ReportWriter
 from .._result import Tally
 from .._units import format_size, parse_duration, parse_rate, parse_size
-from .._urls import count_entries, open_url_list
+from .._urllist import count_entries, open_url_list
 from .._version import __version__
 from ..limits.shared import locate
 from ..state import DEFAULT_STATE_NAME
