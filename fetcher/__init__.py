@@ -26,7 +26,7 @@ from ._errors import (
 )
 from ._fetcher import Fetcher, Stats, new_run_id
 from ._naming import Namer, safe_name
-from ._report import ReportWriter
+from .report import ReportWriter
 from ._result import FIELDS, Result, Status, Tally
 from ._urllist import Entry, open_url_list
 from ._urls import check_url

@@ -18,7 +18,7 @@ import click
 from .._config import MAX_CONCURRENT_LIMIT
 from .._errors import ConfigError, FetcherError
 from .._fetcher import Fetcher
-from .._report import DEFAULT_REPORT_NAME, ReportWriter
+from ..report import DEFAULT_REPORT_NAME, ReportWriter
 from .._result import Tally
 from .._units import format_size, parse_duration, parse_rate, parse_size
 from .._urllist import count_entries, open_url_list

@@ -17,8 +17,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ._result import FIELDS, Result
-from ._text import escape
+from .._result import FIELDS, Result
+from .._text import escape
 
 #: The report's file name in DEST when no --report is given.
 DEFAULT_REPORT_NAME = "fetcher-report.jsonl"

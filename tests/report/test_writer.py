@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from fetcher._report import ReportWriter
+from fetcher.report import ReportWriter
 from fetcher._result import FIELDS, Result, Status
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
