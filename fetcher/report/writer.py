@@ -1,17 +1,47 @@
-"""The report: one record per URL, appended to a JSON Lines or CSV file.
+"""The report writer: one record per URL, and one per run, appended to a JSON Lines or CSV file.
 
-Each record is written and flushed as its URL finishes, so a run that is
-killed still leaves a record of everything it finished.  Runs append: a cron
-job builds up its history in one file, each record tagged with its run id.
-Each JSON Lines record is one ``write`` to a file opened for appending, so two
-overlapping runs writing to the same report do not interleave within a line.
+Each record is written as its URL finishes, so a run that is killed still
+leaves a record of everything it finished.  Runs append: a cron job builds up
+its history in one file, each record tagged with its run id.
+
+What a reader can rely on, whatever happened before (a kill, a full disk):
+
+- Each record is one line, written with one ``write`` to a file opened for
+  appending, so overlapping runs do not interleave within a line.
+- A line is on disk whole or not at all, as far as the OS allows: when a write
+  fails after part of the line went to disk, that part is cut off again, unless
+  something was appended after it (then it stays, and the next record starts on
+  a new line).
+- A record never continues a cut line: when the file does not end in a newline
+  (a run killed mid-write), the next record starts with one.  A line that does
+  not parse is a cut record; readers skip it (fetcher.report.reader does).
+
+Formats.  The name decides: CSV if it ends in ``.csv`` (any case), else JSON Lines.
+
+- JSON Lines: a URL record is an object with the keys of ``FIELDS``
+  (fetcher._result) and no ``"record"`` key.  A run record (RunRecord, in
+  fetcher.report.runs) is an object whose first key is ``"record": "run"``,
+  in the same file.  Readers must skip objects that have a ``"record"`` key
+  they do not know: more kinds may come.
+- CSV: a header row of ``FIELDS`` starts the file, then one row per URL
+  record; an empty cell is a missing value (JSON ``null``).  Run records go,
+  as JSON Lines, to the side file ``<report path>.runs.jsonl``
+  (``report.csv.runs.jsonl``), created on the first run record.
+
+Files and folders are created on the first record, so a run that records
+nothing leaves no report.  A write that fails (ENOSPC, EIO) does not stop the
+run: ``write`` returns False, the writer counts the record in ``lost``, logs one
+warning for the first failure, and tries again with the next record.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
+import logging
+import os
 import threading
 from pathlib import Path
 from types import TracebackType
@@ -19,41 +49,69 @@ from typing import Any
 
 from .._result import FIELDS, Result
 from .._text import escape
+from .runs import RunRecord
 
 #: The report's file name in DEST when no --report is given.
 DEFAULT_REPORT_NAME = "fetcher-report.jsonl"
 
+#: Appended to a CSV report's path to name the file of its run records.
+RUNS_SUFFIX = ".runs.jsonl"
+
+_log = logging.getLogger("fetcher")
+
+
+def report_format(path: str | Path) -> str:
+    """``"csv"`` if *path* ends in ``.csv`` (any case), else ``"jsonl"``."""
+    return "csv" if Path(path).suffix.lower() == ".csv" else "jsonl"
+
+
+def runs_path(path: str | Path) -> Path:
+    """Where the run records of the report at *path* go: the report itself, or a CSV's side file."""
+    path = Path(path)
+    return path.with_name(path.name + RUNS_SUFFIX) if report_format(path) == "csv" else path
+
 
 class ReportWriter:
-    """Appends Results to *path*: CSV if its name ends in ``.csv``, else JSON Lines.
+    """Appends Results (and RunRecords) to the report at *path*.  Thread-safe.
 
-    Opening creates missing parent folders and raises OSError if the file
-    cannot be opened for appending.  Thread-safe.
+    Construction raises OSError if *path* cannot be written: it is a folder,
+    an existing file that is not writable, below a file, or below a folder that
+    is not writable.  It creates nothing; the first record does.
+
+    ``lost`` counts the records that could not be written; ``first_error`` is
+    the OSError of the first of them (None while none was lost).
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.format = "csv" if self.path.suffix.lower() == ".csv" else "jsonl"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.format = report_format(self.path)
+        self.runs_path = runs_path(self.path)
+        self.lost = 0
+        self.first_error: OSError | None = None
+        _check_writable(self.path)
+        if self.runs_path != self.path:
+            _check_writable(self.runs_path)
         self._lock = threading.Lock()
-        # Binary append: one os-level write per record, newline as written.
-        self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - closed in close()
-        if self.format == "csv" and self._file.tell() == 0:
-            self._file.write(_csv_line(FIELDS))
+        self._files: dict[Path, int] = {}  # path -> descriptor, opened on the first record
+        self._closed = False
 
-    def write(self, result: Result) -> None:
+    def write(self, result: Result) -> bool:
+        """Append *result*'s record.  False if it could not be written (see ``lost``)."""
         record = result.to_record()
         if self.format == "csv":
-            data = _csv_line(_csv_value(record[name]) for name in FIELDS)
-        else:
-            # ensure_ascii: a record shown with `cat` cannot carry raw control characters.
-            data = (json.dumps(record, ensure_ascii=True) + "\n").encode()
-        with self._lock:
-            self._file.write(data)
+            return self._append(self.path, _csv_line(_csv_value(record[name]) for name in FIELDS))
+        return self._append(self.path, _json_line(record))
+
+    def write_run(self, record: RunRecord) -> bool:
+        """Append a run record (to the report, or to a CSV report's side file).  False if it was lost."""
+        return self._append(self.runs_path, _json_line(record.to_record()))
 
     def close(self) -> None:
         with self._lock:
-            self._file.close()
+            self._closed = True
+            for fd in self._files.values():
+                os.close(fd)
+            self._files.clear()
 
     def __enter__(self) -> ReportWriter:
         return self
@@ -65,6 +123,100 @@ class ReportWriter:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    def _append(self, path: Path, line: bytes) -> bool:
+        with self._lock:
+            if self._closed:
+                raise ValueError(f"the report {path} is closed")
+            try:
+                fd = self._files.get(path)
+                if fd is None:
+                    fd = self._files[path] = _open(path)
+                header = _csv_line(FIELDS) if path == self.path and self.format == "csv" else b""
+                _append_whole(fd, line, header)
+            except OSError as exc:
+                self.lost += 1
+                if self.first_error is None:
+                    self.first_error = exc
+                    _log.warning(
+                        "cannot write the report %s: %s; records are being lost", escape(str(path)), exc.strerror or exc
+                    )
+                return False
+            return True
+
+
+def _check_writable(path: Path) -> None:
+    """Raise the OSError that opening *path* for appending would raise, without creating anything.
+
+    os.access is lenient for root (it says yes to a read-only file); opening then fails
+    at the first record instead, and that record is counted as lost.
+    """
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(folder))
+
+
+def _open(path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Read as well as append: each record first looks at the last byte (see _append_whole).
+    return os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+
+
+def _append_whole(fd: int, line: bytes, header: bytes) -> None:
+    """Append *line* (after *header* if the file is empty) as one write, or leave the file as it was.
+
+    The file is looked at before every record, not only when opened: another run, or
+    this writer's own failed write that could not be undone, may have left a cut line.
+    """
+    start = os.fstat(fd).st_size
+    if start == 0:
+        data = header + line
+    elif os.pread(fd, 1, start - 1) != b"\n":
+        data = b"\n" + line
+    else:
+        data = line
+    written = 0
+    try:
+        while written < len(data):
+            # A short write to a regular file means the disk filled up (or a quota): the
+            # next write of the rest then raises the real error (ENOSPC) and the part is undone.
+            count = os.write(fd, data[written:])
+            if count <= 0:
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
+            written += count
+    except OSError:
+        _undo(fd, start, written)
+        raise
+
+
+def _undo(fd: int, start: int, written: int) -> None:
+    """Cut off what a failed write left after *start*, if it is ours and the last thing in the file.
+
+    An O_APPEND descriptor's offset is the end of its own last write.  The file must end
+    exactly there (no other run appended after it) and hold exactly our bytes after *start*
+    (*written*, or, when the failing call raised after writing, whatever lies between).
+    """
+    try:
+        end = os.lseek(fd, 0, os.SEEK_CUR)
+        if end > start and os.fstat(fd).st_size == end and (written == 0 or end - start == written):
+            os.ftruncate(fd, start)
+    except OSError:
+        pass  # the part stays; the next record starts on a new line and readers skip the cut one
+
+
+def _json_line(record: dict[str, Any]) -> bytes:
+    # ensure_ascii: a record shown with `cat` cannot carry raw control characters.
+    return (json.dumps(record, ensure_ascii=True) + "\n").encode()
 
 
 def _csv_value(value: Any) -> str:

@@ -1,43 +1,33 @@
-"""fetcher._report: ReportWriter appends one record per Result, as JSON Lines or CSV."""
+"""fetcher.report.writer: ReportWriter appends one record per Result (and per run), whole or not at all."""
 
 from __future__ import annotations
 
 import csv
+import errno
 import json
+import logging
+import os
+import shutil
+import subprocess
 import threading
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fetcher.report import ReportWriter
 from fetcher._result import FIELDS, Result, Status
+from fetcher.report import ReportWriter
 
-NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+from .samples import result, run_record
+
 HOSTILE_URL = "https://example.com/\x1b[2J\x1b]0;pwned\x07\r\nfake line"
-
-
-def _result(line: int = 1, **changes: Any) -> Result:
-    values: dict[str, Any] = {
-        "run_id": "run-1",
-        "line": line,
-        "url": f"https://example.com/{line}.txt",
-        "status": Status.OK,
-        "path": Path(f"/dest/{line}.txt"),
-        "http_status": 200,
-        "bytes": 42,
-        "started_at": NOW,
-        "finished_at": NOW,
-    }
-    values.update(changes)
-    return Result(**values)
 
 
 def _write(path: Path, *results: Result) -> None:
     with ReportWriter(path) as writer:
-        for result in results:
-            writer.write(result)
+        for item in results:
+            writer.write(item)
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
@@ -51,7 +41,7 @@ def _csv(path: Path) -> list[dict[str, str]]:
 
 def test_jsonl_writes_one_object_per_line_with_every_field(tmp_path: Path) -> None:
     path = tmp_path / "report.jsonl"
-    _write(path, _result(1), _result(2))
+    _write(path, result(1), result(2))
     records = _jsonl(path)
     assert [list(record) for record in records] == [list(FIELDS), list(FIELDS)]
     assert [record["line"] for record in records] == [1, 2]
@@ -59,22 +49,22 @@ def test_jsonl_writes_one_object_per_line_with_every_field(tmp_path: Path) -> No
 
 def test_jsonl_is_the_format_for_any_other_suffix(tmp_path: Path) -> None:
     path = tmp_path / "report.log"
-    _write(path, _result())
+    _write(path, result())
     assert _jsonl(path)[0]["url"] == "https://example.com/1.txt"
 
 
 def test_jsonl_appends_across_runs_without_rewriting(tmp_path: Path) -> None:
     path = tmp_path / "report.jsonl"
-    _write(path, _result(1, run_id="first"))
+    _write(path, result(1, run_id="first"))
     before = path.read_bytes()
-    _write(path, _result(1, run_id="second"))
+    _write(path, result(1, run_id="second"))
     assert path.read_bytes().startswith(before)
     assert [record["run_id"] for record in _jsonl(path)] == ["first", "second"]
 
 
 def test_jsonl_never_holds_a_raw_control_character(tmp_path: Path) -> None:
     path = tmp_path / "report.jsonl"
-    _write(path, _result(url=HOSTILE_URL))
+    _write(path, result(url=HOSTILE_URL))
     data = path.read_bytes()
     assert b"\x1b" not in data and b"\x07" not in data and b"\r" not in data
     assert data.count(b"\n") == 1
@@ -83,8 +73,8 @@ def test_jsonl_never_holds_a_raw_control_character(tmp_path: Path) -> None:
 
 def test_csv_writes_the_header_once_across_runs(tmp_path: Path) -> None:
     path = tmp_path / "report.csv"
-    _write(path, _result(1))
-    _write(path, _result(2))
+    _write(path, result(1))
+    _write(path, result(2))
     lines = path.read_text(encoding="utf-8").splitlines()
     assert lines[0] == ",".join(FIELDS)
     assert lines.count(",".join(FIELDS)) == 1
@@ -93,13 +83,13 @@ def test_csv_writes_the_header_once_across_runs(tmp_path: Path) -> None:
 
 def test_csv_suffix_is_case_insensitive(tmp_path: Path) -> None:
     path = tmp_path / "REPORT.CSV"
-    _write(path, _result())
+    _write(path, result())
     assert path.read_text(encoding="utf-8").splitlines()[0] == ",".join(FIELDS)
 
 
 def test_csv_rows_have_every_field_and_none_becomes_empty(tmp_path: Path) -> None:
     path = tmp_path / "report.csv"
-    _write(path, _result(status=Status.FAILED, path=None, http_status=None, error="connection refused"))
+    _write(path, result(status=Status.FAILED, path=None, http_status=None, wait_s=None, error="connection refused"))
     [row] = _csv(path)
     assert list(row) == list(FIELDS)
     assert (row["status"], row["path"], row["http_status"], row["wait_s"]) == ("failed", "", "", "")
@@ -108,7 +98,7 @@ def test_csv_rows_have_every_field_and_none_becomes_empty(tmp_path: Path) -> Non
 
 def test_csv_escapes_control_characters(tmp_path: Path) -> None:
     path = tmp_path / "report.csv"
-    _write(path, _result(url=HOSTILE_URL))
+    _write(path, result(url=HOSTILE_URL))
     data = path.read_bytes()
     assert b"\x1b" not in data and b"\x07" not in data and b"\r" not in data
     [row] = _csv(path)
@@ -118,15 +108,29 @@ def test_csv_escapes_control_characters(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["report.jsonl", "report.csv"])
 def test_missing_parent_folders_are_created(tmp_path: Path, name: str) -> None:
     path = tmp_path / "a" / "b" / name
-    _write(path, _result())
+    _write(path, result())
     assert path.is_file()
 
 
-def test_an_unwritable_path_raises_oserror(tmp_path: Path) -> None:
+def test_a_path_below_a_file_is_refused_at_construction(tmp_path: Path) -> None:
     not_a_folder = tmp_path / "plain-file"
     not_a_folder.write_text("x")
-    with pytest.raises(OSError):
-        ReportWriter(not_a_folder / "report.jsonl")
+    with pytest.raises(NotADirectoryError):
+        ReportWriter(not_a_folder / "sub" / "report.jsonl")
+
+
+def test_a_folder_is_refused_at_construction(tmp_path: Path) -> None:
+    with pytest.raises(IsADirectoryError):
+        ReportWriter(tmp_path)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write to a read-only file")
+def test_a_read_only_file_is_refused_at_construction(tmp_path: Path) -> None:
+    path = tmp_path / "report.jsonl"
+    path.write_text("")
+    path.chmod(0o444)
+    with pytest.raises(PermissionError):
+        ReportWriter(path)
 
 
 @pytest.mark.parametrize("name", ["report.jsonl", "report.csv"])
@@ -136,7 +140,7 @@ def test_writes_from_many_threads_give_whole_lines(tmp_path: Path, name: str) ->
 
         def worker(thread: int) -> None:
             for i in range(50):
-                writer.write(_result(thread * 1000 + i, error="x" * (i * 20)))
+                writer.write(result(thread * 1000 + i, error="x" * (i * 20)))
 
         threads = [threading.Thread(target=worker, args=(n,), daemon=True) for n in range(8)]
         for thread in threads:
@@ -148,3 +152,200 @@ def test_writes_from_many_threads_give_whole_lines(tmp_path: Path, name: str) ->
     assert len(records) == 400
     assert all(list(record) == list(FIELDS) for record in records)
     assert {int(record["line"]) for record in records} == {t * 1000 + i for t in range(8) for i in range(50)}
+
+
+# -- cut lines, full disks ------------------------------------------------------------------
+
+
+def test_a_jsonl_report_cut_mid_line_gets_the_next_record_on_a_line_of_its_own(tmp_path: Path) -> None:
+    path = tmp_path / "report.jsonl"
+    path.write_bytes(b'{"run_id": "killed", "line": 1, "wait_s": 0.0093')
+    _write(path, result(2))
+    lines = path.read_bytes().split(b"\n")
+    assert lines[0] == b'{"run_id": "killed", "line": 1, "wait_s": 0.0093'
+    assert json.loads(lines[1])["line"] == 2 and lines[2:] == [b""]
+
+
+def test_a_csv_report_cut_mid_row_gets_the_next_row_on_a_line_of_its_own(tmp_path: Path) -> None:
+    path = tmp_path / "report.csv"
+    _write(path, result(1))
+    path.write_bytes(path.read_bytes() + b"killed,2,https://exa")
+    _write(path, result(3))
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[-2] == "killed,2,https://exa"
+    assert lines[-1].startswith("run-1,3,")
+
+
+def _failing_os_write(monkeypatch: pytest.MonkeyPatch, path: Path, *, raise_after_part: bool) -> Callable[[bool], None]:
+    """os.write that, while switched on, writes half of a write to *path* and then fails with ENOSPC.
+
+    raise_after_part: the failing call itself writes the half and raises; else it returns the short
+    count (as Linux does) and the next call raises.  Other files are written as usual.
+    """
+    real_write = os.write
+    state = {"on": False, "short": False}
+
+    def fake(fd: int, data: bytes) -> int:
+        if not state["on"] or os.path.realpath(f"/proc/self/fd/{fd}") != str(path.resolve()):
+            return real_write(fd, data)
+        if state["short"]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        count = real_write(fd, bytes(data[: len(data) // 2]))
+        if raise_after_part:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        state["short"] = True
+        return count
+
+    def switch(on: bool) -> None:
+        state["on"], state["short"] = on, False
+
+    monkeypatch.setattr(os, "write", fake)
+    return switch
+
+
+@pytest.mark.parametrize("raise_after_part", [False, True], ids=["short-write", "raise-after-part"])
+@pytest.mark.parametrize("name", ["report.jsonl", "report.csv"])
+def test_a_write_that_fails_half_way_leaves_no_part_of_the_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, raise_after_part: bool
+) -> None:
+    path = tmp_path / name
+    with ReportWriter(path) as writer:
+        assert writer.write(result(1))
+        before = path.read_bytes()
+        switch = _failing_os_write(monkeypatch, path, raise_after_part=raise_after_part)
+        switch(True)
+        assert writer.write(result(2, error="x" * 500)) is False
+    assert path.read_bytes() == before
+
+
+def test_a_failed_write_is_counted_with_its_error_and_the_run_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "report.jsonl"
+    writer = ReportWriter(path)
+    assert (writer.lost, writer.first_error) == (0, None)
+    switch = _failing_os_write(monkeypatch, path, raise_after_part=False)
+    writer.write(result(1))
+    switch(True)
+    assert writer.write(result(2)) is False
+    assert writer.write(result(3)) is False
+    assert writer.lost == 2
+    assert isinstance(writer.first_error, OSError) and writer.first_error.errno == errno.ENOSPC
+    writer.close()
+
+
+def test_the_first_lost_record_is_logged_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "report.jsonl"
+    with ReportWriter(path) as writer:
+        switch = _failing_os_write(monkeypatch, path, raise_after_part=False)
+        writer.write(result(1))
+        switch(True)
+        with caplog.at_level(logging.WARNING, logger="fetcher"):
+            for line in range(2, 5):
+                writer.write(result(line))
+    assert [record.getMessage() for record in caplog.records] == [
+        f"cannot write the report {path}: No space left on device; records are being lost"
+    ]
+
+
+def test_records_are_written_again_once_space_is_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "report.jsonl"
+    with ReportWriter(path) as writer:
+        switch = _failing_os_write(monkeypatch, path, raise_after_part=False)
+        switch(True)
+        assert writer.write(result(1)) is False
+        switch(False)
+        assert writer.write(result(2)) is True
+        assert writer.lost == 1
+    assert [record["line"] for record in _jsonl(path)] == [2]
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs, where this process may mount one."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if shutil.which("mount") is None:
+        pytest.skip("no mount command")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True, timeout=10, check=False
+    )
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True, timeout=10, check=False)
+
+
+@pytest.mark.parametrize("name", ["report.jsonl", "report.csv"])
+def test_a_full_filesystem_leaves_only_whole_records_and_they_resume_when_space_is_freed(
+    small_disk: Path, name: str
+) -> None:
+    path = small_disk / name
+    filler = small_disk / "filler"
+    filler.write_bytes(b"\0" * 40 * 1024)
+    with ReportWriter(path) as writer:
+        written = [line for line in range(1, 200) if writer.write(result(line, error="e" * (line * 7 % 300)))]
+        assert writer.lost > 0 and writer.first_error is not None and writer.first_error.errno == errno.ENOSPC
+        filler.unlink()
+        assert writer.write(result(1000))
+    records: list[dict[str, Any]] = _csv(path) if name.endswith(".csv") else _jsonl(path)
+    assert [int(record["line"]) for record in records] == [*written, 1000]
+    assert all(list(record) == list(FIELDS) for record in records)
+
+
+# -- lazy creation ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["report.jsonl", "report.csv"])
+def test_a_writer_that_writes_nothing_leaves_no_file_and_no_folder(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "new" / name
+    ReportWriter(path).close()
+    assert not (tmp_path / "new").exists()
+
+
+def test_the_csv_header_goes_into_an_existing_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "report.csv"
+    path.write_bytes(b"")
+    _write(path, result(1))
+    assert path.read_text(encoding="utf-8").splitlines()[0] == ",".join(FIELDS)
+
+
+# -- run records --------------------------------------------------------------------------------
+
+
+def test_a_run_record_is_a_line_of_the_jsonl_report_marked_as_a_run(tmp_path: Path) -> None:
+    path = tmp_path / "report.jsonl"
+    with ReportWriter(path) as writer:
+        writer.write(result(1))
+        assert writer.write_run(run_record())
+    url, run = _jsonl(path)
+    assert "record" not in url
+    assert run == run_record().to_record() and next(iter(run.items())) == ("record", "run")
+
+
+def test_the_run_records_of_a_csv_report_go_to_a_jsonl_side_file(tmp_path: Path) -> None:
+    path = tmp_path / "report.csv"
+    side = tmp_path / "report.csv.runs.jsonl"
+    with ReportWriter(path) as writer:
+        writer.write(result(1))
+        assert not side.exists()
+        writer.write_run(run_record())
+    assert [row["line"] for row in _csv(path)] == ["1"]
+    assert _jsonl(side) == [run_record().to_record()]
+
+
+def test_a_run_record_that_cannot_be_written_is_counted_as_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "report.jsonl"
+    with ReportWriter(path) as writer:
+        switch = _failing_os_write(monkeypatch, path, raise_after_part=True)
+        writer.write(result(1))
+        switch(True)
+        assert writer.write_run(run_record()) is False
+        assert writer.lost == 1
+    assert len(_jsonl(path)) == 1
