@@ -1,4 +1,4 @@
-"""File names: from a URL to a safe name inside DEST, distinct for each URL.
+"""File names: from a URL to a safe name inside DEST, distinct for each URL, stable across runs given a store.
 
 A name comes from the URL's last path segment, percent-decoded, and is then
 made safe: it can never name a path outside DEST, never be hidden, never carry
@@ -12,8 +12,11 @@ import hashlib
 import os
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Protocol
 from urllib.parse import unquote, urlsplit
+
+from ._urls import normalize
 
 #: The name used when the URL's last segment leaves nothing (``https://host/dir/``).
 FALLBACK_NAME = "index.html"
@@ -63,6 +66,35 @@ def _fit(name: str, limit: int = MAX_NAME_BYTES) -> str:
     return stem + ext
 
 
+class NameStore(Protocol):
+    """Where names given in earlier runs are kept (``StateStore.names(dest)`` is one).
+
+    *url* is ``name_key(url)``; *name_folded* a name's ``casefold()``.
+    """
+
+    def name_of(self, url: str) -> str | None: ...
+
+    def owner_of(self, name_folded: str) -> str | None: ...
+
+    def claim(self, name: str, url: str) -> None: ...
+
+
+def name_key(url: str) -> str:
+    """A URL as a NameStore knows it: in normal form, without its password (the user name stays).
+
+    The user name stays so that two users' ``/me.json`` keep two names; a
+    password is never recorded.
+    """
+    normal = normalize(url)
+    scheme, _, rest = normal.partition("://")
+    authority, slash, path = rest.partition("/")
+    userinfo, at, hostport = authority.rpartition("@")
+    if not at:
+        return normal
+    user = userinfo.partition(":")[0]
+    return f"{scheme}://{user}@{hostport}{slash}{path}" if user else f"{scheme}://{hostport}{slash}{path}"
+
+
 class Namer:
     """Gives each URL one name, the same every time, never another URL's.
 
@@ -72,33 +104,80 @@ class Namer:
     collided.  Names are compared case-insensitively, because two names that
     differ only in case are one file on macOS and Windows.
 
-    Thread-safe.  Memory grows with the number of distinct URLs named.
+    With a *store*, "first" is over every run that used it: a URL keeps the
+    name it was given the first time whatever the list's order, and a name on
+    record for one URL is not given to another.  A name on record is given
+    again only while it is still one the URL could get (from its last path
+    segment or its ``out=``, plain or with a suffix) and not *reserved*.
+    Without a store, "first" is within this Namer.
+
+    Thread-safe.  Without a store, memory grows with the number of distinct
+    URLs named; with one, the store holds them and this keeps only *reserved*.
     """
 
-    def __init__(self, reserved: Iterable[str] = ()) -> None:
+    def __init__(self, reserved: Iterable[str] = (), *, store: NameStore | None = None) -> None:
         self._lock = threading.Lock()
-        self._by_url: dict[str, str] = {}
-        self._taken: set[str] = {name.casefold() for name in reserved}
+        self._store = store
+        self._reserved: frozenset[str] = frozenset(name.casefold() for name in reserved)
+        self._by_url: dict[str, str] = {}  # without a store only
+        self._taken: set[str] = set(self._reserved)  # without a store only
 
     def name_for(self, url: str, *, preferred: str | None = None) -> str:
         """*url*'s name; *preferred* (the list's ``out=``) instead of the URL's own, made safe."""
+        base = name_from_url(url) if preferred is None else safe_name(preferred)
         with self._lock:
+            if self._store is not None:
+                return self._recorded(self._store, url, base)
             name = self._by_url.get(url)
             if name is None:
-                name = self._claim(url, preferred)
+                name = _pick(url, base, self._taken.__contains__)
+                self._taken.add(name.casefold())
                 self._by_url[url] = name
             return name
 
-    def _claim(self, url: str, preferred: str | None) -> str:
-        name = name_from_url(url) if preferred is None else safe_name(preferred)
-        stem, ext = os.path.splitext(name)
-        if len(ext.encode()) > 16:
-            stem, ext = name, ""  # not really an extension; keep the suffix room small
-        attempt = 0
-        while name.casefold() in self._taken:
-            attempt += 1
-            digest = hashlib.sha256(f"{url}#{attempt}".encode()).hexdigest()[:8]
-            tail = f"-{digest}{ext}"
-            name = _fit(stem, MAX_NAME_BYTES - len(tail.encode())) + tail
-        self._taken.add(name.casefold())
+    def _recorded(self, store: NameStore, url: str, base: str) -> str:
+        key = name_key(url)
+        known = store.name_of(key)
+        if known is not None and known.casefold() not in self._reserved and _comes_from(known, base):
+            return known
+
+        def taken(folded: str) -> bool:
+            return folded in self._reserved or store.owner_of(folded) not in (None, key)
+
+        name = _pick(url, base, taken)
+        store.claim(name, key)
         return name
+
+
+def _pick(url: str, base: str, taken: Callable[[str], bool]) -> str:
+    """*base*, or if it is *taken*, *base* with the first free suffix of *url*'s hashes."""
+    name = base
+    stem, ext = _split(base)
+    attempt = 0
+    while taken(name.casefold()):
+        attempt += 1
+        digest = hashlib.sha256(f"{url}#{attempt}".encode()).hexdigest()[:8]
+        tail = f"-{digest}{ext}"
+        name = _fit(stem, MAX_NAME_BYTES - len(tail.encode())) + tail
+    return name
+
+
+def _split(name: str) -> tuple[str, str]:
+    stem, ext = os.path.splitext(name)
+    if len(ext.encode()) > 16:
+        return name, ""  # not really an extension; keep the suffix room small
+    return stem, ext
+
+
+_SUFFIXED = re.compile(r"(.*)-[0-9a-f]{8}", re.DOTALL)
+
+
+def _comes_from(name: str, base: str) -> bool:
+    """Whether _pick could have given *name* for *base*: *base* itself, or its stem (maybe cut) with a suffix."""
+    if name == base:
+        return True
+    stem, ext = _split(base)
+    if not name.endswith(ext):
+        return False
+    match = _SUFFIXED.fullmatch(name[: len(name) - len(ext)])
+    return match is not None and stem.startswith(match.group(1))

@@ -20,6 +20,9 @@ class Status(str, enum.Enum):
     INVALID = "invalid"  # the line is not a usable http(s) URL; nothing was requested
     CANCELLED = "cancelled"  # the run was cut short (--deadline) while it was downloading or waiting to retry
     NOT_STARTED = "not-started"  # the run was cut short (--deadline, --quota) before it started
+    #: The URL (in normal form, see _urls.normalize) was listed before; nothing was requested.  Its
+    #: record's ``error`` names the line that was kept: "same as line 3".  A success: the file is there.
+    DUPLICATE = "duplicate"
 
     def __str__(self) -> str:
         return self.value
@@ -29,7 +32,12 @@ class Status(str, enum.Enum):
         return self in _SUCCESSES
 
 
-_SUCCESSES = frozenset({Status.OK, Status.UNCHANGED, Status.SKIPPED})
+_SUCCESSES = frozenset({Status.OK, Status.UNCHANGED, Status.SKIPPED, Status.DUPLICATE})
+
+
+def duplicate_error(kept_line: int) -> str:
+    """The ``error`` of a duplicate's record: which line of the list was kept for it."""
+    return f"same as line {kept_line}"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -58,7 +66,7 @@ class Result:
 
     @property
     def ok(self) -> bool:
-        """It succeeded: downloaded, unchanged since last time, or skipped as asked."""
+        """It succeeded: downloaded, unchanged since last time, skipped as asked, or listed before."""
         return self.status.succeeded
 
     def to_record(self) -> dict[str, Any]:
@@ -121,7 +129,7 @@ class Tally:
 
     @property
     def exit_code(self) -> int:
-        """0 all succeeded (ok, unchanged, skipped); 1 any failed or invalid; else 4 the run was
+        """0 all succeeded (ok, unchanged, skipped, duplicate); 1 any failed or invalid; else 4 the run was
         cut short (cancelled or not started); else 3 any acquire-timeout."""
         if self.counts[Status.FAILED] or self.counts[Status.INVALID]:
             return 1

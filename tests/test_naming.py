@@ -1,4 +1,4 @@
-"""fetcher._naming: name_from_url() makes one safe file name; Namer keeps names distinct."""
+"""fetcher._naming: name_from_url() makes one safe file name; Namer keeps names distinct, and stable with a store."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from urllib.parse import quote
 
 import pytest
 
-from fetcher._naming import FALLBACK_NAME, MAX_NAME_BYTES, Namer, name_from_url
+from fetcher._naming import FALLBACK_NAME, MAX_NAME_BYTES, Namer, name_from_url, name_key
+from fetcher.state import StateStore
 
 
 def _assert_safe(name: str, dest: Path) -> None:
@@ -251,3 +252,82 @@ def test_namer_is_thread_safe_when_all_names_collide() -> None:
     assert len(seen) == 8
     assert all(names == seen[0] for names in seen)
     assert len({name.casefold() for name in seen[0].values()}) == 200
+
+
+# -- names kept from run to run in a state database ---------------------------------------
+
+A = "https://a.example/rfc795.txt"
+B = "https://b.example/rfc795.txt"
+
+
+def _run(db: Path, urls: list[str], **kwargs: object) -> list[str]:
+    """The names one run with the state database at *db* gives *urls*, in order."""
+    with StateStore(db) as store:
+        namer = Namer(store=store.names(db.parent), **kwargs)  # type: ignore[arg-type]
+        return [namer.name_for(url) for url in urls]
+
+
+def test_without_a_store_swapping_two_lines_swaps_their_names() -> None:
+    assert Namer().name_for(A) == "rfc795.txt"
+    assert Namer().name_for(B) == "rfc795.txt"
+
+
+def test_names_are_stable_across_runs_with_the_lines_swapped(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    first = _run(db, [A, B])
+    assert _run(db, [B, A]) == first[::-1]
+    assert first[0] == "rfc795.txt"
+
+
+def test_a_name_another_url_has_on_record_is_not_given_to_a_new_url(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    _run(db, [A])
+    assert re.fullmatch(r"rfc795-[0-9a-f]{8}\.txt", _run(db, [B])[0])
+
+
+def test_a_store_gives_the_same_first_names_as_no_store(tmp_path: Path) -> None:
+    urls = [f"https://host{i % 5}.example/file{i % 3}.txt" for i in range(20)]
+    namer = Namer()
+    assert _run(tmp_path / "state.db", urls) == [namer.name_for(url) for url in urls]
+
+
+def test_equivalent_spellings_of_a_url_keep_one_name(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    first = _run(db, ["https://a.example/other/ünï.txt", "http://bücher.test/ünï.txt"])
+    assert _run(db, ["HTTP://xn--bcher-kva.test:80/%C3%BCn%C3%AF.txt"]) == first[1:]
+
+
+def test_a_changed_out_name_is_given_and_recorded(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    with StateStore(db) as store:
+        namer = Namer(store=store.names(tmp_path))
+        assert namer.name_for(A, preferred="old.txt") == "old.txt"
+        assert namer.name_for(A, preferred="new.txt") == "new.txt"
+        assert namer.name_for(B, preferred="old.txt") == "old.txt"
+
+
+def test_a_name_on_record_that_is_now_reserved_is_not_given(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    _run(db, ["https://a.example/report.jsonl"])
+    assert _run(db, ["https://a.example/report.jsonl"], reserved=["REPORT.jsonl"]) != ["report.jsonl"]
+
+
+def test_a_store_backed_namer_keeps_no_url_in_memory(tmp_path: Path) -> None:
+    with StateStore(tmp_path / "state.db") as store:
+        namer = Namer(store=store.names(tmp_path))
+        for i in range(50):
+            namer.name_for(f"https://a.example/{i}.txt")
+        assert (namer._by_url, namer._taken) == ({}, set())
+
+
+@pytest.mark.parametrize(
+    ("url", "key"),
+    [
+        ("HTTPS://A.example:443/x#f", "https://a.example/x"),
+        ("https://alice:secret@a.example/me.json", "https://alice@a.example/me.json"),
+        ("https://alice@a.example/me.json", "https://alice@a.example/me.json"),
+        ("https://:secret@a.example/me.json", "https://a.example/me.json"),
+    ],
+)
+def test_name_key_is_the_normal_form_without_a_password(url: str, key: str) -> None:
+    assert name_key(url) == key

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from fetcher._result import FIELDS, Result, Status, Tally
+from fetcher._result import FIELDS, Result, Status, Tally, duplicate_error
 
 STARTED = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
 
@@ -38,6 +38,7 @@ def test_record_keys_are_the_fields_in_order() -> None:
         (Status.FAILED, "failed"),
         (Status.ACQUIRE_TIMEOUT, "acquire-timeout"),
         (Status.INVALID, "invalid"),
+        (Status.DUPLICATE, "duplicate"),
     ],
 )
 def test_record_status_is_the_status_value(status: Status, value: str) -> None:
@@ -86,6 +87,8 @@ def test_result_ok_is_true_only_for_ok_status() -> None:
         ([Status.ACQUIRE_TIMEOUT], 3),
         ([Status.FAILED, Status.ACQUIRE_TIMEOUT], 1),
         ([Status.INVALID, Status.ACQUIRE_TIMEOUT, Status.OK], 1),
+        ([Status.OK, Status.DUPLICATE], 0),
+        ([Status.DUPLICATE, Status.FAILED], 1),
     ],
 )
 def test_tally_exit_code(statuses: list[Status], code: int) -> None:
@@ -108,3 +111,16 @@ def test_tally_bytes_sums_only_ok_results() -> None:
     tally.add(_result(Status.OK, bytes=5))
     tally.add(_result(Status.FAILED, bytes=7))
     assert tally.bytes == 15
+
+
+def test_a_duplicate_succeeds_and_has_its_own_count() -> None:
+    tally = Tally()
+    tally.add(_result(Status.OK, bytes=10))
+    duplicate = _result(Status.DUPLICATE, line=4, attempts=0, error=duplicate_error(1))
+    tally.add(duplicate)
+    assert duplicate.ok
+    assert (tally.counts[Status.DUPLICATE], tally.counts[Status.OK], tally.bytes) == (1, 1, 10)
+
+
+def test_a_duplicates_error_names_the_line_that_was_kept() -> None:
+    assert _result(Status.DUPLICATE, error=duplicate_error(3)).to_record()["error"] == "same as line 3"

@@ -1,4 +1,4 @@
-"""StateStore: the SQLite file behind the state database, and the two kinds of record it holds.
+"""StateStore: the SQLite file behind the state database, and the three kinds of record it holds.
 
 The file is in WAL mode, so overlapping runs read while one writes, and
 writes from several processes queue for up to ``BUSY_TIMEOUT_S``.  A process
@@ -12,14 +12,15 @@ Two connections, because every URL of a run is looked up and then recorded:
   thread, so in practice this is one or two connections.
   The rare partial-file writes go through one connection under a lock,
   each its own short transaction.
-- ``record_saved`` hands its record to a writer thread, which commits what has
+- ``record_saved`` (and ``Names.claim``) hands its record to a writer thread, which commits what has
   gathered in one transaction (a batch per ``WRITE_EVERY_S`` at most).  A
   commit per file would cost more than the rest of a small download, and the
   workers would queue behind each other's commits.  The price: a run killed
   by SIGKILL loses the records of its last fraction of a second, and the next
   run downloads those few files in full instead of asking if they changed.
   Until written, a record is answered from memory, so the process always
-  sees its own writes.
+  sees its own writes.  A name claim whose write failed stays in memory for
+  the life of the store, so that no later URL of the run is given its name.
 
 Which URLs have a partial file is also kept in memory (it is few, and read
 at open), so that the lookup every URL makes needs no query when, as almost
@@ -54,9 +55,10 @@ DEFAULT_STATE_NAME = ".fetcher-state.db"
 #: The writer thread commits at least this often while records wait.
 WRITE_EVERY_S = 0.1
 
-#: Stored in ``PRAGMA user_version``.  Bump it with every change to the tables;
-#: a file with a higher number is refused rather than misread.
-SCHEMA_VERSION = 1
+#: Stored in ``PRAGMA user_version``.  Bump it with every change to the tables, and add
+#: the change to ``_MIGRATIONS``; a file with a higher number is refused rather than misread.
+#: 1: saved, partial (fetcher 0.1).  2: names.
+SCHEMA_VERSION = 2
 
 #: How long a write waits for another process's write before it fails.
 BUSY_TIMEOUT_S = 5.0
@@ -142,7 +144,7 @@ def _check_text(name: str, value: object) -> None:
 _SAVED = tuple(f.name for f in fields(Saved))
 _PARTIAL = tuple(f.name for f in fields(Partial))
 
-_SCHEMA = (
+_SCHEMA_1 = (
     """CREATE TABLE saved (
         url TEXT PRIMARY KEY NOT NULL,
         path TEXT NOT NULL,
@@ -163,6 +165,25 @@ _SCHEMA = (
     ) WITHOUT ROWID""",
 )
 
+# The file name each URL was given in a folder, so that it keeps it from run to
+# run whatever the list's order.  One row per name: a name (compared
+# case-folded, as macOS and Windows do) has one owner; the index gives a URL
+# one name.  Keyed by folder too: a database shared by two DESTs names each
+# apart.  ``url`` is the URL in normal form without its password.
+_NAMES = (
+    """CREATE TABLE names (
+        folder TEXT NOT NULL,
+        name_folded TEXT NOT NULL,
+        url TEXT NOT NULL,
+        name TEXT NOT NULL,
+        PRIMARY KEY (folder, name_folded)
+    ) WITHOUT ROWID""",
+    "CREATE UNIQUE INDEX names_by_url ON names (folder, url)",
+)
+
+#: The statements that bring a file of version N - 1 to version N, by N.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _SCHEMA_1, 2: _NAMES}
+
 
 def _upsert(table: str, columns: tuple[str, ...]) -> str:
     return f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
@@ -178,6 +199,11 @@ _FORGET_PARTIAL = "DELETE FROM partial WHERE url = ?"
 # A saved record forgets only partials older than itself: one recorded since
 # (another run, another fetch of the URL) stays.
 _FORGET_OLDER_PARTIAL = "DELETE FROM partial WHERE url = ? AND updated_at <= ?"
+_NAME_OF = "SELECT name FROM names WHERE folder = ? AND url = ?"
+_OWNER_OF = "SELECT url FROM names WHERE folder = ? AND name_folded = ?"
+# A URL's new name replaces its old one; a name another process claimed first stays its.
+_DROP_NAME = "DELETE FROM names WHERE folder = ? AND url = ?"
+_CLAIM_NAME = "INSERT OR IGNORE INTO names (folder, name_folded, url, name) VALUES (?, ?, ?, ?)"
 
 
 class StateStore:
@@ -271,8 +297,12 @@ class StateStore:
         with self._lock:
             self._partial_urls.discard(url)
 
+    def names(self, folder: str | Path) -> Names:
+        """The names given to URLs in *folder* (DEST), as ``Namer`` asks for them."""
+        return Names(self, os.path.abspath(folder))
+
     def flush(self) -> None:
-        """Write every record handed to ``record_saved`` so far (close() does this too)."""
+        """Write every record handed to ``record_saved`` or claimed so far (close() does this too)."""
         self._writer.flush()
 
     def partials(self) -> list[Partial]:
@@ -331,36 +361,126 @@ class StateStore:
                 raise StateError(f"could not {doing}: state database '{self.path}' {_trouble(exc)}") from exc
 
 
+class Names:
+    """The file names given to URLs in one folder: what ``fetcher._naming.Namer`` asks a store.
+
+    *url* is the caller's key for a URL (fetcher's: the normal form without a
+    password).  Reads go through the store's per-thread connections after the
+    claims not yet written; claims go to its writer thread.  A read that fails
+    is logged (once) and answered "none": the run goes on, and names only lose
+    their memory of earlier runs.
+    """
+
+    def __init__(self, store: StateStore, folder: str) -> None:
+        self._store = store
+        self.folder = folder
+        self._warned = False
+
+    def name_of(self, url: str) -> str | None:
+        """The name *url* was given, or None."""
+        found = self._store._writer.pending_name(self.folder, url)
+        return found if found is not None else self._lookup("look up a file name", _NAME_OF, url)
+
+    def owner_of(self, name_folded: str) -> str | None:
+        """The URL that was given the name whose ``casefold()`` is *name_folded*, or None."""
+        found = self._store._writer.pending_owner(self.folder, name_folded)
+        return found if found is not None else self._lookup("look up a file name", _OWNER_OF, name_folded)
+
+    def claim(self, name: str, url: str) -> None:
+        """Give *url* the name *name* (in place of any name it had), written behind."""
+        if self._store._conn is None:
+            raise StateError(f"could not record a file name: state database '{self._store.path}' is closed")
+        self._store._writer.claim(self.folder, name, url)
+
+    def _lookup(self, doing: str, query: str, value: str) -> str | None:
+        try:
+            row = self._store._read(doing, lambda conn: conn.execute(query, (self.folder, value)).fetchone())
+        except StateError as exc:
+            if not self._warned:
+                self._warned = True
+                log.warning("%s; file names are given afresh", exc)
+            return None
+        return None if row is None else str(row[0])
+
+    def __repr__(self) -> str:
+        return f"<Names {self.folder!r} in {self._store!r}>"
+
+
 def _row(record: Saved | Partial, columns: tuple[str, ...]) -> tuple[Any, ...]:
     return tuple(getattr(record, name) for name in columns)
 
 
+class _Batch:
+    """Records handed to the writer and not yet committed: saved files by URL, name claims both ways."""
+
+    __slots__ = ("saved", "names", "owners")
+
+    def __init__(self) -> None:
+        self.saved: dict[str, Saved] = {}
+        self.names: dict[tuple[str, str], str] = {}  # (folder, url) -> name
+        self.owners: dict[tuple[str, str], str] = {}  # (folder, name_folded) -> url
+
+    def __bool__(self) -> bool:
+        return bool(self.saved or self.names)
+
+    def claim(self, folder: str, name: str, url: str) -> None:
+        old = self.names.get((folder, url))
+        if old is not None and self.owners.get((folder, old.casefold())) == url:
+            del self.owners[folder, old.casefold()]
+        self.names[folder, url] = name
+        self.owners[folder, name.casefold()] = url
+
+    def absorb(self, other: _Batch) -> None:
+        for (folder, url), name in other.names.items():
+            self.claim(folder, name, url)
+
+
 class _Writer:
-    """A thread that writes saved records in batches, through a connection of its own."""
+    """A thread that writes saved records and name claims in batches, through a connection of its own."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._changed = threading.Condition(threading.Lock())
-        self._waiting: dict[str, Saved] = {}  # handed over, not yet being written
-        self._writing: dict[str, Saved] = {}  # in the transaction under way
+        self._waiting = _Batch()  # handed over, not yet being written
+        self._writing = _Batch()  # in the transaction under way
+        self._lost = _Batch()  # claims that could not be written: still answered, so no name is given twice
         self._closing = False
         self._hurry = 0  # callers in flush(): write at once, without gathering a batch
         self._thread: threading.Thread | None = None
 
     def put(self, saved: Saved) -> None:
         with self._changed:
-            if self._closing:
-                raise StateError(f"could not record a saved file: state database '{self._path}' is closed")
-            self._waiting[saved.url] = saved
-            if self._thread is None:
-                # Started on first use: a store that only reads needs no thread.
-                self._thread = threading.Thread(target=self._run, name="fetcher-state-writer", daemon=True)
-                self._thread.start()
+            self._take("a saved file")
+            self._waiting.saved[saved.url] = saved
             self._changed.notify()
+
+    def claim(self, folder: str, name: str, url: str) -> None:
+        with self._changed:
+            self._take("a file name")
+            self._waiting.claim(folder, name, url)
+            self._changed.notify()
+
+    def _take(self, what: str) -> None:
+        """Check a record can be taken, and start the thread on first use (a store that only reads needs none)."""
+        if self._closing:
+            raise StateError(f"could not record {what}: state database '{self._path}' is closed")
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="fetcher-state-writer", daemon=True)
+            self._thread.start()
 
     def pending(self, url: str) -> Saved | None:
         with self._changed:
-            return self._waiting.get(url) or self._writing.get(url)
+            return self._waiting.saved.get(url) or self._writing.saved.get(url)
+
+    def pending_name(self, folder: str, url: str) -> str | None:
+        key = (folder, url)
+        with self._changed:
+            return self._waiting.names.get(key) or self._writing.names.get(key) or self._lost.names.get(key)
+
+    def pending_owner(self, folder: str, name_folded: str) -> str | None:
+        key = (folder, name_folded)
+        with self._changed:
+            return self._waiting.owners.get(key) or self._writing.owners.get(key) or self._lost.owners.get(key)
 
     def flush(self) -> None:
         # Bounded: a writer stuck behind another process's lock logs it and
@@ -396,29 +516,39 @@ class _Writer:
                         return  # closing, and everything is written
                     if not self._closing and not self._hurry:
                         self._changed.wait(WRITE_EVERY_S)  # let a batch gather
-                    self._writing, self._waiting = self._waiting, {}
-                self._write(conn, list(self._writing.values()))
+                    self._writing, self._waiting = self._waiting, _Batch()
+                written = self._write(conn, self._writing)
                 with self._changed:
-                    self._writing = {}
+                    if not written:
+                        self._lost.absorb(self._writing)
+                    self._writing = _Batch()
                     self._changed.notify_all()
         except sqlite3.Error as exc:
             log.warning("could not record saved files: state database '%s' %s", self._path, _trouble(exc))
         finally:
             with self._changed:
-                self._waiting, self._writing = {}, {}
+                self._lost.absorb(self._writing)
+                self._lost.absorb(self._waiting)
+                self._waiting, self._writing = _Batch(), _Batch()
                 self._changed.notify_all()
             if conn is not None:
                 conn.close()
 
-    def _write(self, conn: sqlite3.Connection, records: list[Saved]) -> None:
+    def _write(self, conn: sqlite3.Connection, batch: _Batch) -> bool:
+        records = list(batch.saved.values())
+        claims = [(folder, name.casefold(), url, name) for (folder, url), name in batch.names.items()]
         try:
             with _transaction(conn):
                 conn.executemany(_PUT_SAVED, [_row(saved, _SAVED) for saved in records])
                 conn.executemany(_FORGET_OLDER_PARTIAL, [(saved.url, saved.saved_at) for saved in records])
+                conn.executemany(_DROP_NAME, [(folder, url) for folder, _, url, _ in claims])
+                conn.executemany(_CLAIM_NAME, claims)
         except sqlite3.Error as exc:
             # This batch is lost; the next run downloads those files in full. Go on with the next.
-            log.warning("could not record %d saved files: state database '%s' %s", len(records), self._path,
-                        _trouble(exc))  # fmt: skip
+            log.warning("could not record %d saved files and %d names: state database '%s' %s", len(records),
+                        len(claims), self._path, _trouble(exc))  # fmt: skip
+            return False
+        return True
 
 
 def _partial(row: tuple[Any, ...]) -> Partial:
@@ -502,23 +632,33 @@ def _make_file(path: Path) -> None:
 
 
 def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
-    version = _user_version(conn)
-    if version == 0:
-        with _transaction(conn):
-            version = _user_version(conn)  # another process may have created it meanwhile
-            if version == 0:
-                if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1").fetchone():
-                    raise StateError(f"state database '{path}' belongs to some other program (choose another path)")
-                for statement in _SCHEMA:
+    version = _newest_known(conn, path)
+    if version == SCHEMA_VERSION:
+        return
+    with _transaction(conn):
+        version = _newest_known(conn, path)  # another process may have created or migrated it meanwhile
+        if version == 0 and conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1").fetchone():
+            raise StateError(f"state database '{path}' belongs to some other program (choose another path)")
+        if version < SCHEMA_VERSION:
+            # One transaction from whatever version it is to this one: a file is
+            # never left half-migrated, and its records stay as they were.
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[step]:
                     conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                version = SCHEMA_VERSION
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            if version:
+                log.info("state database %s: schema %d brought to %d", path, version, SCHEMA_VERSION)
+
+
+def _newest_known(conn: sqlite3.Connection, path: Path) -> int:
+    """The file's schema version, if this fetcher knows it."""
+    version = _user_version(conn)
     if version > SCHEMA_VERSION:
         raise StateError(
             f"state database '{path}' was written by a newer fetcher (schema {version}, this one knows up to"
             f" {SCHEMA_VERSION}): upgrade fetcher, or move the file away to start afresh"
         )
-    # Versions between 0 and SCHEMA_VERSION will be migrated here once there is more than one.
+    return version
 
 
 def _user_version(conn: sqlite3.Connection) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import os
 import signal
@@ -462,3 +463,100 @@ def test_a_saved_record_forgets_only_partials_older_than_itself(store: StateStor
     store.record_saved(saved_record(saved_at=1500.0))
     store.flush()
     assert [p.url for p in store.partials()] == [URL]
+
+
+# -- names ---------------------------------------------------------------------------------
+
+FOLDER = DEST
+
+# The tables as fetcher 0.1 created them (schema 1), kept here verbatim: a file
+# made by that version must open and keep its records.
+SCHEMA_1 = (
+    """CREATE TABLE saved (
+        url TEXT PRIMARY KEY NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+        etag TEXT, last_modified TEXT, checksum TEXT, saved_at REAL NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE partial (
+        url TEXT PRIMARY KEY NOT NULL, path TEXT NOT NULL, etag TEXT, last_modified TEXT, total INTEGER,
+        updated_at REAL NOT NULL
+    ) WITHOUT ROWID""",
+    "PRAGMA user_version = 1",
+)
+
+
+def test_a_claimed_name_is_answered_both_ways(store: StateStore) -> None:
+    names = store.names(FOLDER)
+    names.claim("RFC791.txt", URL)
+    assert (names.name_of(URL), names.owner_of("rfc791.txt")) == ("RFC791.txt", URL)
+    store.flush()
+    assert (names.name_of(URL), names.owner_of("rfc791.txt")) == ("RFC791.txt", URL)
+
+
+def test_an_unknown_url_and_name_have_no_record(store: StateStore) -> None:
+    names = store.names(FOLDER)
+    assert (names.name_of(URL), names.owner_of("rfc791.txt")) == (None, None)
+
+
+def test_a_new_claim_frees_the_urls_old_name(store: StateStore) -> None:
+    names = store.names(FOLDER)
+    names.claim("old.txt", URL)
+    store.flush()
+    names.claim("new.txt", URL)
+    store.flush()
+    assert (names.name_of(URL), names.owner_of("old.txt")) == ("new.txt", None)
+
+
+def test_names_in_two_folders_are_apart(store: StateStore) -> None:
+    store.names(FOLDER).claim("a.txt", URL)
+    other = store.names(os.path.join(FOLDER, "other"))
+    assert (other.name_of(URL), other.owner_of("a.txt")) == (None, None)
+
+
+def test_a_name_claimed_first_by_another_process_stays_its(tmp_path: Path) -> None:
+    path = tmp_path / DEFAULT_STATE_NAME
+    with StateStore(path) as first, StateStore(path) as second:
+        first.names(FOLDER).claim("a.txt", URL)
+        first.flush()
+        second.names(FOLDER).claim("a.txt", URL + "?other")
+        second.flush()
+        assert second.names(FOLDER).owner_of("a.txt") == URL
+
+
+def test_names_survive_closing_and_reopening(tmp_path: Path) -> None:
+    path = tmp_path / DEFAULT_STATE_NAME
+    with StateStore(path) as store:
+        store.names(FOLDER).claim("a.txt", URL)
+    with StateStore(path) as store:
+        assert store.names(FOLDER).name_of(URL) == "a.txt"
+
+
+def test_a_claim_the_writer_could_not_write_is_still_answered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.05)
+    with StateStore(tmp_path / DEFAULT_STATE_NAME) as store:
+        names = store.names(FOLDER)
+        with raw(store.path) as other:
+            other.execute("BEGIN IMMEDIATE")
+            names.claim("a.txt", URL)
+            store.flush()
+            other.execute("ROLLBACK")
+        assert names.owner_of("a.txt") == URL
+    assert "could not record 0 saved files and 1 names" in caplog.text
+
+
+def test_a_schema_1_database_is_migrated_and_keeps_its_records(tmp_path: Path) -> None:
+    path = tmp_path / DEFAULT_STATE_NAME
+    saved, partial = saved_record(), partial_record(url=URL + "?p")
+    with raw(path) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        for statement in SCHEMA_1:
+            conn.execute(statement)
+        conn.execute("INSERT INTO saved VALUES (?, ?, ?, ?, ?, ?, ?, ?)", dataclasses.astuple(saved))
+        conn.execute("INSERT INTO partial VALUES (?, ?, ?, ?, ?, ?)", dataclasses.astuple(partial))
+    with StateStore(path) as store:
+        assert (store.saved(URL), store.partials()) == (saved, [partial])
+        store.names(FOLDER).claim("a.txt", URL)
+    with raw(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (store_module.SCHEMA_VERSION,)
+        assert conn.execute("SELECT name FROM names").fetchall() == [("a.txt",)]
