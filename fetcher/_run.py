@@ -47,9 +47,9 @@ import requests
 
 from ._config import NO_RUN_LIMITS, FetcherConfig, RunLimits
 from ._errors import ClosedError, HTTPStatusError, StateError, translate
-from ._naming import Namer
+from ._naming import Namer, name_key
 from ._pool import WorkerPool
-from ._result import Result, Status
+from ._result import Result, Status, duplicate_error
 from ._schedule import Schedule
 from ._text import redact
 from ._units import format_duration, format_size
@@ -235,6 +235,12 @@ class Run:
             self._schedule.wake()  # the dispatcher ends now, not at its next look
             self._results.put(_Cancelled())
 
+    def stop(self, reason: str) -> None:
+        """Stop the run as --deadline does, for *reason* (an interrupt): downloads in flight end as
+        ``cancelled``, and every URL not started, to the end of the input, as ``not-started``."""
+        self._stop(reason, halt=True)
+        self._schedule.wake()
+
     def results(self, ordered: bool) -> Iterator[Result]:
         done: dict[int, Result] = {}
         next_seq = 0
@@ -281,17 +287,20 @@ class Run:
 
     def _feed(self) -> None:
         seq = 0
-        seen: set[str] = set()
+        kept: dict[str, int] = {}  # each URL in normal form: the line kept for it
         try:
             for position, item in enumerate(self._urls, start=1):
                 entry = _as_entry(item, position)
-                if entry.url in seen:
-                    log.debug("line %d: duplicate URL, skipped", entry.line)
-                    continue
-                seen.add(entry.url)
+                unusable = check_url(entry.url)
+                # Equivalent URLs are one (case, default port, escapes...); a line that is
+                # no URL can only be the same line again.
+                first = kept.setdefault(entry.url if unusable else name_key(entry.url), entry.line)
                 if not self._window.take(self._cancelled):
                     return
-                self._take(seq, entry)
+                if first != entry.line:
+                    self._duplicate(seq, entry, first)
+                else:
+                    self._take(seq, entry, unusable or entry.problem)  # a line that is no URL says so first
                 seq += 1
                 self._fed, self._fed_at = seq, time.monotonic()
         except BaseException as exc:  # the input's own error goes to the caller
@@ -299,9 +308,13 @@ class Run:
         finally:
             self._results.put(_End(seq))
 
-    def _take(self, seq: int, entry: Entry) -> None:
+    def _duplicate(self, seq: int, entry: Entry, first: int) -> None:
+        log.debug("line %d: the same URL as line %d, skipped", entry.line, first)
+        self._emit(seq, self._result(entry, Status.DUPLICATE, time.monotonic(), _now(), error=duplicate_error(first),
+                                     attempts=0))  # fmt: skip
+
+    def _take(self, seq: int, entry: Entry, reason: str | None) -> None:
         ready, ready_at = time.monotonic(), _now()
-        reason = check_url(entry.url) or entry.problem  # a line that is no URL says so first
         if reason is not None:
             self._emit(seq, self._result(entry, Status.INVALID, ready, ready_at, error=reason, attempts=0))
             return

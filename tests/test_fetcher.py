@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import inspect
 import os
+import pydoc
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import certifi
 import pytest
+import requests
+from requests.adapters import HTTPAdapter
 
+import fetcher
 from fetcher import (
     ClosedError,
     ConfigError,
@@ -21,6 +27,7 @@ from fetcher import (
     Status,
 )
 from fetcher.state import DEFAULT_STATE_NAME
+from fetcher.transfer.download import new_session
 from fetcher.transfer.tempfiles import TEMP_PREFIX, TEMP_SUFFIX
 from tests import server as srv
 
@@ -197,11 +204,30 @@ def test_generator_input_is_read_lazily(server: srv.LoopbackServer, tmp_path: Pa
         assert len(list(iterator)) == 4
 
 
-def test_duplicate_url_is_downloaded_once(server: srv.LoopbackServer, tmp_path: Path) -> None:
+def test_a_duplicate_url_is_downloaded_once_and_recorded_as_a_duplicate_of_the_kept_line(
+    server: srv.LoopbackServer, tmp_path: Path
+) -> None:
     url = server.route("/twice", srv.body(b"x"))
     results = run([url, url], tmp_path)
-    assert len(results) == 1
+    assert [(r.status, r.error, r.attempts) for r in results] == [
+        (Status.OK, None, 1),
+        (Status.DUPLICATE, "same as line 1", 0),
+    ]
     assert server.requests["/twice"] == 1
+
+
+def test_equivalent_urls_are_one_url(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/~q.txt", srv.body(b"x"))
+    host, port = server.base.removeprefix("http://").split(":")
+    same = [url, f"HTTP://{host}:{port}/%7Eq.txt", f"http://{host}:{port}/a/../~q.txt#part"]
+    results = run(same, tmp_path)
+    assert [r.status for r in results] == [Status.OK, Status.DUPLICATE, Status.DUPLICATE]
+    assert server.requests["/~q.txt"] == 1
+
+
+def test_a_line_that_is_no_url_is_a_duplicate_only_of_the_same_text(tmp_path: Path) -> None:
+    results = run(["junk", "junk", "JUNK"], tmp_path)
+    assert [r.status for r in results] == [Status.INVALID, Status.DUPLICATE, Status.INVALID]
 
 
 def test_invalid_lines_are_results_and_the_good_lines_go_on(server: srv.LoopbackServer, tmp_path: Path) -> None:
@@ -360,3 +386,39 @@ def test_a_new_fetcher_removes_temporary_files_of_killed_runs(tmp_path: Path) ->
 def test_a_path_argument_that_is_not_a_path_raises_config_error(arguments: dict[str, object]) -> None:
     with pytest.raises(ConfigError, match="must be a path, not 5"):
         Fetcher(**arguments)  # type: ignore[arg-type]
+
+
+def test_help_documents_every_parameter_and_method() -> None:
+    doc = pydoc.render_doc(Fetcher, renderer=pydoc.plaintext)  # type: ignore[attr-defined]
+    for name in inspect.signature(Fetcher).parameters:
+        assert f"``{name}``" in doc, name
+    for name in ("fetch", "as_completed", "stats", "close"):
+        assert getattr(Fetcher, name).__doc__, name
+
+
+def test_dir_of_the_package_shows_only_the_public_api() -> None:
+    assert dir(fetcher) == sorted(fetcher.__all__)
+    assert "logging" not in dir(fetcher) and "Fetcher" in dir(fetcher)
+
+
+def test_what_the_readme_says_derives_from_fetcher_error_does() -> None:
+    for kind in (fetcher.ConfigError, fetcher.DestinationError, fetcher.StateError, fetcher.URLListError,
+                 fetcher.ClosedError):  # fmt: skip
+        assert issubclass(kind, fetcher.FetcherError)
+
+
+def test_a_ca_certificate_is_what_each_session_verifies_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/somewhere/else.pem")
+    bundle = certifi.where()
+    with Fetcher(dest=tmp_path, state=False, ca_certificate=bundle) as f:
+        session = new_session(f.config)
+    sent: dict[str, object] = {}
+    monkeypatch.setattr(HTTPAdapter, "send", lambda self, request, **kwargs: sent.update(kwargs))
+    session.get_adapter("https://files.example/").send(requests.Request("GET", "https://files.example/").prepare())
+    assert sent["verify"] == bundle
+
+
+def test_a_bad_ca_certificate_fails_before_dest_is_made(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="ca_certificate .*: cannot read it"):
+        Fetcher(dest=tmp_path / "out", ca_certificate=tmp_path / "nope.pem")
+    assert not (tmp_path / "out").exists()
