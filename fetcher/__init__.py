@@ -26,12 +26,12 @@ from ._errors import (
 )
 from ._fetcher import Fetcher, Stats, new_run_id
 from ._naming import Namer, safe_name
-from .report import ReportWriter
 from ._result import FIELDS, Result, Status, Tally
 from ._urllist import Entry, open_url_list
 from ._urls import check_url
 from ._version import __version__
 from .limits import Gate, LocalGate, Slot
+from .report import ReportWriter
 from .transfer.checksum import Checksum
 from .transfer.download import Watcher
 
@@ -72,3 +72,8 @@ __all__ = [
     "open_url_list",
     "safe_name",
 ]
+
+
+def __dir__() -> list[str]:
+    """Only the public API (PEP 562): the submodules and helpers imported above are not part of it."""
+    return sorted(__all__)

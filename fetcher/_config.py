@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,6 +84,9 @@ class FetcherConfig:
     #: The folder that holds shared slot sets; None: the user's default
     #: (``$XDG_CACHE_HOME/fetcher/slots``), which the Fetcher reads.
     shared_slots_dir: Path | None = None
+    #: A CA bundle (PEM) trusted for HTTPS instead of the system's; None:
+    #: the system's (or $REQUESTS_CA_BUNDLE / $CURL_CA_BUNDLE).
+    ca_certificate: Path | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.dest, (str, os.PathLike)):
@@ -131,6 +135,13 @@ class FetcherConfig:
             if not isinstance(self.shared_slots_dir, (str, os.PathLike)):
                 raise ConfigError(f"shared_slots_dir must be a path or None, not {self.shared_slots_dir!r}")
             object.__setattr__(self, "shared_slots_dir", Path(self.shared_slots_dir))
+        if self.ca_certificate is not None:
+            if not isinstance(self.ca_certificate, (str, os.PathLike)):
+                raise ConfigError(f"ca_certificate must be a path or None, not {self.ca_certificate!r}")
+            object.__setattr__(self, "ca_certificate", Path(self.ca_certificate))
+            problem = ca_bundle_problem(self.ca_certificate)
+            if problem is not None:
+                raise ConfigError(f"ca_certificate '{self.ca_certificate}': {problem}")
 
     @property
     def speed_check(self) -> tuple[int, float] | None:
@@ -138,6 +149,24 @@ class FetcherConfig:
         if self.speed_limit is None and self.speed_time is None:
             return None
         return (self.speed_limit or 1, self.speed_time or 30.0)
+
+
+def ca_bundle_problem(path: Path) -> str | None:
+    """Why *path* cannot serve as a CA bundle, or None when OpenSSL loads certificates from it.
+
+    Checked once at the start, so that a bad bundle is one error rather than
+    a failure for every HTTPS URL.
+    """
+    try:
+        with open(path, "rb") as stream:
+            stream.read(1)
+    except OSError as exc:
+        return f"cannot read it ({exc.strerror or exc})"
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except (ssl.SSLError, ValueError):
+        return "is not a PEM certificate bundle"
+    return None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

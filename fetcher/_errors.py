@@ -21,6 +21,7 @@ stall, a 503): the retry policy retries those and nothing else.  A DownloadError
 from __future__ import annotations
 
 import errno
+import re
 import socket
 import ssl
 
@@ -111,11 +112,13 @@ class Cancelled(DownloadError):
     """The download was stopped because its run was cancelled."""
 
 
-def translate(exc: BaseException, url: str) -> DownloadError:
+def translate(exc: BaseException, url: str, *, read_timeout: float | None = None) -> DownloadError:
     """Map any exception raised while downloading *url* to a DownloadError.
 
     This is the one place that knows about requests', urllib3's and the OS's
-    exceptions.  Messages never include the URL (the record has it) and are
+    exceptions.  *read_timeout*, the seconds a server may send nothing,
+    makes a stall's message say how long it was (urllib3 says so only for
+    the wait for the headers).  Messages never include the URL (the record has it) and are
     scrubbed of credentials in case a library put the URL in its own text.
     """
     if isinstance(exc, DownloadError):
@@ -130,7 +133,7 @@ def translate(exc: BaseException, url: str) -> DownloadError:
     if _any(causes, *_CONNECT_TIMEOUTS):
         return TransportError(url, "connection timed out", transient=True)
     if _any(causes, *_READ_TIMEOUTS):
-        return TransportError(url, "server stalled: no data within the read timeout", transient=True)
+        return TransportError(url, _stalled(causes, read_timeout), transient=True)
     if _any(causes, requests.exceptions.TooManyRedirects):
         return TransportError(url, "too many redirects")
     if _any(causes, requests.exceptions.InvalidSchema):
@@ -139,7 +142,10 @@ def translate(exc: BaseException, url: str) -> DownloadError:
         # A certificate that does not verify will not verify in a minute; a
         # handshake cut off by a busy server may well pass.
         verify_failed = _any(causes, ssl.SSLCertVerificationError)
-        return TransportError(url, f"TLS error: {_tls_detail(causes) or _detail(exc)}", transient=not verify_failed)
+        hint = f" ({TRUST_A_CA})" if verify_failed else ""
+        return TransportError(
+            url, f"TLS error: {_tls_detail(causes) or _detail(exc)}{hint}", transient=not verify_failed
+        )
     if _any(causes, requests.exceptions.ContentDecodingError, urllib3.exceptions.DecodeError):
         return BodyError(url, "could not decode the compressed body")
     if _any(causes, requests.exceptions.ChunkedEncodingError):
@@ -157,6 +163,9 @@ def translate(exc: BaseException, url: str) -> DownloadError:
     return DownloadError(url, f"{type(exc).__name__}: {_detail(exc)}")
 
 
+#: The next step after a certificate that does not verify.
+TRUST_A_CA = "for a private CA, pass --ca-certificate FILE"
+
 _CONNECT_TIMEOUTS = (requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError)
 _READ_TIMEOUTS = (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError, socket.timeout)
 
@@ -164,6 +173,19 @@ _READ_TIMEOUTS = (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeou
 def timed_out(exc: BaseException) -> bool:
     """Whether *exc* is, or wraps, a connect or read timeout (as ``translate`` finds them)."""
     return _any(_chain(exc), *_CONNECT_TIMEOUTS, *_READ_TIMEOUTS)
+
+
+def _stalled(causes: list[BaseException], read_timeout: float | None) -> str:
+    """How long the server sent nothing, from the caller or urllib3's "(read timeout=30)", and the option."""
+    if read_timeout is None:
+        for cause in causes:
+            found = re.search(r"read timeout=([0-9.]+)", str(cause))
+            if found:
+                read_timeout = float(found[1])
+                break
+    if read_timeout is None:
+        return "server stalled: no data within the read timeout (--timeout)"
+    return f"server stalled: no data for {read_timeout:g}s (--timeout)"
 
 
 def _resolver_busy(causes: list[BaseException]) -> bool:
@@ -198,8 +220,9 @@ def _tls_detail(causes: list[BaseException]) -> str | None:
         if isinstance(cause, ssl.SSLCertVerificationError):
             return f"certificate verify failed: {cause.verify_message}"
     for cause in causes:
-        if isinstance(cause, ssl.SSLError) and cause.reason:
-            return str(cause.reason).lower().replace("_", " ")
+        reason = getattr(cause, "reason", None)  # unset on an SSLError made by hand
+        if isinstance(cause, ssl.SSLError) and reason:
+            return str(reason).lower().replace("_", " ")
     return None
 
 

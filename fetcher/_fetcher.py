@@ -59,6 +59,12 @@ class Fetcher:
     (bad arguments, a closed Fetcher) raises.  The library never prints; it
     logs to ``logging.getLogger("fetcher")``.
 
+    Methods: ``fetch()`` (results in input order), ``as_completed()``
+    (results as they finish), ``stats()`` (the load now, for a display),
+    ``close()``.  Attributes: ``config`` (the FetcherConfig), ``dest`` (the
+    folder, resolved), ``gate`` (the slots), ``cleanup`` (what the start-up
+    clean-up of earlier runs' partial files did).
+
     Close it (or use ``with``) when done: closing cancels what is still
     running, removes unfinished temporary files and stops the workers.
     """
@@ -90,6 +96,7 @@ class Fetcher:
         limit_rate: int | None = None,
         shared_slots: str | None = None,
         shared_slots_dir: str | Path | None = None,
+        ca_certificate: str | Path | None = None,
         gate: Gate | None = None,
         watch: WatchStart | None = None,
         session_factory: Callable[[], requests.Session] | None = None,
@@ -98,49 +105,87 @@ class Fetcher:
     ) -> None:
         """Make the folder if needed, check it is writable, open the state, start the workers.
 
-        ``retries``: extra attempts for a transient failure (a reset, a stall,
-        a 503...), after a backoff with full jitter capped at
-        ``retry_wait_max`` seconds, or after the server's Retry-After if it is
-        at most ``retry_after_max``.  A URL waiting to retry holds no slot.
+        Every parameter is keyword-only.
 
-        ``state``: the state database that makes re-runs cheap and resumes
-        partial downloads; True keeps it in DEST (``.fetcher-state.db``),
-        a path puts it there, False keeps none.  ``remote_time`` gives files
-        the server's Last-Modified as mtime.  ``force`` downloads everything
-        in full whatever the state says; ``skip_existing`` never requests a
-        URL whose file exists.
+        The cap and the folder:
+
+        - ``max_concurrent``: downloads in flight at once (1 to 512), the
+          number of slots and of worker threads.
+        - ``dest``: the folder for the files; made if missing.
+        - ``acquire_timeout``: seconds a URL may wait for the right to start
+          (a slot, its host's turn) before it is given up as
+          ``acquire-timeout``; None waits as long as it takes.
+        - ``read_ahead``: URLs read from the input ahead of the downloads
+          (bounds memory for a huge list; a URL's acquire timeout starts when
+          it is read).
+
+        Each request:
+
+        - ``timeout``: seconds to connect, and seconds a server may send
+          nothing mid-body.
+        - ``max_redirects``: redirects followed for one URL before it fails.
+        - ``user_agent``: the User-Agent header.
+        - ``ca_certificate``: a CA bundle (PEM) to trust for HTTPS instead
+          of the system's, for a private CA; checked here (ConfigError if it
+          cannot be read or holds no certificate).
+        - ``retries``: extra attempts for a transient failure (a reset, a
+          stall, a 503...), after a backoff with full jitter capped at
+          ``retry_wait_max`` seconds, or after the server's Retry-After if it
+          is at most ``retry_after_max``.  A URL waiting to retry holds no
+          slot.
+
+        Re-runs:
+
+        - ``state``: the state database that makes re-runs cheap and resumes
+          partial downloads; True keeps it in DEST (``.fetcher-state.db``), a
+          path puts it there, False keeps none.
+        - ``remote_time``: give files the server's Last-Modified as mtime.
+        - ``force``: download everything in full whatever the state says.
+        - ``skip_existing``: never request a URL whose file exists.
 
         Bounds, so that every run ends and no server fills the disk:
-        ``max_time`` caps the seconds from a URL's first request to its
-        record, retries included; ``speed_limit`` (bytes/s) and
-        ``speed_time`` (s) cut a download that stays slower than that (curl's
-        meaning; it is retried and resumed); ``max_filesize`` caps a file's
-        decoded bytes, and replaces the default guard against decompression
-        bombs.  ``deadline`` and ``quota`` bound a whole run: they are
-        arguments of ``fetch()`` and ``as_completed()``.
 
-        Politeness, beyond ``max_concurrent``: ``max_per_host`` caps the
-        downloads of one host (name and port) in flight; ``rate`` and
-        ``rate_per_host`` cap requests started per second, overall and per
-        host, evenly spaced (redirect hops and retries count); ``limit_rate``
-        caps bytes per second over all downloads.  A 429, or a 503 with
-        Retry-After, pauses every new request to that host.  A URL waiting on
-        a host never holds up another host's URLs.  ``shared_slots`` names a
-        set of ``max_concurrent`` slots shared with every process on the
-        machine that names it (kept in ``shared_slots_dir``, by default
-        ``$XDG_CACHE_HOME/fetcher/slots``, read from the environment here);
-        the first process to use the set fixes its size.
+        - ``max_time``: seconds from a URL's first request to its record,
+          retries included.
+        - ``speed_limit`` (bytes/s) and ``speed_time`` (s): cut a download
+          that stays slower than that (curl's meaning; it is retried and
+          resumed).
+        - ``max_filesize``: a file's decoded bytes at most; replaces the
+          default guard against decompression bombs.
+        - ``deadline`` and ``quota`` bound a whole run: they are arguments of
+          ``fetch()`` and ``as_completed()``.
 
-        ``gate`` replaces the default per-Fetcher slots (to share slots with
-        other Fetchers); ``watch`` is told about each download's progress;
-        ``session_factory`` makes each worker's requests.Session (the transport
-        seam for tests); ``reserved_names`` are file names never given to a
-        URL (fetcher's own report, say); ``clock`` (monotonic seconds) times
-        everything a run waits for (retry waits, acquire timeouts, pauses,
-        rates), so tests can run it fast.
+        Politeness, beyond ``max_concurrent``:
+
+        - ``max_per_host``: downloads of one host (name and port) in flight.
+        - ``rate`` and ``rate_per_host``: requests started per second,
+          overall and per host, evenly spaced (redirect hops and retries
+          count).
+        - ``limit_rate``: bytes per second over all downloads.
+        - ``shared_slots``: names a set of ``max_concurrent`` slots shared
+          with every process on the machine that names it, kept in
+          ``shared_slots_dir`` (by default ``$XDG_CACHE_HOME/fetcher/slots``,
+          read from the environment here); the first process to use the set
+          fixes its size.
+
+        A 429, or a 503 with Retry-After, pauses every new request to that
+        host.  A URL waiting on a host never holds up another host's URLs.
+
+        Seams, for embedding and tests:
+
+        - ``gate``: replaces the default per-Fetcher slots (to share slots
+          with other Fetchers); not with ``shared_slots``.
+        - ``watch``: told about each download's progress (a display).
+        - ``session_factory``: makes each worker's requests.Session (the
+          transport seam for tests).
+        - ``reserved_names``: file names never given to a URL (fetcher's own
+          report, say).
+        - ``clock``: monotonic seconds that time everything a run waits for
+          (retry waits, acquire timeouts, pauses, rates), so tests run fast.
 
         Raises ConfigError for a bad value, DestinationError for an unusable
-        DEST, StateError for a state database that cannot be used.
+        DEST, StateError for a state database that cannot be used (all three
+        are FetcherErrors).
         """
         if not isinstance(state, (bool, str, os.PathLike)):
             raise ConfigError(f"state must be True, False or a path, not {state!r}")
@@ -169,6 +214,7 @@ class Fetcher:
             limit_rate=limit_rate,
             shared_slots=shared_slots,
             shared_slots_dir=None if shared_slots_dir is None else _path(shared_slots_dir, "shared_slots_dir"),
+            ca_certificate=None if ca_certificate is None else _path(ca_certificate, "ca_certificate"),
         )
         if self.config.limit_rate is not None:
             # Under --limit-rate, reads no bigger than the bucket's burst: a 1 MiB read at
@@ -232,6 +278,10 @@ class Fetcher:
     ) -> Iterator[Result]:
         """Download *urls*; yield one Result per distinct URL, in input order.
 
+        *urls*: URL strings or Entries (an Entry carries a checksum, an
+        ``out=`` name, its list line).  ``run_id`` labels every Result of
+        this call (default: a new one, see ``new_run_id()``).
+
         Work starts when iteration starts.  Leaving the loop early cancels
         the rest of this call's URLs.  A URL listed twice is downloaded once.
 
@@ -251,10 +301,11 @@ class Fetcher:
         deadline: float | None = None,
         quota: int | None = None,
     ) -> Iterator[Result]:
-        """Like ``fetch()``, but yield each Result as soon as it is ready."""
+        """Like ``fetch()`` (the same arguments), but yield each Result as soon as it is ready."""
         return self._results(urls, run_id=run_id, ordered=False, limits=RunLimits(deadline=deadline, quota=quota))
 
     def stats(self) -> Stats:
+        """A snapshot of the load: slots in all and in use, URLs waiting and retrying, hosts paused, rates."""
         with self._lock:
             runs = list(self._runs)
         shared = self._shared
@@ -289,6 +340,7 @@ class Fetcher:
             self._shared_gate.close()
 
     def __enter__(self) -> Fetcher:
+        """The Fetcher itself; leaving the ``with`` block closes it."""
         return self
 
     def __exit__(
@@ -297,6 +349,7 @@ class Fetcher:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """Close the Fetcher (see ``close()``)."""
         self.close()
 
     def __repr__(self) -> str:

@@ -25,8 +25,11 @@ Format (a subset of aria2's ``-i`` input file):
   before it``.
 
 Reading is lazy: a list of a million lines is read one line at a time as the
-downloads need more.  To see a URL's options, the reader looks one URL line
-ahead, so a URL is handed on when the next URL line (or the end) is read.
+downloads need more.  Only the first block (8 KiB) is looked at when the list
+is opened: a list that is not text (compressed, an archive, UTF-16, binary) is
+refused then, with what it looks like and how to get text from it.  To see a
+URL's options, the reader looks one URL line ahead, so a URL is handed on when
+the next URL line (or the end) is read.
 
 Not here: checking that a URL can be downloaded is ``_urls.check_url``;
 making ``out=`` names safe is the namer's job.
@@ -34,12 +37,15 @@ making ``out=`` names safe is the namer's job.
 
 from __future__ import annotations
 
+import codecs
+import collections
 import io
 import re
+import shlex
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TextIO, cast
 
 from ._errors import ConfigError, FetcherError, URLListError
 from .transfer.checksum import Checksum
@@ -107,32 +113,176 @@ class Entry:
             raise ConfigError(f"problem must be a non-empty reason, not {self.problem!r}")
 
 
-def open_url_list(source: str) -> Iterator[Entry]:
+def open_url_list(source: str) -> URLList:
     """Open the list at *source* (a path, or ``-`` for standard input).
 
-    The file is opened now, so a missing or unreadable list fails here with
-    URLListError; its lines are read later, as the returned iterator is used.
+    The file is opened now, and its first block is looked at, so a missing or
+    unreadable list, or one that is not text (compressed, UTF-16, binary),
+    fails here with URLListError; its lines are read later, as the returned
+    iterator is used.
     """
     if source == "-":
-        stream: TextIO = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="replace")
-        return _entries(stream, "standard input", close=False)
+        if hasattr(sys.stdin.buffer, "peek"):
+            return URLList(cast(io.BufferedReader, sys.stdin.buffer), "-", close=False)
+        # A stream that cannot peek (a test's BytesIO): a reader of our own, let go of (not closed) at the end.
+        return URLList(io.BufferedReader(cast(io.RawIOBase, sys.stdin.buffer)), "-", close=False, own_reader=True)
     try:
-        stream = open(source, encoding="utf-8-sig", errors="replace")  # noqa: SIM115 - closed by _entries
+        stream = open(source, "rb", buffering=_HEAD)  # noqa: SIM115 - closed by URLList
     except OSError as exc:
         raise URLListError(f"cannot read URL list '{source}': {exc.strerror or exc}") from exc
-    return _entries(stream, source, close=True)
-
-
-def _entries(stream: TextIO, name: str, *, close: bool) -> Iterator[Entry]:
     try:
-        yield from parse_url_list(stream)
-    except OSError as exc:
-        raise URLListError(f"cannot read URL list '{name}': {exc.strerror or exc}") from exc
-    finally:
-        if close:
-            stream.close()
-        elif isinstance(stream, io.TextIOWrapper):
-            stream.detach()  # so collecting the wrapper does not close stdin
+        return URLList(cast(io.BufferedReader, stream), source, close=True)
+    except BaseException:
+        stream.close()
+        raise
+
+
+class URLList(Iterator[Entry]):
+    """The entries of an open list, read lazily; ``empty()`` looks ahead for a first URL."""
+
+    def __init__(self, buffer: io.BufferedReader, source: str, *, close: bool, own_reader: bool = False) -> None:
+        self._name = "standard input" if source == "-" else source
+        try:
+            head = buffer.peek(_HEAD)[:_HEAD]
+        except OSError as exc:
+            raise URLListError(f"cannot read URL list '{self._name}': {exc.strerror or exc}") from exc
+        problem = not_text(head, source)
+        if problem is not None:
+            raise URLListError(problem)
+        self._stream = io.TextIOWrapper(buffer, encoding="utf-8-sig", errors="replace")
+        self._close = close
+        self._own_reader = own_reader
+        self._closed = False
+        self._lines = _Lookahead(self._stream)
+        self._entries = parse_url_list(self._lines)
+
+    def __next__(self) -> Entry:
+        if self._closed:
+            raise StopIteration
+        try:
+            return next(self._entries)
+        except OSError as exc:
+            self.close()
+            raise URLListError(f"cannot read URL list '{self._name}': {exc.strerror or exc}") from exc
+        except StopIteration:
+            self.close()
+            raise
+
+    def empty(self) -> bool:
+        """Whether the list holds no URL: reads on (waits, for a pipe) to its first URL line or its end."""
+        try:
+            return not self._lines.content_ahead()
+        except OSError as exc:
+            raise URLListError(f"cannot read URL list '{self._name}': {exc.strerror or exc}") from exc
+
+    def close(self) -> None:
+        """Close a list file; standard input is left open."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._close:
+            self._stream.close()
+        else:
+            reader = self._stream.detach()  # so collecting the wrapper does not close stdin
+            if self._own_reader:
+                reader.detach()
+
+
+class _Lookahead(Iterator[str]):
+    """Lines of a stream, with the ones read ahead by ``content_ahead()`` given back first."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._ahead: collections.deque[str] = collections.deque()
+
+    def __next__(self) -> str:
+        if self._ahead:
+            return self._ahead.popleft()
+        line = self._stream.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def content_ahead(self) -> bool:
+        """Read on until a line that is not blank or a comment, keeping what was read."""
+        if any(_content(line) for line in self._ahead):
+            return True
+        while line := self._stream.readline():
+            self._ahead.append(line)
+            if _content(line):
+                return True
+        return False
+
+
+def _content(line: str) -> bool:
+    text = line.strip().removeprefix("\ufeff").strip()
+    return bool(text) and not text.startswith("#")
+
+
+#: Bytes looked at to tell text from what is not.
+_HEAD = 8192
+
+#: (magic bytes, what they look like, how to get text from a FILE); the first that matches wins.
+_MAGIC = (
+    (b"\x1f\x8b", "gzip-compressed data", "decompress it first: gunzip -c {file} | fetcher -"),
+    (b"BZh", "bzip2-compressed data", "decompress it first: bunzip2 -c {file} | fetcher -"),
+    (b"\xfd7zXZ\x00", "xz-compressed data", "decompress it first: xz -dc {file} | fetcher -"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed data", "decompress it first: zstd -dc {file} | fetcher -"),
+    (b"PK\x03\x04", "a zip archive", "extract the list first: unzip -p {file} | fetcher -"),
+    (b"%PDF-", "a PDF document", "a URL list is plain text, one URL per line"),
+    (b"\xff\xfe\x00\x00", "UTF-32 text", "convert it first: iconv -f UTF-32 -t UTF-8 {file} | fetcher -"),
+    (b"\x00\x00\xfe\xff", "UTF-32 text", "convert it first: iconv -f UTF-32 -t UTF-8 {file} | fetcher -"),
+    (b"\xff\xfe", "UTF-16 text", "convert it first: iconv -f UTF-16 -t UTF-8 {file} | fetcher -"),
+    (b"\xfe\xff", "UTF-16 text", "convert it first: iconv -f UTF-16 -t UTF-8 {file} | fetcher -"),
+)
+
+_BINARY = ("binary data", "a URL list is plain text, one URL per line")
+_UTF16 = ("UTF-16 text", "convert it first: iconv -f UTF-16 -t UTF-8 {file} | fetcher -")
+_LEGACY = ("text in an encoding other than UTF-8", "convert it first: iconv -f ENCODING -t UTF-8 {file} | fetcher -")
+
+#: White space and the like that text may hold; any other control character is a sign of binary data.
+_TEXT_CONTROLS = frozenset("\t\n\r\f\v\x1b")
+
+
+def not_text(head: bytes, source: str) -> str | None:
+    """What is wrong with a list whose first bytes are *head*, or None when it reads as text.
+
+    A text list with a few bad bytes is text: those lines become ``invalid``
+    entries as before.  Only a start that is mostly not text is refused.
+    """
+    looks = _looks_like(head)
+    if looks is None:
+        return None
+    what, step = looks
+    if source == "-":
+        shown = "on standard input"
+        if "{file}" in step:  # the command reads what fetcher was given: put it in the pipe before
+            step = step.replace(" {file} |", " |").replace(": ", ": ... | ", 1)
+    else:
+        shown, step = f"'{source}'", step.replace("{file}", shlex.quote(source))
+    return f"the URL list {shown} looks like {what}, not text ({step})"
+
+
+def _looks_like(head: bytes) -> tuple[str, str] | None:
+    for magic, what, step in _MAGIC:
+        if head.startswith(magic):
+            return what, step
+    if not head:
+        return None
+    nuls = head.count(0)
+    if nuls * 8 > len(head):  # text has no NUL; UTF-16 has one in every two bytes, UTF-32 three in four
+        odd, even = head[1::2].count(0), head[0::2].count(0)
+        if nuls * 4 > len(head) * 3 - 8:
+            return "UTF-32 text", _UTF16[1].replace("UTF-16", "UTF-32")
+        if max(odd, even) >= nuls * 0.9:
+            return _UTF16
+        return _BINARY
+    text = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(head, final=False)
+    controls = sum(1 for char in text if (char < " " or "\x7f" <= char < "\xa0") and char not in _TEXT_CONTROLS)
+    replaced = text.count("\ufffd")
+    if (controls + replaced) * 4 <= len(text):  # at most a quarter bad: text, with some bad lines
+        return None
+    return _BINARY if controls * 20 > len(text) else _LEGACY
 
 
 def parse_url_list(lines: Iterable[str]) -> Iterator[Entry]:

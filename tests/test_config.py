@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import certifi
 import pytest
 
 from fetcher._config import DEFAULT_USER_AGENT, MAX_CONCURRENT_LIMIT, MAX_RATE, FetcherConfig
@@ -196,3 +197,22 @@ def test_shared_slots_must_be_a_name(value: Any) -> None:
 
 def test_shared_slots_dir_given_as_str_becomes_a_path() -> None:
     assert FetcherConfig(shared_slots_dir="/tmp/slots").shared_slots_dir == Path("/tmp/slots")  # type: ignore[arg-type]
+
+
+def test_a_ca_certificate_that_loads_is_kept_as_a_path() -> None:
+    assert FetcherConfig(ca_certificate=Path(certifi.where())).ca_certificate == Path(certifi.where())
+
+
+def test_a_missing_ca_certificate_is_one_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as raised:
+        FetcherConfig(ca_certificate=tmp_path / "ca.pem")
+    assert str(raised.value) == f"ca_certificate '{tmp_path / 'ca.pem'}': cannot read it (No such file or directory)"
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"not a certificate\n", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"]
+)
+def test_a_ca_certificate_with_no_pem_certificate_is_refused(tmp_path: Path, data: bytes) -> None:
+    (tmp_path / "ca.pem").write_bytes(data)
+    with pytest.raises(ConfigError, match="is not a PEM certificate bundle$"):
+        FetcherConfig(ca_certificate=tmp_path / "ca.pem")

@@ -95,7 +95,7 @@ def _decoding() -> BaseException:
     ("make", "kind", "keyword"),
     [
         pytest.param(_connect_timeout, TransportError, "timed out", id="connect-timeout"),
-        pytest.param(_read_timeout, TransportError, "read timeout", id="read-timeout"),
+        pytest.param(_read_timeout, TransportError, "no data for 30s", id="read-timeout"),
         pytest.param(_read_timeout_mid_body, TransportError, "read timeout", id="read-timeout-mid-body"),
         pytest.param(
             _name_resolution,
@@ -207,4 +207,27 @@ def test_tls_error_names_the_openssl_reason_not_the_wrappers() -> None:
     wrapped = urllib3.exceptions.SSLError(inner)
     pool = urllib3.HTTPSConnectionPool("files.example", 443)
     error = translate(requests.exceptions.SSLError(urllib3.exceptions.MaxRetryError(pool, "/x", wrapped)), URL)
-    assert str(error) == "TLS error: certificate verify failed: self-signed certificate in certificate chain"
+    assert str(error) == (
+        "TLS error: certificate verify failed: self-signed certificate in certificate chain "
+        "(for a private CA, pass --ca-certificate FILE)"
+    )
+
+
+def test_a_tls_handshake_failure_is_not_told_to_trust_a_ca() -> None:
+    error = translate(ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number"), URL)
+    assert "--ca-certificate" not in str(error) and str(error).startswith("TLS error:")
+
+
+def test_a_stall_before_the_headers_says_how_long_from_urllib3s_message() -> None:
+    assert str(translate(_read_timeout(), URL)) == "server stalled: no data for 30s (--timeout)"
+
+
+def test_a_stall_mid_body_says_how_long_when_the_caller_knows() -> None:
+    error = translate(_read_timeout_mid_body(), URL, read_timeout=7.5)
+    assert str(error) == "server stalled: no data for 7.5s (--timeout)"
+
+
+def test_a_stall_of_unknown_length_still_names_the_option() -> None:
+    assert (
+        str(translate(_read_timeout_mid_body(), URL)) == "server stalled: no data within the read timeout (--timeout)"
+    )

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import bz2
 import dataclasses
 import gc
+import gzip
 import io
+import lzma
+import random
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,7 +72,7 @@ def test_the_list_is_read_lazily(tmp_path: Path) -> None:
     try:
         assert next(entries) == Entry(url="http://example.com/0", line=1)
     finally:
-        entries.close()  # type: ignore[attr-defined]
+        entries.close()
 
 
 def test_a_missing_list_raises_url_list_error_naming_the_path(tmp_path: Path) -> None:
@@ -330,3 +335,82 @@ def test_entry_rejects_bad_fields_naming_the_field(fields: dict[str, object], fi
 def test_entry_rejects_a_url_that_is_not_text() -> None:
     with pytest.raises(ConfigError, match="^url "):
         Entry(url=b"http://a.example/")  # type: ignore[arg-type]
+
+
+# -- a list that is not text ------------------------------------------------------------------
+
+LINE = b"http://a.example/\n"
+
+
+@pytest.mark.parametrize(
+    ("data", "looks", "step"),
+    [
+        (gzip.compress(LINE), "gzip-compressed data", "decompress it first: gunzip -c {f} | fetcher -"),
+        (bz2.compress(LINE), "bzip2-compressed data", "decompress it first: bunzip2 -c {f} | fetcher -"),
+        (lzma.compress(LINE), "xz-compressed data", "decompress it first: xz -dc {f} | fetcher -"),
+        (b"PK\x03\x04" + bytes(40), "a zip archive", "extract the list first: unzip -p {f} | fetcher -"),
+        (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "a PDF document", "a URL list is plain text, one URL per line"),
+        ("http://a.example/\n".encode("utf-16"), "UTF-16 text",
+         "convert it first: iconv -f UTF-16 -t UTF-8 {f} | fetcher -"),
+        ("http://a.example/\n".encode("utf-16-le"), "UTF-16 text",
+         "convert it first: iconv -f UTF-16 -t UTF-8 {f} | fetcher -"),
+        ("http://a.example/\n".encode("utf-32"), "UTF-32 text",
+         "convert it first: iconv -f UTF-32 -t UTF-8 {f} | fetcher -"),
+        (random.Random(7).randbytes(6000), "binary data", "a URL list is plain text, one URL per line"),
+        ("http://пример.example/страница\n".encode("cp1251") * 50, "text in an encoding other than UTF-8",
+         "convert it first: iconv -f ENCODING -t UTF-8 {f} | fetcher -"),
+    ],
+    ids=["gzip", "bzip2", "xz", "zip", "pdf", "utf-16", "utf-16-no-bom", "utf-32", "random", "cp1251"],
+)  # fmt: skip
+def test_a_list_that_is_not_text_is_refused_with_what_it_looks_like(
+    tmp_path: Path, data: bytes, looks: str, step: str
+) -> None:
+    source = _write(tmp_path, data)
+    with pytest.raises(URLListError) as raised:
+        open_url_list(source)
+    assert str(raised.value) == f"the URL list '{source}' looks like {looks}, not text ({step.format(f=source)})"
+
+
+def test_a_list_name_in_the_advice_is_quoted_for_the_shell(tmp_path: Path) -> None:
+    source = str(tmp_path / "my urls.gz")
+    Path(source).write_bytes(gzip.compress(b"x"))
+    with pytest.raises(URLListError, match=re.escape(f"gunzip -c '{source}' | fetcher -")):
+        open_url_list(source)
+
+
+def test_standard_input_that_is_not_text_is_refused_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(gzip.compress(b"http://a.example/\n"))))
+    with pytest.raises(URLListError) as raised:
+        open_url_list("-")
+    assert str(raised.value) == (
+        "the URL list on standard input looks like gzip-compressed data, not text "
+        "(decompress it first: ... | gunzip -c | fetcher -)"
+    )
+
+
+def test_a_text_list_with_a_few_bad_bytes_is_read_as_before(tmp_path: Path) -> None:
+    source = _write(
+        tmp_path, b"http://a.example/\n\xff\xfe junk\x01\nhttp://b.example/\n" + b"http://c.example/\n" * 20
+    )
+    assert [url for url, _ in _read(source)][:3] == ["http://a.example/", "\ufffd\ufffd junk\x01", "http://b.example/"]
+
+
+def test_only_the_first_block_is_looked_at(tmp_path: Path) -> None:
+    source = _write(tmp_path, b"http://a.example/\n" * 1000 + bytes(100_000))
+    assert _read(source)[0] == ("http://a.example/", 1)
+
+
+# -- is the list empty? ------------------------------------------------------------------------
+
+
+def test_a_list_of_comments_and_blank_lines_is_empty(tmp_path: Path) -> None:
+    assert open_url_list(_write(tmp_path, b"# nothing\n\n   \n  # still nothing\n")).empty()
+
+
+def test_looking_ahead_for_a_url_loses_no_line(tmp_path: Path) -> None:
+    entries = open_url_list(_write(tmp_path, b"# head\n\nhttp://a.example/\n  out=a.txt\nhttp://b.example/\n"))
+    assert not entries.empty()
+    assert [(e.url, e.line, e.out) for e in entries] == [
+        ("http://a.example/", 3, "a.txt"),
+        ("http://b.example/", 5, None),
+    ]

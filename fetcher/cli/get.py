@@ -5,11 +5,12 @@ It is not the dispatch between commands, the error messages or the signal handli
 
 from __future__ import annotations
 
-import math
+import contextlib
 import os
+import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +19,14 @@ import click
 from .._config import MAX_CONCURRENT_LIMIT
 from .._errors import ConfigError, FetcherError
 from .._fetcher import Fetcher
-from ..report import DEFAULT_REPORT_NAME, ReportWriter
 from .._result import Tally
-from .._units import format_size, parse_duration, parse_rate, parse_size
-from .._urllist import count_entries, open_url_list
+from .._units import format_size
+from .._urllist import Entry, count_entries, open_url_list
 from .._version import __version__
-from ..limits.shared import locate
+from ..report import DEFAULT_REPORT_NAME, ReportWriter
 from ..state import DEFAULT_STATE_NAME
-from .exits import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated
+from .exits import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, Terminated
+from .params import BYTE_RATE, DURATION, REQUEST_RATE, SIZE, CABundle, File, Folder, Seconds, SharedSlots, Whole
 from .progress import BarDisplay, LineDisplay
 
 EPILOG = """\b
@@ -39,35 +40,6 @@ Exit status:
   130  interrupted (Ctrl-C); 143 terminated (SIGTERM)
 When several apply, the first in the order 1, 4, 3 wins.
 """
-
-
-def _parsed(parse: Callable[[str], float], least: str) -> Callable[[click.Context, click.Parameter, str | None], Any]:
-    """A click callback reading a value with *parse*; zero and less are refused with *least*."""
-
-    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
-        if value is None:
-            return None
-        try:
-            parsed = parse(value)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
-        if parsed <= 0:
-            raise click.BadParameter(least, ctx=ctx, param=param)
-        return parsed
-
-    return callback
-
-
-_size = _parsed(parse_size, "must be at least 1 byte")
-_duration = _parsed(parse_duration, "must be longer than 0s")
-_rate = _parsed(parse_rate, "must be more than 0 per second")
-
-
-def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
-    """Reject nan and inf, which click's FloatRange lets through."""
-    if value is not None and not math.isfinite(value):
-        raise click.BadParameter(f"{value} is not a number of seconds", ctx=ctx, param=param)
-    return value
 
 
 class _DefaultCommand(click.Command):
@@ -95,19 +67,26 @@ class _DefaultCommand(click.Command):
     short_help="Download every URL in URL_LIST (the default command).",
     epilog=EPILOG,
 )
-@click.argument("url_list", metavar="URL_LIST")
+@click.argument("url_list", metavar="URL_LIST", required=False)
+@click.option(
+    "--input-file",
+    "-i",
+    default=None,
+    metavar="FILE",
+    help="The URL list, as wget and aria2 take it (instead of URL_LIST).",
+)
 @click.option(
     "--max",
     "-m",
     "max_concurrent",
-    type=click.IntRange(min=1, max=MAX_CONCURRENT_LIMIT),
+    type=Whole(1, MAX_CONCURRENT_LIMIT),
     default=3,
     show_default=True,
     help="Downloads in flight at once.",
 )
 @click.option(
     "--max-per-host",
-    type=click.IntRange(min=1, max=MAX_CONCURRENT_LIMIT),
+    type=Whole(1, MAX_CONCURRENT_LIMIT),
     default=None,
     metavar="N",
     help="Downloads of one host (name and port) in flight at once.  [default: only --max]",
@@ -116,7 +95,7 @@ class _DefaultCommand(click.Command):
     "--rate",
     default=None,
     metavar="R",
-    callback=_rate,
+    type=REQUEST_RATE,
     help="Requests started per second over all hosts (0.5, 10, 30/m), evenly spaced: at most R+1 in any "
     "second.  Redirects and retries count.",
 )
@@ -124,18 +103,19 @@ class _DefaultCommand(click.Command):
     "--rate-per-host",
     default=None,
     metavar="R",
-    callback=_rate,
+    type=REQUEST_RATE,
     help="Requests started per second to any one host, as --rate.",
 )
 @click.option(
     "--limit-rate",
     default=None,
     metavar="SIZE",
-    callback=_size,
+    type=BYTE_RATE,
     help="Bandwidth cap over all downloads together, in bytes/s (500k, 2M; powers of 1024).",
 )
 @click.option(
     "--shared-slots",
+    type=SharedSlots(),
     default=None,
     metavar="NAME",
     help="Share the --max slots with every fetcher on this machine that names the same set; the first "
@@ -144,33 +124,32 @@ class _DefaultCommand(click.Command):
 @click.option(
     "--dest",
     "-d",
-    type=click.Path(path_type=Path),
+    type=Folder(),
+    metavar="DIR",
     default=Path("."),
     show_default="current folder",
     help="Folder for the files; created if missing.",
 )
 @click.option(
     "--acquire-timeout",
-    type=click.FloatRange(min=0),
+    type=Seconds(allow_zero=True),
     default=None,
     metavar="SECONDS",
-    callback=_finite,
     help="Give up a URL that has waited this long to start, for a slot or its host's turn (recorded as "
     "acquire-timeout). "
     "Default: wait as long as it takes.",
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Seconds(allow_zero=False),
     default=30.0,
     show_default=True,
     metavar="SECONDS",
-    callback=_finite,
     help="Connect timeout, and how long a server may send nothing mid-body.",
 )
 @click.option(
     "--retries",
-    type=click.IntRange(min=0, max=100),
+    type=Whole(0, 100),
     default=3,
     show_default=True,
     metavar="N",
@@ -178,28 +157,35 @@ class _DefaultCommand(click.Command):
 )
 @click.option(
     "--retry-wait-max",
-    type=click.FloatRange(min=0),
+    type=Seconds(allow_zero=True),
     default=60.0,
     show_default=True,
     metavar="SECONDS",
-    callback=_finite,
     help="Longest wait between attempts (exponential backoff from 1 s, with full jitter).",
 )
 @click.option(
     "--retry-after-max",
-    type=click.FloatRange(min=0),
+    type=Seconds(allow_zero=True),
     default=300.0,
     show_default=True,
     metavar="SECONDS",
-    callback=_finite,
     help="Longest Retry-After obeyed; a server that asks for more fails the URL.",
 )
 @click.option(
     "--state",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=File(),
+    metavar="FILE",
     default=None,
     help=f"State database that makes re-runs conditional and resumes partial downloads. "
     f"[default: DEST/{DEFAULT_STATE_NAME}]",
+)
+@click.option(
+    "--ca-certificate",
+    "--cacert",
+    type=CABundle(),
+    default=None,
+    metavar="FILE",
+    help="Trust the CAs in FILE (PEM) for HTTPS, for a private CA.  [default: the system's]",
 )
 @click.option("--force", is_flag=True, help="Download every URL in full, whatever the state database says.")
 @click.option("--skip-existing", is_flag=True, help="Never request a URL whose file already exists.")
@@ -211,32 +197,30 @@ class _DefaultCommand(click.Command):
 )
 @click.option(
     "--max-time",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Seconds(allow_zero=False),
     default=None,
     metavar="SECONDS",
-    callback=_finite,
     help="Longest a URL may take, from its first request to its record, retries included.",
 )
 @click.option(
     "--speed-limit",
     default=None,
     metavar="SIZE",
-    callback=_size,
+    type=BYTE_RATE,
     help="Cut (and retry) a download slower than SIZE bytes/s for --speed-time seconds (K, M, G allowed).",
 )
 @click.option(
     "--speed-time",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Seconds(allow_zero=False),
     default=None,
     metavar="SECONDS",
-    callback=_finite,
     help="How long a download may stay under --speed-limit.  [default: 30 with --speed-limit]",
 )
 @click.option(
     "--max-filesize",
     default=None,
     metavar="SIZE",
-    callback=_size,
+    type=SIZE,
     help="Largest file to save, decoded (K, M, G: powers of 1024).  [default: only a guard against "
     "decompression bombs]",
 )
@@ -244,19 +228,20 @@ class _DefaultCommand(click.Command):
     "--deadline",
     default=None,
     metavar="DURATION",
-    callback=_duration,
+    type=DURATION,
     help="Stop the run after this long (90s, 15m, 2h): cancel what is in flight, start nothing more; exit 4.",
 )
 @click.option(
     "--quota",
     default=None,
     metavar="SIZE",
-    callback=_size,
+    type=SIZE,
     help="Start no new download once the files saved add up to SIZE; those in flight finish; exit 4.",
 )
 @click.option(
     "--report",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=File(),
+    metavar="FILE",
     default=None,
     help=f"Per-URL report, appended; CSV if it ends in .csv, else JSON Lines. [default: DEST/{DEFAULT_REPORT_NAME}]",
 )
@@ -273,13 +258,14 @@ class _DefaultCommand(click.Command):
 )
 @click.version_option(__version__, "--version", "-V", prog_name="fetcher")
 def get(
-    url_list: str,
+    url_list: str | None,
+    input_file: str | None,
     max_concurrent: int,
     max_per_host: int | None,
     rate: float | None,
     rate_per_host: float | None,
     limit_rate: int | None,
-    shared_slots: str | None,
+    shared_slots: tuple[str, Path] | None,
     dest: Path,
     acquire_timeout: float | None,
     timeout: float,
@@ -287,6 +273,7 @@ def get(
     retry_wait_max: float,
     retry_after_max: float,
     state: Path | None,
+    ca_certificate: Path | None,
     force: bool,
     skip_existing: bool,
     remote_time: bool,
@@ -300,7 +287,7 @@ def get(
     progress: bool | None,
     quiet: bool,
 ) -> int:
-    """Download every URL in URL_LIST (a file, or - for standard input), at most --max at a time.
+    """Download every URL in URL_LIST (a file, - for standard input, or one http(s) URL), at most --max at a time.
 
     The list has one URL per line; blank lines and lines starting with # are skipped.
     An indented line under a URL gives options for it: "  checksum=sha-256=HEX" (also sha-1,
@@ -309,6 +296,7 @@ def get(
     A second run asks the server only for what changed (the state database), retries what
     failed for a passing reason, and resumes partial downloads.
     """
+    source = _the_list(url_list, input_file)
     if force and skip_existing:
         raise click.UsageError("--force and --skip-existing cannot be used together")
     if limit_rate is not None and speed_limit is not None and limit_rate < speed_limit:
@@ -316,18 +304,26 @@ def get(
             f"--limit-rate {format_size(limit_rate)}/s is below --speed-limit {format_size(speed_limit)}/s: "
             "every download would be cut as too slow"
         )
-    entries = open_url_list(url_list)
+    began = time.monotonic()
     report_path = report if report is not None else dest / DEFAULT_REPORT_NAME
+    # The writer creates nothing before its first record, so a --report that
+    # cannot be written fails here, before DEST is made.  One in DEST is as
+    # writable as DEST, which the Fetcher checks first (and says so better).
+    early_writer = None if report is None else _open_report(report)
+    entries, total = _open_list(source)
+    if entries is None:  # an empty list: no DEST, no report, nothing to clean up
+        LineDisplay(sys.stderr, quiet=quiet).summary(Tally(), time.monotonic() - began)
+        return EXIT_OK
     if progress is None:
         progress = sys.stderr.isatty() and not quiet
     display: LineDisplay
     if progress:
-        display = BarDisplay(sys.stderr, quiet=quiet, total=count_entries(url_list))
+        display = BarDisplay(sys.stderr, quiet=quiet, total=total)
     else:
         display = LineDisplay(sys.stderr, quiet=quiet)
     reserved = [report_path.name] if _same_folder(report_path.parent, dest) else []
+    made = _missing_folders(dest)
     tally = Tally()
-    began = time.monotonic()
     interrupted: BaseException | None = None
     completed = False
     try:
@@ -346,6 +342,7 @@ def get(
                 retry_wait_max=retry_wait_max,
                 retry_after_max=retry_after_max,
                 state=True if state is None else state,
+                ca_certificate=ca_certificate,
                 force=force,
                 skip_existing=skip_existing,
                 remote_time=remote_time,
@@ -356,8 +353,9 @@ def get(
                 watch=display.watch if isinstance(display, BarDisplay) else None,
                 reserved_names=reserved,
             ) as fetcher,
-            _open_report(report_path) as writer,
+            early_writer or _open_report(report_path) as writer,
         ):
+            made = []  # the run has begun: what it made is its own now
             if isinstance(display, BarDisplay):
                 display.follow(fetcher.stats)
             for result in fetcher.as_completed(entries, deadline=deadline, quota=quota):
@@ -370,6 +368,9 @@ def get(
         completed = True
     except (KeyboardInterrupt, Terminated) as exc:
         interrupted = exc
+    except FetcherError:
+        _remove_made(made, default_state=state is None)
+        raise
     finally:
         display.close(completed=completed)
     display.summary(tally, time.monotonic() - began, interrupted=interrupted is not None)
@@ -378,11 +379,74 @@ def get(
     return tally.exit_code
 
 
-def _shared_slots(value: str | None) -> dict[str, Any]:
+#: What `fetcher -` says first on a terminal, where nothing else shows that it waits for input.
+READING_STDIN = "fetcher: reading URLs from standard input (end with Ctrl-D)"
+
+_URL_ARGUMENT = re.compile(r"https?://", re.IGNORECASE)
+
+
+def _the_list(url_list: str | None, input_file: str | None) -> str:
+    """The one URL list given, as URL_LIST or -i; none or both is a usage error."""
+    if url_list is not None and input_file is not None:
+        raise click.UsageError(
+            f"two URL lists: '{url_list}' and -i '{input_file}' (give one: URL_LIST or -i FILE, not both)"
+        )
+    if url_list is None and input_file is None:
+        ctx = click.get_current_context()
+        argument = next(param for param in ctx.command.params if param.name == "url_list")
+        raise click.MissingParameter(ctx=ctx, param=argument)
+    return url_list if url_list is not None else input_file  # type: ignore[return-value]
+
+
+def _open_list(source: str) -> tuple[Iterator[Entry] | None, int | None]:
+    """The list's entries (None for a list with no URL) and how many there are, if known.
+
+    An http(s) URL that is not the name of a file is a list of that one URL,
+    as wget, curl and aria2 take it.
+    """
+    if _URL_ARGUMENT.match(source) and not os.path.exists(source):
+        return iter([Entry(url=source, line=1)]), 1
+    if source == "-" and sys.stdin.isatty():
+        click.echo(READING_STDIN, err=True)
+    entries = open_url_list(source)
+    if entries.empty():
+        entries.close()
+        return None, None
+    return entries, count_entries(source)
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """*folder* and the parents of it that do not exist yet, deepest first."""
+    missing = []
+    for level in (folder, *folder.parents):
+        if level.exists() or level == level.parent:
+            break
+        missing.append(level)
+    return missing
+
+
+def _remove_made(made: list[Path], *, default_state: bool) -> None:
+    """Undo the folders a run made before it failed to start, so that it leaves nothing behind.
+
+    Only the state database the Fetcher opens there by default can be in them
+    (nothing else was written yet); anything else keeps its folder.
+    """
+    if made and default_state:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(OSError):
+                (made[0] / (DEFAULT_STATE_NAME + suffix)).unlink()
+    for folder in made:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def _shared_slots(value: tuple[str, Path] | None) -> dict[str, Any]:
     """--shared-slots as the Fetcher takes it."""
     if value is None:
         return {}
-    name, folder = locate(value, os.environ)
+    name, folder = value
     return {"shared_slots": name, "shared_slots_dir": folder}
 
 

@@ -8,6 +8,7 @@ any command's options or work: those live in a module per command.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 from types import FrameType
@@ -18,6 +19,7 @@ from .._errors import ConfigError, FetcherError, URLListError
 from .._text import escape
 from .exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, Terminated
 from .get import get
+from .params import option_name
 from .slots import slots
 
 # Every name here is taken: a URL list file with one of them as its path must
@@ -69,6 +71,77 @@ def _hint(ctx: click.Context | None) -> str:
     return f" (see '{ctx.command_path} --help')"
 
 
+def usage_line(exc: click.UsageError) -> str:
+    """click's error in fetcher's words: lower case, the option as typed, a next step where there is one.
+
+    The command's own value types (params.py) already speak so; this rewords
+    what click itself raises (an unknown option, a missing value or argument,
+    click's built-in types in other commands).
+    """
+    # click's parser raises some errors with no context, so no way to tell which command's help to name.
+    hint = "" if exc.ctx is None else _hint(exc.ctx)
+    if isinstance(exc, click.NoSuchOption):
+        if exc.possibilities:
+            return f"no such option: {exc.option_name} (did you mean {' or '.join(sorted(exc.possibilities))}?)"
+        return f"no such option: {exc.option_name}{hint}"
+    if isinstance(exc, click.MissingParameter):
+        return f"missing {option_name(exc.param)}{hint}"
+    if isinstance(exc, click.BadParameter):
+        if exc.message.startswith(option_name(exc.param)):
+            return exc.message  # fetcher's own wording (params.py)
+        return _bad_value(exc)
+    message = exc.message
+    needs = _NEEDS_VALUE.fullmatch(message)
+    if needs:
+        return f"{needs[1]} needs a value{hint}"
+    takes_none = _TAKES_NO_VALUE.fullmatch(message)
+    if takes_none:
+        return f"{takes_none[1]} takes no value{hint}"
+    extra = _EXTRA.fullmatch(message)
+    if extra:
+        return f"unexpected extra argument {extra[1]}{hint}"
+    return _lower(message)
+
+
+_NEEDS_VALUE = re.compile(r"Option '(.+)' requires an argument\.?")
+_TAKES_NO_VALUE = re.compile(r"Option '(.+)' does not take a value\.?")
+_EXTRA = re.compile(r"Got unexpected extra arguments? \((.*)\)\.?")
+_CLICK_VALUE = re.compile(r"(.*?) is not (?:a valid [\w ]+|in the range .*)\.?")
+
+
+def _bad_value(exc: click.BadParameter) -> str:
+    """A bad value for one of click's own types, said as params.py says it."""
+    name, kind = option_name(exc.param), None if exc.param is None else exc.param.type
+    value = _CLICK_VALUE.fullmatch(exc.message)
+    if value and isinstance(kind, (click.IntRange, click.FloatRange)):
+        return f"{name} must be {_range(kind)}, not {value[1]}"
+    if value and isinstance(kind, (click.types.IntParamType, click.types.FloatParamType)):
+        what = "a whole number" if isinstance(kind, click.types.IntParamType) else "a number"
+        return f"{name} must be {what}, not {value[1]}"
+    return f"{name}: {_lower(exc.message)}"
+
+
+def _range(kind: click.IntRange | click.FloatRange) -> str:
+    what = "a whole number" if isinstance(kind, click.IntRange) else "a number"
+    low, high = kind.min, kind.max
+    if low is not None and high is not None and not kind.min_open and not kind.max_open:
+        return f"{what} from {low:g} to {high:g}"
+    bounds = []
+    if low is not None:
+        bounds.append(f"above {low:g}" if kind.min_open else f"{low:g} or more")
+    if high is not None:
+        bounds.append(f"below {high:g}" if kind.max_open else f"at most {high:g}")
+    return f"{what} {' and '.join(bounds)}"
+
+
+def _lower(message: str) -> str:
+    """click's sentence as one of fetcher's: no capital (unless an acronym), no full stop."""
+    message = message.rstrip(".")
+    if message[:2].istitle():
+        message = message[0].lower() + message[1:]
+    return message
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run a command; turn every error into one line and an exit status."""
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -78,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
         code = EXIT_USAGE
     except click.UsageError as exc:
-        click.echo(f"fetcher: error: {escape(exc.format_message())}{_hint(exc.ctx)}", err=True)
+        click.echo(f"fetcher: error: {escape(usage_line(exc))}", err=True)
         code = EXIT_USAGE
     except (URLListError, ConfigError) as exc:
         click.echo(f"fetcher: error: {escape(str(exc))}", err=True)

@@ -30,7 +30,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urljoin
 
 import requests
@@ -90,11 +90,13 @@ class Outcome:
 
 
 def new_session(config: FetcherConfig) -> requests.Session:
-    """A Session for one worker thread: keep-alive, bounded redirects, no retries."""
+    """A Session for one worker thread: keep-alive, bounded redirects, no retries, the CA bundle asked for."""
     session = requests.Session()
     session.max_redirects = config.max_redirects
     session.headers["User-Agent"] = config.user_agent
     adapter = HTTPAdapter(pool_connections=8, pool_maxsize=1, max_retries=0)
+    if config.ca_certificate is not None:
+        adapter = _TrustedCA(str(config.ca_certificate), pool_connections=8, pool_maxsize=1, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     if not urllib.request.getproxies() and not _netrc_present():
@@ -107,6 +109,22 @@ def new_session(config: FetcherConfig) -> requests.Session:
         session.trust_env = False
         session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
     return session
+
+
+class _TrustedCA(HTTPAdapter):
+    """An adapter that verifies with one CA bundle, whatever the environment says.
+
+    Setting ``session.verify`` is not enough: with proxies configured,
+    requests lets $REQUESTS_CA_BUNDLE replace it on every request.
+    """
+
+    def __init__(self, bundle: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bundle = bundle
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        kwargs["verify"] = self.bundle
+        return super().send(request, **kwargs)
 
 
 def _netrc_present() -> bool:

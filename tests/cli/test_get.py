@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import json
 import os
 import signal
@@ -12,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import certifi
 import pytest
 
 from fetcher.cli.main import main
@@ -98,6 +101,84 @@ def test_an_empty_list_is_not_an_error(tmp_path: Path, dest: Path, capsys: pytes
     assert "nothing to do" in capsys.readouterr().err
 
 
+def test_an_empty_list_makes_no_dest_and_no_report(
+    tmp_path: Path, dest: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert fetcher(url_list(tmp_path, "# nothing yet", ""), "-d", dest, "--report", tmp_path / "r.jsonl") == 0
+    assert capsys.readouterr().err == "fetcher: the list has no URLs; nothing to do\n"
+    assert not dest.exists() and not (tmp_path / "r.jsonl").exists()
+
+
+def test_a_url_instead_of_a_list_downloads_that_url(
+    server: srv.LoopbackServer, dest: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    url = server.route("/one.txt", srv.body(b"one"))
+    assert fetcher(url, "-q", "-d", dest) == 0
+    assert (dest / "one.txt").read_bytes() == b"one"
+    assert [(r["url"], r["line"]) for r in records(dest / "fetcher-report.jsonl")] == [(url, 1)]
+
+
+def test_a_file_named_like_a_url_is_still_read_as_a_list(
+    tmp_path: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "http:").mkdir()
+    (tmp_path / "http:" / "list").write_text("# empty\n")
+    assert fetcher("http://list", "-d", dest) == 0  # "http://list" is the path http:/list
+    assert not dest.exists()
+
+
+def test_input_file_names_the_list(server: srv.LoopbackServer, tmp_path: Path, dest: Path) -> None:
+    urls = url_list(tmp_path, server.route("/i.txt", srv.body(b"i")))
+    assert fetcher("-i", urls, "-q", "-d", dest) == 0
+    assert fetcher("--input-file", urls, "-q", "-d", tmp_path / "two") == 0
+    assert (dest / "i.txt").exists() and (tmp_path / "two" / "i.txt").exists()
+
+
+def test_a_compressed_list_is_one_usage_error_saying_how_to_read_it(
+    tmp_path: Path, dest: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    listed = tmp_path / "urls.txt.gz"
+    listed.write_bytes(gzip.compress(b"http://127.0.0.1:9/x\n" * 100))
+    assert fetcher(listed, "-d", dest) == 2
+    assert capsys.readouterr().err == (
+        f"fetcher: error: the URL list '{listed}' looks like gzip-compressed data, not text "
+        f"(decompress it first: gunzip -c {listed} | fetcher -)\n"
+    )
+    assert not dest.exists()
+
+
+class _Terminal(io.TextIOWrapper):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_reading_the_list_from_a_terminal_says_so_first(
+    server: srv.LoopbackServer, dest: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = server.route("/typed.txt", srv.body(b"x"))
+    monkeypatch.setattr(sys, "stdin", _Terminal(io.BytesIO(f"{url}\n".encode())))
+    assert fetcher("-", "-q", "-d", dest) == 0
+    assert capsys.readouterr().err == "fetcher: reading URLs from standard input (end with Ctrl-D)\n"
+    assert (dest / "typed.txt").exists()
+
+
+def test_a_ca_certificate_that_loads_is_accepted(server: srv.LoopbackServer, tmp_path: Path, dest: Path) -> None:
+    urls = url_list(tmp_path, server.route("/ca.txt", srv.body(b"x")))
+    assert fetcher(urls, "--cacert", certifi.where(), "-q", "-d", dest) == 0
+
+
+def test_a_ca_certificate_that_is_not_pem_is_one_usage_error(
+    tmp_path: Path, dest: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle = tmp_path / "ca.der"
+    bundle.write_bytes(b"\x30\x82\x01\x0a" + bytes(200))
+    assert fetcher(url_list(tmp_path, "https://127.0.0.1:9/x"), "--ca-certificate", bundle, "-d", dest) == 2
+    assert capsys.readouterr().err == (f"fetcher: error: --ca-certificate {bundle}: is not a PEM certificate bundle\n")
+    assert not dest.exists()
+
+
 def test_list_from_standard_input(server: srv.LoopbackServer, dest: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import io
 
@@ -138,46 +219,71 @@ def test_failures_and_acquire_timeouts_exit_1(server: srv.LoopbackServer, tmp_pa
     )
 
 
+_SIZE = "a size above 0 (500k, 2M, 1G: powers of 1024)"
+_BYTES_PER_S = "bytes per second above 0 (500k, 2M: powers of 1024)"
+_REQUESTS_PER_S = "requests per second above 0, at most 1000000 (0.5, 10, 30/m, 100/h)"
+_DURATION = "a duration above 0 (90, 90s, 15m, 2h, 1h30m)"
+
+
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "line"),
     [
-        (["--max", "0"], "--max"),
-        (["--max", "abc"], "--max"),
-        (["--max", "100000"], "--max"),
-        (["--timeout", "0"], "--timeout"),
-        (["--acquire-timeout", "-1"], "--acquire-timeout"),
-        (["--acquire-timeout", "nan"], "--acquire-timeout"),
-        (["--timeout", "inf"], "--timeout"),
-        (["--retries", "-1"], "--retries"),
-        (["--retries", "1.5"], "--retries"),
-        (["--retry-wait-max", "-1"], "--retry-wait-max"),
-        (["--retry-after-max", "nan"], "--retry-after-max"),
-        (["--state", "."], "--state"),
-        (["--max-time", "0"], "--max-time"),
-        (["--speed-limit", "fast"], "--speed-limit"),
-        (["--speed-time", "nan"], "--speed-time"),
-        (["--max-filesize", "12x"], "--max-filesize"),
-        (["--max-filesize", "0"], "--max-filesize"),
-        (["--deadline", "0"], "--deadline"),
-        (["--deadline", "1d"], "--deadline"),
-        (["--quota", "-1M"], "--quota"),
-        (["--max-per-host", "0"], "--max-per-host"),
-        (["--rate", "0"], "--rate"),
-        (["--rate", "fast"], "--rate"),
-        (["--rate-per-host", "5/d"], "--rate-per-host"),
-        (["--rate", "1e9"], "rate"),
-        (["--limit-rate", "0"], "--limit-rate"),
-        (["--limit-rate", "1k", "--speed-limit", "2k"], "--limit-rate 1.0 KiB/s is below --speed-limit 2.0 KiB/s"),
-        (["--shared-slots", ".hidden"], "shared"),
-        (["--no-such-option"], "no-such-option"),
+        (["--max", "0"], "--max must be a whole number from 1 to 512, not 0"),
+        (["-m", "abc"], "--max must be a whole number from 1 to 512, not 'abc'"),
+        (["--max", "100000"], "--max must be a whole number from 1 to 512, not 100000"),
+        (["--max-per-host", "0"], "--max-per-host must be a whole number from 1 to 512, not 0"),
+        (["--rate", "0"], f"--rate must be {_REQUESTS_PER_S}, not 0"),
+        (["--rate", "fast"], f"--rate must be {_REQUESTS_PER_S}, not 'fast'"),
+        (["--rate", "1e9"], f"--rate must be {_REQUESTS_PER_S}, not 1e9"),
+        (["--rate-per-host", "5/d"], f"--rate-per-host must be {_REQUESTS_PER_S}, not '5/d'"),
+        (["--limit-rate", "0"], f"--limit-rate must be {_BYTES_PER_S}, not 0"),
+        (["--shared-slots", ".hidden"], "--shared-slots: the shared slots name must be a plain file name (letters, "
+         "digits, '.', '_', '-', not starting with a dot, at most 64 characters), not '.hidden'"),
+        (["--dest="], "--dest must be a folder, not ''"),
+        (["--acquire-timeout", "-1"], "--acquire-timeout must be a number of seconds, 0 or more, not -1"),
+        (["--acquire-timeout", "nan"], "--acquire-timeout must be a number of seconds, 0 or more, not 'nan'"),
+        (["--timeout", "0"], "--timeout must be a number of seconds above 0, not 0"),
+        (["--timeout", "abc"], "--timeout must be a number of seconds above 0, not 'abc'"),
+        (["--timeout", "inf"], "--timeout must be a number of seconds above 0, not 'inf'"),
+        (["--retries", "-1"], "--retries must be a whole number from 0 to 100, not -1"),
+        (["--retries", "1.5"], "--retries must be a whole number from 0 to 100, not 1.5"),
+        (["--retry-wait-max", "-1"], "--retry-wait-max must be a number of seconds, 0 or more, not -1"),
+        (["--retry-after-max", "nan"], "--retry-after-max must be a number of seconds, 0 or more, not 'nan'"),
+        (["--state", "."], "--state must be a file, not '.'"),
+        (["--ca-certificate", "/no/ca.pem"], "--ca-certificate /no/ca.pem: cannot read it (No such file or directory)"),
+        (["--max-time", "0"], "--max-time must be a number of seconds above 0, not 0"),
+        (["--speed-limit", "fast"], f"--speed-limit must be {_BYTES_PER_S}, not 'fast'"),
+        (["--speed-time", "nan"], "--speed-time must be a number of seconds above 0, not 'nan'"),
+        (["--max-filesize", "12x"], f"--max-filesize must be {_SIZE}, not '12x'"),
+        (["--max-filesize", "0"], f"--max-filesize must be {_SIZE}, not 0"),
+        (["--deadline", "0"], f"--deadline must be {_DURATION}, not 0"),
+        (["--deadline", "1d"], f"--deadline must be {_DURATION}, not '1d'"),
+        (["--quota", "-1M"], f"--quota must be {_SIZE}, not '-1M'"),
+        (["--report", "."], "--report must be a file, not '.'"),
+        (["--no-such-option"], "no such option: --no-such-option (see 'fetcher --help')"),
+        (["--maxx", "3"], "no such option: --maxx (did you mean --max or --max-time?)"),
+        (["--timeout"], "--timeout needs a value"),
+        (["--force=yes"], "--force takes no value"),
+        (["extra.txt"], "unexpected extra argument extra.txt (see 'fetcher --help')"),
+        (["-i", "other.txt"], "two URL lists: '{list}' and -i 'other.txt' (give one: URL_LIST or -i FILE, not both)"),
+        (["--force", "--skip-existing"], "--force and --skip-existing cannot be used together"),
+        (["--limit-rate", "1k", "--speed-limit", "2k"],
+         "--limit-rate 1.0 KiB/s is below --speed-limit 2.0 KiB/s: every download would be cut as too slow"),
     ],
-)
-def test_bad_options_exit_2_with_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+    ids=lambda value: " ".join(value) if isinstance(value, list) else "",
+)  # fmt: skip
+def test_each_usage_error_is_one_line_in_fetchers_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], line: str
 ) -> None:
-    assert fetcher(url_list(tmp_path, "http://127.0.0.1:9/x"), *args, "-d", tmp_path / "out") == 2
-    err = capsys.readouterr().err
-    assert len(err.splitlines()) == 1 and err.startswith("fetcher: error:") and message in err
+    urls = url_list(tmp_path, "http://127.0.0.1:9/x")
+    assert fetcher(urls, "-d", tmp_path / "out", *args) == 2
+    assert capsys.readouterr().err == f"fetcher: error: {line.replace('{list}', str(urls))}\n"
+    assert not (tmp_path / "out").exists()
+
+
+def test_no_list_at_all_is_the_missing_list_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert fetcher("--max", "2") == 2
+    assert capsys.readouterr().err == "fetcher: error: missing URL_LIST (see 'fetcher --help')\n"
 
 
 def test_missing_list_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -203,18 +309,16 @@ def test_dest_that_is_a_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_unwritable_report_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "file").write_text("x")
     assert fetcher(url_list(tmp_path, "junk"), "-d", tmp_path / "out", "--report", tmp_path / "file" / "r.jsonl") == 2
-    assert "cannot write report" in capsys.readouterr().err
-
-
-def test_missing_argument_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert fetcher("--max", "2") == 2
-    assert "URL_LIST" in capsys.readouterr().err
+    report = tmp_path / "file" / "r.jsonl"
+    assert capsys.readouterr().err == f"fetcher: error: cannot write report '{report}': Not a directory\n"
+    assert not (tmp_path / "out").exists()
 
 
 def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     assert fetcher("--help") == 0
     out = capsys.readouterr().out
-    for option in ("--max", "--dest", "--acquire-timeout", "--timeout", "--report", "--progress", "--quiet"):
+    for option in ("--max", "--dest", "--acquire-timeout", "--timeout", "--report", "--progress", "--quiet",
+                   "--input-file", "--ca-certificate, --cacert FILE"):  # fmt: skip
         assert option in out
     assert "Exit status" in out and "130" in out
 
@@ -382,9 +486,10 @@ def test_a_state_file_that_is_not_a_database_is_a_usage_error(
 ) -> None:
     junk = tmp_path / "state.db"
     junk.write_bytes(b"this is not sqlite" * 100)
-    assert fetcher(url_list(tmp_path, "http://x/y"), "-d", dest, "--state", junk) == 2
+    assert fetcher(url_list(tmp_path, "http://x/y"), "-d", dest / "deeper", "--state", junk) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is not a SQLite database" in err
+    assert not dest.exists()  # the folders this run made are gone with it
 
 
 def test_option_lines_in_the_list_check_the_file(server: srv.LoopbackServer, tmp_path: Path, dest: Path) -> None:
@@ -408,7 +513,7 @@ def test_a_deadline_that_cuts_the_run_exits_4_and_says_why(
     assert fetcher(url_list(tmp_path, *urls), "-d", dest, "--max", "1", "--deadline", "0.5s", "-q") == 4
     err = capsys.readouterr().err
     assert not any(line.startswith("not-started") for line in err.splitlines())  # counted, not a line each
-    assert "stopped early (the --deadline of 0.5s passed) after 4 URLs: 1 cancelled, 3 not-started" in err
+    assert "stopped early (the --deadline of 0.5s passed) after 4 URLs: 1 cancelled, 3 not started" in err
     statuses = [r["status"] for r in records(dest / "fetcher-report.jsonl")]
     assert sorted(statuses) == ["cancelled", "not-started", "not-started", "not-started"]
 
@@ -427,6 +532,7 @@ def test_shared_slots_in_use_with_another_count_exit_2_with_one_line(
     assert code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "in use with 2 slots; this run asks for 3" in err
+    assert not (tmp_path / "out").exists()  # nor the state database the run had opened in it
 
 
 def test_the_politeness_options_reach_the_downloads(server: srv.LoopbackServer, tmp_path: Path, dest: Path) -> None:

@@ -88,14 +88,31 @@ def test_help_shows_the_usage_every_command_and_every_download_option(capsys: py
 
 def test_an_unknown_option_still_exits_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert fetcher("--no-such-option", "urls.txt") == 2
-    assert capsys.readouterr().err == "fetcher: error: No such option '--no-such-option'. (see 'fetcher --help')\n"
+    assert capsys.readouterr().err == "fetcher: error: no such option: --no-such-option (see 'fetcher --help')\n"
 
 
 def test_no_arguments_is_the_missing_list_error_it_always_was(capsys: pytest.CaptureFixture[str]) -> None:
     assert fetcher() == 2
-    assert capsys.readouterr().err == "fetcher: error: Missing argument 'URL_LIST'. (see 'fetcher --help')\n"
+    assert capsys.readouterr().err == "fetcher: error: missing URL_LIST (see 'fetcher --help')\n"
 
 
 def test_a_usage_error_in_another_command_points_to_its_own_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert fetcher("slots") == 2
-    assert capsys.readouterr().err == "fetcher: error: Missing argument 'NAME'. (see 'fetcher slots --help')\n"
+    assert capsys.readouterr().err == "fetcher: error: missing NAME (see 'fetcher slots --help')\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["slots", "pool", "--watch", "0"], "--watch must be a number from 0.1 to 3600, not 0.0"),
+        (["slots", "pool", "--watch", "abc"], "--watch must be a number from 0.1 to 3600, not 'abc'"),
+        (["slots", "pool", "--json=yes"], "--json takes no value"),
+        (["slots", "pool", "--wach", "1"], "no such option: --wach (did you mean --watch?)"),
+    ],
+    ids=" ".join,
+)
+def test_clicks_own_errors_in_another_command_are_said_in_fetchers_words(
+    capsys: pytest.CaptureFixture[str], args: list[str], line: str
+) -> None:
+    assert fetcher(*args) == 2
+    assert capsys.readouterr().err == f"fetcher: error: {line}\n"

@@ -1,0 +1,156 @@
+"""The value types of the command's options, each refusing a bad value with fetcher's own sentence.
+
+Every refusal is one complete line naming the option as the user knows it:
+``--max must be a whole number from 1 to 512, not 0``.  main.py prints it
+after ``fetcher: error: ``.  Not here: the options themselves (get.py) and
+the rewording of click's own errors (main.py).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from .._config import MAX_RATE, ca_bundle_problem
+from .._errors import ConfigError
+from .._units import parse_duration, parse_rate, parse_size
+from ..limits.shared import locate
+
+#: A value shown bare when it reads as a number, else in quotes.
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def option_name(param: click.Parameter | None) -> str:
+    """The option's long name (``--max`` for ``-m`` too), or an argument's metavar."""
+    if param is None:
+        return "the value"
+    if isinstance(param, click.Option) and param.opts:
+        return max(param.opts, key=len)
+    return param.human_readable_name
+
+
+def shown(value: object) -> str:
+    text = str(value)
+    return text if _NUMBER.fullmatch(text) else f"'{text}'"
+
+
+class _Refusing(click.ParamType[Any, Any]):
+    """A type whose failures read ``OPTION must be WANTED, not VALUE``."""
+
+    wanted = "a valid value"
+
+    def refuse(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> NoReturn:
+        raise click.BadParameter(f"{option_name(param)} must be {self.wanted}, not {shown(value)}", ctx, param)
+
+
+class Whole(_Refusing):
+    name = "whole"
+
+    def __init__(self, low: int, high: int) -> None:
+        self.low, self.high = low, high
+        self.wanted = f"a whole number from {low} to {high}"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        try:
+            number = value if isinstance(value, int) else int(str(value).strip())
+        except ValueError:
+            self.refuse(value, param, ctx)
+        if not self.low <= number <= self.high:
+            self.refuse(value, param, ctx)
+        return number
+
+
+class Seconds(_Refusing):
+    name = "seconds"
+
+    def __init__(self, *, allow_zero: bool) -> None:
+        self.allow_zero = allow_zero
+        self.wanted = "a number of seconds, 0 or more" if allow_zero else "a number of seconds above 0"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            self.refuse(value, param, ctx)
+        if not math.isfinite(number) or number < 0 or (number == 0 and not self.allow_zero):
+            self.refuse(value, param, ctx)
+        return number
+
+
+class Parsed(_Refusing):
+    """A value read by one of fetcher's parsers (sizes, rates, durations); it must come out above 0."""
+
+    name = "parsed"
+
+    def __init__(self, parse: Callable[[str], float], wanted: str, *, high: float = math.inf) -> None:
+        self.parse, self.wanted, self.high = parse, wanted, high
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            number = self.parse(str(value))
+        except ValueError:
+            self.refuse(value, param, ctx)
+        if not 0 < number <= self.high:
+            self.refuse(value, param, ctx)
+        return number
+
+
+SIZE = Parsed(parse_size, "a size above 0 (500k, 2M, 1G: powers of 1024)")
+BYTE_RATE = Parsed(parse_size, "bytes per second above 0 (500k, 2M: powers of 1024)")
+REQUEST_RATE = Parsed(parse_rate, f"requests per second above 0, at most {MAX_RATE:.0f} (0.5, 10, 30/m, 100/h)",
+                      high=MAX_RATE)  # fmt: skip
+DURATION = Parsed(parse_duration, "a duration above 0 (90, 90s, 15m, 2h, 1h30m)")
+
+
+class Folder(_Refusing):
+    name = "folder"
+    wanted = "a folder"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
+        if not str(value):
+            self.refuse(value, param, ctx)
+        return Path(value)
+
+
+class File(_Refusing):
+    """A file to write or read; a folder or an empty name is refused."""
+
+    name = "file"
+    wanted = "a file"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
+        if not str(value) or Path(value).is_dir():
+            self.refuse(value, param, ctx)
+        return Path(value)
+
+
+class CABundle(click.ParamType[Path, Any]):
+    """A CA bundle, checked now: a bad one is one usage error, not a failure for every HTTPS URL."""
+
+    name = "ca_bundle"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
+        problem = ca_bundle_problem(Path(value))
+        if problem is not None:
+            raise click.BadParameter(f"{option_name(param)} {value}: {problem}", ctx, param)
+        return Path(value)
+
+
+class SharedSlots(click.ParamType[Any, Any]):
+    """--shared-slots as (name, folder)."""
+
+    name = "shared_slots"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return locate(str(value), os.environ)
+        except ConfigError as exc:
+            raise click.BadParameter(f"{option_name(param)}: {exc}", ctx, param) from None
