@@ -80,6 +80,7 @@ class _DefaultCommand(click.Command):
     "-m",
     "max_concurrent",
     type=Whole(1, MAX_CONCURRENT_LIMIT),
+    metavar="N",
     default=3,
     show_default=True,
     help="Downloads in flight at once.",
@@ -241,7 +242,7 @@ class _DefaultCommand(click.Command):
 @click.option(
     "--report",
     type=File(),
-    metavar="FILE",
+    metavar="PATH",
     default=None,
     help=f"Per-URL report, appended; CSV if it ends in .csv, else JSON Lines. [default: DEST/{DEFAULT_REPORT_NAME}]",
 )
