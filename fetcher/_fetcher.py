@@ -247,7 +247,9 @@ class Fetcher:
         self._lock = threading.Lock()
         self._runs: set[Run] = set()
         self._closed = False
-        namer = Namer([*reserved_names, *_state_names(self.config.state, self.dest)])
+        # With a state database, names are kept from run to run (and not held in memory).
+        names = None if self._state is None else self._state.names(self.dest)
+        namer = Namer([*reserved_names, *_state_names(self.config.state, self.dest)], store=names)
         # Threads last: everything above may raise, and must not leave workers behind.
         factory = session_factory or (lambda: new_session(self.config))
         self._pool = WorkerPool(self.config.max_concurrent, factory)
@@ -321,6 +323,17 @@ class Fetcher:
             byte_rate=0.0 if shared.byte_rate is None else shared.byte_rate.recent_rate(),
             byte_rate_cap=self.config.limit_rate,
         )
+
+    def stop(self, reason: str = "interrupted") -> None:
+        """Stop every run in progress as ``deadline`` does, for *reason*: downloads in flight end as
+        ``cancelled`` (a resumable partial file kept), and every URL not started, to the end of its
+        input, as ``not-started``; the runs' iterators then end.  Unlike ``close()``, every URL
+        still gets its Result.  Thread-safe; safe to call from a thread a signal handler started.
+        """
+        with self._lock:
+            runs = list(self._runs)
+        for run in runs:
+            run.stop(reason)
 
     def close(self) -> None:
         """Cancel running work, remove unfinished temporary files, stop workers."""

@@ -76,14 +76,15 @@ _INPUT_GRACE_S = 1.0
 # Saved records read from the state database in one query, ahead of the downloads.
 _LOOKUP_BATCH = 255
 
-# Why a URL could not start in time, by the limit it waited on (its acquire-timeout record's error).
+# Why a URL could not start in time, by the limit it waited on (its acquire-timeout record's error),
+# and what to change.
 _HELD_BACK = {
-    SLOTS: "no download slot came free",
-    SHARED: "no shared slot came free",
-    HOST_CAP: "its host stayed at its --max-per-host",
-    HOST_RATE: "--rate-per-host gave its host no turn",
-    RATE: "--rate gave it no turn",
-    PAUSED: "its host stayed paused, as the server asked",
+    SLOTS: ("no download slot came free", "raise --max or --acquire-timeout"),
+    SHARED: ("no shared slot came free", "raise --acquire-timeout, or see 'fetcher slots NAME'"),
+    HOST_CAP: ("its host stayed at its --max-per-host", "raise --max-per-host or --acquire-timeout"),
+    HOST_RATE: ("--rate-per-host gave its host no turn", "raise --rate-per-host or --acquire-timeout"),
+    RATE: ("--rate gave it no turn", "raise --rate or --acquire-timeout"),
+    PAUSED: ("its host stayed paused, as the server asked", "raise --acquire-timeout"),
 }
 
 
@@ -211,6 +212,7 @@ class Run:
         self._fed = 0  # URLs the feeder has taken from the input so far
         self._fed_at = time.monotonic()
         self._looked_up: dict[int, Saved | None] = {}  # by job seq: saved records read ahead in batches
+        self._hang_ups: dict[object, Callable[[], None]] = {}  # what cuts each response in flight
         self._count_lock = threading.Lock()
         self._threads = [
             threading.Thread(target=self._feed, name=f"fetcher-feed-{run_id}", daemon=True),
@@ -233,6 +235,7 @@ class Run:
             self._cancelled.set()
             self._halt.set()
             self._schedule.wake()  # the dispatcher ends now, not at its next look
+            self._hang_up_all()
             self._results.put(_Cancelled())
 
     def stop(self, reason: str) -> None:
@@ -481,6 +484,29 @@ class Run:
         if halt:
             self._halt.set()
             self._results.put(_Halted())
+            self._hang_up_all()
+
+    def _hang_up_all(self) -> None:
+        """Cut the connections of the responses in flight: a read blocked on a silent server ends now."""
+        with self._count_lock:
+            hang_ups, self._hang_ups = list(self._hang_ups.values()), {}
+        for hang_up in hang_ups:
+            hang_up()
+
+    def _on_stop(self, hang_up: Callable[[], None]) -> Callable[[], None]:
+        """Call *hang_up* when the run halts (now, if it has); the callable returned forgets it."""
+        key = object()
+        with self._count_lock:
+            halted = self._halt.is_set()
+            if not halted:
+                self._hang_ups[key] = hang_up
+        if halted:
+            hang_up()
+        return functools.partial(self._forget_hang_up, key)
+
+    def _forget_hang_up(self, key: object) -> None:
+        with self._count_lock:
+            self._hang_ups.pop(key, None)
 
     def _blocked(self, job: _Job) -> bool:
         """No attempt for *job* now: nothing new starts once the run is cut short, and after
@@ -514,8 +540,8 @@ class Run:
             return self._result(entry, Status.NOT_STARTED, job.ready, job.ready_at, error=self._cut, attempts=0,
                                 waited_on=job.waited_on)  # fmt: skip
         waited = time.monotonic() - job.ready
-        held_back = _HELD_BACK.get(job.waited_on or SLOTS, _HELD_BACK[SLOTS])
-        error = f"{held_back} within the acquire timeout of {self.config.acquire_timeout:g}s"
+        held_back, next_step = _HELD_BACK.get(job.waited_on or SLOTS, _HELD_BACK[SLOTS])
+        error = f"{held_back} within {self.config.acquire_timeout:g}s ({next_step})"
         return self._result(entry, Status.ACQUIRE_TIMEOUT, job.ready, job.ready_at, wait_s=waited, error=error,
                             attempts=0, waited_on=job.waited_on)  # fmt: skip
 
@@ -590,7 +616,8 @@ class Run:
         return Ask(saved=saved, resume=resume, checksum=entry.checksum, remote_time=self.config.remote_time,
                    on_resumable=remember, deadline=deadline, stop_at=self._deadline_at,
                    before_request=self._pace if paced else None,
-                   throttle=self._throttle if shared.byte_rate is not None else None)  # fmt: skip
+                   throttle=self._throttle if shared.byte_rate is not None else None,
+                   on_stop=self._on_stop)  # fmt: skip
 
     def _pace(self, url: str) -> None:
         """Before a request after an attempt's first (a redirect hop, a start-over): wait its turn under

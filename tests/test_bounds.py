@@ -148,7 +148,7 @@ def test_a_quota_lets_nothing_new_start_once_reached(server: srv.LoopbackServer,
 
 
 def test_a_deadline_still_stops_the_run_after_the_quota_was_reached(server: srv.LoopbackServer, tmp_path: Path) -> None:
-    small = server.route("/small", srv.body(b"x" * 1000))
+    small = server.route("/small", srv.body(b"x" * 1000, delay=0.3))  # the endless one is under way by then
     endless = server.route("/endless", srv.endless(rate=1 << 20))
     began = time.monotonic()
     results = run([small, endless], tmp_path, max_concurrent=2, deadline=1.0, quota=500)

@@ -422,3 +422,17 @@ def test_a_bad_ca_certificate_fails_before_dest_is_made(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="ca_certificate .*: cannot read it"):
         Fetcher(dest=tmp_path / "out", ca_certificate=tmp_path / "nope.pem")
     assert not (tmp_path / "out").exists()
+
+
+def test_stop_ends_a_run_at_once_and_every_url_still_gets_a_result(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    stalled = server.route("/stalled", srv.stalled(b"x" * 100, claimed=100_000, stall=8))
+    rest = [server.route(f"/r{n}", srv.body(b"x")) for n in range(5)]
+    with Fetcher(dest=tmp_path, max_concurrent=1, timeout=20) as fetcher:
+        results = fetcher.as_completed([stalled, *rest])
+        stopper = threading.Timer(0.5, fetcher.stop, args=("interrupted",))
+        began = time.monotonic()
+        stopper.start()
+        got = sorted(((r.line, r.status, r.error) for r in results), key=lambda each: each[0])
+        took = time.monotonic() - began
+    assert got == [(1, Status.CANCELLED, "interrupted")] + [(n, Status.NOT_STARTED, "interrupted") for n in range(2, 7)]
+    assert took < 3  # the stalled read was cut, not waited for (the server stalls 8 s, --timeout 20)

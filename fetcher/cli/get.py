@@ -8,9 +8,11 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +20,18 @@ import click
 
 from .._config import MAX_CONCURRENT_LIMIT
 from .._errors import ConfigError, FetcherError
-from .._fetcher import Fetcher
+from .._fetcher import Fetcher, new_run_id
 from .._result import Tally
 from .._units import format_size
 from .._urllist import Entry, count_entries, open_url_list
 from .._version import __version__
-from ..report import DEFAULT_REPORT_NAME, ReportWriter
+from ..report import DEFAULT_REPORT_NAME, ReportWriter, RunRecord
 from ..state import DEFAULT_STATE_NAME
-from .exits import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, Terminated
+from ..transfer.tempfiles import Cleanup
+from .exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, Terminated
 from .params import BYTE_RATE, DURATION, REQUEST_RATE, SIZE, CABundle, File, Folder, Seconds, SharedSlots, Whole
-from .progress import BarDisplay, LineDisplay
+from .progress import BarDisplay, LineDisplay, cleanup_line, report_lost_line
+from .signals import StopOnSignal
 
 EPILOG = """\b
 Exit status:
@@ -327,6 +331,9 @@ def get(
     tally = Tally()
     interrupted: BaseException | None = None
     completed = False
+    stopper: StopOnSignal | None = None
+    lost_line: str | None = None
+    cleanup_text: str | None = None
     try:
         with (
             Fetcher(
@@ -359,14 +366,29 @@ def get(
             made = []  # the run has begun: what it made is its own now
             if isinstance(display, BarDisplay):
                 display.follow(fetcher.stats)
-            for result in fetcher.as_completed(entries, deadline=deadline, quota=quota):
-                tally.add(result)
-                display.show(result)
-                try:
-                    writer.write(result)
-                except OSError as exc:
-                    raise FetcherError(_cannot_write_report(report_path, exc)) from exc
-        completed = True
+            cleanup = fetcher.cleanup
+            cleanup_text = cleanup_line(cleanup.removed, cleanup.removed_bytes, cleanup.kept, cleanup.kept_bytes)
+            run = _RunRecorder(options=_options(locals()), cleanup=cleanup)
+            try:
+                with StopOnSignal(fetcher.stop) as stopper:
+                    for result in fetcher.as_completed(entries, run_id=run.run_id, deadline=deadline, quota=quota):
+                        tally.add(result)
+                        display.show(result)
+                        writer.write(result)  # a record it cannot write is counted in writer.lost
+                        if stopper.noticed():
+                            display.freeze()
+                            display.message(f"fetcher: {stopper.reason}: recording the URLs not started "
+                                            "(again to quit at once)")  # fmt: skip
+            finally:
+                # Even when a second signal cut the run short: what happened is worth a record.
+                ended = "interrupted" if stopper is not None and stopper.signal is not None else "finished"
+                writer.write_run(run.record(tally, ended=ended, reason=stopper.reason if stopper else None,
+                                            report_lost=writer.lost))  # fmt: skip
+            if writer.lost:
+                lost_line = report_lost_line(report_path, writer.lost, writer.first_error or "unknown error")
+        completed = stopper is None or stopper.signal is None
+        if stopper is not None and stopper.signal is not None:
+            interrupted = Terminated() if stopper.signal == signal.SIGTERM else KeyboardInterrupt()
     except (KeyboardInterrupt, Terminated) as exc:
         interrupted = exc
     except FetcherError:
@@ -374,10 +396,69 @@ def get(
         raise
     finally:
         display.close(completed=completed)
-    display.summary(tally, time.monotonic() - began, interrupted=interrupted is not None)
+    if cleanup_text is not None and (not quiet or tally.exit_code or interrupted is not None):
+        display.message(f"fetcher: {cleanup_text}")
+    if lost_line is not None:
+        display.message(f"fetcher: {lost_line}")
+    written = report_path if report_path.exists() else None
+    display.summary(tally, time.monotonic() - began, interrupted=interrupted is not None, report=written)
     if interrupted is not None:
         return EXIT_TERMINATED if isinstance(interrupted, Terminated) else EXIT_INTERRUPTED
-    return tally.exit_code
+    return EXIT_FAILED if lost_line is not None else tally.exit_code
+
+
+class _RunRecorder:
+    """What the run record needs from the start of the run, then the record itself at its end."""
+
+    def __init__(self, *, options: dict[str, Any], cleanup: Cleanup) -> None:
+        self.run_id = new_run_id()
+        self.started_at = datetime.now(timezone.utc)
+        self.options = options
+        self.cleanup = cleanup
+
+    def record(self, tally: Tally, *, ended: str, reason: str | None, report_lost: int) -> RunRecord:
+        cleanup = self.cleanup
+        return RunRecord(
+            run_id=self.run_id,
+            version=__version__,
+            started_at=self.started_at,
+            finished_at=datetime.now(timezone.utc),
+            ended=ended,
+            reason=reason or tally.cut_short,
+            options=self.options,
+            totals={status.value: count for status, count in tally.counts.items() if count},
+            bytes=tally.bytes,
+            cleanup={"removed": cleanup.removed, "removed_bytes": cleanup.removed_bytes,
+                     "kept": cleanup.kept, "kept_bytes": cleanup.kept_bytes},
+            report_lost=report_lost,
+        )  # fmt: skip
+
+
+#: The options a run record keeps: those that shape a run, under their option names.
+_RECORDED_OPTIONS = {
+    "max": "max_concurrent", "max_per_host": "max_per_host", "rate": "rate", "rate_per_host": "rate_per_host",
+    "limit_rate": "limit_rate", "acquire_timeout": "acquire_timeout", "timeout": "timeout", "retries": "retries",
+    "max_time": "max_time", "speed_limit": "speed_limit", "speed_time": "speed_time",
+    "max_filesize": "max_filesize", "deadline": "deadline", "quota": "quota", "force": "force",
+    "skip_existing": "skip_existing",
+}  # fmt: skip
+
+
+def _options(given: dict[str, Any]) -> dict[str, Any]:
+    """The run record's options: plain JSON values, paths absolute."""
+    options = {name: given[local] for name, local in _RECORDED_OPTIONS.items()}
+    shared = given["shared_slots"]
+    options["shared_slots"] = None if shared is None else str(Path(shared[1]) / shared[0])
+    options["dest"] = str(Path(given["dest"]).resolve())
+    options["list"] = given["source"] if given["source"] == "-" else _absolute(given["source"])
+    options["state"] = str(Path(given["dest"]).resolve() / DEFAULT_STATE_NAME) if given["state"] is None else (
+        str(Path(given["state"]).resolve()))  # fmt: skip
+    options["report"] = str(Path(given["report_path"]).resolve())
+    return options
+
+
+def _absolute(source: str) -> str:
+    return source if _URL_ARGUMENT.match(source) and not os.path.exists(source) else str(Path(source).resolve())
 
 
 #: What `fetcher -` says first on a terminal, where nothing else shows that it waits for input.

@@ -21,13 +21,16 @@ encoded bytes, and that is what is compared.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
 import shutil
+import socket
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -166,6 +169,10 @@ class Ask:
     #: Called with the count of bytes each read took off the wire: it waits
     #: until the bandwidth cap allows them.
     throttle: Callable[[int], None] | None = None
+    #: Called with a callable that cuts this attempt's connection, once the
+    #: response has come; it calls it when the run stops (an interrupt), so a
+    #: read blocked on a silent server ends at once.  Returns its undo.
+    on_stop: Callable[[Callable[[], None]], Callable[[], None]] | None = None
 
 
 #: A partial file smaller than this is not worth a state database write.
@@ -240,8 +247,10 @@ class _Attempt:
                     self.ask.before_request(self.url)
                 unchanged, validators, mtime_ns = self._exchange(None)
         except Exception as exc:  # every failure of this URL becomes its Outcome
-            error = translate(exc, self.url)
-            if error.transient and self._past(self.ask.deadline):
+            error = translate(exc, self.url, read_timeout=self.read_timeout)
+            if self.cancelled.is_set() and not isinstance(error, Cancelled):
+                error = Cancelled(self.url, "cancelled")  # its connection was cut because the run stopped
+            elif error.transient and self._past(self.ask.deadline):
                 error = self._over_time()  # a read timed out because the time was up
             elif error.transient and self.speed_window is not None and timed_out(exc):
                 # The read timeout was the speed window: the server sent nothing for that long.
@@ -280,9 +289,12 @@ class _Attempt:
             headers = conditional_headers(self.ask.saved)
         # None rather than {}: requests merges even an empty dict into the session's headers.
         hooks = None if self.ask.before_request is None else {"response": self._before_hop}
-        with self.session.get(
-            self.url, stream=True, timeout=self._timeout(), headers=headers or None, hooks=hooks
-        ) as response:
+        with (
+            self.session.get(
+                self.url, stream=True, timeout=self._timeout(), headers=headers or None, hooks=hooks
+            ) as response,
+            self._hung_up_on_stop(response),
+        ):
             self.ttfb_s = self.clock() - self.began
             self.http_status = response.status_code
             if response.status_code == 304 and ("If-None-Match" in headers or "If-Modified-Since" in headers):
@@ -318,6 +330,18 @@ class _Attempt:
             )
         mtime_ns = self._finish(validators)
         return False, validators, mtime_ns
+
+    @contextlib.contextmanager
+    def _hung_up_on_stop(self, response: requests.Response) -> Iterator[None]:
+        """While the body comes: if the run stops, shut the connection, so a blocked read ends."""
+        if self.ask.on_stop is None:
+            yield
+            return
+        undo = self.ask.on_stop(functools.partial(_hang_up, response))
+        try:
+            yield
+        finally:
+            undo()
 
     def _before_hop(self, response: requests.Response, *args: object, **kwargs: object) -> None:
         """A response hook: requests is about to follow this redirect, which is one more request."""
@@ -544,6 +568,19 @@ class _StartOver(Exception):
 #: is no longer than this, so its connection is kept for the next request:
 #: urllib3 closes a connection whose response was left unread.
 DRAIN_UP_TO = 64 << 10
+
+
+def _hang_up(response: requests.Response) -> None:
+    """Shut the connection *response* comes on, from another thread: a read blocked on it returns.
+
+    shutdown, not close: closing a socket another thread reads from does not
+    wake that read on Linux.
+    """
+    connection = getattr(response.raw, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _finish_reading(response: requests.Response) -> None:

@@ -148,6 +148,7 @@ class Cleanup:
     removed: int = 0
     removed_bytes: int = 0
     kept: int = 0  # resumable partial files left for their URLs
+    kept_bytes: int = 0
 
 
 def remove_leftovers(folder: Path, *, resumable: Collection[str], now: float | None = None) -> Cleanup:
@@ -158,7 +159,7 @@ def remove_leftovers(folder: Path, *, resumable: Collection[str], now: float | N
     written by a live run (this one or another) and is never touched.
     """
     now = time.time() if now is None else now
-    removed = removed_bytes = kept = 0
+    removed = removed_bytes = kept = kept_bytes = 0
     for path in folder.glob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
@@ -174,6 +175,7 @@ def remove_leftovers(folder: Path, *, resumable: Collection[str], now: float | N
                 continue  # a live writer holds it
             elif str(path) in resumable and age <= KEEP_RESUMABLE_S:
                 kept += 1
+                kept_bytes += info.st_size
                 continue
             else:
                 doomed = age > UNLOCKED_GRACE_S or str(path) in resumable or not _writer_alive(path)
@@ -187,7 +189,7 @@ def remove_leftovers(folder: Path, *, resumable: Collection[str], now: float | N
             os.close(fd)  # drops our lock, after the unlink
     if removed:
         log.info("removed %d partial files (%d bytes) left by interrupted runs in %s", removed, removed_bytes, folder)
-    return Cleanup(removed=removed, removed_bytes=removed_bytes, kept=kept)
+    return Cleanup(removed=removed, removed_bytes=removed_bytes, kept=kept, kept_bytes=kept_bytes)
 
 
 def _writer_alive(path: Path) -> bool:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import certifi
 import pytest
@@ -41,6 +42,16 @@ def listing(folder: Path) -> list[str]:
 
 
 def records(path: Path) -> list[dict[str, object]]:
+    """The URL records of a JSON Lines report (run records left out)."""
+    return [record for record in everything(path) if "record" not in record]
+
+
+def runs(path: Path) -> list[dict[str, object]]:
+    """The run records of a JSON Lines report."""
+    return [record for record in everything(path) if record.get("record") == "run"]
+
+
+def everything(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
@@ -414,6 +425,58 @@ def test_a_signal_mid_download_exits_cleanly_and_leaves_no_partial_file(
     assert listing(dest) == ["fetcher-report.jsonl"]
 
 
+@pytest.mark.parametrize(("signum", "code", "reason"), [(signal.SIGINT, 130, "interrupted (Ctrl-C)"),
+                                                       (signal.SIGTERM, 143, "terminated (SIGTERM)")])  # fmt: skip
+def test_a_signal_gives_every_url_of_the_list_a_record_and_the_run_one(
+    server: srv.LoopbackServer, tmp_path: Path, dest: Path, signum: int, code: int, reason: str
+) -> None:
+    stalled = server.route("/stalled.iso", srv.stalled(b"x" * 1000, claimed=10_000_000, stall=8))
+    rest = [server.route(f"/later{n}", srv.body(b"x")) for n in range(20)]
+    process = spawn(url_list(tmp_path, stalled, *rest), "--max", "1", "-d", dest, "--timeout", "20")
+    for _ in range(300):  # bounded: the download starts within seconds
+        if any(p.name.endswith(".part") for p in dest.glob(".*")):
+            break
+        time.sleep(0.05)
+    os.kill(process.pid, signum)
+    _, err = process.communicate(timeout=15)  # at once: the stalled read is cut, not waited for
+    assert process.returncode == code
+    report = dest / "fetcher-report.jsonl"
+    assert sorted(r["line"] for r in records(report)) == list(range(1, 22))  # type: ignore[type-var]
+    assert [(r["status"], r["error"]) for r in records(report) if r["line"] == 1] == [("cancelled", reason)]
+    assert {r["status"] for r in records(report) if r["line"] != 1} == {"not-started"}
+    [run] = runs(report)
+    assert (run["ended"], run["reason"], run["totals"]) == ("interrupted", reason, {"cancelled": 1, "not-started": 20})
+    assert "interrupted: 1 cancelled, 20 not started" in err
+
+
+def test_a_run_record_says_how_the_run_was_set_up_and_how_it_ended(
+    server: srv.LoopbackServer, tmp_path: Path, dest: Path
+) -> None:
+    urls = [server.route("/a", srv.body(b"x")), "ftp://nope"]
+    assert fetcher(url_list(tmp_path, *urls), "--max", "2", "--acquire-timeout", "5", "-q", "-d", dest) == 1
+    [run] = runs(dest / "fetcher-report.jsonl")
+    assert run["ended"] == "finished" and run["reason"] is None
+    assert run["totals"] == {"ok": 1, "invalid": 1} and run["bytes"] == 1
+    options = run["options"]
+    assert (options["max"], options["acquire_timeout"], options["dest"]) == (2, 5.0, str(dest.resolve()))
+    assert options["list"] == str((tmp_path / "urls.txt").resolve())
+    assert [r["run_id"] for r in records(dest / "fetcher-report.jsonl")] == [run["run_id"]] * 2
+
+
+def test_partial_files_left_by_a_killed_run_are_removed_and_the_summary_says_so(
+    server: srv.LoopbackServer, tmp_path: Path, dest: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dest.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (dest / f".fetcher-{dead.pid}-abc.part").write_bytes(b"x" * 3000)  # its writer is gone, nothing can resume it
+    assert fetcher(url_list(tmp_path, server.route("/a", srv.body(b"x"))), "-d", dest) == 0
+    err = capsys.readouterr().err
+    assert "fetcher: removed 1 partial file (2.9 KiB) left by an interrupted run" in err
+    [run] = runs(dest / "fetcher-report.jsonl")
+    assert run["cleanup"] == {"removed": 1, "removed_bytes": 3000, "kept": 0, "kept_bytes": 0}
+
+
 # -- cron-grade runs --------------------------------------------------------------------
 
 
@@ -542,8 +605,8 @@ def test_the_politeness_options_reach_the_downloads(server: srv.LoopbackServer, 
     assert code == 0
     assert server.max_in_flight == 1
     assert server.max_in_any_window(0.5) <= 6  # 10/s: at most 5 + 1 in any half second
-    records = [json.loads(line) for line in (dest / "fetcher-report.jsonl").read_text().splitlines()]
-    assert {record["waited_on"] for record in records[1:]} <= {"host", "rate", "shared"}
+    url_records = records(dest / "fetcher-report.jsonl")
+    assert {record["waited_on"] for record in url_records[1:]} <= {"host", "rate", "shared"}
 
 
 # -- slots shared by several processes ------------------------------------------------
