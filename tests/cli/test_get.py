@@ -659,3 +659,17 @@ def test_a_killed_fetcher_gives_its_shared_slots_back_within_a_second(
     finally:
         holder.kill()
         holder.wait(10)
+
+
+def test_a_report_on_a_full_disk_loses_records_not_downloads_and_exits_1(
+    server: srv.LoopbackServer, tmp_path: Path, dest: Path, small_disk: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (small_disk / "filler").write_bytes(b"x" * (60 << 10))  # leaves about 4 KiB: room for a dozen records
+    urls = [server.route(f"/f{n}", srv.body(b"x")) for n in range(40)]
+    report = small_disk / "report.jsonl"
+    assert fetcher(url_list(tmp_path, *urls), "-q", "-d", dest, "--report", report) == 1
+    assert len(listing(dest)) == 40  # every download went on
+    lines = report.read_text().splitlines()
+    assert 0 < len(lines) < 41 and all(json.loads(line) for line in lines)  # whole records only
+    err = capsys.readouterr().err
+    assert f"cannot write the report {report}: No space left on device; " in err

@@ -7,10 +7,8 @@ import errno
 import json
 import logging
 import os
-import shutil
-import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -260,24 +258,6 @@ def test_records_are_written_again_once_space_is_back(tmp_path: Path, monkeypatc
         assert writer.write(result(2)) is True
         assert writer.lost == 1
     assert [record["line"] for record in _jsonl(path)] == [2]
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 64 KiB tmpfs, where this process may mount one."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if shutil.which("mount") is None:
-        pytest.skip("no mount command")
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True, timeout=10, check=False
-    )
-    if mounted.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
-        yield disk
-    finally:
-        subprocess.run(["umount", str(disk)], capture_output=True, timeout=10, check=False)
 
 
 @pytest.mark.parametrize("name", ["report.jsonl", "report.csv"])
