@@ -295,8 +295,12 @@ def get(
     """Download every URL in URL_LIST (a file, - for standard input, or one http(s) URL), at most --max at a time.
 
     The list has one URL per line; blank lines and lines starting with # are skipped.
-    An indented line under a URL gives options for it: "  checksum=sha-256=HEX" (also sha-1,
-    sha-512, md5) and "  out=NAME".
+    Indented lines under a URL give options for it (sha-1, sha-512, md5 also work):
+
+    \b
+      https://example.com/release.tar.gz
+        checksum=sha-256=HEX
+        out=release-latest.tar.gz
 
     A second run asks the server only for what changed (the state database), retries what
     failed for a passing reason, and resumes partial downloads.
