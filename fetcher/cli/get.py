@@ -372,7 +372,8 @@ def get(
                 display.follow(fetcher.stats)
             cleanup = fetcher.cleanup
             cleanup_text = cleanup_line(cleanup.removed, cleanup.removed_bytes, cleanup.kept, cleanup.kept_bytes)
-            run = _RunRecorder(options=_options(locals()), cleanup=cleanup)
+            options = _options(click.get_current_context().params, source=source, report=report_path)
+            run = _RunRecorder(options=options, cleanup=cleanup)
             try:
                 with StopOnSignal(fetcher.stop) as stopper:
                     for result in fetcher.as_completed(entries, run_id=run.run_id, deadline=deadline, quota=quota):
@@ -448,16 +449,16 @@ _RECORDED_OPTIONS = {
 }  # fmt: skip
 
 
-def _options(given: dict[str, Any]) -> dict[str, Any]:
-    """The run record's options: plain JSON values, paths absolute."""
-    options = {name: given[local] for name, local in _RECORDED_OPTIONS.items()}
+def _options(given: dict[str, Any], *, source: str, report: Path) -> dict[str, Any]:
+    """The run record's options, from the command's parsed options: plain JSON values, paths absolute."""
+    options = {name: given[param] for name, param in _RECORDED_OPTIONS.items()}
     shared = given["shared_slots"]
     options["shared_slots"] = None if shared is None else str(Path(shared[1]) / shared[0])
-    options["dest"] = str(Path(given["dest"]).resolve())
-    options["list"] = given["source"] if given["source"] == "-" else _absolute(given["source"])
-    options["state"] = str(Path(given["dest"]).resolve() / DEFAULT_STATE_NAME) if given["state"] is None else (
-        str(Path(given["state"]).resolve()))  # fmt: skip
-    options["report"] = str(Path(given["report_path"]).resolve())
+    dest = Path(given["dest"]).resolve()
+    options["dest"] = str(dest)
+    options["list"] = source if source == "-" else _absolute(source)
+    options["state"] = str(dest / DEFAULT_STATE_NAME if given["state"] is None else Path(given["state"]).resolve())
+    options["report"] = str(report.resolve())
     return options
 
 
