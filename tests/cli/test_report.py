@@ -1,0 +1,118 @@
+"""fetcher.cli.report: `fetcher report REPORT` prints what a run did, as text or JSON, and draws it with --html."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from fetcher.cli import main as main_module
+from fetcher.cli.main import main
+from fetcher.cli.report import report
+from fetcher.report import ReportWriter
+from fetcher.report.summary import NO_RUN_RECORD
+from tests.report.samples import NOW
+from tests.report.simulated import simulated_run
+
+
+@pytest.fixture(autouse=True)
+def command(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The group lists its commands in cli/main.py; registered here until it does.
+    monkeypatch.setitem(main_module.COMMANDS, "report", report)
+
+
+def fetcher(*args: str | Path) -> int:
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in args])
+    return int(exit_info.value.code or 0)
+
+
+@pytest.fixture
+def two_runs(tmp_path: Path) -> Path:
+    """A report of two runs: 'yesterday' (10 URLs) and the latest (40 URLs, --max 4, some gave up)."""
+    path = tmp_path / "fetcher-report.jsonl"
+    with ReportWriter(path) as writer:
+        for run_id, count, start in (("yesterday", 10, NOW - timedelta(days=1)), ("today", 40, NOW)):
+            results, run = simulated_run(count, run_id=run_id, start=start, acquire_timeout=3.0)
+            for item in results:
+                writer.write(item)
+            writer.write_run(run)
+    return path
+
+
+def test_the_last_run_is_summarised_on_stdout(two_runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert fetcher("report", two_runs) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("run today: finished, fetcher 0.2.0\n")
+    assert "URLs      40: " in out
+    assert "slots     --max 4: all busy for " in out
+    assert "gave up   " in out and "slow.example.com:443" in out
+    assert err == ""
+
+
+def test_run_picks_a_run_by_its_id(two_runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert fetcher("report", two_runs, "--run", "yesterday") == 0
+    assert "URLs      10: " in capsys.readouterr().out
+
+
+def test_an_unknown_run_is_one_line_naming_the_runs_there_are(
+    two_runs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert fetcher("report", two_runs, "--run", "tomorrow") == 2
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", "fetcher: error: no run 'tomorrow' in the report; its last runs: yesterday, today\n")
+
+
+def test_run_and_last_together_are_a_usage_error(two_runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert fetcher("report", two_runs, "--run", "today", "--last") == 2
+    assert "--run and --last cannot be given together" in capsys.readouterr().err
+
+
+def test_a_missing_report_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert fetcher("report", tmp_path / "nothing.jsonl") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fetcher: error: cannot read the report ") and err.count("\n") == 1
+
+
+def test_a_report_without_records_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty.jsonl").write_text("not json\n")
+    assert fetcher("report", tmp_path / "empty.jsonl") == 2
+    assert capsys.readouterr().err == "fetcher: error: the report has no records\n"
+
+
+def test_a_killed_run_says_it_left_no_run_record(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "report.csv"
+    results, _ = simulated_run(12)
+    with ReportWriter(path) as writer:
+        for item in results:
+            writer.write(item)
+    with open(path, "a") as stream:
+        stream.write("20240501T120000Z-5a1d0c,13,https://cut")
+    assert fetcher("report", path) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"run 20240501T120000Z-5a1d0c: {NO_RUN_RECORD}\n")
+    assert "(the peak in use; no --max)" in out
+    assert "skipped   1 line of the report not whole records, 0 records of this run without usable times" in out
+
+
+def test_json_prints_the_summary_as_one_object(two_runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert fetcher("report", two_runs, "--json") == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["run_id"], summary["urls"], summary["slots"], summary["slots_from"]) == ("today", 40, 4, "max")
+    assert {"statuses", "bytes", "wall_s", "all_busy_s", "hosts", "slowest", "gave_up", "gave_up_urls"} <= set(summary)
+
+
+def test_html_writes_the_page_and_still_prints_the_summary(
+    two_runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = tmp_path / "run.html"
+    assert fetcher("report", two_runs, "--html", page) == 0
+    assert page.read_text().count('<g class="bar">') == 40
+    assert capsys.readouterr().out.startswith("run today: ")
+
+
+def test_an_html_file_that_cannot_be_written_is_one_line(two_runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert fetcher("report", two_runs, "--html", two_runs.parent) == 2
+    assert capsys.readouterr().err.startswith(f"fetcher: error: cannot write {two_runs.parent}: ")

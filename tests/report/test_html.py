@@ -1,0 +1,80 @@
+"""fetcher.report.html: one run as a self-contained page, a bar per URL up to a limit, everything escaped."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from fetcher._result import Result, Status
+from fetcher.report import html as page
+from fetcher.report.summary import pick_run, runs_in, summarise
+
+from .samples import NOW, result, run_record
+from .simulated import simulated_run
+
+
+def render(*results: Result, max_slots: int | None = 3) -> str:
+    records = [r.to_record() for r in results]
+    if max_slots is not None:
+        records.append(run_record(options={"max": max_slots}, finished_at=NOW + timedelta(seconds=30)).to_record())
+    run = pick_run(runs_in(records))
+    return page.render(run, summarise(run))
+
+
+def sample(count: int, **options: Any) -> str:
+    results, run = simulated_run(count, **options)
+    chosen = pick_run(runs_in([*(r.to_record() for r in results), run.to_record()]))
+    return page.render(chosen, summarise(chosen))
+
+
+def test_each_url_has_one_bar() -> None:
+    assert sample(50, acquire_timeout=3.0).count('<g class="bar">') == 50
+
+
+def test_the_page_needs_nothing_from_outside_and_runs_no_script() -> None:
+    text = sample(30)
+    assert "<script" not in text.lower()
+    assert not re.search(r"""\s(src|href)=|url\(|@import|@font-face""", text)
+    assert f'content="{page.CSP}"' in text
+
+
+def test_text_from_records_is_escaped() -> None:
+    hostile = 'https://example.com/"><script>alert(1)</script>\x1b[2J'
+    text = render(result(1, url=hostile, status=Status.FAILED, error="<b>bad</b>", started_at=NOW, finished_at=NOW))
+    assert "<script>" not in text and "<b>" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;\\x1b[2J" in text
+
+
+def test_the_number_of_slots_is_drawn_as_a_line() -> None:
+    assert 'class="cap"' in render(result(1), max_slots=3)
+    assert "--max 3" in render(result(1), max_slots=3)
+
+
+def test_beyond_the_limit_urls_are_counted_per_slice_of_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(page, "BAR_LIMIT", 20)
+    text = sample(60, acquire_timeout=3.0)
+    assert '<g class="bar">' not in text
+    assert 0 < text.count('<g class="bucket">') <= page.BUCKETS * len(page.COLOURS)
+    assert "more than 20: counted per slice of time" in text
+
+
+def test_a_busy_chart_is_drawn_from_the_peak_of_each_slice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(page, "POINT_LIMIT", 10)
+    path = re.search(r'class="chart slots".*?<path class="area" d="([^"]*)"', sample(100)).group(1)  # type: ignore[union-attr]
+    assert path.count("H") == page.BUCKETS + 1
+
+
+def test_the_per_host_table_has_a_row_per_host() -> None:
+    text = sample(45)  # line 41 is not a URL
+    table = re.search(r'<table class="hosts">(.*?)</table>', text).group(1)  # type: ignore[union-attr]
+    assert table.count("<tr>") == 1 + 4  # the head, three hosts and the invalid line
+    assert "slow.example.com:443" in table
+
+
+def test_statuses_of_a_later_version_get_a_colour_of_their_own() -> None:
+    assert page.COLOURS.get("someday", page.OTHER_COLOUR) == page.OTHER_COLOUR
+    text = render(result(1, started_at=NOW, finished_at=NOW + timedelta(seconds=1)))
+    assert page.COLOURS["ok"] in text
