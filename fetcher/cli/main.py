@@ -20,11 +20,12 @@ from .._text import escape
 from .exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, Terminated
 from .get import get
 from .params import option_name
+from .report import report
 from .slots import slots
 
 # Every name here is taken: a URL list file with one of them as its path must
 # be given as ./NAME, `fetcher get NAME` or `fetcher -- NAME`.
-COMMANDS: dict[str, click.Command] = {"get": get, "slots": slots}
+COMMANDS: dict[str, click.Command] = {"get": get, "report": report, "slots": slots}
 DEFAULT_COMMAND = "get"
 
 

@@ -109,7 +109,7 @@ def _count(count: int, thing: str) -> str:
 def _ended(summary: Summary) -> str:
     if not summary.run_record:
         return NO_RUN_RECORD
-    reason = f" ({escape(summary.reason)})" if summary.reason else ""
+    reason = f": {escape(summary.reason)}" if summary.reason else ""
     version = f", fetcher {escape(summary.version)}" if summary.version else ""
     return f"{escape(summary.ended or '?')}{reason}{version}"
 

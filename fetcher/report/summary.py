@@ -22,7 +22,7 @@ from .._errors import ConfigError
 from .._result import Status
 from .._urls import host_key
 from .reader import is_run
-from .timeline import Span, bounds, peak, slots_in_use, span, time_at_least, timestamp
+from .timeline import Span, bounds, peak, requested, slots_in_use, span, time_at_least, timestamp
 
 #: The slowest URLs a summary names.
 SLOWEST = 5
@@ -306,7 +306,7 @@ def percentile(ordered: Sequence[float], fraction: float) -> float | None:
 
 def slowest(urls: Iterable[dict[str, Any]], count: int) -> list[dict[str, Any]]:
     """The *count* requested URLs with the longest ``total_s``, slowest first (those that gave up are apart)."""
-    timed = (r for r in urls if r["total_s"] is not None and r["status"] != Status.ACQUIRE_TIMEOUT.value)
+    timed = (r for r in urls if r["total_s"] is not None and requested(r))
     return sorted(timed, key=lambda r: -r["total_s"])[:count]
 
 

@@ -8,19 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from fetcher.cli import main as main_module
 from fetcher.cli.main import main
-from fetcher.cli.report import report
 from fetcher.report import ReportWriter
 from fetcher.report.summary import NO_RUN_RECORD
 from tests.report.samples import NOW
 from tests.report.simulated import simulated_run
-
-
-@pytest.fixture(autouse=True)
-def command(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The group lists its commands in cli/main.py; registered here until it does.
-    monkeypatch.setitem(main_module.COMMANDS, "report", report)
 
 
 def fetcher(*args: str | Path) -> int:
@@ -116,3 +108,12 @@ def test_html_writes_the_page_and_still_prints_the_summary(
 def test_an_html_file_that_cannot_be_written_is_one_line(two_runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert fetcher("report", two_runs, "--html", two_runs.parent) == 2
     assert capsys.readouterr().err.startswith(f"fetcher: error: cannot write {two_runs.parent}: ")
+
+
+def test_a_list_named_report_is_still_reachable_as_dot_slash_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "report").write_text("")  # an empty list: nothing to do, exit 0
+    assert fetcher("./report") == 0
+    assert fetcher("report", "report") == 2  # the command, given a file that is no report
