@@ -11,7 +11,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -375,13 +375,12 @@ def get(
             options = _options(click.get_current_context().params, source=source, report=report_path)
             run = _RunRecorder(options=options, cleanup=cleanup)
             try:
-                with StopOnSignal(fetcher.stop) as stopper:
+                with StopOnSignal(_freezing(display, fetcher)) as stopper:
                     for result in fetcher.as_completed(entries, run_id=run.run_id, deadline=deadline, quota=quota):
                         tally.add(result)
                         display.show(result)
                         writer.write(result)  # a record it cannot write is counted in writer.lost
                         if stopper.noticed():
-                            display.freeze()
                             display.message(f"fetcher: {stopper.reason}: recording the URLs not started "
                                             "(again to quit at once)")  # fmt: skip
             finally:
@@ -410,6 +409,20 @@ def get(
     if interrupted is not None:
         return EXIT_TERMINATED if isinstance(interrupted, Terminated) else EXIT_INTERRUPTED
     return EXIT_FAILED if lost_line is not None else tally.exit_code
+
+
+def _freezing(display: LineDisplay, fetcher: Fetcher) -> Callable[[str], None]:
+    """What a signal calls: freeze the display, then stop the Fetcher.
+
+    In this order: stopping empties the queue at once, and the bars must not
+    show ``waiting 0`` when URLs were waiting.
+    """
+
+    def stop(reason: str) -> None:
+        display.freeze()
+        fetcher.stop(reason)
+
+    return stop
 
 
 class _RunRecorder:

@@ -327,7 +327,9 @@ class BarDisplay(LineDisplay):
     def show(self, result: Result) -> None:
         super().show(result)
         with self._lock:
-            self._done += 1
+            # Once interrupted, the URLs the stop ends are not done: the bar keeps what finished.
+            if not (self._frozen and result.status in (Status.CANCELLED, Status.NOT_STARTED)):
+                self._done += 1
             # Thousands of small files finish in a second: count each, repaint a few times a second.
             if self._clock() - self._painted_at < _SHOW_REPAINT_S:
                 return

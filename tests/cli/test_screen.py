@@ -13,6 +13,7 @@ import os
 import pty
 import re
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -118,3 +119,13 @@ def test_at_60_columns_the_gauge_shows_and_no_line_is_wider(screen: Screen) -> N
     screen.read_for(1.0)
     assert "slots 2/2 waiting 3" in overall(screen.output)[-1]
     assert max(len(line) for line in lines(screen.output)) <= 60
+
+
+@pytest.mark.parametrize("screen", [100], indirect=True)
+def test_after_ctrl_c_the_bar_keeps_the_urls_that_were_waiting(screen: Screen) -> None:
+    assert screen.read_until("slots 2/2 waiting 3", timeout=5), f"no gauge: {screen.output!r}"
+    screen.process.send_signal(signal.SIGINT)
+    assert screen.read_until("fetcher: interrupted:", timeout=5), f"no summary: {screen.output!r}"
+    final = [line for line in overall(screen.output) if line.startswith("fetcher interrupted")][-1]
+    assert final.startswith("fetcher interrupted 0/5") and "slots 2/2 waiting 3" in final, final
+    assert not any("waiting 0" in line for line in overall(screen.output))
