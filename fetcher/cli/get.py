@@ -315,6 +315,9 @@ def get(
         )
     began = time.monotonic()
     report_path = report if report is not None else dest / DEFAULT_REPORT_NAME
+    if source != "-" and _same_file(report_path, Path(source)):
+        # Appending records to the list would turn them into invalid URL lines for the next run.
+        raise click.UsageError(f"the report '{report_path}' is the URL list itself (give --report another path)")
     # The writer creates nothing before its first record, so a --report that
     # cannot be written fails here, before DEST is made.  One in DEST is as
     # writable as DEST, which the Fetcher checks first (and says so better).
@@ -560,6 +563,13 @@ def _open_report(path: Path) -> ReportWriter:
 
 def _cannot_write_report(path: Path, exc: OSError) -> str:
     return f"cannot write report '{path}': {exc.strerror or exc}"
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
 
 
 def _same_folder(a: Path, b: Path) -> bool:

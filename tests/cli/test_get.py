@@ -325,6 +325,15 @@ def test_unwritable_report_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture
     assert not (tmp_path / "out").exists()
 
 
+def test_a_report_that_is_the_url_list_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    listed = url_list(tmp_path, "http://127.0.0.1:9/x")
+    assert fetcher(listed, "-d", tmp_path / "out", "--report", listed) == 2
+    assert capsys.readouterr().err == (
+        f"fetcher: error: the report '{listed}' is the URL list itself (give --report another path)\n"
+    )
+    assert listed.read_text() == "http://127.0.0.1:9/x\n" and not (tmp_path / "out").exists()
+
+
 def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     assert fetcher("--help") == 0
     out = capsys.readouterr().out
