@@ -387,10 +387,9 @@ def get(
                             display.message(f"fetcher: {stopper.reason}: recording the URLs not started "
                                             "(again to quit at once)")  # fmt: skip
             finally:
-                # Even when a second signal cut the run short: what happened is worth a record.
-                ended = "interrupted" if stopper is not None and stopper.signal is not None else "finished"
-                writer.write_run(run.record(tally, ended=ended, reason=stopper.reason if stopper else None,
-                                            report_lost=writer.lost))  # fmt: skip
+                # Even when a second signal or an error cut the run short: what happened is worth a record.
+                ended, reason = _how_it_ended(stopper, sys.exc_info()[1])
+                writer.write_run(run.record(tally, ended=ended, reason=reason, report_lost=writer.lost))
             if writer.lost:
                 lost_line = report_lost_line(report_path, writer.lost, writer.first_error or "unknown error")
         completed = stopper is None or stopper.signal is None
@@ -412,6 +411,17 @@ def get(
     if interrupted is not None:
         return EXIT_TERMINATED if isinstance(interrupted, Terminated) else EXIT_INTERRUPTED
     return EXIT_FAILED if lost_line is not None else tally.exit_code
+
+
+def _how_it_ended(stopper: StopOnSignal | None, error: BaseException | None) -> tuple[str, str | None]:
+    """The run record's ``ended`` and ``reason``, given the exception that is ending the run (if any)."""
+    if stopper is not None and stopper.signal is not None:
+        return "interrupted", stopper.reason
+    if isinstance(error, (KeyboardInterrupt, Terminated)):
+        return "interrupted", "interrupted (Ctrl-C)" if isinstance(error, KeyboardInterrupt) else "terminated (SIGTERM)"
+    if error is not None:  # the list could not be read to its end, say
+        return "failed", str(error) or type(error).__name__
+    return "finished", None
 
 
 def _freezing(display: LineDisplay, fetcher: Fetcher) -> Callable[[str], None]:

@@ -12,12 +12,16 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import certifi
 import pytest
 
+from fetcher._errors import URLListError
+from fetcher._urllist import Entry
+from fetcher.cli import get
 from fetcher.cli.main import main
 from fetcher.limits.shared import SharedGate, read_slots
 from fetcher.state import DEFAULT_STATE_NAME
@@ -332,6 +336,35 @@ def test_a_report_that_is_the_url_list_is_a_usage_error(tmp_path: Path, capsys: 
         f"fetcher: error: the report '{listed}' is the URL list itself (give --report another path)\n"
     )
     assert listed.read_text() == "http://127.0.0.1:9/x\n" and not (tmp_path / "out").exists()
+
+
+def test_a_run_that_an_error_stops_is_recorded_as_failed(
+    server: srv.LoopbackServer, tmp_path: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = server.route("/a.txt", srv.body(b"a"))
+
+    def breaking(source: str) -> Iterator[Entry]:  # a disk error after the first line
+        yield Entry(url=url, line=1)
+        raise URLListError(f"cannot read URL list '{source}': Input/output error")
+
+    class Breaking:
+        def __init__(self, source: str) -> None:
+            self.source = source
+
+        def __iter__(self) -> Iterator[Entry]:
+            return breaking(self.source)
+
+        def empty(self) -> bool:
+            return False
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(get, "open_url_list", Breaking)
+    assert fetcher(url_list(tmp_path, url, url + "?2"), "-d", dest) == 2
+    [run] = runs(dest / "fetcher-report.jsonl")
+    assert run["ended"] == "failed"
+    assert run["reason"] == f"cannot read URL list '{tmp_path / 'urls.txt'}': Input/output error"
 
 
 def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
