@@ -260,7 +260,14 @@ def not_text(head: bytes, source: str) -> str | None:
             step = step.replace(" {file} |", " |").replace(": ", ": ... | ", 1)
     else:
         shown, step = f"'{source}'", step.replace("{file}", shlex.quote(source))
-    return f"the URL list {shown} looks like {what}, not text ({step})"
+    return f"the URL list {shown} looks like {what}{_not(what)} ({step})"
+
+
+def _not(what: str) -> str:
+    """What the list should have been, after what it looks like ("UTF-16 text, not text" reads oddly)."""
+    if "UTF-8" in what:
+        return ""
+    return ", not UTF-8" if what.endswith(" text") else ", not text"
 
 
 def _looks_like(head: bytes) -> tuple[str, str] | None:

@@ -380,10 +380,15 @@ def get(
             try:
                 with StopOnSignal(_freezing(display, fetcher)) as stopper:
                     for result in fetcher.as_completed(entries, run_id=run.run_id, deadline=deadline, quota=quota):
+                        # The record first: a second signal may end the loop anywhere, and the
+                        # summary must not count what the report lacks.
+                        writer.write(result)  # a record it cannot write is counted in writer.lost
                         tally.add(result)
                         display.show(result)
-                        writer.write(result)  # a record it cannot write is counted in writer.lost
                         if stopper.noticed():
+                            # Again, now that the run is surely under way: a signal that came
+                            # before its first result may have found no run to stop.
+                            fetcher.stop(stopper.reason or "interrupted")
                             display.message(f"fetcher: {stopper.reason}: recording the URLs not started "
                                             "(again to quit at once)")  # fmt: skip
             finally:

@@ -27,6 +27,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol, runtime_checkable
 
+from .._errors import ConfigError
+
 
 class Slot:
     """One held slot.  Give it back with ``release()`` or by leaving ``with``."""
@@ -86,7 +88,7 @@ class LocalGate:
 
     def __init__(self, capacity: int) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
-            raise ValueError(f"capacity must be a whole number >= 1, not {capacity!r}")
+            raise ConfigError(f"capacity must be a whole number >= 1, not {capacity!r}")
         self._capacity = capacity
         self._in_use = 0
         self._waiting = 0

@@ -22,7 +22,6 @@ encoded bytes, and that is what is compared.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 import shutil
@@ -337,10 +336,23 @@ class _Attempt:
         if self.ask.on_stop is None:
             yield
             return
-        undo = self.ask.on_stop(functools.partial(_hang_up, response))
+        # The hang-up may come from another thread just as the body ends: once this
+        # attempt is done with the connection (the pool may hand it to another
+        # request), it must not be cut.
+        guard = threading.Lock()
+        in_flight = True
+
+        def hang_up() -> None:
+            with guard:
+                if in_flight:
+                    _hang_up(response)
+
+        undo = self.ask.on_stop(hang_up)
         try:
             yield
         finally:
+            with guard:
+                in_flight = False
             undo()
 
     def _before_hop(self, response: requests.Response, *args: object, **kwargs: object) -> None:
