@@ -63,6 +63,14 @@ def report(path: str, run_id: str | None, last: bool, html_path: str | None, as_
     except OSError as exc:
         raise ConfigError(f"cannot read the report {path}: {exc.strerror or exc}") from None
     run = pick_run(runs_in(records), run_id)
+    if source.skipped:
+        # The library only logs, and the command sets up no logging: say it here, where scripts reading
+        # --json see it too.
+        click.echo(
+            f"fetcher: warning: {escape(path)}: lines skipped that are not whole records: {source.skipped:,} "
+            "(a run killed while writing one, or not a report)",
+            err=True,
+        )
     summary = summarise(run, skipped_lines=source.skipped)
     if html_path is not None:
         try:

@@ -34,6 +34,17 @@ def two_runs(tmp_path: Path) -> Path:
     return path
 
 
+def killed_run(path: Path, *, cut: str) -> Path:
+    """A report of 12 URLs, no run record, and *cut*: the start of a 13th, as a kill leaves it."""
+    results, _ = simulated_run(12)
+    with ReportWriter(path) as writer:
+        for item in results:
+            writer.write(item)
+    with open(path, "a") as stream:
+        stream.write(cut)
+    return path
+
+
 def test_the_last_run_is_summarised_on_stdout(two_runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert fetcher("report", two_runs) == 0
     out, err = capsys.readouterr()
@@ -75,18 +86,25 @@ def test_a_report_without_records_is_one_line(tmp_path: Path, capsys: pytest.Cap
 
 
 def test_a_killed_run_says_it_left_no_run_record(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = tmp_path / "report.csv"
-    results, _ = simulated_run(12)
-    with ReportWriter(path) as writer:
-        for item in results:
-            writer.write(item)
-    with open(path, "a") as stream:
-        stream.write("20240501T120000Z-5a1d0c,13,https://cut")
+    path = killed_run(tmp_path / "report.csv", cut="20240501T120000Z-5a1d0c,13,https://cut")
     assert fetcher("report", path) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"run 20240501T120000Z-5a1d0c: {NO_RUN_RECORD}\n")
     assert "(the peak in use; no --max)" in out
     assert "skipped   1 line of the report not whole records, 0 records of this run without usable times" in out
+
+
+def test_a_cut_line_is_warned_about_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = killed_run(
+        tmp_path / "report.jsonl", cut='{"run_id": "20240501T120000Z-5a1d0c", "line": 13, "url": "https://cu'
+    )
+    assert fetcher("report", path, "--json") == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["skipped_lines"] == 1
+    assert err == (
+        f"fetcher: warning: {path}: lines skipped that are not whole records: 1 "
+        "(a run killed while writing one, or not a report)\n"
+    )
 
 
 def test_json_prints_the_summary_as_one_object(two_runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
