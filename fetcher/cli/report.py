@@ -146,14 +146,17 @@ def _gave_up(url: NamedURL) -> str:
 def _hosts(summary: Summary) -> list[str]:
     shown = summary.hosts[:HOSTS_SHOWN]
     width = min(40, max(len("per host"), *(len(escape(h.host)) + 2 for h in shown)))
+    spreads = [[_spread(h.wait_s), _spread(h.ttfb_s), _spread(h.total_s)] for h in shown]
+    # As wide as the widest cell: "0.00419s / 0.00856s" is wider than the heading.
+    cell = max(len("total p50/p95"), *(len(text) for row in spreads for text in row))
     lines = [
-        f"{'per host':<{width}}  {'URLs':>7} {'bytes':>10}  {'wait p50/p95':>15}  {'ttfb p50/p95':>15}"
-        f"  {'total p50/p95':>15}"
+        f"{'per host':<{width}}  {'URLs':>7} {'bytes':>10}  {'wait p50/p95':>{cell}}  {'ttfb p50/p95':>{cell}}"
+        f"  {'total p50/p95':>{cell}}"
     ]
-    for host in shown:
+    for host, (wait, ttfb, total) in zip(shown, spreads, strict=True):
         lines.append(
             f"  {escape(host.host):<{width - 2}}  {host.urls:>7,} {format_size(host.bytes):>10}  "
-            f"{_spread(host.wait_s):>15}  {_spread(host.ttfb_s):>15}  {_spread(host.total_s):>15}"
+            f"{wait:>{cell}}  {ttfb:>{cell}}  {total:>{cell}}"
         )
     if len(summary.hosts) > HOSTS_SHOWN:
         lines.append(f"  and {len(summary.hosts) - HOSTS_SHOWN:,} more hosts (all are in --json and --html)")

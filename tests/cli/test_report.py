@@ -11,7 +11,7 @@ import pytest
 from fetcher.cli.main import main
 from fetcher.report import ReportWriter
 from fetcher.report.summary import NO_RUN_RECORD
-from tests.report.samples import NOW
+from tests.report.samples import NOW, result
 from tests.report.simulated import simulated_run
 
 
@@ -53,6 +53,20 @@ def test_the_last_run_is_summarised_on_stdout(two_runs: Path, capsys: pytest.Cap
     assert "slots     --max 4: all busy for " in out
     assert "gave up   " in out and "slow.example.com:443" in out
     assert err == ""
+
+
+def test_the_per_host_columns_line_up_whatever_the_width_of_the_times(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "report.jsonl"
+    with ReportWriter(path) as writer:
+        writer.write(result(1, url="https://a.example/1", wait_s=0.00419, ttfb_s=0.00856, total_s=0.0123))
+        writer.write(result(2, url="https://b.example/2", wait_s=1.0, ttfb_s=2.0, total_s=3.0))
+    assert fetcher("report", path) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("per host") :].splitlines()
+    assert len(table) == 3
+    assert len({len(line) for line in table}) == 1, table
 
 
 def test_run_picks_a_run_by_its_id(two_runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
