@@ -190,9 +190,12 @@ def _step_chart(series: Series, axis: _Axis, *, top: int | None, cap: int | None
     )
     cap_line = ""
     if cap:
+        # Above the line, unless the line is at the top of the chart (the usual case): there the
+        # label would be cut off by the edge of the SVG, so it goes below.
+        label_y = y(cap) - 4 if y(cap) - 4 >= 11 else y(cap) + 13
         cap_line = (
             f'<line class="cap" x1="{_LEFT}" y1="{y(cap):.1f}" x2="{_WIDTH - _RIGHT}" y2="{y(cap):.1f}"/>'
-            f'<text class="cap-label" x="{_WIDTH - _RIGHT - 4}" y="{y(cap) - 4:.1f}" text-anchor="end">'
+            f'<text class="cap-label" x="{_WIDTH - _RIGHT - 4}" y="{label_y:.1f}" text-anchor="end">'
             f"{_text(cap_label)}</text>"
         )
     return (

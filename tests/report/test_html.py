@@ -53,6 +53,12 @@ def test_the_number_of_slots_is_drawn_as_a_line() -> None:
     assert "--max 3" in render(result(1), max_slots=3)
 
 
+def test_the_slots_label_stays_inside_the_chart_when_every_slot_was_used() -> None:
+    text = sample(40)  # --max 4, all in use: the dashed line is the top of the chart
+    label_y = float(re.search(r'class="cap-label"[^>]* y="([0-9.]+)"', text).group(1))  # type: ignore[union-attr]
+    assert label_y >= 11  # its baseline at least a line of 11px text below the SVG's top edge
+
+
 def test_beyond_the_limit_urls_are_counted_per_slice_of_time(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(page, "BAR_LIMIT", 20)
     text = sample(60, acquire_timeout=3.0)
