@@ -331,3 +331,14 @@ def test_a_store_backed_namer_keeps_no_url_in_memory(tmp_path: Path) -> None:
 )
 def test_name_key_is_the_normal_form_without_a_password(url: str, key: str) -> None:
     assert name_key(url) == key
+
+
+def test_a_url_named_again_after_its_claim_was_written_keeps_its_name(tmp_path: Path) -> None:
+    # In a folder with no names on record when the store was opened, the Namer finds a
+    # URL's own name again by its owner, not by asking for the URL: the same names come out.
+    with StateStore(tmp_path / "state.db") as store:
+        namer = Namer(store=store.names(tmp_path))
+        first = [namer.name_for(A), namer.name_for(B)]
+        store.flush()
+        assert [namer.name_for(A), namer.name_for(B)] == first
+        assert first[0] == "rfc795.txt" and first[1] != first[0]

@@ -489,7 +489,17 @@ def test_a_claimed_name_is_answered_both_ways(store: StateStore) -> None:
     names.claim("RFC791.txt", URL)
     assert (names.name_of(URL), names.owner_of("rfc791.txt")) == ("RFC791.txt", URL)
     store.flush()
-    assert (names.name_of(URL), names.owner_of("rfc791.txt")) == ("RFC791.txt", URL)
+    next_run = store.names(FOLDER)
+    assert (next_run.name_of(URL), next_run.owner_of("rfc791.txt")) == ("RFC791.txt", URL)
+
+
+def test_in_a_folder_with_no_names_yet_only_owners_are_looked_up_once_written(store: StateStore) -> None:
+    # A first run names each URL once, and the Namer finds a URL's name again through
+    # owner_of (its own names are free to it): name_of costs no query there.
+    names = store.names(FOLDER)
+    names.claim("rfc791.txt", URL)
+    store.flush()
+    assert (names.name_of(URL), names.owner_of("rfc791.txt")) == (None, URL)
 
 
 def test_an_unknown_url_and_name_have_no_record(store: StateStore) -> None:
@@ -498,12 +508,12 @@ def test_an_unknown_url_and_name_have_no_record(store: StateStore) -> None:
 
 
 def test_a_new_claim_frees_the_urls_old_name(store: StateStore) -> None:
-    names = store.names(FOLDER)
-    names.claim("old.txt", URL)
+    store.names(FOLDER).claim("old.txt", URL)
     store.flush()
-    names.claim("new.txt", URL)
+    store.names(FOLDER).claim("new.txt", URL)
     store.flush()
-    assert (names.name_of(URL), names.owner_of("old.txt")) == ("new.txt", None)
+    next_run = store.names(FOLDER)
+    assert (next_run.name_of(URL), next_run.owner_of("old.txt")) == ("new.txt", None)
 
 
 def test_names_in_two_folders_are_apart(store: StateStore) -> None:
