@@ -261,7 +261,8 @@ def hosts(urls: Iterable[dict[str, Any]]) -> tuple[HostSummary, ...]:
             bytes=sum(r["bytes"] or 0 for r in records if r["status"] in _SUCCEEDED),
             wait_s=spread(r["wait_s"] for r in records),
             ttfb_s=spread(r["ttfb_s"] for r in records),
-            total_s=spread(r["total_s"] for r in records),
+            # A URL never requested (a duplicate, an invalid line) took no time worth a median.
+            total_s=spread(r["total_s"] for r in records if requested(r)),
         )
         for host, records in sorted(groups.items(), key=lambda item: (item[0] == INVALID_HOST, -len(item[1]), item[0]))
     )

@@ -417,8 +417,9 @@ class _Attempt:
                 if bounded:
                     self._check_bounds(response, speed, guarded)
                 if throttle is not None:
-                    read, wire = response.raw.tell() - wire, response.raw.tell()
-                    throttle(read)
+                    now_on_wire = response.raw.tell()
+                    throttle(now_on_wire - wire)
+                    wire = now_on_wire
         except urllib3.exceptions.ProtocolError as exc:
             raise _short_body(self.url, response, expected) from exc
         if expected is not None and response.raw.tell() != expected:
