@@ -21,6 +21,7 @@ from ..report.summary import (
     NamedURL,
     Spread,
     Summary,
+    busy_text,
     period_text,
     pick_run,
     runs_in,
@@ -126,8 +127,7 @@ def _slots(summary: Summary) -> str:
     if summary.slots is None:
         return "none used"
     where = f"--max {summary.slots}" if summary.slots_from == "max" else f"{summary.slots} (the peak in use; no --max)"
-    share = f" ({summary.all_busy_s / summary.wall_s:.0%} of the run)" if summary.wall_s > 0 else ""
-    text = f"{where}: all busy for {seconds_text(summary.all_busy_s)}{share}"
+    text = f"{where}: {busy_text(summary)}"
     if summary.slots_from == "max" and summary.peak_in_use < summary.slots:
         text += f"; never more than {summary.peak_in_use} in use"
     return text

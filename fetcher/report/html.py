@@ -22,7 +22,7 @@ from typing import Any
 
 from .._text import escape
 from .._units import format_size
-from .summary import HostSummary, RunRecords, Spread, Summary, clock, period_text, seconds_text
+from .summary import HostSummary, RunRecords, Spread, Summary, busy_text, clock, period_text, seconds_text
 from .timeline import Series, Span, bucket_peaks, slots_in_use, waiting
 
 #: Up to this many URLs, each has its own bar; beyond it they are counted per slice of time.
@@ -154,10 +154,7 @@ def _facts(summary: Summary) -> str:
 
 
 def _busy_text(summary: Summary) -> str:
-    if not summary.slots:
-        return ""
-    share = f" ({summary.all_busy_s / summary.wall_s:.0%} of the run)" if summary.wall_s > 0 else ""
-    return f", all busy for {seconds_text(summary.all_busy_s)}{share}"
+    return f", {busy_text(summary)}" if summary.slots else ""
 
 
 def _cap_label(summary: Summary) -> str:

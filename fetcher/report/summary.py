@@ -316,6 +316,12 @@ def gave_up(urls: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted((r for r in urls if r["status"] == Status.ACQUIRE_TIMEOUT.value), key=lambda r: r["line"] or 0)
 
 
+def busy_text(summary: Summary) -> str:
+    """How long every slot was in use: "all busy for 5.27s (80% of the run)"."""
+    share = f" ({summary.all_busy_s / summary.wall_s:.0%} of the run)" if summary.wall_s > 0 else ""
+    return f"all busy for {seconds_text(summary.all_busy_s)}{share}"
+
+
 def seconds_text(seconds: float | None) -> str:
     """Seconds as the summary shows them: "-" for none, "0.042s", "3.21s", "42.5s", "3m12s"."""
     if seconds is None:
