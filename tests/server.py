@@ -232,6 +232,15 @@ class LoopbackServer:
     def sleep(self, seconds: float) -> None:
         self.stopping.wait(min(seconds, MAX_STALL_S))
 
+    def wait_idle(self, *, timeout: float = 5.0) -> bool:
+        """Wait until no request is being answered; False if *timeout* seconds pass first.
+
+        A client can have a whole answer before its handler returns and the
+        counters (``bytes_sent``, ``Hit.finished``) catch up: read them after this.
+        """
+        with self._hangup_seen:
+            return self._hangup_seen.wait_for(lambda: self.in_flight == 0, timeout)
+
     def wait_for_hangups(self, path: str, count: int = 1, *, timeout: float = 5.0) -> bool:
         """Wait until ``hangups[path]`` reaches *count*; False if *timeout* seconds pass first.
 
@@ -265,9 +274,10 @@ class LoopbackServer:
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
     def _leave(self, hit: Hit) -> None:
-        with self._lock:
+        with self._hangup_seen:
             hit.finished = time.monotonic()
             self.in_flight -= 1
+            self._hangup_seen.notify_all()  # for wait_idle
 
     def _record_status(self, path: str, code: int) -> None:
         with self._lock:
