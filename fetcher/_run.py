@@ -257,6 +257,7 @@ class Run:
             except queue.Empty:
                 if self._input_stalled(received):
                     log.info("the run stopped; the rest of the input is not read")
+                    yield from self._held_back()
                     return
                 continue
             if isinstance(message, _Halted):
@@ -281,6 +282,17 @@ class Run:
                 next_seq += 1
                 self._window.give_back()
                 yield ready
+
+    def _held_back(self) -> Iterator[Result]:
+        """The record of the URL a list reader holds back for its option lines, if it holds one.
+
+        A pipe that stays open keeps the last URL read there for ever: without
+        this, a stopped run would leave that one URL of the list unrecorded.
+        """
+        held = getattr(self._urls, "held", None)
+        entry = held() if callable(held) else None
+        if isinstance(entry, Entry):
+            yield self._result(entry, Status.NOT_STARTED, time.monotonic(), _now(), error=self._cut, attempts=0)
 
     def _input_stalled(self, received: int) -> bool:
         """After the deadline: every URL read has its result, and the input has given nothing for a while."""

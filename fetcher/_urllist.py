@@ -168,6 +168,10 @@ class URLList(Iterator[Entry]):
             self.close()
             raise
 
+    def held(self) -> Entry | None:
+        """The URL read but not handed on yet (see ``EntryParser.held``)."""
+        return self._entries.held()
+
     def empty(self) -> bool:
         """Whether the list holds no URL: reads on (waits, for a pipe) to its first URL line or its end."""
         try:
@@ -292,30 +296,53 @@ def _looks_like(head: bytes) -> tuple[str, str] | None:
     return _BINARY if controls * 20 > len(text) else _LEGACY
 
 
-def parse_url_list(lines: Iterable[str]) -> Iterator[Entry]:
+def parse_url_list(lines: Iterable[str]) -> EntryParser:
     """The entries of a URL list given as its lines, in the format above.
 
     Reads *lines* lazily, never more than one URL line ahead of the entry it
     hands on.  A UTF-8 byte order mark at the start is ignored.
     """
-    pending: _Pending | None = None
-    for number, raw in enumerate(lines, start=1):
-        if number == 1:
-            raw = raw.removeprefix("\ufeff")
-        text = raw.strip()
-        if not text or text.startswith("#"):
-            continue
-        option = _OPTION.fullmatch(text) if raw.startswith((" ", "\t")) else None
-        if option is None:
-            if pending is not None:
-                yield pending.entry()
-            pending = _Pending(text, number)
-        elif pending is None:
-            yield Entry(url=text, line=number, problem=ORPHAN_OPTION)
-        else:
-            pending.add(number, option[1], option[2])
-    if pending is not None:
-        yield pending.entry()
+    return EntryParser(lines)
+
+
+class EntryParser(Iterator[Entry]):
+    """``parse_url_list``'s iterator; ``held()`` tells the URL read but not handed on yet."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._lines = iter(lines)
+        self._number = 0
+        self._pending: _Pending | None = None
+
+    def __next__(self) -> Entry:
+        for raw in self._lines:
+            self._number += 1
+            if self._number == 1:
+                raw = raw.removeprefix("\ufeff")
+            text = raw.strip()
+            if not text or text.startswith("#"):
+                continue
+            option = _OPTION.fullmatch(text) if raw.startswith((" ", "\t")) else None
+            if option is None:
+                pending, self._pending = self._pending, _Pending(text, self._number)
+                if pending is not None:
+                    return pending.entry()
+            elif self._pending is None:
+                return Entry(url=text, line=self._number, problem=ORPHAN_OPTION)
+            else:
+                self._pending.add(self._number, option[1], option[2])
+        pending, self._pending = self._pending, None
+        if pending is None:
+            raise StopIteration
+        return pending.entry()
+
+    def held(self) -> Entry | None:
+        """The last URL read, still waiting for the next URL line (its option lines may come first).
+
+        From a pipe that stays open it can wait for ever: a run that stops
+        records it from here.  Safe to call from another thread.
+        """
+        pending = self._pending
+        return None if pending is None else pending.entry()
 
 
 class _Pending:

@@ -415,3 +415,13 @@ def test_looking_ahead_for_a_url_loses_no_line(tmp_path: Path) -> None:
         ("http://a.example/", 3, "a.txt"),
         ("http://b.example/", 5, None),
     ]
+
+
+def test_held_tells_the_url_read_but_not_handed_on_yet() -> None:
+    entries = parse_url_list(iter(["http://a.example/1\n", "http://a.example/2\n", "  out=two.txt\n"]))
+    assert entries.held() is None
+    assert next(entries).url == "http://a.example/1"
+    held = entries.held()  # its option line is not read yet: that takes the next entry
+    assert held is not None and (held.url, held.line) == ("http://a.example/2", 2)
+    assert next(entries).out == "two.txt"
+    assert entries.held() is None

@@ -715,3 +715,35 @@ def test_a_report_on_a_full_disk_loses_records_not_downloads_and_exits_1(
     assert 0 < len(lines) < 41 and all(json.loads(line) for line in lines)  # whole records only
     err = capsys.readouterr().err
     assert f"cannot write the report {report}: No space left on device; " in err
+
+
+def test_a_stop_records_the_last_url_of_a_pipe_that_stays_open(
+    server: srv.LoopbackServer, tmp_path: Path, dest: Path
+) -> None:
+    # The last URL read waits for its option lines, that is for the next URL line, which never comes.
+    urls = [server.route(f"/{name}", srv.body(b"x")) for name in "abc"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fetcher", "-", "-d", dest, "-q"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdin is not None
+    process.stdin.write("".join(f"{url}\n" for url in urls))
+    process.stdin.flush()  # and left open
+    for _ in range(200):  # bounded: the first two are done within a second or two
+        if server.requests["/a"] and server.requests["/b"]:
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGTERM)
+    try:
+        assert process.wait(20) == 143
+    finally:
+        process.stdin.close()
+        process.kill()
+    assert sorted((r["line"], r["status"]) for r in records(dest / "fetcher-report.jsonl")) == [  # type: ignore[type-var]
+        (1, "ok"),
+        (2, "ok"),
+        (3, "not-started"),
+    ]
