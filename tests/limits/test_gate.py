@@ -9,17 +9,9 @@ from collections.abc import Callable
 import pytest
 
 from fetcher.limits import Gate, LocalGate, Slot
+from tests.limits import wait_until
 
 JOIN_TIMEOUT = 10.0
-
-
-def _wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
 
 
 def _start(target: Callable[[], None], count: int = 1) -> list[threading.Thread]:
@@ -128,7 +120,7 @@ def test_counts_are_right_while_threads_are_blocked() -> None:
 
     threads = _start(waiter, count=2)
     try:
-        assert _wait_until(lambda: gate.waiting == 2)
+        assert wait_until(lambda: gate.waiting == 2)
         assert gate.in_use == 1
     finally:
         held.release()
@@ -151,7 +143,7 @@ def test_a_waiter_wakes_when_a_slot_is_released() -> None:
 
     threads = _start(waiter)
     try:
-        assert _wait_until(lambda: gate.waiting == 1)
+        assert wait_until(lambda: gate.waiting == 1)
         assert not got_slot.is_set()
     finally:
         held.release()

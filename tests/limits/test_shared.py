@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,19 +17,11 @@ import pytest
 from fetcher._errors import ClosedError, ConfigError
 from fetcher.limits import Gate
 from fetcher.limits.shared import Holder, SharedGate, Waiter, default_directory, locate, read_slots
+from tests.limits import wait_until
 
 HELPER = Path(__file__).with_name("slot_holder.py")
 ROOT = Path(__file__).resolve().parents[2]
 JOIN_TIMEOUT = 10.0
-
-
-def _wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
 
 
 def _helper(directory: Path, name: str, capacity: int, *args: str) -> subprocess.Popen[str]:
@@ -142,7 +134,7 @@ def test_a_waiter_gets_a_slot_another_thread_releases(tmp_path: Path) -> None:
         got: list[object] = []
         waiter = threading.Thread(target=lambda: got.append(gate.acquire(timeout=JOIN_TIMEOUT)), daemon=True)
         waiter.start()
-        assert _wait_until(lambda: gate.waiting == 1)
+        assert wait_until(lambda: gate.waiting == 1)
         slot.release()
         waiter.join(JOIN_TIMEOUT)
         assert got and got[0] is not None
@@ -378,9 +370,9 @@ def test_read_slots_shows_waiters_with_their_count(tmp_path: Path) -> None:
             snapshot = read_slots("jobs", tmp_path)
             return snapshot is not None and [(w.pid, w.waiting) for w in snapshot.waiters] == [(os.getpid(), 2)]
 
-        assert _wait_until(two_waiting)
+        assert wait_until(two_waiting)
         slot.release()
-        assert _wait_until(lambda: len(got) == 1)
+        assert wait_until(lambda: len(got) == 1)
         assert got[0] is not None
         got[0].release()  # type: ignore[attr-defined]
         for thread in threads:
@@ -435,7 +427,7 @@ def test_a_waiter_shows_at_least_one_thread_when_its_file_is_unreadable(tmp_path
         waiter = threading.Thread(target=lambda: gate.acquire(timeout=JOIN_TIMEOUT), daemon=True)
         waiter.start()
         wait_file = tmp_path / "jobs" / f"wait.{os.getpid()}"
-        assert _wait_until(wait_file.exists)
+        assert wait_until(wait_file.exists)
         wait_file.write_text("garbage")
         snapshot = read_slots("jobs", tmp_path)
         slot.release()
