@@ -98,18 +98,12 @@ class HostLimits:
         """A permit to start a download of *host* now (one request of its rate), or why not."""
         with self._lock:
             now = self._clock()
-            if self._paused:
-                until = self._paused.get(host)
-                if until is not None:
-                    if until > now:
-                        return Closed(PAUSED, until)
-                    del self._paused[host]
-            if self._counting and self._in_flight.get(host, 0) >= (self.max_per_host or 0):
-                return Closed(HOST_CAP, None)
+            closed = self._closed(host, now)
+            if closed is not None:
+                return closed
+            self._paused.pop(host, None)  # a pause that is over: any_paused need not stay on for it
             if self.rate_per_host is not None:
-                bucket = self._bucket(host)
-                if not bucket.try_take():
-                    return Closed(HOST_RATE, now + bucket.delay())
+                self._bucket(host).try_take()  # its turn, free under this lock a moment ago
             if self._counting:
                 self._in_flight[host] = self._in_flight.get(host, 0) + 1
             self._starts += 1
@@ -120,18 +114,18 @@ class HostLimits:
     def check(self, host: str) -> Closed | None:
         """Why *host* could not start a download now, or None if it could; takes nothing."""
         with self._lock:
-            now = self._clock()
-            until = self._paused.get(host)
-            if until is not None and until > now:
-                return Closed(PAUSED, until)
-            if self._counting and self._in_flight.get(host, 0) >= (self.max_per_host or 0):
-                return Closed(HOST_CAP, None)
-            if self.rate_per_host is not None:
-                bucket = self._buckets.get(host)
-                delay = 0.0 if bucket is None else bucket.delay()
-                if delay > 0.0:
-                    return Closed(HOST_RATE, now + delay)
-            return None
+            return self._closed(host, self._clock())
+
+    def _closed(self, host: str, now: float) -> Closed | None:
+        """Why *host* could not start now (a pause, its cap, its rate), or None; under the lock."""
+        until = self._paused.get(host)
+        if until is not None and until > now:
+            return Closed(PAUSED, until)
+        if self._counting and self._in_flight.get(host, 0) >= (self.max_per_host or 0):
+            return Closed(HOST_CAP, None)
+        bucket = self._buckets.get(host) if self.rate_per_host is not None else None
+        delay = 0.0 if bucket is None else bucket.delay()
+        return Closed(HOST_RATE, now + delay) if delay > 0.0 else None
 
     def reserve_request(self, host: str) -> float:
         """Count one more request to *host* (a redirect hop); the seconds to wait before sending it.
