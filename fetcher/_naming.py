@@ -122,12 +122,16 @@ class Namer:
         self._by_url: dict[str, str] = {}  # without a store only
         self._taken: set[str] = set(self._reserved)  # without a store only
 
-    def name_for(self, url: str, *, preferred: str | None = None) -> str:
-        """*url*'s name; *preferred* (the list's ``out=``) instead of the URL's own, made safe."""
+    def name_for(self, url: str, *, preferred: str | None = None, key: str | None = None) -> str:
+        """*url*'s name; *preferred* (the list's ``out=``) instead of the URL's own, made safe.
+
+        *key*: ``name_key(url)``, if the caller has it already (the run's feeder
+        does, to find duplicates): it is worked out here otherwise.
+        """
         base = name_from_url(url) if preferred is None else safe_name(preferred)
         with self._lock:
             if self._store is not None:
-                return self._recorded(self._store, url, base)
+                return self._recorded(self._store, url, base, name_key(url) if key is None else key)
             name = self._by_url.get(url)
             if name is None:
                 name = _pick(url, base, self._taken.__contains__)
@@ -135,8 +139,7 @@ class Namer:
                 self._by_url[url] = name
             return name
 
-    def _recorded(self, store: NameStore, url: str, base: str) -> str:
-        key = name_key(url)
+    def _recorded(self, store: NameStore, url: str, base: str, key: str) -> str:
         known = store.name_of(key)
         if known is not None and known.casefold() not in self._reserved and _comes_from(known, base):
             return known

@@ -309,13 +309,14 @@ class Run:
                 unusable = check_url(entry.url)
                 # Equivalent URLs are one (case, default port, escapes...); a line that is
                 # no URL can only be the same line again.
-                first = kept.setdefault(entry.url if unusable else name_key(entry.url), entry.line)
+                key = entry.url if unusable else name_key(entry.url)
+                first = kept.setdefault(key, entry.line)
                 if not self._window.take(self._cancelled):
                     return
                 if first != entry.line:
                     self._duplicate(seq, entry, first)
                 else:
-                    self._take(seq, entry, unusable or entry.problem)  # a line that is no URL says so first
+                    self._take(seq, entry, unusable or entry.problem, key)  # a line that is no URL says so first
                 seq += 1
                 self._fed, self._fed_at = seq, time.monotonic()
         except BaseException as exc:  # the input's own error goes to the caller
@@ -328,12 +329,12 @@ class Run:
         self._emit(seq, self._result(entry, Status.DUPLICATE, time.monotonic(), _now(), error=duplicate_error(first),
                                      attempts=0))  # fmt: skip
 
-    def _take(self, seq: int, entry: Entry, reason: str | None) -> None:
+    def _take(self, seq: int, entry: Entry, reason: str | None, key: str) -> None:
         ready, ready_at = time.monotonic(), _now()
         if reason is not None:
             self._emit(seq, self._result(entry, Status.INVALID, ready, ready_at, error=reason, attempts=0))
             return
-        target = self.shared.dest / self.shared.namer.name_for(entry.url, preferred=entry.out)
+        target = self.shared.dest / self.shared.namer.name_for(entry.url, preferred=entry.out, key=key)
         if self._stopped():
             self._emit(seq, self._result(entry, Status.NOT_STARTED, ready, ready_at, error=self._cut, attempts=0))
             return
