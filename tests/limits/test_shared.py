@@ -54,6 +54,25 @@ def _expect_line(process: subprocess.Popen[str], line: str) -> None:
     assert process.stdout.readline().strip() == line
 
 
+def _cycle_together(
+    tmp_path: Path, helpers: list[subprocess.Popen[str]], processes: int, *, capacity: int, threads: int, holds: int
+) -> list[Path]:
+    """Start *processes* helpers that each take a slot *holds* times for 10 ms on *threads* threads,
+    let them go at once, wait for them; the files of their holds' "start end" lines."""
+    outs = [tmp_path / f"spans{index}.txt" for index in range(processes)]
+    for out in outs:
+        helpers.append(_helper(tmp_path, "jobs", capacity, "cycle", str(threads), str(holds), "0.01", str(out)))
+    for process in helpers:
+        _expect_line(process, "ready")
+    for process in helpers:
+        assert process.stdin is not None
+        process.stdin.write("go\n")
+        process.stdin.flush()
+    for process in helpers:
+        assert process.wait(JOIN_TIMEOUT) == 0
+    return outs
+
+
 def _max_overlap(spans: list[tuple[float, float]]) -> int:
     # An end sorts before a start at the same instant: touching holds do not overlap.
     events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
@@ -259,17 +278,7 @@ def test_once_the_first_user_closed_another_count_is_accepted_and_fixed(tmp_path
 def test_processes_together_never_exceed_the_capacity(
     tmp_path: Path, helpers: list[subprocess.Popen[str]], processes: int, threads: int, capacity: int
 ) -> None:
-    outs = [tmp_path / f"spans{index}.txt" for index in range(processes)]
-    for out in outs:
-        helpers.append(_helper(tmp_path, "jobs", capacity, "cycle", str(threads), "8", "0.01", str(out)))
-    for process in helpers:
-        _expect_line(process, "ready")
-    for process in helpers:
-        assert process.stdin is not None
-        process.stdin.write("go\n")
-        process.stdin.flush()
-    for process in helpers:
-        assert process.wait(JOIN_TIMEOUT) == 0
+    outs = _cycle_together(tmp_path, helpers, processes, capacity=capacity, threads=threads, holds=8)
     spans = [tuple(map(float, line.split())) for out in outs for line in out.read_text().splitlines()]
     assert len(spans) == processes * threads * 8
     assert _max_overlap(spans) == capacity  # type: ignore[arg-type]
@@ -473,17 +482,7 @@ def test_a_process_that_gives_a_slot_back_does_not_take_it_again_while_another_w
 ) -> None:
     # One slot, two processes, each taking it 30 times in a row for 10 ms: taking it back at
     # once, the first to start would do all 30 before the other got one.
-    outs = [tmp_path / f"spans{index}.txt" for index in range(2)]
-    for out in outs:
-        helpers.append(_helper(tmp_path, "jobs", 1, "cycle", "1", "30", "0.01", str(out)))
-    for process in helpers:
-        _expect_line(process, "ready")
-    for process in helpers:
-        assert process.stdin is not None
-        process.stdin.write("go\n")
-        process.stdin.flush()
-    for process in helpers:
-        assert process.wait(JOIN_TIMEOUT) == 0
+    outs = _cycle_together(tmp_path, helpers, 2, capacity=1, threads=1, holds=30)
     holds = sorted(
         (float(line.split()[0]), index) for index, out in enumerate(outs) for line in out.read_text().splitlines()
     )
