@@ -177,7 +177,9 @@ class Fetcher:
           with other Fetchers); not with ``shared_slots``.
         - ``watch``: told about each download's progress (a display).
         - ``session_factory``: makes each worker's requests.Session (the
-          transport seam for tests).
+          transport seam for tests).  A stop hangs up a request of such a
+          session only once its headers are in: before that, its socket is
+          out of reach (fetcher's own sessions hand theirs over at once).
         - ``reserved_names``: file names never given to a URL (fetcher's own
           report, say).
         - ``clock``: monotonic seconds that time everything a run waits for

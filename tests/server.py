@@ -23,8 +23,10 @@ For the bounds on time and size there are abusive answers: ``trickle`` (a
 body at a few bytes a second), ``endless`` (a body without end),
 ``gzip_bomb`` (a small body that decodes a thousand times larger),
 ``zip_ratio_text`` (gzip of text, as real files compress) and ``huge_length``
-(a Content-Length of terabytes, then silence).  ``hangups`` tells a test which
-of their clients hung up rather than read to the end.
+(a Content-Length of terabytes, then silence), and ``held_headers`` (a request
+read, then no answer at all).  ``hangups`` tells a test which of their
+clients hung up rather than read to the end.  ``Silent`` is a port where
+nobody answers, for a client stuck in its connect or TLS handshake.
 
 Every sleep here waits on the server's stop event, so shutting the server
 down never waits for a stalled handler.
@@ -819,6 +821,21 @@ def huge_length(claimed: int, *, send: int = 0) -> Handler:
     return handle
 
 
+def held_headers() -> Handler:
+    """Read the request, then answer nothing, not even a status line.
+
+    It waits for the client to hang up (``hangups[path]`` counts it), for the
+    server to stop, or MAX_STALL_S, whichever comes first, then closes the
+    connection.
+    """
+
+    def handle(request: Request) -> None:
+        with _Stream(request) as stream:
+            stream.wait_until(stream.deadline)
+
+    return handle
+
+
 def gzip_bomb(decoded: int, *, chunk: int = 1 << 20, length: bool = True) -> Handler:
     """``Content-Encoding: gzip`` whose body decodes to *decoded* zero bytes, about 1,000 times what is sent.
 
@@ -955,3 +972,44 @@ class Overlap:
             with self._lock:
                 self._now -= 1
         send(request, b"x")
+
+
+class Silent:
+    """A TCP port on loopback where nobody answers: for a client stuck before any HTTP.
+
+    It listens and never accepts.  The kernel still completes the connects
+    (into the listen queue), so a request or a TLS ClientHello sent there
+    waits for an answer that never comes.  With ``full``, the listen queue is
+    kept full (one connection of its own in a queue of one), and Linux drops
+    the SYNs of any other: a connect there does not complete at all.  Close
+    it (or use ``with``) when done.
+    """
+
+    def __init__(self, *, full: bool = False, host: str = "127.0.0.1") -> None:
+        self._listener = socket.create_server((host, 0), backlog=0 if full else 16)
+        self._own: socket.socket | None = None
+        if full:
+            self._own = socket.create_connection(self._listener.getsockname()[:2], timeout=MAX_STALL_S)
+
+    def url(self, path: str, *, scheme: str = "http") -> str:
+        host, port = self._listener.getsockname()[:2]
+        return f"{scheme}://{host}:{port}{path}"
+
+    def connects(self, wait: float) -> bool:
+        """Whether a connect completes within *wait* seconds (with ``full``, it should not)."""
+        try:
+            with socket.create_connection(self._listener.getsockname()[:2], timeout=wait):
+                return True
+        except OSError:
+            return False
+
+    def close(self) -> None:
+        if self._own is not None:
+            self._own.close()
+        self._listener.close()
+
+    def __enter__(self) -> Silent:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -6,6 +6,7 @@ here each bound gets one short run against a real server that misbehaves.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -113,6 +114,17 @@ def test_a_content_length_over_max_filesize_fails_without_reading_the_body(
     assert result.error == "Content-Length of 10.0 TiB is over the --max-filesize of 1.0 MiB"
     assert server.wait_for_hangups("/huge")  # the connection was closed, not drained
     assert list(tmp_path.glob("huge*")) == [] and partial_files(tmp_path) == []
+
+
+def test_a_content_length_over_the_free_disk_says_both_in_binary_units(
+    server: srv.LoopbackServer, tmp_path: Path
+) -> None:
+    url = server.route("/huge", srv.huge_length(1 << 60, send=1000))
+    [result] = run([url], tmp_path, max_filesize=1 << 61)
+    assert result.status is Status.FAILED
+    free = r"[0-9.]+ [KMGT]iB free on disk"
+    said = re.fullmatch(rf"Content-Length of 1048576\.0 TiB is more than the {free}", result.error or "")
+    assert said, result.error
 
 
 def test_a_body_without_length_stops_at_max_filesize(server: srv.LoopbackServer, tmp_path: Path) -> None:

@@ -436,3 +436,85 @@ def test_stop_ends_a_run_at_once_and_every_url_still_gets_a_result(server: srv.L
         took = time.monotonic() - began
     assert got == [(1, Status.CANCELLED, "interrupted")] + [(n, Status.NOT_STARTED, "interrupted") for n in range(2, 7)]
     assert took < 3  # the stalled read was cut, not waited for (the server stalls 8 s, --timeout 20)
+
+
+# -- a stop hangs up a request in any phase ---------------------------------------------------
+
+
+def stop_midway(fetcher: Fetcher, url: str) -> tuple[Result, float]:
+    """Fetch *url* and call ``fetcher.stop()`` half a second in: its Result, and the seconds it took after the stop."""
+    stopped_at: list[float] = []
+
+    def stop() -> None:
+        stopped_at.append(time.monotonic())
+        fetcher.stop("interrupted")
+
+    timer = threading.Timer(0.5, stop)
+    timer.start()
+    [result] = fetcher.as_completed([url])
+    ended = time.monotonic()
+    timer.join()
+    return result, ended - stopped_at[0]
+
+
+def test_stop_hangs_up_a_request_waiting_for_its_headers(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/held", srv.held_headers())
+    with Fetcher(dest=tmp_path, timeout=20) as fetcher:
+        result, took = stop_midway(fetcher, url)
+    assert (result.status, result.error, result.attempts) == (Status.CANCELLED, "interrupted", 1)
+    assert took < 2  # not the --timeout of 20 s
+    assert server.wait_for_hangups("/held")
+
+
+def test_stop_hangs_up_a_connect_that_never_completes(tmp_path: Path) -> None:
+    with srv.Silent(full=True) as silent:
+        if silent.connects(0.2):
+            pytest.skip("this system completes connects to a full listen queue")
+        with Fetcher(dest=tmp_path, timeout=20) as fetcher:
+            result, took = stop_midway(fetcher, silent.url("/f"))
+    assert (result.status, result.error) == (Status.CANCELLED, "interrupted")
+    assert took < 2
+
+
+def test_stop_hangs_up_a_tls_handshake_that_gets_no_answer(tmp_path: Path) -> None:
+    with srv.Silent() as silent, Fetcher(dest=tmp_path, timeout=20) as fetcher:
+        result, took = stop_midway(fetcher, silent.url("/f", scheme="https"))
+    assert (result.status, result.error) == (Status.CANCELLED, "interrupted")
+    assert took < 2
+
+
+def test_leaving_the_loop_hangs_up_a_request_waiting_for_its_headers(
+    server: srv.LoopbackServer, tmp_path: Path
+) -> None:
+    held = server.route("/held", srv.held_headers())
+    quick = server.route("/quick", srv.body(b"x", delay=0.3))
+    with Fetcher(dest=tmp_path, max_concurrent=2, timeout=20) as fetcher:
+        for _ in fetcher.as_completed([held, quick]):
+            break  # the quick one: the held one is still waiting for its headers
+        assert server.wait_for_hangups("/held", timeout=2)
+
+
+def test_close_hangs_up_a_request_waiting_for_its_headers(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/held", srv.held_headers())
+    fetcher = Fetcher(dest=tmp_path, timeout=20)
+    results = fetcher.as_completed([url])
+    raised: list[ClosedError] = []
+
+    def read_all() -> None:
+        try:
+            list(results)
+        except ClosedError as exc:
+            raised.append(exc)
+
+    caller = threading.Thread(target=read_all)
+    caller.start()
+    for _ in range(500):  # bounded: the request comes within a second or two
+        if server.requests["/held"]:
+            break
+        time.sleep(0.01)
+    began = time.monotonic()
+    fetcher.close()
+    assert time.monotonic() - began < 0.9  # its worker ended: close() did not give up waiting for it after 1 s
+    assert server.wait_for_hangups("/held", timeout=2)
+    caller.join(5)
+    assert len(raised) == 1

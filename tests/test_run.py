@@ -557,3 +557,16 @@ def test_a_retry_that_runs_out_of_time_waiting_for_a_slot_leaves_the_waiting_cou
             seen.append((result.url, result.status, fetcher.stats().waiting))
     assert sorted(seen) == [(a, Status.FAILED, 0), (b, Status.FAILED, 0)]
     assert server.requests["/a"] == 1
+
+
+# -- stopping ------------------------------------------------------------------------
+
+
+def test_a_deadline_hangs_up_a_request_waiting_for_its_headers(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/held", srv.held_headers())
+    began = time.monotonic()
+    with Fetcher(dest=tmp_path, timeout=20) as fetcher:
+        [result] = fetcher.fetch([url], deadline=0.5)
+    assert (result.status, result.error) == (Status.CANCELLED, "the --deadline of 0.5s passed")
+    assert time.monotonic() - began < 2.5  # not the --timeout of 20 s
+    assert server.wait_for_hangups("/held")

@@ -37,13 +37,13 @@ from urllib.parse import urljoin
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 
 from .._config import FetcherConfig
 from .._errors import BodyError, Cancelled, DownloadError, HTTPStatusError, TransportError, timed_out, translate
-from .._units import format_duration
+from .._units import format_duration, format_size
 from .bounds import SizeGuard, SpeedCheck, time_left, too_slow
 from .checksum import Checksum, Hasher
+from .hangup import HangUpAdapter, Line, line_of
 from .tempfiles import TempFiles
 from .validators import (
     PartialFile,
@@ -96,7 +96,8 @@ def new_session(config: FetcherConfig) -> requests.Session:
     session = requests.Session()
     session.max_redirects = config.max_redirects
     session.headers["User-Agent"] = config.user_agent
-    adapter = HTTPAdapter(pool_connections=8, pool_maxsize=1, max_retries=0)
+    # Its connections report their sockets, so a stop can hang up a request in any phase (hangup.py).
+    adapter = HangUpAdapter(pool_connections=8, pool_maxsize=1, max_retries=0)
     if config.ca_certificate is not None:
         adapter = _TrustedCA(str(config.ca_certificate), pool_connections=8, pool_maxsize=1, max_retries=0)
     session.mount("http://", adapter)
@@ -113,7 +114,7 @@ def new_session(config: FetcherConfig) -> requests.Session:
     return session
 
 
-class _TrustedCA(HTTPAdapter):
+class _TrustedCA(HangUpAdapter):
     """An adapter that verifies with one CA bundle, whatever the environment says.
 
     Setting ``session.verify`` is not enough: with proxies configured,
@@ -168,9 +169,12 @@ class Ask:
     #: Called with the count of bytes each read took off the wire: it waits
     #: until the bandwidth cap allows them.
     throttle: Callable[[int], None] | None = None
-    #: Called with a callable that cuts this attempt's connection, once the
-    #: response has come; it calls it when the run stops (an interrupt), so a
-    #: read blocked on a silent server ends at once.  Returns its undo.
+    #: Called with a callable that cuts this attempt's connection; it calls it
+    #: when the run stops (an interrupt, the deadline), so a connect, a TLS
+    #: handshake, a wait for the headers or a read blocked on a silent server
+    #: ends at once.  Returns its undo.  Given before the first request with a
+    #: session of ``new_session``; with another session, only once a response
+    #: has come (its connection is out of reach before).
     on_stop: Callable[[Callable[[], None]], Callable[[], None]] | None = None
 
 
@@ -229,6 +233,8 @@ class _Attempt:
         self.guard = SizeGuard(max_filesize=config.max_filesize)
         self.speed_window: tuple[int, float] | None = None  # set when the socket timeout is the --speed-time window
         self.read_timeout = config.timeout  # what the socket's timeout is now
+        # The session's sockets, for a stop to hang up: None for a session new_session did not make.
+        self.line: Line | None = None if ask.on_stop is None else line_of(session, url)
 
     def run(self) -> Outcome:
         error: DownloadError | None = None
@@ -237,14 +243,15 @@ class _Attempt:
         mtime_ns: int | None = None
         try:
             resume = self._reopen(self.ask.resume)
-            try:
-                unchanged, validators, mtime_ns = self._exchange(resume)
-            except _StartOver:
-                # The partial file cannot be continued: ask again for the whole body.
-                self._drop_partial()
-                if self.ask.before_request is not None:
-                    self.ask.before_request(self.url)
-                unchanged, validators, mtime_ns = self._exchange(None)
+            with self._hung_up_on_stop():
+                try:
+                    unchanged, validators, mtime_ns = self._exchange(resume)
+                except _StartOver:
+                    # The partial file cannot be continued: ask again for the whole body.
+                    self._drop_partial()
+                    if self.ask.before_request is not None:
+                        self.ask.before_request(self.url)
+                    unchanged, validators, mtime_ns = self._exchange(None)
         except Exception as exc:  # every failure of this URL becomes its Outcome
             error = translate(exc, self.url, read_timeout=self.read_timeout)
             if self.cancelled.is_set() and not isinstance(error, Cancelled):
@@ -292,7 +299,7 @@ class _Attempt:
             self.session.get(
                 self.url, stream=True, timeout=self._timeout(), headers=headers or None, hooks=hooks
             ) as response,
-            self._hung_up_on_stop(response),
+            self._response_hung_up_on_stop(response),
         ):
             self.ttfb_s = self.clock() - self.began
             self.http_status = response.status_code
@@ -331,9 +338,23 @@ class _Attempt:
         return False, validators, mtime_ns
 
     @contextlib.contextmanager
-    def _hung_up_on_stop(self, response: requests.Response) -> Iterator[None]:
-        """While the body comes: if the run stops, shut the connection, so a blocked read ends."""
-        if self.ask.on_stop is None:
+    def _hung_up_on_stop(self) -> Iterator[None]:
+        """While the attempt runs: if the run stops, shut its connection, whatever it waits for."""
+        if self.ask.on_stop is None or self.line is None:
+            yield  # nothing to heed, or a session whose sockets are out of reach: see below
+            return
+        undo = self.ask.on_stop(self.line.open())
+        try:
+            yield
+        finally:
+            undo()
+            self.line.close()
+
+    @contextlib.contextmanager
+    def _response_hung_up_on_stop(self, response: requests.Response) -> Iterator[None]:
+        """With a session not made by new_session, the most that can be done: shut the
+        connection once the response has come, so a read blocked in the body ends."""
+        if self.ask.on_stop is None or self.line is not None:
             yield
             return
         # The hang-up may come from another thread just as the body ends: once this
@@ -422,6 +443,10 @@ class _Attempt:
                     wire = now_on_wire
         except urllib3.exceptions.ProtocolError as exc:
             raise _short_body(self.url, response, expected) from exc
+        if expected is None and self.cancelled.is_set():
+            # A hang-up ends a body without a length as its server would: the end
+            # of the connection.  Once the run stops, that end proves nothing.
+            raise Cancelled(self.url, "cancelled")
         if expected is not None and response.raw.tell() != expected:
             raise _short_body(self.url, response, expected)
 
@@ -642,7 +667,9 @@ def _check_room(folder: Path, expected: int | None, url: str) -> None:
         return
     free = shutil.disk_usage(folder).free
     if expected > free:
-        raise BodyError(url, f"Content-Length of {expected} bytes is more than the {free} bytes free on disk")
+        raise BodyError(
+            url, f"Content-Length of {format_size(expected)} is more than the {format_size(free)} free on disk"
+        )
 
 
 def _short_body(url: str, response: requests.Response, expected: int | None) -> BodyError:

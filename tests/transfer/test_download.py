@@ -7,6 +7,7 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -618,3 +619,105 @@ def test_a_small_error_page_keeps_the_connection_for_the_retry(server: srv.Loopb
             download(session, url, tmp_path / "busy", config=settings, temp_files=TempFiles(),
                      cancelled=threading.Event())  # fmt: skip
     assert server.connections == 1
+
+
+# -- a stop hangs up the attempt, whatever it waits for -------------------------------------
+
+
+class Stopper:
+    """The run's side of ``Ask.on_stop``: keeps each hang-up it is given, and calls them all on ``stop()``."""
+
+    def __init__(self, *, stopped: bool = False) -> None:
+        self.cancelled = threading.Event()
+        self.hang_ups: list[Callable[[], None]] = []
+        if stopped:
+            self.cancelled.set()
+
+    def on_stop(self, hang_up: Callable[[], None]) -> Callable[[], None]:
+        self.hang_ups.append(hang_up)  # kept after the attempt, to call late
+        if self.cancelled.is_set():
+            hang_up()
+        return lambda: None
+
+    def stop(self) -> None:
+        self.cancelled.set()
+        for hang_up in self.hang_ups:
+            hang_up()
+
+
+def stoppable(
+    session: requests.Session, url: str, target: Path, stopper: Stopper, *, stop_in: float | None = None, **ask: object
+) -> tuple[Outcome, float]:
+    """One attempt that *stopper* may stop (*stop_in* seconds after it starts); its outcome and its seconds."""
+    settings = FetcherConfig(dest=target.parent, timeout=20.0)
+    timer = None if stop_in is None else threading.Timer(stop_in, stopper.stop)
+    began = time.monotonic()
+    if timer is not None:
+        timer.start()
+    outcome = download(session, url, target, config=settings, temp_files=TempFiles(), cancelled=stopper.cancelled,
+                       ask=Ask(on_stop=stopper.on_stop, **ask))  # type: ignore[arg-type]  # fmt: skip
+    took = time.monotonic() - began
+    if timer is not None:
+        timer.join()
+    return outcome, took
+
+
+def test_a_stop_hangs_up_a_request_still_waiting_for_its_headers(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/held", srv.held_headers())
+    with new_session(FetcherConfig(dest=tmp_path)) as session:
+        outcome, took = stoppable(session, url, tmp_path / "held", Stopper(), stop_in=0.3)
+    assert isinstance(outcome.error, Cancelled) and outcome.http_status is None
+    assert took < 2  # not the --timeout of 20 s
+    assert server.wait_for_hangups("/held")
+
+
+def test_an_attempt_stopped_before_it_starts_sends_nothing(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/f", srv.body(b"x"))
+    with new_session(FetcherConfig(dest=tmp_path)) as session:
+        outcome, _ = stoppable(session, url, tmp_path / "f", Stopper(stopped=True))
+    assert isinstance(outcome.error, Cancelled)
+    assert server.connections == 0 and not (tmp_path / "f").exists()
+
+
+def test_a_stop_while_waiting_for_headers_keeps_the_partial_file(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    first = cut_short(server, srv.Resource(DATA, cut_after=CUT, cuts=1), tmp_path / "f")
+    server.route("/f", srv.held_headers())
+    with new_session(FetcherConfig(dest=tmp_path)) as session:
+        outcome, _ = stoppable(session, server.url("/f"), tmp_path / "f", Stopper(), stop_in=0.3, resume=first.partial)
+    assert isinstance(outcome.error, Cancelled)
+    assert outcome.partial == first.partial and first.partial is not None
+    assert first.partial.path.read_bytes() == DATA[:CUT]
+
+
+def test_a_hang_up_that_comes_after_its_attempt_does_not_cut_the_next(
+    server: srv.LoopbackServer, tmp_path: Path
+) -> None:
+    quick = server.route("/quick", srv.body(b"x"))
+    slow = server.route("/slow", srv.body(b"y" * 100, delay=0.5))
+    late = Stopper()
+    with new_session(FetcherConfig(dest=tmp_path)) as session:
+        stoppable(session, quick, tmp_path / "quick", late)
+        threading.Timer(0.2, late.stop).start()  # mid-way through the next attempt, on the same connection
+        outcome, _ = stoppable(session, slow, tmp_path / "slow", Stopper())
+    assert outcome.error is None and (tmp_path / "slow").read_bytes() == b"y" * 100
+    assert server.connections == 1
+
+
+def test_a_session_not_made_by_new_session_is_still_hung_up_mid_body(
+    server: srv.LoopbackServer, tmp_path: Path
+) -> None:
+    url = server.route("/stalled", srv.stalled(b"x" * 100, claimed=100_000, stall=8))
+    with requests.Session() as session:
+        outcome, took = stoppable(session, url, tmp_path / "stalled", Stopper(), stop_in=0.5)
+    assert isinstance(outcome.error, Cancelled) and outcome.http_status == 200
+    assert took < 2.5
+
+
+def test_a_hang_up_in_a_body_without_a_length_is_not_taken_for_its_end(
+    server: srv.LoopbackServer, tmp_path: Path
+) -> None:
+    url = server.route("/endless", srv.endless(rate=1 << 20))  # close-delimited: its end is the connection's
+    with new_session(FetcherConfig(dest=tmp_path)) as session:
+        outcome, _ = stoppable(session, url, tmp_path / "endless", Stopper(), stop_in=0.3)
+    assert isinstance(outcome.error, Cancelled) and outcome.bytes > 0
+    assert not (tmp_path / "endless").exists()

@@ -1,0 +1,251 @@
+"""Hanging up a request from another thread, whatever it is waiting for.
+
+A request can wait up to --timeout in four places: the TCP connect, the TLS
+handshake, the response's headers, and each read of its body.  A stop
+(Ctrl-C, SIGTERM, ``Fetcher.stop()``, ``--deadline``, ``close()``) must end
+all four at once.  Shutting the socket down does: the blocked call returns at
+once, with an error or an end of file.  (Closing it would not: on Linux a
+close does not wake a call another thread is blocked in.)
+
+So the sessions ``new_session`` makes hand their sockets to a ``Line`` as
+they are made, before they connect, and again each time a kept-alive
+connection carries a request.  One Line per session: a session is used by
+one worker thread, one attempt at a time.  The attempt opens the line, gives
+its run the hang-up ``open()`` returns, and closes the line when it is done,
+so that a stop that comes late never cuts the connection of a later attempt.
+
+A session fetcher did not make (``session_factory``) has no Line: its
+requests can be hung up only once their headers are in (see download.py).
+The name lookup cannot be cut either way (getaddrinfo cannot be woken).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any, cast
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, PoolManager, poolmanager
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.exceptions import ConnectTimeoutError, LocationParseError, NameResolutionError, NewConnectionError
+from urllib3.util.connection import allowed_gai_family
+from urllib3.util.timeout import _DEFAULT_TIMEOUT
+
+
+class HungUp(ConnectionAbortedError):
+    """A request was about to use a line its attempt had hung up."""
+
+    def __init__(self) -> None:
+        super().__init__(errno.ECONNABORTED, "hung up: the run stopped")
+
+
+class Line:
+    """The sockets the current attempt of one session uses; its hang-up shuts them from another thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._socks: list[socket.socket] = []
+        self._user: object | None = None  # the attempt that has the line open
+        self._hung_up = False
+
+    def open(self) -> Callable[[], None]:
+        """Start an attempt; the callable returned hangs up that attempt's sockets, and later ones of it."""
+        user = object()
+        with self._lock:
+            self._user, self._hung_up = user, False
+            self._socks.clear()
+        return functools.partial(self._hang_up, user)
+
+    def close(self) -> None:
+        """The attempt is over: its hang-up no longer does anything."""
+        with self._lock:
+            self._user, self._hung_up = None, False
+            self._socks.clear()
+
+    def add(self, sock: socket.socket) -> None:
+        """*sock* is about to carry the open attempt's request; raise if that attempt was hung up already."""
+        with self._lock:
+            if self._user is None:
+                return
+            if self._hung_up:
+                raise HungUp()
+            self._socks.append(sock)
+
+    def add_duplicate(self, sock: socket.socket) -> socket.socket | None:
+        """Add a duplicate descriptor of *sock*, to shut it while *sock*'s own object is out of reach.
+
+        Return it, for ``discard``; None when no attempt has the line open.
+        """
+        with self._lock:
+            if self._user is None:
+                return None
+            if self._hung_up:
+                raise HungUp()
+            duplicate = sock.dup()
+            self._socks.append(duplicate)
+            return duplicate
+
+    def discard(self, duplicate: socket.socket) -> None:
+        """Forget and close a duplicate from ``add_duplicate``; under the lock, so a hang-up never
+        shuts its descriptor number after another file took it."""
+        with self._lock:
+            with contextlib.suppress(ValueError):
+                self._socks.remove(duplicate)
+            duplicate.close()
+
+    def _hang_up(self, user: object) -> None:
+        with self._lock:
+            if self._user is not user:
+                return  # that attempt is over; the line may carry another now
+            self._hung_up = True
+            for sock in self._socks:
+                with contextlib.suppress(OSError):  # closed or detached since: nothing left to cut
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+class HangUpAdapter(HTTPAdapter):
+    """An HTTPAdapter whose connections hand their sockets to ``self.line``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.line = Line()  # before HTTPAdapter.__init__, which makes the pool manager
+        super().__init__(**kwargs)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.line = Line()  # unpickled: a line of its own, before the pool manager is made again
+        super().__setstate__(state)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        _report_to(self.poolmanager, self.line)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        _report_to(manager, self.line)
+        return manager
+
+
+def line_of(session: requests.Session, url: str) -> Line | None:
+    """The Line of the adapter *session* sends *url* with; None if that adapter is not fetcher's."""
+    try:
+        adapter = session.get_adapter(url)
+    except requests.exceptions.InvalidSchema:
+        return None
+    return adapter.line if isinstance(adapter, HangUpAdapter) else None
+
+
+def _report_to(manager: PoolManager, line: Line) -> None:
+    """Make *manager*'s new pools use connections that report to *line*.
+
+    Only a manager with urllib3's own pool classes: a SOCKS proxy's keeps its
+    own connections, which are then cut as a session not made here is.
+    """
+    if manager.pool_classes_by_scheme is not poolmanager.pool_classes_by_scheme:
+        return
+    # The manager calls the pool class with the pool's arguments; the pool passes
+    # what it does not know (the line) on to each connection it makes.
+    manager.pool_classes_by_scheme = {
+        "http": cast("type[HTTPConnectionPool]", functools.partial(_HTTPPool, line=line)),
+        "https": cast("type[HTTPConnectionPool]", functools.partial(_HTTPSPool, line=line)),
+    }
+
+
+class _Reporting(HTTPConnection):
+    """A connection that hands its socket to its Line before connecting, and again for each request."""
+
+    def __init__(self, *args: Any, line: Line, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.line = line
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        if self.sock is not None:
+            self.line.add(self.sock)  # kept alive from an earlier request, or just through its TLS handshake
+        super().request(*args, **kwargs)
+
+    def _new_conn(self) -> socket.socket:
+        # urllib3's own, but with the socket on the line before it connects.
+        try:
+            sock = self._connect()
+        except socket.gaierror as e:
+            raise NameResolutionError(self.host, self, e) from e
+        except TimeoutError as e:
+            raise ConnectTimeoutError(
+                self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})"
+            ) from e
+        except OSError as e:
+            raise NewConnectionError(self, f"Failed to establish a new connection: {e}") from e
+        sys.audit("http.client.connect", self, self.host, self.port)
+        return sock
+
+    def _connect(self) -> socket.socket:
+        """urllib3.util.connection.create_connection, with each socket added to the line before it connects."""
+        host = self._dns_host.strip("[]") if self._dns_host.startswith("[") else self._dns_host
+        try:
+            host.encode("idna")
+        except UnicodeError:
+            raise LocationParseError(f"'{host}', label empty or too long") from None
+        error: OSError | None = None
+        for family, kind, proto, _, address in socket.getaddrinfo(
+            host, self.port, allowed_gai_family(), socket.SOCK_STREAM
+        ):
+            sock = None
+            try:
+                sock = socket.socket(family, kind, proto)
+                for option in self.socket_options or ():
+                    sock.setsockopt(*option)
+                if cast(object, self.timeout) is not _DEFAULT_TIMEOUT:  # typed as resolved; not always so
+                    sock.settimeout(self.timeout)
+                if self.source_address:
+                    sock.bind(self.source_address)
+                self.line.add(sock)
+                sock.connect(address)
+                return sock
+            except OSError as exc:
+                error = exc
+                if sock is not None:
+                    sock.close()
+            if isinstance(error, HungUp):
+                break  # no other address either
+        raise error or OSError("getaddrinfo returns an empty list")
+
+
+class _ReportingTLS(_Reporting, HTTPSConnection):
+    """Also reports the socket through its TLS handshake.
+
+    urllib3 wraps the socket by moving its descriptor to a new SSLSocket, and
+    that object is only handed back once the handshake is over: a duplicate
+    descriptor on the line lets a hang-up reach the socket meanwhile.
+    """
+
+    _stand_in: socket.socket | None = None
+
+    def connect(self) -> None:
+        try:
+            super().connect()
+        finally:
+            if self._stand_in is not None:
+                self.line.discard(self._stand_in)
+                self._stand_in = None
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        try:
+            self._stand_in = self.line.add_duplicate(sock)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _Reporting
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _ReportingTLS

@@ -1,0 +1,75 @@
+"""Sockets handed to a Line as they are made: a hang-up reaches a request in any phase (real sockets on loopback)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from fetcher._config import FetcherConfig
+from fetcher._errors import translate
+from fetcher.transfer.download import new_session
+from fetcher.transfer.hangup import line_of
+from tests import server as srv
+
+
+def session(tmp_path: Path) -> requests.Session:
+    return new_session(FetcherConfig(dest=tmp_path))
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_only_a_session_of_new_session_has_a_line(tmp_path: Path) -> None:
+    with session(tmp_path) as ours, requests.Session() as theirs:
+        assert line_of(ours, "https://files.example/f") is line_of(ours, "http://files.example/f") is not None
+        assert line_of(theirs, "https://files.example/f") is None
+
+
+def test_a_hang_up_ends_a_connect_at_once(tmp_path: Path) -> None:
+    with srv.Silent(full=True) as silent, session(tmp_path) as ours:
+        if silent.connects(0.2):
+            pytest.skip("this system completes connects to a full listen queue")
+        line = line_of(ours, silent.url("/f"))
+        assert line is not None
+        threading.Timer(0.3, line.open()).start()
+        began = time.monotonic()
+        with pytest.raises(requests.exceptions.ConnectionError):
+            ours.get(silent.url("/f"), timeout=20)
+        assert time.monotonic() - began < 2
+        line.close()
+
+
+def test_a_hang_up_ends_a_tls_handshake_at_once_and_leaves_no_descriptor(tmp_path: Path) -> None:
+    with srv.Silent() as silent, session(tmp_path) as ours:
+        line = line_of(ours, silent.url("/f", scheme="https"))
+        assert line is not None
+        before = open_descriptors()
+        threading.Timer(0.3, line.open()).start()
+        began = time.monotonic()
+        with pytest.raises(requests.exceptions.SSLError):
+            ours.get(silent.url("/f", scheme="https"), timeout=20)
+        assert time.monotonic() - began < 2
+        line.close()
+        assert open_descriptors() == before  # the stand-in for the handshake was closed with it
+
+
+def test_a_connect_that_times_out_is_still_told_as_one(tmp_path: Path) -> None:
+    with srv.Silent(full=True) as silent, session(tmp_path) as ours:
+        if silent.connects(0.2):
+            pytest.skip("this system completes connects to a full listen queue")
+        url = silent.url("/f")
+        with pytest.raises(requests.exceptions.ConnectTimeout) as raised:
+            ours.get(url, timeout=0.2)
+    assert str(translate(raised.value, url)) == "connection timed out"
+
+
+def test_a_name_that_does_not_resolve_is_still_told_as_one(tmp_path: Path) -> None:
+    with session(tmp_path) as ours, pytest.raises(requests.exceptions.ConnectionError) as raised:
+        ours.get("http://no-such-host.invalid/f", timeout=5)
+    assert str(translate(raised.value, "http://no-such-host.invalid/f")) == "could not resolve the host name"
