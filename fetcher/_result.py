@@ -63,6 +63,10 @@ class Result:
     #: The limit that held it back before its first attempt (slots, shared, host, host-rate, rate,
     #: paused); None if it did not wait for one.  How long: wait_s.
     waited_on: str | None = None
+    #: When its last attempt took its download slot and gave it back (UTC, on one clock for all URLs,
+    #: to the microsecond): what the report counts as slots in use.  None when it held none.
+    slot_taken_at: datetime | None = None
+    slot_released_at: datetime | None = None
 
     @property
     def ok(self) -> bool:
@@ -89,6 +93,8 @@ class Result:
             "attempts": self.attempts,
             "resumed_from": self.resumed_from,
             "waited_on": self.waited_on,
+            "slot_taken_at": _precise(self.slot_taken_at),
+            "slot_released_at": _precise(self.slot_released_at),
         }
 
 
@@ -96,12 +102,17 @@ class Result:
 FIELDS: tuple[str, ...] = (
     "run_id", "line", "url", "status", "path", "http_status", "bytes", "wait_s",
     "ttfb_s", "download_s", "total_s", "started_at", "finished_at", "error", "attempts", "resumed_from",
-    "waited_on",
+    "waited_on", "slot_taken_at", "slot_released_at",
 )  # fmt: skip
 
 
 def _rounded(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds, 6)
+
+
+def _precise(moment: datetime | None) -> str | None:
+    # To the microsecond: a slot can be given back and taken again within the same millisecond.
+    return None if moment is None else moment.isoformat(timespec="microseconds")
 
 
 @dataclass
@@ -111,6 +122,7 @@ class Tally:
     counts: dict[Status, int] = field(default_factory=lambda: dict.fromkeys(Status, 0))
     bytes: int = 0
     retried: int = 0  # URLs that succeeded after one or more retries
+    resumed: int = 0  # URLs that succeeded by continuing a partial file (of this run or an earlier one)
     cut_short: str | None = None  # why the run stopped early (a --deadline or --quota), if it did
 
     def add(self, result: Result) -> None:
@@ -122,6 +134,8 @@ class Tally:
             self.bytes += result.bytes
             if result.attempts > 1:
                 self.retried += 1
+            if result.resumed_from:
+                self.resumed += 1
 
     @property
     def total(self) -> int:

@@ -130,6 +130,7 @@ class _Job:
     partial: PartialFile | None = None  # what the last attempt left to continue
     began: float | None = None  # monotonic, when the first attempt started (--max-time counts from it)
     last_error: str | None = None
+    slot_taken_at: datetime | None = None  # when its latest attempt took its slot (as ready_at: the wall clock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +213,7 @@ class Run:
         self._fed = 0  # URLs the feeder has taken from the input so far
         self._fed_at = time.monotonic()
         self._looked_up: dict[int, Saved | None] = {}  # by job seq: saved records read ahead in batches
-        self._hang_ups: dict[object, Callable[[], None]] = {}  # what cuts each response in flight
+        self._hang_ups: dict[object, Callable[[], None]] = {}  # what cuts each attempt in flight
         self._count_lock = threading.Lock()
         self._threads = [
             threading.Thread(target=self._feed, name=f"fetcher-feed-{run_id}", daemon=True),
@@ -385,6 +386,10 @@ class Run:
 
     def _start(self, job: _Job, slot: Slot, permit: HostPermit, held_by: str | None) -> None:
         """Hand *job* to a worker, or record why it does not start after all."""
+        # The slot is held from here: the wait for it ends now, and the report counts it in use from now.
+        taken, taken_at = time.monotonic(), _now()
+        wait_s = job.wait_s if job.attempts else taken - job.ready
+        job = dataclasses.replace(job, slot_taken_at=taken_at, wait_s=wait_s)
         if job.attempts == 0:
             if held_by is not None:
                 job = dataclasses.replace(job, waited_on=held_by)
@@ -500,7 +505,8 @@ class Run:
             self._hang_up_all()
 
     def _hang_up_all(self) -> None:
-        """Cut the connections of the responses in flight: a read blocked on a silent server ends now."""
+        """Cut the connections of the attempts in flight: a connect, a TLS handshake, a wait for headers
+        or a read blocked on a silent server ends now."""
         with self._count_lock:
             hang_ups, self._hang_ups = list(self._hang_ups.values()), {}
         for hang_up in hang_ups:
@@ -583,7 +589,9 @@ class Run:
                     # Counted before the slot is given back, so the next
                     # download cannot start past a quota just reached.
                     self._count_saved(outcome.bytes)
-            wait_s = job.wait_s if job.attempts else started - job.ready
+                # Stamped before the slot goes back, so that the URL given it next never overlaps this one.
+                released_at = _now()
+            wait_s = job.wait_s
             made = job.attempts + 1
             error = outcome.error
             reason = None
@@ -605,6 +613,7 @@ class Run:
                                                  expires=self._time_up(later))  # fmt: skip
                         return
                 result = self._finish(job, outcome, made, wait_s, reason)
+            result = dataclasses.replace(result, slot_taken_at=job.slot_taken_at, slot_released_at=released_at)
         except BaseException as exc:  # never lose a result: a bug becomes a failed URL
             error = translate(exc, job.entry.url)
             result = self._result(job.entry, Status.FAILED, job.ready, job.ready_at, error=str(error),

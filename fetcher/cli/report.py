@@ -54,7 +54,7 @@ def report(path: str, run_id: str | None, last: bool, html_path: str | None, as_
     per host the median and 95th percentile of wait, time to first byte and total time,
     the slowest URLs and those that gave up waiting for a slot.  Lines that are not
     whole records (a killed run) are skipped with a warning.  Exit status 0; 2 when
-    the report cannot be read, has no records, or has no run RUN_ID.
+    the report cannot be read, is no report (no line of it is a record), or has no run RUN_ID.
     """
     if run_id is not None and last:
         raise click.UsageError("--run and --last cannot be given together", click.get_current_context())
@@ -63,7 +63,12 @@ def report(path: str, run_id: str | None, last: bool, html_path: str | None, as_
         records = list(source)
     except OSError as exc:
         raise ConfigError(f"cannot read the report {path}: {exc.strerror or exc}") from None
-    run = pick_run(runs_in(records), run_id)
+    runs = runs_in(records)
+    if not runs:
+        # A URL list given by mistake, or an empty file: say which file, not only that it has no records.
+        what = "none of its lines is a record" if source.skipped else "it has no records"
+        raise ConfigError(f"{escape(path)} does not look like a report: {what}")
+    run = pick_run(runs, run_id)
     if source.skipped:
         # The library only logs, and the command sets up no logging: say it here, where scripts reading
         # --json see it too.

@@ -90,8 +90,9 @@ def render(run: RunRecords, summary: Summary) -> str:
         f"<style>{_STYLE}</style></head><body>",
         f"<h1>fetcher report: run {_text(summary.run_id)}</h1>",
         _facts(summary),
-        '<h2>Slots in use</h2><p class="note">Downloads in flight over time, the download semaphore\'s value; '
-        "the dashed line is the number of slots. A retried URL counts for its last attempt only.</p>",
+        '<h2>Slots in use</h2><p class="note">Slots held over time, the download semaphore\'s value: each URL '
+        "from taking its slot to giving it back; the dashed line is the number of slots. A retried URL counts "
+        "for its last attempt only.</p>",
         _step_chart(in_use, axis, top=top, cap=summary.slots, cap_label=_cap_label(summary), kind="slots"),
         '<h2>URLs waiting to start</h2><p class="note">URLs read from the list and not yet started: '
         "waiting for a slot, their host, a rate, or given up.</p>",

@@ -97,8 +97,9 @@ class Summary:
       than one attempt; ``waited_on``: limit -> URLs it held back.
     - ``slots``: the number of download slots: the run's ``--max``, else
       (no run record) the peak in use; ``slots_from``: ``"max"`` or ``"peak"``;
-      ``peak_in_use``: the most URLs downloading at once; ``all_busy_s``:
-      seconds during which ``slots`` were in use at once.
+      ``peak_in_use``: the most slots held at once; ``all_busy_s``: seconds
+      during which ``slots`` were held at once.  Both count the moments each
+      URL took its slot and gave it back (fetcher.report.timeline).
     - ``hosts``: per host (``name:port``, or ``(invalid)``), most URLs first:
       ``urls``, ``bytes``, and ``wait_s``, ``ttfb_s``, ``total_s`` each as
       ``{"count", "median", "p95"}``.

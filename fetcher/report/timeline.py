@@ -1,11 +1,22 @@
 """A run on its clock: when each URL waited, held a slot and got its headers, and the counts those make over time.
 
 Pure functions over the reader's URL records (dicts with the keys of FIELDS).
+The slots in use are the moments each URL's slot was taken and given back
+(``slot_taken_at``, ``slot_released_at``), stamped by the run on one clock,
+to the microsecond, while the slot is held: counted as they are, they never
+make more than ``--max``, however short the downloads.  A slot that changes
+hands to a URL waiting for it counts as held through the hand-over
+(``handed_over``).  Records of fetcher
+0.2.0 and older lack them: for those the slots are rebuilt from
+``started_at`` + ``wait_s`` to ``finished_at``, times to the millisecond, and
+what lasted less than that is dropped as the rounding's (so downloads of a
+millisecond or two may not show at all).
+
 The record does not say everything: a URL that was retried records only its
-last attempt (``ttfb_s``, ``download_s``), and "a URL waiting to retry holds
-no slot", so a retried URL counts as holding a slot for its last attempt
-only.  It knows nothing of files, runs or drawing (fetcher.report.summary and
-fetcher.report.html use it).
+last attempt (``ttfb_s``, ``download_s``, its slot), and "a URL waiting to
+retry holds no slot", so a retried URL counts as holding a slot for its last
+attempt only.  It knows nothing of files, runs or drawing
+(fetcher.report.summary and fetcher.report.html use it).
 """
 
 from __future__ import annotations
@@ -18,8 +29,9 @@ from typing import Any
 #: Statuses that never asked a server for anything, so never held a slot, whatever an older record says.
 _NOTHING_REQUESTED = frozenset({"skipped", "acquire-timeout", "invalid", "not-started", "duplicate"})
 
-#: Times in a record are to the millisecond (and cut, not rounded): a count that lasts less than this
-#: is an artefact of that (one URL's finish and the next one's start out of order), not a state of the run.
+#: ``started_at`` and ``finished_at`` are to the millisecond (and cut, not rounded): a count rebuilt from them
+#: that lasts less than this is an artefact of that (one URL's finish and the next one's start out of order),
+#: not a state of the run.
 RESOLUTION = 0.002
 
 #: A step function: (time, value from then on), times rising; the value before the first time is 0.
@@ -33,7 +45,9 @@ class Span:
     ``ready`` <= ``waited`` <= ``attempt`` <= ``headers`` <= ``finished``, where present.
     ``waited`` ends the wait (a slot held, or given up).  ``attempt`` starts the
     last attempt (later than ``waited`` only for a retried URL) and ``headers``
-    its response headers; both None when nothing was requested.
+    its response headers; both None when nothing was requested.  ``slot``: when
+    the last attempt took its slot and gave it back, as recorded; None for a
+    record without them (of 0.2.0 or older, or of a URL that held no slot).
     """
 
     ready: float
@@ -42,10 +56,12 @@ class Span:
     headers: float | None
     finished: float
     status: str
+    slot: tuple[float, float] | None = None
+    waited_on: str | None = None
 
     @property
     def in_slot(self) -> bool:
-        """It held a download slot (from ``attempt`` to ``finished``)."""
+        """It held a download slot: ``slot`` where recorded, else (rebuilt) from ``attempt`` to ``finished``."""
         return self.attempt is not None
 
 
@@ -69,15 +85,35 @@ def span(record: dict[str, Any]) -> Span:
     waited = min(finished, ready + (record.get("wait_s") or 0.0))
     if not requested(record):
         return Span(ready=ready, waited=waited, attempt=None, headers=None, finished=finished, status=record["status"])
-    attempt = waited
-    if (record.get("attempts") or 1) > 1:
+    slot = held(record)
+    retried = (record.get("attempts") or 1) > 1
+    if slot is not None:
+        # The slot's own times are to the microsecond: the wait (of a URL tried once) and the attempt start there.
+        finished = max(finished, slot[1])
+        waited = max(ready, min(waited, slot[0]) if retried else slot[0])
+        attempt = max(waited, slot[0])
+    elif retried:
         # Only the last attempt is timed, and it ended the URL: count back from the finish.
         last = (record.get("ttfb_s") or 0.0) + (record.get("download_s") or 0.0)
         attempt = max(waited, finished - last)
+    else:
+        attempt = waited
     ttfb = record.get("ttfb_s")
     headers = None if ttfb is None else min(finished, attempt + ttfb)
     status = record["status"]
-    return Span(ready=ready, waited=waited, attempt=attempt, headers=headers, finished=finished, status=status)
+    return Span(
+        ready=ready, waited=waited, attempt=attempt, headers=headers, finished=finished, status=status, slot=slot,
+        waited_on=record.get("waited_on"),
+    )
+
+
+def held(record: dict[str, Any]) -> tuple[float, float] | None:
+    """When the record's URL took its slot and gave it back, as recorded (None where the record has no such times)."""
+    taken, released = record.get("slot_taken_at"), record.get("slot_released_at")
+    if not taken or not released:
+        return None
+    start, end = timestamp(taken), timestamp(released)
+    return (start, end) if end >= start else None
 
 
 def step_series(intervals: Iterable[tuple[float, float]]) -> Series:
@@ -115,14 +151,60 @@ def smoothed(series: Series, resolution: float = RESOLUTION) -> Series:
     return kept
 
 
-def slots_in_use(spans: Iterable[Span]) -> Series:
-    """The download semaphore's value over time: +1 when a URL's (last) attempt starts, -1 when it finishes."""
+def slots_in_use(spans: Sequence[Span]) -> Series:
+    """The download semaphore's value over time: +1 when a URL's (last) attempt took its slot, -1 when it gave it back.
+
+    Exactly as recorded, when the records have the slot's times; else (records
+    of 0.2.0 and older) rebuilt from each attempt's start to the URL's finish,
+    and smoothed.
+    """
+    if recorded(spans):
+        return step_series(handed_over(spans))
     return smoothed(step_series((s.attempt, s.finished) for s in spans if s.attempt is not None))
 
 
-def waiting(spans: Iterable[Span]) -> Series:
+#: The limits a URL can wait on that are the download slots themselves.
+_SLOT_LIMITS = frozenset({"slots", "shared"})
+
+
+def handed_over(spans: Sequence[Span]) -> list[tuple[float, float]]:
+    """Each recorded slot hold, kept open through its hand-over to a URL that was waiting for a slot.
+
+    A slot given back while a URL waits for one is free only until the
+    dispatcher's thread wakes and takes it for that URL (about half a
+    millisecond): the slot is not idle then, it is changing hands.  Left out,
+    those gaps make a run of 2 ms downloads, saturated from start to end, read
+    as all busy half of the time.  Each give-back is paired with at most one
+    take, the next by a URL that waited on the slots and was waiting when the
+    slot came back, so the count still never exceeds ``--max``.
+    """
+    holds = [s.slot for s in spans if s.slot is not None]
+    ends = [end for _, end in holds]
+    takers = [(s.slot[0], s.ready) for s in spans if s.slot is not None and s.waited_on in _SLOT_LIMITS]
+    # (time, 0 for a give-back or 1 for a take, index into holds or takers): at one instant, give-backs first.
+    events = [(end, 0, index) for index, end in enumerate(ends)]
+    events += [(taken, 1, index) for index, (taken, _) in enumerate(takers)]
+    events.sort()
+    given_back: list[tuple[float, int]] = []  # (time, index into holds) not handed to anyone yet, latest last
+    for time, kind, index in events:
+        if kind == 0:
+            given_back.append((time, index))
+        elif given_back and given_back[-1][0] >= takers[index][1]:
+            _, hold = given_back.pop()
+            ends[hold] = time
+    return [(start, end) for (start, _), end in zip(holds, ends, strict=True)]
+
+
+def waiting(spans: Sequence[Span]) -> Series:
     """URLs waiting to start over time: from ready until a slot was held or the wait given up."""
-    return smoothed(step_series((s.ready, s.waited) for s in spans))
+    series = step_series((s.ready, s.waited) for s in spans)
+    # Records with the slot's times end each wait to the microsecond: only a start is to the millisecond.
+    return series if recorded(spans) else smoothed(series)
+
+
+def recorded(spans: Sequence[Span]) -> bool:
+    """True if the records of *spans* have the times of their slots (those of fetcher after 0.2.0 do)."""
+    return any(s.slot is not None for s in spans)
 
 
 def peak(series: Series) -> int:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from fetcher.cli.main import main
-from fetcher.report import ReportWriter
-from fetcher.report.summary import NO_RUN_RECORD
+from fetcher.report import ReportWriter, read_report
+from fetcher.report.summary import NO_RUN_RECORD, pick_run, runs_in, summarise
+from fetcher.report.timeline import slots_in_use
+from tests import server as srv
 from tests.report.samples import NOW, result
 from tests.report.simulated import simulated_run
 
@@ -32,6 +35,38 @@ def two_runs(tmp_path: Path) -> Path:
                 writer.write(item)
             writer.write_run(run)
     return path
+
+
+def downloaded(tmp_path: Path, urls: list[str], *options: str) -> Path:
+    """Download *urls* with the real command, ``--max 3``; the report it appends to (DEST's)."""
+    listed = tmp_path / "urls.txt"
+    listed.write_text("\n".join(urls) + "\n")
+    dest = tmp_path / "out"
+    assert fetcher(listed, "--max", "3", "-d", dest, "-q", *options) == 0
+    return dest / "fetcher-report.jsonl"
+
+
+def summary_of(report: Path, capsys: pytest.CaptureFixture[str]) -> tuple[dict[str, Any], str]:
+    """The summary of the report's last run, as JSON and as text."""
+    capsys.readouterr()
+    assert fetcher("report", report, "--json") == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert fetcher("report", report) == 0
+    return summary, capsys.readouterr().out
+
+
+def waited_without_every_slot_taken(report: Path) -> list[int]:
+    """The lines of the last run that waited on slots although every slot was never taken while they waited."""
+    run = pick_run(runs_in(read_report(report)))
+    series = slots_in_use(run.spans)
+    slots = summarise(run).slots
+    changes = zip(series, series[1:], strict=False)
+    full = [(time, following) for (time, value), (following, _) in changes if value == slots]
+    return [
+        record["line"]
+        for record, span in zip(run.urls, run.spans, strict=True)
+        if record["waited_on"] == "slots" and not any(a < span.waited and b > span.ready for a, b in full)
+    ]
 
 
 def killed_run(path: Path, *, cut: str) -> Path:
@@ -93,10 +128,24 @@ def test_a_missing_report_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
     assert err.startswith("fetcher: error: cannot read the report ") and err.count("\n") == 1
 
 
-def test_a_report_without_records_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "empty.jsonl").write_text("not json\n")
+def test_a_url_list_given_for_a_report_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    listed = tmp_path / "urls.txt"
+    listed.write_text("https://example.com/a.iso\nhttps://example.com/b.iso\n")
+    assert fetcher("report", listed) == 2
+    assert capsys.readouterr() == (
+        "",
+        f"fetcher: error: {listed} does not look like a report: none of its lines is a record\n",
+    )
+
+
+def test_an_empty_report_is_one_line_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty.jsonl").write_text("")
     assert fetcher("report", tmp_path / "empty.jsonl") == 2
-    assert capsys.readouterr().err == "fetcher: error: the report has no records\n"
+    assert capsys.readouterr().err == (
+        f"fetcher: error: {tmp_path / 'empty.jsonl'} does not look like a report: it has no records\n"
+    )
 
 
 def test_a_killed_run_says_it_left_no_run_record(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -149,3 +198,35 @@ def test_a_list_named_report_is_still_reachable_as_dot_slash_report(
     (tmp_path / "report").write_text("")  # an empty list: nothing to do, exit 0
     assert fetcher("./report") == 0
     assert fetcher("report", "report") == 2  # the command, given a file that is no report
+
+
+# -- real runs: slots in use are the slots taken and given back ------------------------------------------------------
+
+
+def test_a_run_of_downloads_queued_for_every_slot_reads_as_all_busy(
+    server: srv.LoopbackServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 9 answers of 50-90 ms for 3 slots: from the first start to the last three, every slot is taken.
+    urls = [server.route(f"/slow{i}", srv.body(b"x" * 100, delay=0.05 + 0.01 * (i % 5))) for i in range(9)]
+    report = downloaded(tmp_path, urls)
+    summary, text = summary_of(report, capsys)
+    assert (summary["peak_in_use"], summary["waited_on"]) == (3, {"slots": 6})
+    assert summary["all_busy_s"] > 0.6 * summary["wall_s"], summary  # 82-86% measured: the start and tail are not
+    assert "slots     --max 3: all busy for " in text and "never more than" not in text
+    assert waited_without_every_slot_taken(report) == []
+
+
+def test_a_run_of_short_304_answers_queued_for_every_slot_reads_as_all_busy(
+    server: srv.LoopbackServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A millisecond or two per URL: a slot is taken and given back within the records' milliseconds.
+    urls = [server.route(f"/same{i}", srv.Resource(b"x" * 100)) for i in range(28)]
+    downloaded(tmp_path, urls)
+    report = downloaded(tmp_path, urls)  # the second run: every file unchanged
+    summary, text = summary_of(report, capsys)
+    assert summary["statuses"] == {"unchanged": 28} and summary["waited_on"]["slots"] > 20
+    assert summary["peak_in_use"] == 3 and "never more than" not in text
+    # Between one URL and the next a slot is free for a few tenths of a millisecond, until the dispatcher
+    # takes it for the next URL waiting: that hand-over counts as busy.  Measured 78-84% of the run.
+    assert summary["all_busy_s"] > 0.5 * summary["wall_s"], summary
+    assert waited_without_every_slot_taken(report) == []

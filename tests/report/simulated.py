@@ -4,7 +4,7 @@ For the tests of ``fetcher report`` and the README's screenshot: deterministic
 (a seeded random), any size, with every kind of record a real run leaves
 (failures, retries, unchanged files, acquire timeouts, invalid lines).  The
 slots are a heap of free times, so the records agree with each other as a
-real run's do.
+real run's do: a slot given back at a moment is taken again at that moment.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def simulated_run(
         results.append(
             _result(run_id, line, url, status, start, waited, finish, attempts=attempt,
                     waited_on="slots" if waited else None, error=error, http_status=http, size=size, ttfb=ttfb,
-                    download=download)
+                    download=download, slot=(held, finish))
         )  # fmt: skip
     results.sort(key=lambda r: r.finished_at)  # a report is written as URLs finish
     finished = max((r.finished_at for r in results), default=start) + timedelta(milliseconds=5)
@@ -115,6 +115,7 @@ def _result(
     size: int = 0,
     ttfb: float | None = None,
     download: float | None = None,
+    slot: tuple[float, float] | None = None,
 ) -> Result:
     return Result(
         run_id=run_id,
@@ -133,4 +134,6 @@ def _result(
         error=error if status is not Status.INVALID else "not an http(s) URL",
         attempts=attempts,
         waited_on=waited_on,
+        slot_taken_at=None if slot is None else start + timedelta(seconds=slot[0]),
+        slot_released_at=None if slot is None else start + timedelta(seconds=slot[1]),
     )

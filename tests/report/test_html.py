@@ -59,6 +59,22 @@ def test_the_slots_label_stays_inside_the_chart_when_every_slot_was_used() -> No
     assert label_y >= 11  # its baseline at least a line of 11px text below the SVG's top edge
 
 
+def test_the_slots_chart_reaches_the_number_of_slots_when_the_summary_says_every_slot_was_taken() -> None:
+    # 3 slots, each taken by 10 URLs of 1.2 ms one after another: shorter than the records' milliseconds.
+    results: list[Result] = []
+    for slot in range(3):
+        for turn in range(10):
+            taken = NOW + timedelta(seconds=slot * 0.0004 + turn * 0.0012)
+            released = taken + timedelta(seconds=0.0012)
+            results.append(result(len(results) + 1, started_at=NOW, finished_at=released, slot_taken_at=taken,
+                                  slot_released_at=released))  # fmt: skip
+    text = render(*results, max_slots=3)
+    chart = re.search(r'<svg class="chart slots".*?</svg>', text).group(0)  # type: ignore[union-attr]
+    cap = float(re.search(r'class="cap" x1="[0-9.]+" y1="([0-9.]+)"', chart).group(1))  # type: ignore[union-attr]
+    assert min(float(y) for y in re.findall(r"V([0-9.]+)", chart)) == cap
+    assert ", all busy for 0.0112s" in text
+
+
 def test_beyond_the_limit_urls_are_counted_per_slice_of_time(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(page, "BAR_LIMIT", 20)
     text = sample(60, acquire_timeout=3.0)

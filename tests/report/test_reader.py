@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from fetcher._result import FIELDS, Result, Status
 from fetcher.report import ReportWriter, is_run, read_report
 from fetcher.report.reader import MAX_WARNINGS
 
-from .samples import result, run_record
+from .samples import NOW, result, run_record
 
 
 def _report(path: Path, *results: Result, run: bool = False) -> Path:
@@ -72,11 +73,22 @@ def test_a_csv_row_that_is_not_typed_right_is_skipped(tmp_path: Path) -> None:
 
 def test_a_csv_row_with_more_cells_than_its_header_gets_the_newer_fields(tmp_path: Path) -> None:
     path = tmp_path / "report.csv"
-    old_header = ",".join(FIELDS[:-3])  # a report started by 0.1: no attempts, resumed_from, waited_on
+    old_header = ",".join(FIELDS[: FIELDS.index("attempts")])  # a report started by 0.1: no attempts and after
     path.write_text(old_header + "\n", encoding="utf-8")
     _report(path, result(1, attempts=2, resumed_from=10, waited_on="slots"))
     [record] = read_report(path).urls()
     assert (record["attempts"], record["resumed_from"], record["waited_on"]) == (2, 10, "slots")
+
+
+def test_a_csv_report_started_by_0_2_0_gets_the_slot_times_of_newer_rows(tmp_path: Path) -> None:
+    path = tmp_path / "report.csv"
+    path.write_text(",".join(FIELDS[: FIELDS.index("waited_on") + 1]) + "\n", encoding="utf-8")
+    _report(path, result(1, slot_taken_at=NOW, slot_released_at=NOW + timedelta(microseconds=1500)))
+    [record] = read_report(path).urls()
+    assert (record["slot_taken_at"], record["slot_released_at"]) == (
+        "2024-05-01T12:00:00.123456+00:00",
+        "2024-05-01T12:00:00.124956+00:00",
+    )
 
 
 def test_a_jsonl_record_of_an_older_version_gets_none_for_the_newer_fields(tmp_path: Path) -> None:

@@ -84,11 +84,24 @@ def test_a_run_without_a_run_record_is_timed_from_its_first_start_to_its_last_fi
 
 
 def test_the_slots_are_all_busy_while_max_downloads_are_in_flight() -> None:
-    # --max 2: two downloads overlap from 1 s to 3 s.
+    # --max 2: two downloads overlap from 1 s to 3 s.  Records without the slot's times (0.2.0): rebuilt.
     run = run_record(options={"max": 2}).to_record()
     summary = summary_of(download(1, 0, 0, 3), download(2, 0, 1, 3), download(3, 0, 4, 1), run)
     assert (summary.slots, summary.slots_from, summary.peak_in_use) == (2, "max", 2)
     assert summary.all_busy_s == pytest.approx(2)
+
+
+def test_millisecond_downloads_that_keep_every_slot_taken_read_as_all_busy() -> None:
+    # --max 3, 10 URLs of 1.2 ms one after another in each slot, the slots 0.4 ms apart: all three are taken
+    # from 0.8 ms to 12 ms.  To the millisecond of started_at and finished_at, nothing of this would show.
+    records: list[dict[str, Any]] = []
+    for slot in range(3):
+        for turn in range(10):
+            taken = slot * 0.0004 + turn * 0.0012
+            held = {"slot_taken_at": at(taken), "slot_released_at": at(taken + 0.0012)}
+            records.append(download(len(records) + 1, 0, taken, 0.0012, **held))
+    summary = summary_of(*records, run_record(options={"max": 3}, finished_at=at(0.013)).to_record())
+    assert (summary.peak_in_use, summary.all_busy_s) == (3, pytest.approx(0.0112, abs=1e-5))
 
 
 def test_without_a_run_record_the_peak_in_use_stands_for_max() -> None:

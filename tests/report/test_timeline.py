@@ -21,15 +21,28 @@ from fetcher.report.timeline import (
 
 from .samples import NOW, result
 
-T0 = NOW.replace(microsecond=123000).timestamp()  # records keep milliseconds
+T0 = NOW.replace(microsecond=123000).timestamp()  # records keep milliseconds (but the slot's times)
 
 
 def record(wait: float, took: float, **changes: Any) -> dict[str, Any]:
+    """A record without the slot's times, as fetcher 0.2.0 wrote them."""
     values: dict[str, Any] = {
         "finished_at": NOW + timedelta(seconds=wait + took),
         "wait_s": wait,
         "ttfb_s": took / 4,
         "download_s": took * 3 / 4,
+    }
+    values.update(changes)
+    return result(1, **values).to_record()
+
+
+def held(taken: float, released: float, **changes: Any) -> dict[str, Any]:
+    """The record of a URL ready at NOW that held its slot from *taken* to *released* seconds after NOW."""
+    values: dict[str, Any] = {
+        "wait_s": taken,
+        "finished_at": NOW + timedelta(seconds=released + 0.0004),  # stamped after the slot went back
+        "slot_taken_at": NOW + timedelta(seconds=taken),
+        "slot_released_at": NOW + timedelta(seconds=released),
     }
     values.update(changes)
     return result(1, **values).to_record()
@@ -65,6 +78,51 @@ def test_the_semaphore_value_counts_downloads_in_flight() -> None:
     series = slots_in_use(spans)
     assert [(round(t - T0, 3), v) for t, v in series] == [(0, 1), (1, 2), (3, 1), (4, 0), (5, 1), (6, 0)]
     assert (peak(series), time_at_least(series, 2)) == (2, pytest.approx(2))
+
+
+def test_slots_in_use_are_the_moments_each_slot_was_taken_and_given_back() -> None:
+    # Less than a millisecond apart, as short answers are: every change counts, none is rounding.
+    spans = [span(held(0.0001, 0.0009)), span(held(0.0002, 0.0012)), span(held(0.0004, 0.0011))]
+    series = slots_in_use(spans)
+    start = NOW.timestamp()
+    assert [(round((t - start) * 1e6), v) for t, v in series] == [
+        (100, 1), (200, 2), (400, 3), (900, 2), (1100, 1), (1200, 0)
+    ]  # fmt: skip
+    assert (peak(series), time_at_least(series, 3)) == (3, pytest.approx(0.0005, abs=1e-6))
+
+
+def test_a_slot_given_back_and_taken_again_in_the_same_microsecond_is_never_two() -> None:
+    spans = [span(held(0.0, 0.0015)), span(held(0.0015, 0.003))]
+    assert peak(slots_in_use(spans)) == 1
+
+
+def test_a_slot_handed_to_a_url_that_waited_for_it_stays_in_use_through_the_hand_over() -> None:
+    # --max 1: the second URL waited from NOW for the slot, which changed hands in half a millisecond.
+    spans = [span(held(0.0, 0.002)), span(held(0.0025, 0.004, waited_on="slots"))]
+    series = slots_in_use(spans)
+    assert (peak(series), time_at_least(series, 1)) == (1, pytest.approx(0.004, abs=1e-6))
+
+
+def test_a_slot_taken_by_a_url_that_did_not_wait_for_slots_was_free_until_then() -> None:
+    spans = [span(held(0.0, 0.002)), span(held(0.0025, 0.004, waited_on="host"))]
+    assert time_at_least(slots_in_use(spans), 1) == pytest.approx(0.0035, abs=1e-6)
+
+
+def test_a_slot_is_handed_over_to_one_waiting_url_only() -> None:
+    # --max 2: two holds end, three URLs waited; the third take comes after both hand-overs.
+    spans = [span(held(0.0, 0.002)), span(held(0.0, 0.003)),
+             span(held(0.0021, 0.005, waited_on="slots")), span(held(0.0031, 0.005, waited_on="slots")),
+             span(held(0.006, 0.007, waited_on="slots"))]  # fmt: skip
+    series = slots_in_use(spans)
+    assert peak(series) == 2
+    assert time_at_least(series, 2) == pytest.approx(0.005, abs=1e-6)
+
+
+def test_a_url_tried_once_waits_until_it_took_its_slot_and_starts_there() -> None:
+    # started_at is cut to the millisecond (.123 of .123456): ready + wait_s would end the wait too early.
+    s = span(held(0.012345, 0.5, wait_s=0.012345))
+    assert s.slot is not None
+    assert s.waited == s.attempt == s.slot[0] == pytest.approx(NOW.timestamp() + 0.012345, abs=1e-6)
 
 
 def test_urls_wait_from_ready_until_they_start() -> None:
