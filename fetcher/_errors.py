@@ -28,7 +28,7 @@ import ssl
 import requests
 import urllib3.exceptions
 
-from ._text import redact
+from ._text import redact_message
 
 
 class FetcherError(Exception):
@@ -231,5 +231,5 @@ def _any(causes: list[BaseException], *kinds: type[BaseException]) -> bool:
 
 
 def _detail(exc: BaseException) -> str:
-    text = " ".join(redact(word) for word in str(exc).split())
+    text = redact_message(str(exc))
     return text[:200] or type(exc).__name__

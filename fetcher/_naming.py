@@ -80,10 +80,12 @@ class NameStore(Protocol):
 
 
 def name_key(url: str) -> str:
-    """A URL as a NameStore knows it: in normal form, without its password (the user name stays).
+    """A URL as a NameStore knows it, and as duplicates are found: in normal form, without its credentials.
 
-    The user name stays so that two users' ``/me.json`` keep two names; a
-    password is never recorded.
+    A password is dropped.  A user name is replaced by a digest of it, after a
+    ``#`` (which no normal form has): two users' ``/me.json`` stay two URLs with
+    two names, and a user name that is really a token (``https://TOKEN@host/``)
+    is not recorded either.
     """
     normal = normalize(url)
     scheme, _, rest = normal.partition("://")
@@ -92,7 +94,8 @@ def name_key(url: str) -> str:
     if not at:
         return normal
     user = userinfo.partition(":")[0]
-    return f"{scheme}://{user}@{hostport}{slash}{path}" if user else f"{scheme}://{hostport}{slash}{path}"
+    key = f"{scheme}://{hostport}{slash}{path}"
+    return f"{key}#user={hashlib.sha256(user.encode()).hexdigest()[:16]}" if user else key
 
 
 class Namer:
@@ -129,17 +132,19 @@ class Namer:
         does, to find duplicates): it is worked out here otherwise.
         """
         base = name_from_url(url) if preferred is None else safe_name(preferred)
+        if key is None:
+            key = name_key(url)
         with self._lock:
             if self._store is not None:
-                return self._recorded(self._store, url, base, name_key(url) if key is None else key)
+                return self._recorded(self._store, base, key)
             name = self._by_url.get(url)
             if name is None:
-                name = _pick(url, base, self._taken.__contains__)
+                name = _pick(key, base, self._taken.__contains__)
                 self._taken.add(name.casefold())
                 self._by_url[url] = name
             return name
 
-    def _recorded(self, store: NameStore, url: str, base: str, key: str) -> str:
+    def _recorded(self, store: NameStore, base: str, key: str) -> str:
         known = store.name_of(key)
         if known is not None and known.casefold() not in self._reserved and _comes_from(known, base):
             return known
@@ -147,19 +152,22 @@ class Namer:
         def taken(folded: str) -> bool:
             return folded in self._reserved or store.owner_of(folded) not in (None, key)
 
-        name = _pick(url, base, taken)
+        name = _pick(key, base, taken)
         store.claim(name, key)
         return name
 
 
-def _pick(url: str, base: str, taken: Callable[[str], bool]) -> str:
-    """*base*, or if it is *taken*, *base* with the first free suffix of *url*'s hashes."""
+def _pick(key: str, base: str, taken: Callable[[str], bool]) -> str:
+    """*base*, or if it is *taken*, *base* with the first free suffix of the hashes of *key* (a ``name_key``).
+
+    The key, not the URL as written: a hash of a password is not to be in a file name either.
+    """
     name = base
     stem, ext = _split(base)
     attempt = 0
     while taken(name.casefold()):
         attempt += 1
-        digest = hashlib.sha256(f"{url}#{attempt}".encode()).hexdigest()[:8]
+        digest = hashlib.sha256(f"{key}#{attempt}".encode()).hexdigest()[:8]
         tail = f"-{digest}{ext}"
         name = _fit(stem, MAX_NAME_BYTES - len(tail.encode())) + tail
     return name

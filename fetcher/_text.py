@@ -1,12 +1,14 @@
 """Making text from URLs and servers safe to show and to record.
 
 Two rules hold everywhere fetcher shows or records a URL or a server's words:
-a password in a URL never leaves the process, and a control character never
+credentials in a URL never leave the process, and a control character never
 reaches a terminal raw (a hostile URL could otherwise move the cursor, retitle
 the window or hide a line).
 """
 
 from __future__ import annotations
+
+import re
 
 
 def redact(url: str) -> str:
@@ -39,6 +41,29 @@ def redact(url: str) -> str:
         # rather than guess, but keep a mark that something was there.
         host = "***@" + host
     return scheme + sep + host + rest[end:]
+
+
+#: Messages of urllib and requests that quote a piece of a URL cut out of its context: after a
+#: password with a raw "/", "?" or "#" (or a bad escape in it), that piece is part of the password.
+#: The piece, and the rest of its line, is dropped.
+_QUOTED_PIECES = (
+    (re.compile(r"Port could not be cast to integer value as [^\n]*"), "port is not a number"),
+    (re.compile(r"netloc [^\n]* contains invalid characters under NFKC normalization"),
+     "host has characters that change under NFKC normalization"),
+    (re.compile(r"Invalid percent-escape sequence: [^\n]*"), "invalid percent-escape sequence"),
+)  # fmt: skip
+
+
+def redact_message(text: str) -> str:
+    """Return a library's message about a URL without the credentials it may hold, on one line.
+
+    Every word that is or holds a URL is redacted, and the pieces of a URL that some
+    messages quote without its ``@`` (so that ``redact`` cannot tell them for a password)
+    are dropped.
+    """
+    for pattern, safe in _QUOTED_PIECES:
+        text = pattern.sub(safe, text)
+    return " ".join(redact(word) for word in text.split())
 
 
 def escape(text: str) -> str:

@@ -14,6 +14,8 @@ from urllib.parse import quote, urlsplit
 import idna
 import requests
 
+from ._text import redact_message
+
 #: Longer URLs are refused: servers reject them anyway, and they bloat the report.
 MAX_URL_LENGTH = 8192
 
@@ -32,7 +34,7 @@ def check_url(url: str) -> str | None:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError as exc:
-        return f"not a valid URL ({exc})"
+        return f"not a valid URL ({redact_message(str(exc))})"
     scheme = parts.scheme.lower()
     if not scheme:
         return "not a URL (expected http:// or https://)"

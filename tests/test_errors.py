@@ -171,6 +171,12 @@ def test_translated_message_never_contains_a_password(make: Callable[[str], Base
     assert "s3cret" not in error.reason
 
 
+def test_a_redirect_to_a_password_with_a_raw_slash_gives_no_piece_of_it() -> None:
+    # requests' words for Location "http://user:s3/cret@host/": urllib read "s3" as the port.
+    error = translate(requests.exceptions.InvalidURL("Port could not be cast to integer value as 's3'"), URL)
+    assert error.reason == "invalid URL after redirect: port is not a number"
+
+
 def test_translate_does_not_report_a_requests_error_as_a_disk_error() -> None:
     error = translate(requests.exceptions.RetryError("too many 503 error responses"), URL)
     assert not isinstance(error, DiskError)

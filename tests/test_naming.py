@@ -324,13 +324,29 @@ def test_a_store_backed_namer_keeps_no_url_in_memory(tmp_path: Path) -> None:
     ("url", "key"),
     [
         ("HTTPS://A.example:443/x#f", "https://a.example/x"),
-        ("https://alice:secret@a.example/me.json", "https://alice@a.example/me.json"),
-        ("https://alice@a.example/me.json", "https://alice@a.example/me.json"),
         ("https://:secret@a.example/me.json", "https://a.example/me.json"),
     ],
 )
-def test_name_key_is_the_normal_form_without_a_password(url: str, key: str) -> None:
+def test_name_key_is_the_normal_form(url: str, key: str) -> None:
     assert name_key(url) == key
+
+
+def test_name_key_records_neither_a_user_name_nor_a_password() -> None:
+    key = name_key("https://alice:secret@a.example/me.json")
+    assert key.startswith("https://a.example/me.json#user=")
+    assert "alice" not in key and "secret" not in key
+
+
+def test_name_key_keeps_two_users_apart_and_one_users_passwords_together() -> None:
+    alice = name_key("https://alice:one@a.example/me.json")
+    assert alice != name_key("https://bob:one@a.example/me.json")
+    assert alice == name_key("https://alice:two@a.example/me.json") == name_key("https://alice@a.example/me.json")
+
+
+def test_a_suffix_is_no_hash_of_a_password() -> None:
+    # Two passwords of one user are one URL: the same suffix, from the key and not from what was written.
+    names = [Namer(["me.json"]).name_for(f"https://alice:{password}@a.example/me.json") for password in "ab"]
+    assert names[0] == names[1] != "me.json"
 
 
 def test_a_url_named_again_after_its_claim_was_written_keeps_its_name(tmp_path: Path) -> None:

@@ -1,10 +1,10 @@
-"""fetcher._text: redact() hides credentials, escape() makes text safe for a terminal."""
+"""fetcher._text: redact() and redact_message() hide credentials, escape() makes text safe for a terminal."""
 
 from __future__ import annotations
 
 import pytest
 
-from fetcher._text import escape, redact, shown
+from fetcher._text import escape, redact, redact_message, shown
 
 
 @pytest.mark.parametrize(
@@ -53,6 +53,29 @@ def test_redact_masks_the_part_before_at_in_schemeless_junk() -> None:
     redacted = redact("user:secret@example.com/x")
     assert "secret" not in redacted
     assert redacted == "***@example.com/x"
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (
+            "Max retries exceeded with url: 'http://user:s3cret@example.com/x' (refused)",
+            "Max retries exceeded with url: 'http://example.com/x' (refused)",
+        ),
+        ("Failed to parse: http://user:s3/cret@example.com/x", "Failed to parse: http://@example.com/x"),
+        # urllib quotes what stands where the port should: here, the password up to its raw "/".
+        ("Port could not be cast to integer value as 's3'", "port is not a number"),
+        ("netloc 'user:s3\uff03' contains invalid characters under NFKC normalization",
+         "host has characters that change under NFKC normalization"),
+        ("Invalid percent-escape sequence: 's3'", "invalid percent-escape sequence"),
+    ],
+)  # fmt: skip
+def test_redact_message_hides_credentials_in_a_librarys_words(message: str, expected: str) -> None:
+    assert redact_message(message) == expected
+
+
+def test_redact_message_leaves_other_words_as_they_are() -> None:
+    assert redact_message("Port out of range 0-65535") == "Port out of range 0-65535"
 
 
 @pytest.mark.parametrize(

@@ -61,6 +61,11 @@ def test_check_url_rejects_what_cannot_be_downloaded_with_a_reason(url: str) -> 
     assert reason.isprintable()
 
 
+@pytest.mark.parametrize("url", ["http://user:s3cret/x@example.com/", "http://user:s3cret#x@example.com/"])
+def test_check_url_gives_no_piece_of_a_password_with_a_raw_slash_or_hash(url: str) -> None:
+    assert check_url(url) == "not a valid URL (port is not a number)"
+
+
 @pytest.mark.parametrize(
     ("url", "key"),
     [
