@@ -1,9 +1,10 @@
-"""Sizes and durations as people write them: "500K", "1.5G", "15m", "1h30m".
+"""Sizes and durations as people write them: "500K", "1.5G", "15m", "1h30m", "2d".
 
 Parsing for the command line and the library alike, and the matching
 formatting for messages that name a limit.  Sizes are powers of 1024, as
-curl reads ``--max-filesize``; durations are hours, minutes and seconds.
-Neither checks a range beyond "not negative": the settings that use them do.
+curl reads ``--max-filesize``; durations are days, hours, minutes and
+seconds.  Neither checks a range beyond "not negative": the settings that
+use them do.
 """
 
 from __future__ import annotations
@@ -18,12 +19,17 @@ _NUMBER = r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+"
 # A unit letter may carry "B" or "iB" ("500KiB", "2GB"); a bare "B" means bytes.
 _SIZE = re.compile(rf"(?P<number>{_NUMBER}) ?(?:(?P<unit>[KMGT])(?:I?B)?|B)?", re.ASCII | re.IGNORECASE)
 
-_DURATION_HELP = "seconds, or with h, m and s: 90, 90s, 15m, 2h, 1h30m"
+DURATION_EXAMPLES = "90, 90s, 15m, 2h, 1h30m, 2d"
+_DURATION_HELP = f"seconds, or with d, h, m and s: {DURATION_EXAMPLES}"
+_DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+# Each unit at most once, largest first; a number after the last unit is in
+# the next unit down ("1h30" is 1h30m), as people write it.
 _DURATION = re.compile(
-    rf"(?P<bare>{_NUMBER})|(?:(?P<h>{_NUMBER})h)?(?:(?P<m>{_NUMBER})m)?(?:(?P<s>{_NUMBER})s)?",
+    rf"(?P<bare>{_NUMBER})|"
+    + "".join(rf"(?:(?P<{unit}>{_NUMBER}){unit})?" for unit in _DURATION_UNITS)
+    + rf"(?P<rest>{_NUMBER})?",
     re.ASCII | re.IGNORECASE,
 )
-_DURATION_UNITS = {"h": 3600, "m": 60, "s": 1}
 
 _BINARY_PREFIXES = ("B", "KiB", "MiB", "GiB", "TiB")
 
@@ -62,26 +68,37 @@ def parse_rate(text: str) -> float:
 
 
 def parse_duration(text: str) -> float:
-    """Seconds from "90", "90s", "15m", "2h", "1.5h", "1h30m", "0.5s".
+    """Seconds from "90", "90s", "15m", "2h", "1.5h", "1h30m", "2d12h", "0.5s", and "1h30" (1h30m).
 
-    Hours, minutes and seconds may be combined, each once and in that order.
-    Raises ValueError with a message fit to show after the option's name.
+    Days, hours, minutes and seconds may be combined, each once and in that
+    order; a bare number after the last unit counts in the next unit down
+    ("1h30" is 1h30m, "2d12" is 2d12h, "1m30" is 1m30s).  Raises ValueError
+    with a message fit to show after the option's name.
     """
     stripped = text.strip()
     if stripped.startswith("-"):
         raise ValueError(f"{text!r} is not a duration: a duration cannot be negative")
     match = _DURATION.fullmatch(stripped)
-    if match is None or not stripped:
+    if match is None or not stripped or (match["rest"] is not None and not _rest_unit(match)):
         raise ValueError(f"{text!r} is not a duration ({_DURATION_HELP})")
     if match["bare"] is not None:
         total = Fraction(match["bare"])
     else:
-        parts = (Fraction(match[unit]) * factor for unit, factor in _DURATION_UNITS.items() if match[unit])
-        total = sum(parts, Fraction())
+        given = {unit: match[unit] for unit in _DURATION_UNITS if match[unit]}
+        if match["rest"] is not None:
+            given[_rest_unit(match)] = match["rest"]
+        total = sum((Fraction(number) * _DURATION_UNITS[unit] for unit, number in given.items()), Fraction())
     try:
         return float(total)
     except OverflowError:
         raise ValueError(f"{text!r} is not a duration: it is too long") from None
+
+
+def _rest_unit(match: re.Match[str]) -> str:
+    """The unit of a bare number after the last unit: the next one down; "" after seconds or with no unit."""
+    units = list(_DURATION_UNITS)
+    last = max((units.index(unit) for unit in units if match[unit]), default=len(units) - 1)
+    return units[last + 1] if last + 1 < len(units) else ""
 
 
 def format_size(n: int) -> str:
@@ -97,18 +114,23 @@ def format_size(n: int) -> str:
 
 
 def format_duration(seconds: float) -> str:
-    """The shortest form parse_duration reads back, to the microsecond: "90s", "15m", "2h", "1h30m", "0.5s".
+    """The shortest form parse_duration reads back, to the microsecond: "90s", "15m", "2h", "1h30m", "2d", "0.5s".
 
-    Plain seconds or hours-minutes-seconds, whichever is shorter; on a tie
-    the latter, which is easier to read ("1h30m", not "5400s").
+    Plain seconds or days-hours-minutes-seconds, whichever is shorter; on a
+    tie the latter, which is easier to read ("1h30m", not "5400s").
     """
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"seconds must be a finite number >= 0, not {seconds!r}")
     micros = round(seconds * 1_000_000)
     plain = _seconds_text(micros) + "s"
-    hours, rest = divmod(micros, 3600 * 1_000_000)
-    minutes, rest = divmod(rest, 60 * 1_000_000)
-    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else "", f"{_seconds_text(rest)}s" if rest else ""]
+    parts: list[str] = []
+    rest = micros
+    for unit, factor in _DURATION_UNITS.items():
+        if unit == "s":
+            parts.append(f"{_seconds_text(rest)}s" if rest else "")
+        else:
+            count, rest = divmod(rest, factor * 1_000_000)
+            parts.append(f"{count}{unit}" if count else "")
     split = "".join(parts) or plain
     return plain if len(plain) < len(split) else split
 

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import TextIO, cast
 
 from ._errors import ConfigError, FetcherError, URLListError
+from ._text import redact
 from .transfer.checksum import Checksum
 
 #: An option line once stripped; the line itself must start with a space or a tab.
@@ -129,7 +130,8 @@ def open_url_list(source: str) -> URLList:
     try:
         stream = open(source, "rb", buffering=_HEAD)  # noqa: SIM115 - closed by URLList
     except OSError as exc:
-        raise URLListError(f"cannot read URL list '{source}': {exc.strerror or exc}") from exc
+        # A mistyped URL argument (ftp://user:password@...) is taken for a file name: say it without its password.
+        raise URLListError(f"cannot read URL list '{redact(source)}': {exc.strerror or exc}") from exc
     try:
         return URLList(cast(io.BufferedReader, stream), source, close=True)
     except BaseException:
@@ -198,11 +200,12 @@ class _Lookahead(Iterator[str]):
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self._ahead: collections.deque[str] = collections.deque()
+        self._ended = False
 
     def __next__(self) -> str:
         if self._ahead:
             return self._ahead.popleft()
-        line = self._stream.readline()
+        line = self._readline()
         if not line:
             raise StopIteration
         return line
@@ -211,11 +214,20 @@ class _Lookahead(Iterator[str]):
         """Read on until a line that is not blank or a comment, keeping what was read."""
         if any(_content(line) for line in self._ahead):
             return True
-        while line := self._stream.readline():
+        while line := self._readline():
             self._ahead.append(line)
             if _content(line):
                 return True
         return False
+
+    def _readline(self) -> str:
+        # A terminal's end of input (Ctrl-D) is one empty read, not a lasting state:
+        # reading again would wait for a second Ctrl-D.  The end is remembered instead.
+        if self._ended:
+            return ""
+        line = self._stream.readline()
+        self._ended = not line
+        return line
 
 
 def _content(line: str) -> bool:

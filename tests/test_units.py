@@ -86,20 +86,35 @@ def test_parse_size_rejects_a_negative_size(text: str) -> None:
         ("0", 0.0),
         ("2H", 7200.0),
         (" 15m\n", 900.0),
+        ("2d", 172800.0),
+        ("2d12h", 216000.0),
+        ("1d1h1m1s", 90061.0),
+        ("0.5d", 43200.0),
     ],
 )
-def test_parse_duration_reads_seconds_minutes_and_hours(text: str, seconds: float) -> None:
+def test_parse_duration_reads_seconds_minutes_hours_and_days(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("1h30", 5400.0), ("2d12", 216000.0), ("1m30", 90.0), ("1d1h30", 91800.0)],
+)
+def test_parse_duration_reads_a_number_after_the_last_unit_in_the_next_unit_down(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
 @pytest.mark.parametrize(
     "text",
-    ["15x", "", "  ", "nan", "inf", "1e3", "h", "1h30", "30m1h", "1h1h", "1d", "1h 30m", "1.5.5s", "+5", "١٢"],
-)
+    ["15x", "", "  ", "nan", "inf", "1e3", "h", "30s5", "1h30m5s6", "30m1h", "1h1h", "1w", "1h 30m", "1.5.5s", "+5",
+     "١٢"],
+)  # fmt: skip
 def test_parse_duration_rejects_what_is_not_a_duration(text: str) -> None:
     with pytest.raises(ValueError) as caught:
         parse_duration(text)
-    assert str(caught.value) == f"{text!r} is not a duration (seconds, or with h, m and s: 90, 90s, 15m, 2h, 1h30m)"
+    assert str(caught.value) == (
+        f"{text!r} is not a duration (seconds, or with d, h, m and s: 90, 90s, 15m, 2h, 1h30m, 2d)"
+    )
 
 
 @pytest.mark.parametrize("text", ["-1", "-15m", " -0s"])
@@ -154,6 +169,9 @@ def test_format_size_uses_binary_units_with_one_decimal(size: int, text: str) ->
         (45.25, "45.25s"),
         (5400.5, "5400.5s"),
         (0.1 + 0.2, "0.3s"),
+        (86400, "1d"),
+        (90000, "1d1h"),
+        (86399, "86399s"),
     ],
 )
 def test_format_duration_gives_the_shortest_exact_form(seconds: float, text: str) -> None:
@@ -171,7 +189,7 @@ def test_format_duration_is_read_back_by_parse_duration() -> None:
     from hypothesis import strategies as st
 
     @hypothesis.settings(max_examples=200, deadline=None, database=None)
-    @hypothesis.given(st.floats(min_value=0, max_value=1e9, allow_nan=False))
+    @hypothesis.given(st.floats(min_value=0, max_value=1e9, allow_nan=False) | st.integers(0, 10**7).map(float))
     def round_trip(seconds: float) -> None:
         assert parse_duration(format_duration(seconds)) == pytest.approx(seconds, abs=1e-6)
 

@@ -8,9 +8,12 @@ import gc
 import gzip
 import io
 import lzma
+import os
+import pty
 import random
 import re
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -425,3 +428,28 @@ def test_held_tells_the_url_read_but_not_handed_on_yet() -> None:
     assert held is not None and (held.url, held.line) == ("http://a.example/2", 2)
     assert next(entries).out == "two.txt"
     assert entries.held() is None
+
+
+def test_one_ctrl_d_ends_a_list_typed_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    controller, terminal = pty.openpty()
+    typed = open(terminal, "rb", buffering=0, closefd=True)  # a real tty: Ctrl-D is one empty read
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(typed)))
+    read: list[str] = []
+    reader = threading.Thread(target=lambda: read.extend(entry.url for entry in open_url_list("-")), daemon=True)
+    reader.start()
+    try:
+        os.write(controller, b"http://a.example/x\nhttp://b.example/y\n")
+        os.write(controller, b"\x04")  # Ctrl-D, once
+        reader.join(timeout=5)
+        assert not reader.is_alive(), "the list waited for a second Ctrl-D"
+        assert read == ["http://a.example/x", "http://b.example/y"]
+    finally:
+        os.write(controller, b"\x04")  # let a reader stuck on the old behaviour go
+        reader.join(timeout=5)
+        os.close(controller)
+
+
+def test_a_list_that_cannot_be_read_is_named_without_a_password() -> None:
+    with pytest.raises(URLListError) as error:
+        open_url_list("ftp://bob:hunter2@example.org/x")
+    assert "hunter2" not in str(error.value) and "example.org/x" in str(error.value)

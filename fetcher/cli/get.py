@@ -11,7 +11,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from .._config import MAX_CONCURRENT_LIMIT
 from .._errors import ConfigError, FetcherError
 from .._fetcher import Fetcher, new_run_id
 from .._result import Tally
+from .._text import redact
 from .._units import format_size
 from .._urllist import Entry, count_entries, open_url_list
 from .._version import __version__
@@ -29,9 +30,29 @@ from ..report import DEFAULT_REPORT_NAME, ReportWriter, RunRecord
 from ..state import DEFAULT_STATE_NAME
 from ..transfer.tempfiles import Cleanup
 from .exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, Terminated
-from .params import BYTE_RATE, DURATION, REQUEST_RATE, SIZE, CABundle, File, Folder, Seconds, SharedSlots, Whole
+from .params import (
+    BYTE_RATE,
+    REQUEST_RATE,
+    SIZE,
+    CABundle,
+    Duration,
+    File,
+    Folder,
+    OutputName,
+    SharedSlots,
+    Tries,
+    Whole,
+    always_on,
+    borrowed_note,
+    output_given,
+    output_name,
+    refused,
+    retries_or_tries,
+    tries_given,
+)
 from .progress import BarDisplay, LineDisplay, cleanup_line, report_lost_line
 from .signals import StopOnSignal
+from .stderr import BestEffortStream, say
 
 EPILOG = """\b
 Exit status:
@@ -82,6 +103,7 @@ class _DefaultCommand(click.Command):
 @click.option(
     "--max",
     "-m",
+    "-j",
     "max_concurrent",
     type=Whole(1, MAX_CONCURRENT_LIMIT),
     metavar="N",
@@ -129,6 +151,8 @@ class _DefaultCommand(click.Command):
 @click.option(
     "--dest",
     "-d",
+    "-P",
+    "--directory-prefix",
     type=Folder(),
     metavar="DIR",
     default=Path("."),
@@ -136,20 +160,31 @@ class _DefaultCommand(click.Command):
     help="Folder for the files; created if missing.",
 )
 @click.option(
-    "--acquire-timeout",
-    type=Seconds(allow_zero=True),
+    "--output",
+    "-O",
+    "--output-document",
+    type=OutputName(),
     default=None,
-    metavar="SECONDS",
+    expose_value=False,
+    callback=output_given,
+    metavar="NAME",
+    help="The file name for the one URL given as the argument (in a list: out=NAME under the URL).",
+)
+@click.option(
+    "--acquire-timeout",
+    type=Duration(allow_zero=True),
+    default=None,
+    metavar="DURATION",
     help="Give up a URL that has waited this long to start, for a slot or its host's turn (recorded as "
     "acquire-timeout). "
     "Default: wait as long as it takes.",
 )
 @click.option(
     "--timeout",
-    type=Seconds(allow_zero=False),
-    default=30.0,
+    type=Duration(),
+    default="30s",
     show_default=True,
-    metavar="SECONDS",
+    metavar="DURATION",
     help="Connect timeout, and how long a server may send nothing mid-body.",
 )
 @click.option(
@@ -158,22 +193,33 @@ class _DefaultCommand(click.Command):
     default=3,
     show_default=True,
     metavar="N",
+    callback=retries_or_tries,
     help="Extra attempts for a transient failure (connection error, stall, body cut short, HTTP 408, 429, 5xx).",
 )
 @click.option(
+    "--tries",
+    "-t",
+    type=Tries(100),
+    default=None,
+    expose_value=False,
+    callback=tries_given,
+    metavar="N",
+    help="Every attempt, as wget counts them: --retries N-1.",
+)
+@click.option(
     "--retry-wait-max",
-    type=Seconds(allow_zero=True),
-    default=60.0,
+    type=Duration(allow_zero=True),
+    default="1m",
     show_default=True,
-    metavar="SECONDS",
+    metavar="DURATION",
     help="Longest wait between attempts (exponential backoff from 1 s, with full jitter).",
 )
 @click.option(
     "--retry-after-max",
-    type=Seconds(allow_zero=True),
-    default=300.0,
+    type=Duration(allow_zero=True),
+    default="5m",
     show_default=True,
-    metavar="SECONDS",
+    metavar="DURATION",
     help="Longest Retry-After obeyed; a server that asks for more fails the URL.",
 )
 @click.option(
@@ -195,6 +241,22 @@ class _DefaultCommand(click.Command):
 @click.option("--force", is_flag=True, help="Download every URL in full, whatever the state database says.")
 @click.option("--skip-existing", is_flag=True, help="Never request a URL whose file already exists.")
 @click.option(
+    "--continue",
+    "-c",
+    is_flag=True,
+    expose_value=False,
+    callback=always_on,
+    help="Accepted for wget's sake: fetcher always resumes partial downloads.",
+)
+@click.option(
+    "--timestamping",
+    "-N",
+    is_flag=True,
+    expose_value=False,
+    callback=always_on,
+    help="Accepted for wget's sake: a re-run always asks only for what changed.",
+)
+@click.option(
     "--remote-time/--no-remote-time",
     default=True,
     show_default=True,
@@ -202,9 +264,9 @@ class _DefaultCommand(click.Command):
 )
 @click.option(
     "--max-time",
-    type=Seconds(allow_zero=False),
+    type=Duration(),
     default=None,
-    metavar="SECONDS",
+    metavar="DURATION",
     help="Longest a URL may take, from its first request to its record, retries included.",
 )
 @click.option(
@@ -212,13 +274,13 @@ class _DefaultCommand(click.Command):
     default=None,
     metavar="SIZE",
     type=BYTE_RATE,
-    help="Cut (and retry) a download slower than SIZE bytes/s for --speed-time seconds (K, M, G allowed).",
+    help="Cut (and retry) a download slower than SIZE bytes/s for --speed-time (K, M, G allowed).",
 )
 @click.option(
     "--speed-time",
-    type=Seconds(allow_zero=False),
+    type=Duration(),
     default=None,
-    metavar="SECONDS",
+    metavar="DURATION",
     help="How long a download may stay under --speed-limit.  [default: 30 with --speed-limit]",
 )
 @click.option(
@@ -233,8 +295,8 @@ class _DefaultCommand(click.Command):
     "--deadline",
     default=None,
     metavar="DURATION",
-    type=DURATION,
-    help="Stop the run after this long (90s, 15m, 2h): cancel what is in flight, start nothing more; exit 4.",
+    type=Duration(),
+    help="Stop the run after this long (90s, 15m, 1h30m, 2d): cancel what is in flight, start nothing more; exit 4.",
 )
 @click.option(
     "--quota",
@@ -261,6 +323,11 @@ class _DefaultCommand(click.Command):
     is_flag=True,
     help="Print nothing if every URL succeeded; otherwise only the failures and a summary.",
 )
+# Other tools' options that mean something else here: refused, saying what to use instead.
+@click.option("-nc", is_flag=True, hidden=True, expose_value=False, callback=refused)
+@click.option("--no-clobber", is_flag=True, hidden=True, expose_value=False, callback=refused)
+@click.option("-o", hidden=True, expose_value=False, callback=refused)
+@click.option("--output-file", hidden=True, expose_value=False, callback=refused)
 @click.version_option(__version__, "--version", "-V", prog_name="fetcher")
 def get(
     url_list: str | None,
@@ -326,96 +393,106 @@ def get(
     if entries is None:  # an empty list: no DEST, no report, nothing to clean up
         LineDisplay(sys.stderr, quiet=quiet).summary(Tally(), time.monotonic() - began)
         return EXIT_OK
-    if progress is None:
-        progress = sys.stderr.isatty() and not quiet
-    display: LineDisplay
-    if progress:
-        display = BarDisplay(sys.stderr, quiet=quiet, total=total)
-    else:
-        display = LineDisplay(sys.stderr, quiet=quiet)
-    reserved = [report_path.name] if _same_folder(report_path.parent, dest) else []
-    made = _missing_folders(dest)
-    tally = Tally()
-    interrupted: BaseException | None = None
-    completed = False
-    stopper: StopOnSignal | None = None
-    lost_line: str | None = None
-    cleanup_text: str | None = None
+    # Everything the run prints goes through this stream: a stderr that is gone or stops draining
+    # must not fail or stall the downloads (see cli/stderr.py).
+    stderr = BestEffortStream(sys.stderr)
     try:
-        with (
-            Fetcher(
-                max_concurrent=max_concurrent,
-                max_per_host=max_per_host,
-                rate=rate,
-                rate_per_host=rate_per_host,
-                limit_rate=limit_rate,
-                **_shared_slots(shared_slots),
-                dest=dest,
-                acquire_timeout=acquire_timeout,
-                timeout=timeout,
-                retries=retries,
-                retry_wait_max=retry_wait_max,
-                retry_after_max=retry_after_max,
-                state=True if state is None else state,
-                ca_certificate=ca_certificate,
-                force=force,
-                skip_existing=skip_existing,
-                remote_time=remote_time,
-                max_time=max_time,
-                speed_limit=speed_limit,
-                speed_time=speed_time,
-                max_filesize=max_filesize,
-                watch=display.watch if isinstance(display, BarDisplay) else None,
-                reserved_names=reserved,
-            ) as fetcher,
-            early_writer or _open_report(report_path) as writer,
-        ):
-            made = []  # the run has begun: what it made is its own now
-            if isinstance(display, BarDisplay):
-                display.follow(fetcher.stats)
-            cleanup = fetcher.cleanup
-            cleanup_text = cleanup_line(cleanup.removed, cleanup.removed_bytes, cleanup.kept, cleanup.kept_bytes)
-            options = _options(click.get_current_context().params, source=source, report=report_path)
-            run = _RunRecorder(options=options, cleanup=cleanup)
-            try:
-                with StopOnSignal(_freezing(display, fetcher)) as stopper:
-                    for result in fetcher.as_completed(entries, run_id=run.run_id, deadline=deadline, quota=quota):
-                        # The record first: a second signal may end the loop anywhere, and the
-                        # summary must not count what the report lacks.
-                        writer.write(result)  # a record it cannot write is counted in writer.lost
-                        tally.add(result)
-                        display.show(result)
-                        if stopper.noticed():
-                            # Again, now that the run is surely under way: a signal that came
-                            # before its first result may have found no run to stop.
-                            fetcher.stop(stopper.reason or "interrupted")
-                            display.message(f"fetcher: {stopper.reason}: recording the URLs not started "
-                                            "(again to quit at once)")  # fmt: skip
-            finally:
-                # Even when a second signal or an error cut the run short: what happened is worth a record.
-                ended, reason = _how_it_ended(stopper, sys.exc_info()[1])
-                writer.write_run(run.record(tally, ended=ended, reason=reason, report_lost=writer.lost))
-            if writer.lost:
-                lost_line = report_lost_line(report_path, writer.lost, writer.first_error or "unknown error")
-        completed = stopper is None or stopper.signal is None
-        if stopper is not None and stopper.signal is not None:
-            interrupted = Terminated() if stopper.signal == signal.SIGTERM else KeyboardInterrupt()
-    except (KeyboardInterrupt, Terminated) as exc:
-        interrupted = exc
-    except FetcherError:
-        _remove_made(made, default_state=state is None)
-        raise
+        if progress is None:
+            progress = stderr.isatty() and not quiet
+        display: LineDisplay
+        if progress:
+            display = BarDisplay(stderr, quiet=quiet, total=total)
+        else:
+            display = LineDisplay(stderr, quiet=quiet)
+        reserved = [report_path.name] if _same_folder(report_path.parent, dest) else []
+        made = _missing_folders(dest)
+        tally = Tally()
+        interrupted: BaseException | None = None
+        completed = False
+        stopper: StopOnSignal | None = None
+        lost_line: str | None = None
+        cleanup_text: str | None = None
+        try:
+            with (
+                Fetcher(
+                    max_concurrent=max_concurrent,
+                    max_per_host=max_per_host,
+                    rate=rate,
+                    rate_per_host=rate_per_host,
+                    limit_rate=limit_rate,
+                    **_shared_slots(shared_slots),
+                    dest=dest,
+                    acquire_timeout=acquire_timeout,
+                    timeout=timeout,
+                    retries=retries,
+                    retry_wait_max=retry_wait_max,
+                    retry_after_max=retry_after_max,
+                    state=True if state is None else state,
+                    ca_certificate=ca_certificate,
+                    force=force,
+                    skip_existing=skip_existing,
+                    remote_time=remote_time,
+                    max_time=max_time,
+                    speed_limit=speed_limit,
+                    speed_time=speed_time,
+                    max_filesize=max_filesize,
+                    watch=display.watch if isinstance(display, BarDisplay) else None,
+                    reserved_names=reserved,
+                ) as fetcher,
+                early_writer or _open_report(report_path) as writer,
+            ):
+                made = []  # the run has begun: what it made is its own now
+                if isinstance(display, BarDisplay):
+                    display.follow(fetcher.stats)
+                cleanup = fetcher.cleanup
+                # Before the first URL's line: it is about what this run found when it began.
+                cleanup_text = cleanup_line(cleanup.removed, cleanup.removed_bytes)
+                if cleanup_text is not None and not quiet:
+                    display.message(f"fetcher: {cleanup_text}")
+                options = _options(click.get_current_context().params, source=source, report=report_path)
+                run = _RunRecorder(options=options, cleanup=cleanup)
+                try:
+                    stopping = _Stopping(display, fetcher, tally, total)
+                    with StopOnSignal(stopping) as stopper:
+                        for result in fetcher.as_completed(entries, run_id=run.run_id, deadline=deadline, quota=quota):
+                            # The record first: a second signal may end the loop anywhere, and the
+                            # summary must not count what the report lacks.
+                            writer.write(result)  # a record it cannot write is counted in writer.lost
+                            tally.add(result)
+                            display.show(result)
+                            if stopper.noticed():
+                                # Again, now that the run is surely under way: a signal that came
+                                # before its first result may have found no run to stop.
+                                fetcher.stop(stopper.reason or "interrupted")
+                                display.message(stopping.message(stopper.reason))
+                finally:
+                    # Even when a second signal or an error cut the run short: what happened is worth a record.
+                    ended, reason = _how_it_ended(stopper, sys.exc_info()[1])
+                    writer.write_run(run.record(tally, ended=ended, reason=reason, report_lost=writer.lost,
+                                                display_lost=stderr.lost))  # fmt: skip
+                if writer.lost:
+                    lost_line = report_lost_line(report_path, writer.lost, writer.first_error or "unknown error")
+            completed = stopper is None or stopper.signal is None
+            if stopper is not None and stopper.signal is not None:
+                interrupted = Terminated() if stopper.signal == signal.SIGTERM else KeyboardInterrupt()
+        except (KeyboardInterrupt, Terminated) as exc:
+            interrupted = exc
+        except FetcherError:
+            _remove_made(made, default_state=state is None)
+            raise
+        finally:
+            display.close(completed=completed)
+        if cleanup_text is not None and quiet and (tally.exit_code or interrupted is not None):
+            display.message(f"fetcher: {cleanup_text}")  # cron mails this run's output: say what it found
+        if lost_line is not None:
+            display.message(f"fetcher: {lost_line}")
+        written = report_path if _has_records(report_path) else None
+        display.summary(tally, time.monotonic() - began, interrupted=interrupted is not None, report=written)
+        if interrupted is not None:
+            return EXIT_TERMINATED if isinstance(interrupted, Terminated) else EXIT_INTERRUPTED
+        return EXIT_FAILED if lost_line is not None else tally.exit_code
     finally:
-        display.close(completed=completed)
-    if cleanup_text is not None and (not quiet or tally.exit_code or interrupted is not None):
-        display.message(f"fetcher: {cleanup_text}")
-    if lost_line is not None:
-        display.message(f"fetcher: {lost_line}")
-    written = report_path if report_path.exists() else None
-    display.summary(tally, time.monotonic() - began, interrupted=interrupted is not None, report=written)
-    if interrupted is not None:
-        return EXIT_TERMINATED if isinstance(interrupted, Terminated) else EXIT_INTERRUPTED
-    return EXIT_FAILED if lost_line is not None else tally.exit_code
+        stderr.close()
 
 
 def _how_it_ended(stopper: StopOnSignal | None, error: BaseException | None) -> tuple[str, str | None]:
@@ -429,18 +506,32 @@ def _how_it_ended(stopper: StopOnSignal | None, error: BaseException | None) -> 
     return "finished", None
 
 
-def _freezing(display: LineDisplay, fetcher: Fetcher) -> Callable[[str], None]:
-    """What a signal calls: freeze the display, then stop the Fetcher.
+class _Stopping:
+    """What a signal calls: freeze the display, note whether any URL is left to start, stop the Fetcher.
 
     In this order: stopping empties the queue at once, and the bars must not
     show ``waiting 0`` when URLs were waiting.
     """
 
-    def stop(reason: str) -> None:
-        display.freeze()
-        fetcher.stop(reason)
+    def __init__(self, display: LineDisplay, fetcher: Fetcher, tally: Tally, total: int | None) -> None:
+        self._display, self._fetcher, self._tally, self._total = display, fetcher, tally, total
+        self.left_to_start = True  # until known otherwise
 
-    return stop
+    def __call__(self, reason: str) -> None:
+        self._display.freeze()
+        try:
+            stats = self._fetcher.stats()
+        except Exception:  # noqa: BLE001 - the stop matters more than the message
+            stats = None
+        if stats is not None:
+            # Neither finished, nor in flight or waiting to retry: waiting, or not read yet.
+            unread = 0 if self._total is None else self._total - self._tally.total - stats.in_use - stats.retrying
+            self.left_to_start = stats.waiting > 0 or unread > 0
+        self._fetcher.stop(reason)
+
+    def message(self, reason: str | None) -> str:
+        what = "recording the URLs not started" if self.left_to_start else "stopping the downloads in flight"
+        return f"fetcher: {reason}: {what} (again to quit at once)"
 
 
 class _RunRecorder:
@@ -452,7 +543,9 @@ class _RunRecorder:
         self.options = options
         self.cleanup = cleanup
 
-    def record(self, tally: Tally, *, ended: str, reason: str | None, report_lost: int) -> RunRecord:
+    def record(
+        self, tally: Tally, *, ended: str, reason: str | None, report_lost: int, display_lost: str | None
+    ) -> RunRecord:
         cleanup = self.cleanup
         return RunRecord(
             run_id=self.run_id,
@@ -467,6 +560,7 @@ class _RunRecorder:
             cleanup={"removed": cleanup.removed, "removed_bytes": cleanup.removed_bytes,
                      "kept": cleanup.kept, "kept_bytes": cleanup.kept_bytes},
             report_lost=report_lost,
+            display_lost=display_lost,
         )  # fmt: skip
 
 
@@ -494,7 +588,8 @@ def _options(given: dict[str, Any], *, source: str, report: Path) -> dict[str, A
 
 
 def _absolute(source: str) -> str:
-    return source if _URL_ARGUMENT.match(source) and not os.path.exists(source) else str(Path(source).resolve())
+    """The list as the run record keeps it: a file's absolute path, or a URL argument without its credentials."""
+    return redact(source) if _URL_ARGUMENT.match(source) and not os.path.exists(source) else str(Path(source).resolve())
 
 
 #: What `fetcher -` says first on a terminal, where nothing else shows that it waits for input.
@@ -504,28 +599,51 @@ _URL_ARGUMENT = re.compile(r"https?://", re.IGNORECASE)
 
 
 def _the_list(url_list: str | None, input_file: str | None) -> str:
-    """The one URL list given, as URL_LIST or -i; none or both is a usage error."""
+    """The one URL list given, as URL_LIST or -i; none or both is a usage error.
+
+    Also what the options borrowed from wget check against the list and the
+    other options: -O only with one URL, and the note that -c and -N are
+    always on (get's first step, so before anything is made).
+    """
     if url_list is not None and input_file is not None:
         raise click.UsageError(
-            f"two URL lists: '{url_list}' and -i '{input_file}' (give one: URL_LIST or -i FILE, not both)"
+            f"two URL lists: '{redact(url_list)}' and -i '{input_file}' (give one: URL_LIST or -i FILE, not both)"
         )
+    ctx = click.get_current_context()
     if url_list is None and input_file is None:
-        ctx = click.get_current_context()
         argument = next(param for param in ctx.command.params if param.name == "url_list")
         raise click.MissingParameter(ctx=ctx, param=argument)
-    return url_list if url_list is not None else input_file  # type: ignore[return-value]
+    source: str = url_list if url_list is not None else input_file  # type: ignore[assignment]
+    if output_name(ctx) is not None and not _one_url(source):
+        where = "standard input" if source == "-" else f"'{source}'"
+        raise click.UsageError(
+            f"--output names the file of one URL given as the argument, not of the URLs in {where} "
+            "(in a URL list, write out=NAME under a URL)"
+        )
+    note = borrowed_note(ctx)  # after the checks: a run that is refused has nothing to note
+    if note is not None:
+        say(note)
+    return source
+
+
+def _one_url(source: str) -> bool:
+    """Whether the list given is one http(s) URL (and not the name of a file)."""
+    return bool(_URL_ARGUMENT.match(source)) and not os.path.exists(source)
 
 
 def _open_list(source: str) -> tuple[Iterator[Entry] | None, int | None]:
     """The list's entries (None for a list with no URL) and how many there are, if known.
 
     An http(s) URL that is not the name of a file is a list of that one URL,
-    as wget, curl and aria2 take it.
+    as wget, curl and aria2 take it, named as -O says if it was given.
     """
-    if _URL_ARGUMENT.match(source) and not os.path.exists(source):
-        return iter([Entry(url=source, line=1)]), 1
+    if _one_url(source):
+        return iter([Entry(url=source, line=1, out=output_name(click.get_current_context()))]), 1
     if source == "-" and sys.stdin.isatty():
-        click.echo(READING_STDIN, err=True)
+        # Typed by hand: read it all first, so no bar or line is drawn into the line being typed.
+        say(READING_STDIN)
+        typed = list(open_url_list(source))
+        return (iter(typed), len(typed)) if typed else (None, None)
     entries = open_url_list(source)
     if entries.empty():
         entries.close()
@@ -578,6 +696,13 @@ def _open_report(path: Path) -> ReportWriter:
 
 def _cannot_write_report(path: Path, exc: OSError) -> str:
     return f"cannot write report '{path}': {exc.strerror or exc}"
+
+
+def _has_records(report: Path) -> bool:
+    try:
+        return report.stat().st_size > 0
+    except OSError:
+        return False
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import sys
+from collections.abc import Iterable
 from types import FrameType
 
 import click
@@ -22,6 +23,7 @@ from .get import get
 from .params import option_name
 from .report import report
 from .slots import slots
+from .stderr import say
 
 # Every name here is taken: a URL list file with one of them as its path must
 # be given as ./NAME, `fetcher get NAME` or `fetcher -- NAME`.
@@ -82,8 +84,9 @@ def usage_line(exc: click.UsageError) -> str:
     # click's parser raises some errors with no context, so no way to tell which command's help to name.
     hint = "" if exc.ctx is None else _hint(exc.ctx)
     if isinstance(exc, click.NoSuchOption):
-        if exc.possibilities:
-            return f"no such option: {exc.option_name} (did you mean {' or '.join(sorted(exc.possibilities))}?)"
+        likely = _likely(exc.option_name, exc.possibilities or ())
+        if likely:
+            return f"no such option: {exc.option_name} (did you mean {' or '.join(likely)}?)"
         return f"no such option: {exc.option_name}{hint}"
     if isinstance(exc, click.MissingParameter):
         return f"missing {option_name(exc.param)}{hint}"
@@ -102,6 +105,33 @@ def usage_line(exc: click.UsageError) -> str:
     if extra:
         return f"unexpected extra argument {extra[1]}{hint}"
     return _lower(message)
+
+
+def _likely(typed: str, possibilities: Iterable[str]) -> list[str]:
+    """Those of click's suggestions that *typed* could be a typo of, closest first.
+
+    click offers whatever looks alike (--timestamping: --skip-existing or
+    --timeout); a typo is at most one slip per four letters of the option
+    (a letter left out, added, changed, or two swapped), and no fewer than one.
+    """
+    word = typed.lstrip("-")
+    slips = {name: _slips(word, name.lstrip("-")) for name in possibilities}
+    close = [name for name, count in slips.items() if count <= max(1, len(name.lstrip("-")) // 4)]
+    return sorted(close, key=lambda name: (slips[name], name))
+
+
+def _slips(a: str, b: str) -> int:
+    """The fewest letters left out, added, changed or swapped with the next that turn *a* into *b*."""
+    before: list[int] = []  # the row two letters of *a* back, for a swap
+    previous = list(range(len(b) + 1))
+    for i, char in enumerate(a, 1):
+        row = [i] + [0] * len(b)
+        for j, other in enumerate(b, 1):
+            row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (char != other))
+            if i > 1 and j > 1 and char == b[j - 2] and a[i - 2] == other:
+                row[j] = min(row[j], before[j - 2] + 1)
+        before, previous = previous, row
+    return previous[-1]
 
 
 _NEEDS_VALUE = re.compile(r"Option '(.+)' requires an argument\.?")
@@ -149,16 +179,16 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = cli.main(args=argv, prog_name="fetcher", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:
-        click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
+        say(exc.ctx.get_help() if exc.ctx else str(exc))
         code = EXIT_USAGE
     except click.UsageError as exc:
-        click.echo(f"fetcher: error: {escape(usage_line(exc))}", err=True)
+        say(f"fetcher: error: {escape(usage_line(exc))}")
         code = EXIT_USAGE
     except (URLListError, ConfigError) as exc:
-        click.echo(f"fetcher: error: {escape(str(exc))}", err=True)
+        say(f"fetcher: error: {escape(str(exc))}")
         code = EXIT_USAGE
     except FetcherError as exc:
-        click.echo(f"fetcher: error: {escape(str(exc))}", err=True)
+        say(f"fetcher: error: {escape(str(exc))}")
         code = EXIT_FAILED
     except click.exceptions.Abort:
         code = EXIT_INTERRUPTED

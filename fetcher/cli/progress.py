@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -52,6 +52,16 @@ _NAME_WIDTH = 30
 _SHOW_REPAINT_S = 0.05
 
 
+class Stream(Protocol):
+    """Where a display writes: stderr, as the command wraps it (cli/stderr.py), or a test's StringIO."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+    def fileno(self) -> int: ...
+
+
 def human_bytes(count: float) -> str:
     """Bytes as a person reads them: 2.0 KiB, 5.0 MiB."""
     return format_size(int(count))
@@ -70,8 +80,8 @@ def clock_text(seconds: float) -> str:
 
 
 def status_text(status: Status) -> str:
-    """A status as people read it in a sentence: "not started", "acquire timeout"."""
-    return status.value.replace("-", " ")
+    """A status as the report writes it ("acquire-timeout"), so that a count in a summary can be looked up."""
+    return status.value
 
 
 def describe(result: Result) -> str:
@@ -86,7 +96,9 @@ def describe(result: Result) -> str:
         return f"{status}{shown(result.url)} -> {escape(result.path.name)}"
     if result.status is Status.INVALID:
         return f"{status}line {result.line}: '{shown(result.url)[:200]}': {escape(result.error or '')}"
-    return f"{status}{shown(result.url)} (line {result.line}): {escape(result.error or '')}"
+    # A failure mailed by cron is often all a user sees of it: say whether retries were tried.
+    tries = f" ({result.attempts} attempts)" if result.attempts > 1 else ""
+    return f"{status}{shown(result.url)} (line {result.line}): {escape(result.error or '')}{tries}"
 
 
 def download_seconds(result: Result) -> float:
@@ -115,6 +127,8 @@ def summarize(tally: Tally, elapsed_s: float, *, interrupted: bool = False, repo
     parts = [f"{count} {status_text(status)}" for status, count in tally.counts.items() if count]
     if tally.retried:
         parts.append(f"{tally.retried} after a retry")
+    if tally.resumed:
+        parts.append(f"{tally.resumed} resumed")
     totals = f"({human_bytes(tally.bytes)} in {elapsed_s:.2f}s){where}"
     if interrupted:
         return f"fetcher: interrupted: {', '.join(parts) or 'nothing finished'} {totals}"
@@ -123,20 +137,17 @@ def summarize(tally: Tally, elapsed_s: float, *, interrupted: bool = False, repo
     return f"fetcher: {head}{tally.total} {urls}: {', '.join(parts) or 'none finished'} {totals}"
 
 
-def cleanup_line(removed: int, removed_bytes: int, kept: int, kept_bytes: int) -> str | None:
-    """What the start-up clean-up did with the partial files of earlier runs; None if it found none."""
-    if removed:
-        text = f"removed {_partial_files(removed)} ({human_bytes(removed_bytes)}) left by an interrupted run"
-        if kept:
-            text += f"; kept {kept} ({human_bytes(kept_bytes)}) to resume"
-        return text
-    if kept:
-        return f"kept {_partial_files(kept)} ({human_bytes(kept_bytes)}) left by an interrupted run, to resume"
-    return None
+def cleanup_line(removed: int, removed_bytes: int) -> str | None:
+    """What the start-up clean-up removed of the partial files of earlier runs; None if nothing.
 
-
-def _partial_files(count: int) -> str:
-    return f"{count} partial file{'' if count == 1 else 's'}"
+    The partial files it kept are not announced: whether one is resumed is
+    known only once its URL's server answers, and the URL's own line and the
+    summary say so then ("resumed at 40.0 MiB", "1 resumed").
+    """
+    if not removed:
+        return None
+    files = f"{removed} partial file{'' if removed == 1 else 's'}"
+    return f"removed {files} ({human_bytes(removed_bytes)}) left by an interrupted run"
 
 
 def report_lost_line(path: Path, lost: int, error: OSError | str) -> str:
@@ -218,7 +229,7 @@ class RecentRate:
         return (count - before) / max(now - began, TICK_S)
 
 
-def _terminal_columns(stream: TextIO) -> Callable[[], int | None]:
+def _terminal_columns(stream: Stream) -> Callable[[], int | None]:
     def columns() -> int | None:
         try:
             return os.get_terminal_size(stream.fileno()).columns
@@ -240,7 +251,7 @@ class LineDisplay:
     if something did not succeed: a cron job that went well prints nothing.
     """
 
-    def __init__(self, stream: TextIO, *, quiet: bool = False) -> None:
+    def __init__(self, stream: Stream, *, quiet: bool = False) -> None:
         self.stream = stream
         self.quiet = quiet
 
@@ -274,7 +285,7 @@ class BarDisplay(LineDisplay):
 
     def __init__(
         self,
-        stream: TextIO,
+        stream: Stream,
         *,
         quiet: bool = False,
         total: int | None = None,
@@ -287,7 +298,12 @@ class BarDisplay(LineDisplay):
         # should not pay for importing it.
         from tqdm import tqdm
 
-        self._tqdm = tqdm
+        class Bar(tqdm):  # type: ignore[misc]
+            # No tqdm monitor thread: it tunes miniters for bars that update themselves, which these
+            # do not (they are repainted here), and it walks every bar while the ticker adds one.
+            monitor_interval = 0
+
+        self._tqdm = Bar
         self._clock = clock
         self._columns = columns or _terminal_columns(stream)
         self._unicode = (getattr(stream, "encoding", None) or "utf-8").lower().replace("-", "").startswith("utf")
@@ -342,12 +358,12 @@ class BarDisplay(LineDisplay):
     def freeze(self) -> None:
         """The run is being interrupted: keep the gauge at its last true values and say so.
 
-        Call it before the Fetcher closes: cancelling empties the queue, and
-        ``waiting 0`` would not be what happened.
+        Call it before the Fetcher stops: stopping empties the queue, and
+        ``waiting 0`` would not be what happened.  It only sets flags (the
+        ticker repaints): a signal's stop must go through even if a repaint
+        were stuck.
         """
-        with self._lock:
-            self._frozen = self._interrupted = True
-        self.tick()
+        self._frozen = self._interrupted = True
 
     def tick(self) -> None:
         """Repaint: bars for downloads past BAR_DELAY_S, the clock, the rates, the gauge."""
@@ -361,19 +377,20 @@ class BarDisplay(LineDisplay):
     def close(self, *, completed: bool = True) -> None:
         """Stop the ticker, clear the downloads' bars and leave the overall bar's last state.
 
-        Not *completed* (interrupted, or an error): the gauge keeps its last values.
+        The gauge shows the end's truth (no slot in use, nothing waiting), even
+        after an interruption; not *completed*, the count keeps what finished.
         """
         self._stop.set()
         if self._ticker is not None:
             self._ticker.join(timeout=2.0)
-        snapshot = None if not completed else self._read_stats()
+        self._frozen = False  # the run is over: what is in use and waiting now is the truth (none of either)
+        snapshot = self._read_stats()
         with self._lock:
             if self._closed:
                 return
-            if not completed:
-                self._frozen = True
-            elif snapshot is not None:
-                self._gauge = snapshot  # the run is over: what is in use and waiting now is the truth
+            self._frozen = True
+            if snapshot is not None:
+                self._gauge = snapshot
             if completed and self._total is not None and self._done != self._total:
                 self._total = self._done  # duplicates were counted in the total
             for file in self._files:
@@ -529,5 +546,6 @@ class _FileBar:
         rate = self.rate.rate(now, self.bytes)
         pieces += [Piece(human_rate(rate), drop=4), Piece(clock_text(now - self.began), drop=2)]
         if now - self.last_byte_at >= STALLED_AFTER_S:
-            pieces.append(Piece(f"no data for {now - self.last_byte_at:.0f}s", drop=1))
+            # Whole seconds cut down, as the clock beside it is: the silence never reads longer than the download.
+            pieces.append(Piece(f"no data for {int(now - self.last_byte_at)}s", drop=1))
         return pieces

@@ -18,6 +18,7 @@ from .._text import escape
 from .._units import format_duration
 from ..limits.shared import SlotsSnapshot, locate, read_slots
 from .exits import EXIT_OK
+from .params import Duration
 
 
 @click.command("slots", short_help="Show who holds the shared download slots NAME, and who waits.")
@@ -25,10 +26,10 @@ from .exits import EXIT_OK
 @click.option("--json", "as_json", is_flag=True, help="Print the snapshot as one JSON object.")
 @click.option(
     "--watch",
-    type=click.FloatRange(min=0.1, max=3600),
+    type=Duration(low=0.1, high=3600, examples="2, 0.5, 30s, 5m"),
     default=None,
-    metavar="SECONDS",
-    help="Show it again every SECONDS until Ctrl-C.",
+    metavar="DURATION",
+    help="Show it again every DURATION (2, 30s, 5m) until Ctrl-C.",
 )
 def slots(name: str, as_json: bool, watch: float | None) -> int:
     """Show who holds the shared download slots NAME (the --shared-slots of running fetchers) and who waits.

@@ -22,7 +22,7 @@ ENDED: tuple[str, ...] = ("finished", "interrupted", "failed")
 #: The keys of a run record, in the order they are written.
 RUN_FIELDS: tuple[str, ...] = (
     "record", "run_id", "version", "started_at", "finished_at", "ended", "reason",
-    "options", "totals", "bytes", "cleanup", "report_lost",
+    "options", "totals", "bytes", "cleanup", "report_lost", "display_lost",
 )  # fmt: skip
 
 
@@ -49,6 +49,8 @@ class RunRecord:
       ``{"removed": 3, "removed_bytes": 514850816, "kept": 1, "kept_bytes": 1024}``;
       empty when none ran.
     - ``report_lost``: URL records this run could not write to the report (a full disk).
+    - ``display_lost``: why the command stopped printing (``"Broken pipe"``: stderr went away, as
+      with ``| head``); None while it could print.  The downloads went on regardless.
     """
 
     run_id: str
@@ -62,6 +64,7 @@ class RunRecord:
     bytes: int = 0
     cleanup: Mapping[str, int] = field(default_factory=dict)
     report_lost: int = 0
+    display_lost: str | None = None
 
     def __post_init__(self) -> None:
         if not self.run_id:
@@ -98,4 +101,5 @@ class RunRecord:
             "bytes": self.bytes,
             "cleanup": dict(self.cleanup),
             "report_lost": self.report_lost,
+            "display_lost": self.display_lost,
         }

@@ -94,6 +94,7 @@ class ReportWriter:
         self._lock = threading.Lock()
         self._files: dict[Path, int] = {}  # path -> descriptor, opened on the first record
         self._whole: set[Path] = set()  # files whose last write from here went whole: they end in a newline
+        self._made: set[Path] = set()  # files this writer created (removed on close if still empty)
         self._closed = False
 
     def write(self, result: Result) -> bool:
@@ -110,7 +111,13 @@ class ReportWriter:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            for fd in self._files.values():
+            for path, fd in self._files.items():
+                try:
+                    # A report made for records that were all lost (a full disk) would only mislead.
+                    if path in self._made and os.fstat(fd).st_size == 0:
+                        path.unlink()
+                except OSError:
+                    pass
                 os.close(fd)
             self._files.clear()
 
@@ -132,6 +139,8 @@ class ReportWriter:
             try:
                 fd = self._files.get(path)
                 if fd is None:
+                    if not path.exists():
+                        self._made.add(path)
                     fd = self._files[path] = _open(path)
                 header = _csv_line(FIELDS) if path == self.path and self.format == "csv" else b""
                 _append_whole(fd, line, header, ends_whole=path in self._whole)

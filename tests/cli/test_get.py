@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import os
+import pty
 import signal
 import sqlite3
 import subprocess
@@ -237,7 +238,8 @@ def test_failures_and_acquire_timeouts_exit_1(server: srv.LoopbackServer, tmp_pa
 _SIZE = "a size above 0 (500k, 2M, 1G: powers of 1024)"
 _BYTES_PER_S = "bytes per second above 0 (500k, 2M: powers of 1024)"
 _REQUESTS_PER_S = "requests per second above 0, at most 1000000 (0.5, 10, 30/m, 100/h)"
-_DURATION = "a duration above 0 (90, 90s, 15m, 2h, 1h30m)"
+_DURATION = "a duration above 0 (90, 90s, 15m, 2h, 1h30m, 2d)"
+_DURATION_OR_0 = "a duration, 0 or more (90, 90s, 15m, 2h, 1h30m, 2d)"
 
 
 @pytest.mark.parametrize(
@@ -255,28 +257,28 @@ _DURATION = "a duration above 0 (90, 90s, 15m, 2h, 1h30m)"
         (["--shared-slots", ".hidden"], "--shared-slots: the shared slots name must be a plain file name (letters, "
          "digits, '.', '_', '-', not starting with a dot, at most 64 characters), not '.hidden'"),
         (["--dest="], "--dest must be a folder, not ''"),
-        (["--acquire-timeout", "-1"], "--acquire-timeout must be a number of seconds, 0 or more, not -1"),
-        (["--acquire-timeout", "nan"], "--acquire-timeout must be a number of seconds, 0 or more, not 'nan'"),
-        (["--timeout", "0"], "--timeout must be a number of seconds above 0, not 0"),
-        (["--timeout", "abc"], "--timeout must be a number of seconds above 0, not 'abc'"),
-        (["--timeout", "inf"], "--timeout must be a number of seconds above 0, not 'inf'"),
+        (["--acquire-timeout", "-1"], f"--acquire-timeout must be {_DURATION_OR_0}, not -1"),
+        (["--acquire-timeout", "nan"], f"--acquire-timeout must be {_DURATION_OR_0}, not 'nan'"),
+        (["--timeout", "0"], f"--timeout must be {_DURATION}, not 0"),
+        (["--timeout", "abc"], f"--timeout must be {_DURATION}, not 'abc'"),
+        (["--timeout", "inf"], f"--timeout must be {_DURATION}, not 'inf'"),
         (["--retries", "-1"], "--retries must be a whole number from 0 to 100, not -1"),
         (["--retries", "1.5"], "--retries must be a whole number from 0 to 100, not 1.5"),
-        (["--retry-wait-max", "-1"], "--retry-wait-max must be a number of seconds, 0 or more, not -1"),
-        (["--retry-after-max", "nan"], "--retry-after-max must be a number of seconds, 0 or more, not 'nan'"),
+        (["--retry-wait-max", "-1"], f"--retry-wait-max must be {_DURATION_OR_0}, not -1"),
+        (["--retry-after-max", "nan"], f"--retry-after-max must be {_DURATION_OR_0}, not 'nan'"),
         (["--state", "."], "--state must be a file, not '.'"),
         (["--ca-certificate", "/no/ca.pem"], "--ca-certificate /no/ca.pem: cannot read it (No such file or directory)"),
-        (["--max-time", "0"], "--max-time must be a number of seconds above 0, not 0"),
+        (["--max-time", "0"], f"--max-time must be {_DURATION}, not 0"),
         (["--speed-limit", "fast"], f"--speed-limit must be {_BYTES_PER_S}, not 'fast'"),
-        (["--speed-time", "nan"], "--speed-time must be a number of seconds above 0, not 'nan'"),
+        (["--speed-time", "nan"], f"--speed-time must be {_DURATION}, not 'nan'"),
         (["--max-filesize", "12x"], f"--max-filesize must be {_SIZE}, not '12x'"),
         (["--max-filesize", "0"], f"--max-filesize must be {_SIZE}, not 0"),
         (["--deadline", "0"], f"--deadline must be {_DURATION}, not 0"),
-        (["--deadline", "1d"], f"--deadline must be {_DURATION}, not '1d'"),
+        (["--deadline", "1w"], f"--deadline must be {_DURATION}, not '1w'"),
         (["--quota", "-1M"], f"--quota must be {_SIZE}, not '-1M'"),
         (["--report", "."], "--report must be a file, not '.'"),
         (["--no-such-option"], "no such option: --no-such-option (see 'fetcher --help')"),
-        (["--maxx", "3"], "no such option: --maxx (did you mean --max or --max-time?)"),
+        (["--maxx", "3"], "no such option: --maxx (did you mean --max?)"),
         (["--timeout"], "--timeout needs a value"),
         (["--force=yes"], "--force takes no value"),
         (["extra.txt"], "unexpected extra argument extra.txt (see 'fetcher --help')"),
@@ -287,13 +289,18 @@ _DURATION = "a duration above 0 (90, 90s, 15m, 2h, 1h30m)"
     ],
     ids=lambda value: " ".join(value) if isinstance(value, list) else "",
 )  # fmt: skip
-def test_each_usage_error_is_one_line_in_fetchers_words(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], line: str
-) -> None:
+def assert_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], line: str) -> None:
+    """The command with *args* exits 2 with *line* ('{list}' for the list's path) and makes nothing."""
     urls = url_list(tmp_path, "http://127.0.0.1:9/x")
     assert fetcher(urls, "-d", tmp_path / "out", *args) == 2
     assert capsys.readouterr().err == f"fetcher: error: {line.replace('{list}', str(urls))}\n"
     assert not (tmp_path / "out").exists()
+
+
+def test_each_usage_error_is_one_line_in_fetchers_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], line: str
+) -> None:
+    assert_refused(tmp_path, capsys, args, line)
 
 
 def test_no_list_at_all_is_the_missing_list_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -488,7 +495,7 @@ def test_a_signal_gives_every_url_of_the_list_a_record_and_the_run_one(
     assert {r["status"] for r in records(report) if r["line"] != 1} == {"not-started"}
     [run] = runs(report)
     assert (run["ended"], run["reason"], run["totals"]) == ("interrupted", reason, {"cancelled": 1, "not-started": 20})
-    assert "interrupted: 1 cancelled, 20 not started" in err
+    assert "interrupted: 1 cancelled, 20 not-started" in err
 
 
 def test_a_run_record_says_how_the_run_was_set_up_and_how_it_ended(
@@ -618,7 +625,7 @@ def test_a_deadline_that_cuts_the_run_exits_4_and_says_why(
     assert fetcher(url_list(tmp_path, *urls), "-d", dest, "--max", "1", "--deadline", "0.5s", "-q") == 4
     err = capsys.readouterr().err
     assert not any(line.startswith("not-started") for line in err.splitlines())  # counted, not a line each
-    assert "stopped early (the --deadline of 0.5s passed) after 4 URLs: 1 cancelled, 3 not started" in err
+    assert "stopped early (the --deadline of 0.5s passed) after 4 URLs: 1 cancelled, 3 not-started" in err
     statuses = [r["status"] for r in records(dest / "fetcher-report.jsonl")]
     assert sorted(statuses) == ["cancelled", "not-started", "not-started", "not-started"]
 
@@ -747,3 +754,173 @@ def test_a_stop_records_the_last_url_of_a_pipe_that_stays_open(
         (2, "ok"),
         (3, "not-started"),
     ]
+
+
+def test_a_report_that_took_no_record_is_neither_left_empty_nor_named_in_the_summary(
+    server: srv.LoopbackServer, tmp_path: Path, dest: Path, small_disk: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (small_disk / "filler").write_bytes(b"x" * (64 << 10))  # not a byte left
+    report = small_disk / "report.jsonl"
+    assert fetcher(url_list(tmp_path, server.route("/a", srv.body(b"x"))), "-d", dest, "--report", report) == 1
+    assert not report.exists()
+    err = capsys.readouterr().err
+    assert f"cannot write the report {report}: No space left on device; 2 records not written" in err
+    assert "report:" not in err.splitlines()[-1]
+
+
+def test_a_stop_with_nothing_left_to_start_does_not_say_it_records_urls_not_started(
+    server: srv.LoopbackServer, tmp_path: Path, dest: Path
+) -> None:
+    stalled = server.route("/stalled.iso", srv.stalled(b"x" * 1000, claimed=10_000_000, stall=8))
+    process = spawn(url_list(tmp_path, stalled), "-d", dest, "--timeout", "20")
+    for _ in range(300):  # bounded: the download starts within seconds
+        if any(p.name.endswith(".part") for p in dest.glob(".*")):
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=15)
+    assert process.returncode == 143
+    assert "terminated (SIGTERM): stopping the downloads in flight (again to quit at once)" in err
+    assert "not started" not in err and "not-started" not in err
+
+
+def test_sigterm_hangs_up_a_request_waiting_for_its_headers_at_once(
+    server: srv.LoopbackServer, tmp_path: Path, dest: Path
+) -> None:
+    url = server.route("/held.iso", srv.held_headers())
+    process = spawn(url_list(tmp_path, url), "-d", dest, "--timeout", "20")
+    for _ in range(300):  # bounded: the request comes within seconds
+        if server.requests["/held.iso"]:
+            break
+        time.sleep(0.05)
+    began = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=30)
+    assert process.returncode == 143
+    assert time.monotonic() - began < 3  # not the --timeout of 20 s
+    assert [(r["status"], r["error"]) for r in records(dest / "fetcher-report.jsonl")] == [
+        ("cancelled", "terminated (SIGTERM)")
+    ]
+
+
+# -- durations, and options as wget, curl and aria2 spell them -----------------------------------------------------
+
+
+def run_options(dest: Path) -> dict[str, Any]:
+    """The options of the one run recorded in DEST's report."""
+    [run] = [record for record in everything(dest / "fetcher-report.jsonl") if record.get("record") == "run"]
+    return dict(run["options"])
+
+
+def test_every_time_option_takes_a_duration_and_the_run_record_keeps_seconds(tmp_path: Path, dest: Path) -> None:
+    times = ["--max-time", "1h", "--deadline", "23h", "--timeout", "1m30", "--acquire-timeout", "0",
+             "--retry-wait-max", "2m", "--retry-after-max", "1d", "--speed-time", "1h30m"]  # fmt: skip
+    assert fetcher(url_list(tmp_path, "junk"), "-d", dest, "-q", *times) == 1
+    options = run_options(dest)
+    recorded = {name: options[name] for name in ("max_time", "deadline", "timeout", "acquire_timeout", "speed_time")}
+    assert recorded == {"max_time": 3600, "deadline": 82800, "timeout": 90, "acquire_timeout": 0, "speed_time": 5400}
+
+
+@pytest.mark.parametrize(
+    ("args", "retries"),
+    [(["-t", "5"], 4), (["--tries", "1"], 0), (["-t", "5", "--retries", "1"], 1), (["--retries", "1", "-t", "5"], 4)],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else "",
+)
+def test_tries_counts_every_attempt_as_wget_does_and_the_last_given_wins(
+    tmp_path: Path, dest: Path, args: list[str], retries: int
+) -> None:
+    assert fetcher(url_list(tmp_path, "junk"), "-d", dest, "-q", *args) == 1
+    assert run_options(dest)["retries"] == retries
+
+
+def test_wget_and_aria2_spellings_of_dest_and_max_are_aliases(
+    server: srv.LoopbackServer, tmp_path: Path, dest: Path
+) -> None:
+    url = server.route("/a.txt", srv.body(b"x"))
+    assert fetcher(url_list(tmp_path, url), "-P", dest, "-j", "2", "-q") == 0
+    assert (dest / "a.txt").read_bytes() == b"x"
+    assert run_options(dest)["max"] == 2
+
+
+@pytest.mark.parametrize("flag", ["-O", "--output", "--output-document"])
+def test_output_names_the_file_of_the_one_url_given(
+    server: srv.LoopbackServer, dest: Path, capsys: pytest.CaptureFixture[str], flag: str
+) -> None:
+    url = server.route("/download", srv.body(b"iso")) + "?id=7"
+    assert fetcher(url, flag, "name.iso", "-d", dest) == 0
+    assert (dest / "name.iso").read_bytes() == b"iso"
+    assert "-> name.iso" in capsys.readouterr().err
+
+
+def test_continue_and_timestamping_are_accepted_and_said_to_be_always_on(
+    server: srv.LoopbackServer, tmp_path: Path, dest: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = server.route("/a.txt", srv.body(b"x"))
+    assert fetcher(url_list(tmp_path, url), "-c", "-N", "--continue", "-d", dest) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == (
+        "fetcher: --continue and --timestamping are always on: fetcher resumes partial downloads, "
+        "and asks the server only for what changed since the last run"
+    )
+    assert not any("always on" in line for line in err[1:])
+
+
+def test_continue_and_timestamping_print_nothing_under_quiet(
+    server: srv.LoopbackServer, tmp_path: Path, dest: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = server.route("/a.txt", srv.body(b"x"))
+    assert fetcher(url_list(tmp_path, url), "-c", "-N", "-q", "-d", dest) == 0
+    assert capsys.readouterr().err == ""  # a cron run stays silent on success
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["-nc"], "no such option: -nc (wget's --no-clobber: use --skip-existing, which never requests a URL whose "
+         "file already exists)"),
+        (["--no-clobber"], "no such option: --no-clobber (wget's -nc: use --skip-existing, which never requests a URL "
+         "whose file already exists)"),
+        (["-o", "x.iso"], "no such option: -o (curl's -o FILE names the file: use -O FILE; wget's -o LOGFILE keeps a "
+         "log: use 2>>LOGFILE for fetcher's messages, and --report for a record per URL)"),
+        (["--output-file", "log"], "no such option: --output-file (wget's log file: use 2>>FILE for fetcher's "
+         "messages, and --report for a record per URL)"),
+        (["-O", "x.iso"], "--output names the file of one URL given as the argument, not of the URLs in '{list}' (in "
+         "a URL list, write out=NAME under a URL)"),
+        (["-O", "-"], "--output - (standard output) is not supported: fetcher writes each URL to a file in DEST"),
+        (["-O", "sub/x.iso"], "--output takes a file name, not a path ('sub/x.iso'): give the folder with --dest"),
+        (["-O", "https://example.org/x.iso"], "--output takes a file name, not a URL: to name the file after the URL, "
+         "as curl's -O does, leave it out (fetcher always does that)"),
+        (["-t", "0"], "--tries must be a whole number from 1 to 101 (every attempt, as wget counts them: -t 4 is "
+         "--retries 3; fetcher never retries forever), not 0"),
+        (["-N", "--force"], "--timestamping and --force cannot be used together (--force downloads every URL in full)"),
+        (["-c", "--force"], "--continue and --force cannot be used together (--force downloads every URL in full)"),
+        (["--skip-existing", "-N"], "--timestamping and --skip-existing cannot be used together (--skip-existing "
+         "never asks about a file that exists)"),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else "",
+)  # fmt: skip
+def test_other_tools_options_that_do_not_fit_are_refused_saying_what_to_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], line: str
+) -> None:
+    assert_refused(tmp_path, capsys, args, line)
+
+
+def test_a_list_typed_on_a_terminal_is_read_to_its_end_before_anything_starts(
+    server: srv.LoopbackServer, dest: Path
+) -> None:
+    url, second = server.route("/typed.txt", srv.body(b"x")), server.route("/second.txt", srv.body(b"x"))
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "fetcher", "-", "-d", str(dest)],
+                               stdin=terminal, stdout=terminal, stderr=terminal)  # fmt: skip
+    os.close(terminal)
+    try:
+        os.write(controller, f"{url}\n{second}\n".encode())
+        time.sleep(1.0)  # time enough to start a download, were the list not still being typed
+        assert not server.requests["/typed.txt"]
+        os.write(controller, b"\x04")  # Ctrl-D, once
+        assert process.wait(timeout=20) == 0
+        assert server.requests["/typed.txt"] and (dest / "typed.txt").exists()
+    finally:
+        process.kill()
+        process.wait()
+        os.close(controller)

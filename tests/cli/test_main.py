@@ -101,11 +101,15 @@ def test_a_usage_error_in_another_command_points_to_its_own_help(capsys: pytest.
     assert capsys.readouterr().err == "fetcher: error: missing NAME (see 'fetcher slots --help')\n"
 
 
+_WATCH = "a duration from 0.1s to 1h (2, 0.5, 30s, 5m)"
+
+
 @pytest.mark.parametrize(
     ("args", "line"),
     [
-        (["slots", "pool", "--watch", "0"], "--watch must be a number from 0.1 to 3600, not 0.0"),
-        (["slots", "pool", "--watch", "abc"], "--watch must be a number from 0.1 to 3600, not 'abc'"),
+        (["slots", "pool", "--watch", "0"], f"--watch must be {_WATCH}, not 0"),
+        (["slots", "pool", "--watch", "abc"], f"--watch must be {_WATCH}, not 'abc'"),
+        (["slots", "pool", "--watch", "2h"], f"--watch must be {_WATCH}, not '2h'"),
         (["slots", "pool", "--json=yes"], "--json takes no value"),
         (["slots", "pool", "--wach", "1"], "no such option: --wach (did you mean --watch?)"),
     ],
@@ -115,4 +119,24 @@ def test_clicks_own_errors_in_another_command_are_said_in_fetchers_words(
     capsys: pytest.CaptureFixture[str], args: list[str], line: str
 ) -> None:
     assert fetcher(*args) == 2
+    assert capsys.readouterr().err == f"fetcher: error: {line}\n"
+
+
+@pytest.mark.parametrize(
+    ("typed", "line"),
+    [
+        ("--timestampin", "no such option: --timestampin (did you mean --timestamping?)"),
+        ("--quite", "no such option: --quite (did you mean --quiet?)"),
+        ("--limitrate", "no such option: --limitrate (did you mean --limit-rate?)"),
+        ("--skip-exist", "no such option: --skip-exist (did you mean --skip-existing?)"),
+        ("--verbose", "no such option: --verbose (see 'fetcher --help')"),
+        ("--header", "no such option: --header (see 'fetcher --help')"),
+        ("--retry-max-time", "no such option: --retry-max-time (see 'fetcher --help')"),
+    ],
+    ids=lambda value: value if value.startswith("--") else "",
+)
+def test_did_you_mean_offers_only_what_the_option_could_be_a_typo_of(
+    capsys: pytest.CaptureFixture[str], typed: str, line: str
+) -> None:
+    assert fetcher("urls.txt", typed) == 2
     assert capsys.readouterr().err == f"fetcher: error: {line}\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import time
@@ -242,14 +243,14 @@ def interrupted_tally() -> Tally:
 
 def test_interrupted_summary_says_what_did_not_happen() -> None:
     line = summarize(interrupted_tally(), 4.03, interrupted=True)
-    assert line == "fetcher: interrupted: 12 ok, 3 cancelled, 37 not started (1.2 MiB in 4.03s)"
+    assert line == "fetcher: interrupted: 12 ok, 3 cancelled, 37 not-started (1.2 MiB in 4.03s)"
 
 
-def test_summary_spells_statuses_as_people_read_them() -> None:
+def test_summary_spells_statuses_as_the_report_does() -> None:
     tally = Tally()
     tally.add(result(Status.ACQUIRE_TIMEOUT, error="no slot"))
     tally.add(result(Status.NOT_STARTED))
-    assert summarize(tally, 1.0) == "fetcher: 2 URLs: 1 acquire timeout, 1 not started (0 B in 1.00s)"
+    assert summarize(tally, 1.0) == "fetcher: 2 URLs: 1 acquire-timeout, 1 not-started (0 B in 1.00s)"
 
 
 def test_summary_names_the_report_it_wrote() -> None:
@@ -278,23 +279,32 @@ def test_display_summary_passes_the_report_on() -> None:
     assert stream.getvalue().endswith("; report: fetcher-report.jsonl\n")
 
 
-def test_cleanup_line_is_none_when_nothing_was_left() -> None:
-    assert cleanup_line(0, 0, 0, 0) is None
+def test_cleanup_line_is_none_when_nothing_was_removed() -> None:
+    assert cleanup_line(0, 0) is None
 
 
 def test_cleanup_line_counts_the_partial_files_removed() -> None:
-    line = cleanup_line(3, 491 << 20, 0, 0)
+    line = cleanup_line(3, 491 << 20)
     assert line == "removed 3 partial files (491.0 MiB) left by an interrupted run"
 
 
-def test_cleanup_line_counts_the_partial_files_kept_to_resume() -> None:
-    line = cleanup_line(3, 491 << 20, 1, 12 << 20)
-    assert line == "removed 3 partial files (491.0 MiB) left by an interrupted run; kept 1 (12.0 MiB) to resume"
+def test_cleanup_line_with_one_file_is_singular() -> None:
+    assert cleanup_line(1, 12 << 20) == "removed 1 partial file (12.0 MiB) left by an interrupted run"
 
 
-def test_cleanup_line_with_only_a_kept_file_is_singular() -> None:
-    line = cleanup_line(0, 0, 1, 12 << 20)
-    assert line == "kept 1 partial file (12.0 MiB) left by an interrupted run, to resume"
+def test_summary_counts_the_urls_that_resumed_a_partial_file() -> None:
+    tally = Tally()
+    tally.add(dataclasses.replace(OK, resumed_from=1 << 20))
+    assert summarize(tally, 1.0) == "fetcher: 1 URL: 1 ok, 1 resumed (2.0 KiB in 1.00s)"
+
+
+def test_a_failure_line_says_how_many_attempts_it_took() -> None:
+    line = describe(result(Status.FAILED, error="HTTP 503 Service Unavailable", attempts=4))
+    assert line.endswith(": HTTP 503 Service Unavailable (4 attempts)")
+
+
+def test_a_failure_at_the_first_attempt_says_nothing_of_attempts() -> None:
+    assert describe(result(Status.FAILED, error="HTTP 404 Not Found", attempts=1)).endswith(": HTTP 404 Not Found")
 
 
 def test_report_lost_line_says_where_why_and_how_many() -> None:
@@ -423,6 +433,14 @@ def test_a_stalled_download_says_how_long_no_data_came() -> None:
     assert last(stream, "a.iso").endswith("no data for 5s")
 
 
+def test_the_silence_never_reads_longer_than_the_download_clock() -> None:
+    stream, clock, display = bars()
+    display.watch("https://h/a.iso", "a.iso", 4096)  # no byte yet: silent since it began
+    clock.now += 3.6
+    display.tick()
+    assert last(stream, "a.iso").endswith("00:03 no data for 3s")
+
+
 def test_a_download_bar_is_cleared_when_it_ends() -> None:
     stream, clock, display = bars()
     watcher = display.watch("https://h/a.iso", "a.iso", 4096)
@@ -462,10 +480,22 @@ def test_after_an_interrupt_the_gauge_keeps_its_last_values() -> None:
     loads.append(Stats(capacity=3, in_use=0, waiting=0, active_runs=1))
     clock.now += 1.0
     display.tick()
-    display.close(completed=False)
     final = last(stream, "fetcher")
     assert final.startswith("fetcher interrupted 0/52") and "slots 3/3 waiting 43" in final
     assert not any("waiting 0" in line for line in renders(stream))
+
+
+def test_the_last_bar_of_an_interrupted_run_shows_nothing_waiting() -> None:
+    stream, clock, display = bars()
+    loads = [LOAD]
+    display.follow(lambda: loads[-1])
+    display.tick()
+    display.freeze()
+    loads.append(Stats(capacity=3, in_use=0, waiting=0, active_runs=0))  # every URL recorded
+    clock.now += 1.0
+    display.close(completed=False)
+    final = last(stream, "fetcher")
+    assert final.startswith("fetcher interrupted 0/52") and "slots 0/3 waiting 0" in final
 
 
 def test_a_fetcher_without_runs_does_not_empty_the_gauge() -> None:

@@ -91,3 +91,17 @@ def test_a_bad_name_is_one_usage_error(cache: Path, capsys: pytest.CaptureFixtur
     assert fetcher("slots", "..") == 2
     err = capsys.readouterr().err
     assert err.startswith("fetcher: error: ") and err.count("\n") == 1
+
+
+def test_watch_takes_a_duration(
+    cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:  # stands in for the wait, and for the Ctrl-C that ends --watch
+        waits.append(seconds)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("fetcher.cli.slots.time.sleep", sleep)
+    assert fetcher("slots", "never-used", "--watch", "1m30") == 0
+    assert waits == [90.0]

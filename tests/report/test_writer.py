@@ -287,6 +287,23 @@ def test_a_writer_that_writes_nothing_leaves_no_file_and_no_folder(tmp_path: Pat
     assert not (tmp_path / "new").exists()
 
 
+def test_a_report_it_made_for_records_that_were_all_lost_is_removed(small_disk: Path) -> None:
+    (small_disk / "filler").write_bytes(b"\0" * (64 << 10))  # not a byte left
+    path = small_disk / "report.jsonl"
+    with ReportWriter(path) as writer:
+        assert writer.write(result(1)) is False
+    assert not path.exists()
+
+
+def test_an_empty_report_that_was_there_before_is_kept(small_disk: Path) -> None:
+    path = small_disk / "report.jsonl"
+    path.write_bytes(b"")
+    (small_disk / "filler").write_bytes(b"\0" * (64 << 10))
+    with ReportWriter(path) as writer:
+        assert writer.write(result(1)) is False
+    assert path.exists()
+
+
 def test_the_csv_header_goes_into_an_existing_empty_file(tmp_path: Path) -> None:
     path = tmp_path / "report.csv"
     path.write_bytes(b"")

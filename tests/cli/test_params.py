@@ -1,0 +1,77 @@
+"""fetcher.cli.params: the options' value types, and what the options borrowed from other tools turn into."""
+
+from __future__ import annotations
+
+import click
+import pytest
+
+from fetcher.cli.params import Duration, OutputName, Tries, option_name
+
+_EXAMPLES = "(90, 90s, 15m, 2h, 1h30m, 2d)"
+
+
+def refusal(kind: click.ParamType[object, object], value: str, name: str = "--max-time") -> str:
+    with pytest.raises(click.BadParameter) as caught:
+        kind.convert(value, click.Option([name]), None)
+    return caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90.0), ("90s", 90.0), ("15m", 900.0), ("1.5h", 5400.0), ("1h30m", 5400.0), ("1h30", 5400.0),
+     ("2d", 172800.0), ("2d12h", 216000.0), ("0.5", 0.5)],
+)  # fmt: skip
+def test_a_duration_is_read_in_seconds(text: str, seconds: float) -> None:
+    assert Duration().convert(text, click.Option(["--max-time"]), None) == seconds
+
+
+def test_a_default_already_in_seconds_is_taken_as_it_is() -> None:
+    assert Duration().convert(30.0, click.Option(["--timeout"]), None) == 30.0
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [("0", "0"), ("0s", "'0s'"), ("abc", "'abc'"), ("-1", "-1"), ("inf", "'inf'"), ("1w", "'1w'"), ("1e3", "1e3")],
+)
+def test_a_duration_above_0_refuses_zero_and_what_is_no_duration_as_typed(text: str, shown: str) -> None:
+    assert refusal(Duration(), text) == f"--max-time must be a duration above 0 {_EXAMPLES}, not {shown}"
+
+
+def test_a_duration_that_may_be_zero_takes_zero_and_still_refuses_a_negative() -> None:
+    assert Duration(allow_zero=True).convert("0", click.Option(["--acquire-timeout"]), None) == 0.0
+    assert refusal(Duration(allow_zero=True), "-1", "--acquire-timeout") == (
+        f"--acquire-timeout must be a duration, 0 or more {_EXAMPLES}, not -1"
+    )
+
+
+@pytest.mark.parametrize("text", ["0", "0.05", "1h1s", "2h"])
+def test_a_duration_with_bounds_refuses_what_is_outside_them_as_typed(text: str) -> None:
+    kind = Duration(low=0.1, high=3600, examples="2, 30s")
+    shown = text if text[0].isdigit() and text[-1].isdigit() else f"'{text}'"
+    assert refusal(kind, text, "--watch") == f"--watch must be a duration from 0.1s to 1h (2, 30s), not {shown}"
+
+
+def test_a_duration_with_bounds_takes_its_bounds() -> None:
+    kind = Duration(low=0.1, high=3600)
+    assert [kind.convert(text, None, None) for text in ("0.1", "1h")] == [0.1, 3600.0]
+
+
+@pytest.mark.parametrize(("text", "retries"), [("1", 0), ("4", 3), ("101", 100)])
+def test_tries_counts_every_attempt_so_it_is_one_more_than_retries(text: str, retries: int) -> None:
+    assert Tries(100).convert(text, click.Option(["--tries", "-t"]), None) == retries
+
+
+@pytest.mark.parametrize("text", ["0", "102", "inf"])
+def test_tries_refuses_what_retries_cannot_do(text: str) -> None:
+    assert refusal(Tries(100), text, "--tries").startswith("--tries must be a whole number from 1 to 101 (")
+
+
+def test_an_output_name_is_a_plain_file_name() -> None:
+    assert OutputName().convert("name.iso", click.Option(["--output", "-O"]), None) == "name.iso"
+    assert refusal(OutputName(), " ", "--output") == "--output must be a file name, not ' '"
+
+
+def test_an_option_is_named_by_its_first_long_name() -> None:
+    dest = click.Option(["--dest", "-d", "-P", "--directory-prefix"])
+    assert option_name(dest) == "--dest"
+    assert option_name(click.Option(["-nc"])) == "-nc"
