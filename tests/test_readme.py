@@ -60,6 +60,9 @@ def _command_line(candidate: str) -> str | None:
     return None
 
 
+_REDIRECTION = re.compile(r"\d*(?:>>?|<)(?:&\d+|\S+)")
+
+
 def readme_commands() -> list[list[str]]:
     """Every fetcher command line in the README, as arguments, placeholders filled in.
 
@@ -70,7 +73,8 @@ def readme_commands() -> list[list[str]]:
         line = _command_line(candidate)
         if line is None:
             continue
-        args = [_SAMPLES.get(arg, arg) for arg in shlex.split(line)[1:]]
+        # Redirections (2>&1, 2>>log) are the shell's, not fetcher's.
+        args = [_SAMPLES.get(arg, arg) for arg in shlex.split(line)[1:] if not _REDIRECTION.fullmatch(arg)]
         if args and not (len(args) == 1 and args[0] in COMMANDS):
             found.setdefault(line, args)
     return list(found.values())

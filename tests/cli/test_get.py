@@ -65,6 +65,14 @@ def dest(tmp_path: Path) -> Path:
     return tmp_path / "out"
 
 
+def assert_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], line: str) -> None:
+    """The command with *args* exits 2 with *line* ('{list}' for the list's path) and makes nothing."""
+    urls = url_list(tmp_path, "http://127.0.0.1:9/x")
+    assert fetcher(urls, "-d", tmp_path / "out", *args) == 2
+    assert capsys.readouterr().err == f"fetcher: error: {line.replace('{list}', str(urls))}\n"
+    assert not (tmp_path / "out").exists()
+
+
 # -- success ------------------------------------------------------------------------
 
 
@@ -289,14 +297,6 @@ _DURATION_OR_0 = "a duration, 0 or more (90, 90s, 15m, 2h, 1h30m, 2d)"
     ],
     ids=lambda value: " ".join(value) if isinstance(value, list) else "",
 )  # fmt: skip
-def assert_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], line: str) -> None:
-    """The command with *args* exits 2 with *line* ('{list}' for the list's path) and makes nothing."""
-    urls = url_list(tmp_path, "http://127.0.0.1:9/x")
-    assert fetcher(urls, "-d", tmp_path / "out", *args) == 2
-    assert capsys.readouterr().err == f"fetcher: error: {line.replace('{list}', str(urls))}\n"
-    assert not (tmp_path / "out").exists()
-
-
 def test_each_usage_error_is_one_line_in_fetchers_words(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], line: str
 ) -> None:
