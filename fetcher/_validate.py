@@ -17,8 +17,13 @@ def whole(value_holder: object, name: str, low: int, high: int) -> None:
         raise ConfigError(f"{name} must be a whole number from {low} to {high}, not {value!r}")
 
 
+#: The longest time any setting takes: a year.  Past it a socket timeout or a
+#: deadline overflows the platform's time_t, and no run means it.
+MAX_SECONDS = 365 * 86400.0
+
+
 def seconds(value_holder: object, name: str, *, allow_zero: bool) -> None:
-    """A finite number of seconds, stored back as a float."""
+    """A number of seconds up to MAX_SECONDS, stored back as a float."""
     value = getattr(value_holder, name)
     ok = (
         not isinstance(value, bool)
@@ -29,6 +34,8 @@ def seconds(value_holder: object, name: str, *, allow_zero: bool) -> None:
     if not ok:
         bound = ">= 0" if allow_zero else "> 0"
         raise ConfigError(f"{name} must be a finite number of seconds {bound}, not {value!r}")
+    if value > MAX_SECONDS:
+        raise ConfigError(f"{name} must be at most {MAX_SECONDS:.0f} seconds (a year), not {value!r}")
     object.__setattr__(value_holder, name, float(value))
 
 

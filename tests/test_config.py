@@ -216,3 +216,8 @@ def test_a_ca_certificate_with_no_pem_certificate_is_refused(tmp_path: Path, dat
     (tmp_path / "ca.pem").write_bytes(data)
     with pytest.raises(ConfigError, match="is not a PEM certificate bundle$"):
         FetcherConfig(ca_certificate=tmp_path / "ca.pem")
+
+
+def test_a_time_over_a_year_is_refused_before_it_overflows_a_socket_timeout() -> None:
+    with pytest.raises(ConfigError, match="timeout must be at most 31536000 seconds"):
+        FetcherConfig(timeout=99999999999999.0)

@@ -390,6 +390,9 @@ def get(
     # writable as DEST, which the Fetcher checks first (and says so better).
     early_writer = None if report is None else _open_report(report)
     entries, total = _open_list(source)
+    note = borrowed_note(click.get_current_context())  # once the list opened: a refused run has nothing to note
+    if note is not None:
+        say(note)
     if entries is None:  # an empty list: no DEST, no report, nothing to clean up
         LineDisplay(sys.stderr, quiet=quiet).summary(Tally(), time.monotonic() - began)
         return EXIT_OK
@@ -601,9 +604,8 @@ _URL_ARGUMENT = re.compile(r"https?://", re.IGNORECASE)
 def _the_list(url_list: str | None, input_file: str | None) -> str:
     """The one URL list given, as URL_LIST or -i; none or both is a usage error.
 
-    Also what the options borrowed from wget check against the list and the
-    other options: -O only with one URL, and the note that -c and -N are
-    always on (get's first step, so before anything is made).
+    Also that -O, borrowed from wget, comes with one URL (get's first step, so
+    before anything is made).
     """
     if url_list is not None and input_file is not None:
         raise click.UsageError(
@@ -620,9 +622,6 @@ def _the_list(url_list: str | None, input_file: str | None) -> str:
             f"--output names the file of one URL given as the argument, not of the URLs in {where} "
             "(in a URL list, write out=NAME under a URL)"
         )
-    note = borrowed_note(ctx)  # after the checks: a run that is refused has nothing to note
-    if note is not None:
-        say(note)
     return source
 
 

@@ -23,6 +23,7 @@ from click.core import ParameterSource
 from .._config import MAX_RATE, ca_bundle_problem
 from .._errors import ConfigError
 from .._units import DURATION_EXAMPLES, format_duration, parse_duration, parse_rate, parse_size
+from .._validate import MAX_SECONDS
 from ..limits.shared import locate
 
 #: A value shown bare when it reads as a number, else in quotes.
@@ -99,6 +100,10 @@ class Duration(_Refusing):
                 self.refuse(value, param, ctx)
         if not math.isfinite(number) or not self.low <= number <= self.high or (number == 0 and not self.allow_zero):
             self.refuse(value, param, ctx)
+        if number > MAX_SECONDS:
+            raise click.BadParameter(
+                f"{option_name(param)} must be at most {format_duration(MAX_SECONDS)}, not {shown(value)}", ctx, param
+            )
         return number
 
 

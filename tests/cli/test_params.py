@@ -75,3 +75,9 @@ def test_an_option_is_named_by_its_first_long_name() -> None:
     dest = click.Option(["--dest", "-d", "-P", "--directory-prefix"])
     assert option_name(dest) == "--dest"
     assert option_name(click.Option(["-nc"])) == "-nc"
+
+
+
+def test_a_duration_over_a_year_is_refused_before_it_overflows_a_timeout() -> None:
+    assert refusal(Duration(), "99999999999999", "--timeout") == "--timeout must be at most 365d, not 99999999999999"
+    assert Duration().convert("365d", click.Option(["--deadline"]), None) == 365 * 86400
