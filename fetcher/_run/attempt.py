@@ -1,0 +1,168 @@
+"""The worker step: one attempt at one URL, on a worker thread, its slot and its host's permit held.
+
+``attempt`` is the step itself: a Job and an Ask in, an Outcome out.  It
+makes the requests and writes the file (``transfer/download.py``), and
+decides nothing about the URL.  ``work`` is what the pool runs around it:
+it checks that the URL may still start, builds the Ask, and hands the
+Outcome to ``settle.py``, which decides what follows (a pause, a retry, the
+record).
+
+The Ask's values come from the last attempt, or else from the state database
+(the saved record the dispatcher read ahead, the partial file on record).
+Its callables are the run's, called back from inside the attempt: the rates
+(``_pace``, ``_throttle``), the stop (``Stops.on_stop``) and the record of a
+partial worth resuming (``Settle.remember_partial``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import time
+from pathlib import Path
+
+import requests
+
+from .._errors import translate
+from .._result import Status
+from .._urllist import Entry
+from .._urls import host_key
+from ..limits import HostPermit, Slot
+from ..state import Partial, Saved, StateStore
+from ..transfer.download import Ask, Outcome, download
+from ..transfer.validators import PartialFile, Validators
+from .jobs import Job, now, state_key
+from .runstate import RunState
+from .settle import Settle, state_call
+from .stops import Stops
+
+
+class Worker:
+    """What a worker thread does with a Job the dispatcher handed it."""
+
+    def __init__(self, run: RunState, stops: Stops, settle: Settle) -> None:
+        self._run = run
+        self._stops = stops
+        self._settle = settle
+
+    def work(self, session: requests.Session, job: Job, slot: Slot, permit: HostPermit) -> None:
+        run = self._run
+        try:
+            with slot, permit:
+                started = time.monotonic()
+                if run.cancelled.is_set():
+                    self._settle.let_go(job.entry.url, job.partial)
+                    return  # the caller has gone; nobody will read a result
+                if self._stops.blocked(job):
+                    run.emit(job.seq, self._settle.unstarted(job))  # the deadline passed while it queued
+                    return
+                if job.began is None:
+                    job = dataclasses.replace(job, began=started)
+                outcome = self.attempt(session, job, self._ask(job))
+                self._settle.before_release(job, outcome)
+                # Stamped before the slot goes back, so that the URL given it next never overlaps this one.
+                released_at = now()
+            settled = self._settle.after_release(job, outcome, released_at)
+            if settled is None:
+                return  # back in the schedule, for a retry
+            result = settled
+        except BaseException as exc:  # never lose a result: a bug becomes a failed URL
+            error = translate(exc, job.entry.url)
+            result = run.result(job.entry, Status.FAILED, job.ready, job.ready_at, error=str(error),
+                                attempts=job.attempts + 1, waited_on=job.waited_on)  # fmt: skip
+        run.emit(job.seq, result)
+
+    def attempt(self, session: requests.Session, job: Job, ask: Ask) -> Outcome:
+        """One attempt at *job*'s URL, asking the server *ask*."""
+        run = self._run
+        return download(
+            session, job.entry.url, job.target,
+            config=run.config, temp_files=run.shared.temp_files,
+            cancelled=run.halt, watch=run.shared.watch, ask=ask,
+        )  # fmt: skip
+
+    def _ask(self, job: Job) -> Ask:
+        """What this attempt asks the server: from the last attempt, or else from the state database."""
+        run, settle = self._run, self._settle
+        entry, store = job.entry, run.shared.state
+        remember = None if store is None else functools.partial(settle.remember_partial, store, entry.url)
+        if job.attempts or store is None or run.config.force:
+            resume = job.partial
+            saved = None
+        else:
+            resume = resumable(state_call(store.partial, state_key(entry.url)), job.target)
+            saved = still_saved(self._saved_record(job, store), job.target, entry)
+        deadline = None
+        if run.config.max_time is not None and job.began is not None:
+            deadline = job.began + run.config.max_time
+        shared = run.shared
+        paced = shared.request_rate is not None or shared.hosts.rate_per_host is not None or shared.hosts.any_paused
+        return Ask(saved=saved, resume=resume, checksum=entry.checksum, remote_time=run.config.remote_time,
+                   on_resumable=remember, deadline=deadline, stop_at=run.deadline_at,
+                   before_request=self._pace if paced else None,
+                   throttle=self._throttle if shared.byte_rate is not None else None,
+                   on_stop=self._stops.on_stop)  # fmt: skip
+
+    def _saved_record(self, job: Job, store: StateStore) -> Saved | None:
+        """*job*'s saved record: as the dispatcher read it ahead, or else read now."""
+        run = self._run
+        with run.lock:
+            if job.seq in run.looked_up:
+                return run.looked_up.pop(job.seq)
+        result: Saved | None = state_call(store.saved, state_key(job.entry.url))
+        return result
+
+    def _pace(self, url: str) -> None:
+        """Before a request after an attempt's first (a redirect hop, a start-over): wait its turn under
+        the rates and any pause of its host.  The first had its turn from the dispatcher."""
+        shared = self._run.shared
+        wait = shared.hosts.reserve_request(host_key(url))
+        if shared.request_rate is not None:
+            wait = max(wait, shared.request_rate.reserve())
+        if wait > 0:
+            self._run.halt.wait(wait)
+
+    def _throttle(self, size: int) -> None:
+        """*size* bytes came in: wait until --limit-rate allows them (in turn with every other download)."""
+        byte_rate = self._run.shared.byte_rate
+        assert byte_rate is not None
+        wait = byte_rate.reserve(size)
+        if wait > 0:
+            self._run.halt.wait(wait)
+
+
+def resumable(partial: Partial | None, target: Path) -> PartialFile | None:
+    """The partial file on record as the download can continue it, if it can.
+
+    Only one in the target's own folder: a state database shared by two
+    DESTs must not move a file between them (and a rename across file
+    systems would fail).
+    """
+    if partial is None or partial.total is None or Path(partial.path).parent != target.parent:
+        return None
+    if_range = partial.etag or partial.last_modified
+    if not if_range:
+        return None
+    validators = Validators(etag=partial.etag, last_modified=partial.last_modified)
+    return PartialFile(path=Path(partial.path), if_range=if_range, total=partial.total, validators=validators)
+
+
+def still_saved(saved: Saved | None, target: Path, entry: Entry) -> Validators | None:
+    """The validators to ask with, if the file saved last time is still there as it was saved.
+
+    A file deleted, edited or moved since (its size or mtime differ) is
+    downloaded plainly; so is one whose list entry now asks for a checksum
+    it was not verified against.
+    """
+    if saved is None or saved.path != str(target) or not (saved.etag or saved.last_modified):
+        return None
+    if entry.checksum is not None and saved.checksum != str(entry.checksum):
+        return None
+    try:
+        info = os.stat(target)
+    except OSError:
+        return None
+    if info.st_size != saved.size or info.st_mtime_ns != saved.mtime_ns:
+        return None
+    return Validators(etag=saved.etag, last_modified=saved.last_modified)

@@ -1,0 +1,168 @@
+"""Schedule → a slot → the pool: the dispatcher thread.
+
+It takes a slot of the gate only when some URL's host would let it start,
+then the first URL (due retries first, then input order) whose host's limits
+let it start, and hands it, slot and permit held, to a worker (``attempt.py``).
+On the way it records the URLs that will not start (their acquire timeout ran
+out, the run was cut short) and reads the state database ahead in batches.
+It makes no request and waits on nothing but the gate, the --rate and the
+schedule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+
+from .._text import redact
+from ..limits import RATE, HostPermit, Slot
+from .attempt import Worker
+from .jobs import Job, now, state_key
+from .runstate import POLL_S, RunState
+from .settle import Settle, state_call
+from .stops import Stops
+
+# Saved records read from the state database in one query, ahead of the downloads.
+_LOOKUP_BATCH = 255
+
+
+class Dispatcher:
+    """The loop of the dispatcher thread, and the limit it last waited on itself."""
+
+    def __init__(self, run: RunState, stops: Stops, settle: Settle, worker: Worker) -> None:
+        self._run = run
+        self._stops = stops
+        self._settle = settle
+        self._worker = worker
+        # The limit the dispatcher last waited on itself, and since when: what held up
+        # the URLs queued behind the one it waited for.
+        self._held_by: tuple[str, float] | None = None
+
+    def dispatch(self) -> None:
+        # Runs until the run is cancelled, which the caller does once it has
+        # every result: retries can come back at any time before that.
+        run = self._run
+        schedule, hosts = run.schedule, run.shared.hosts
+        hosts.add_listener(schedule.reopen)
+        try:
+            while not run.cancelled.is_set():
+                self._drop_unstartable()
+                # A slot first, and only when some URL's host would let it start: then the
+                # host's limits are asked for real with the slot in hand, so a pause or a
+                # rate turn never goes stale while the dispatcher waits for a slot.
+                if not schedule.ready(hosts.check):
+                    schedule.wait(self._until_next_change())
+                    continue
+                if not self._rate_allows():
+                    continue
+                slot = self._slot()
+                if slot is None:
+                    continue
+                # The --rate turn and the host's turn are taken together, just before the
+                # start: the host's spacing is then the spacing of its requests.
+                if run.shared.request_rate is not None and not run.shared.request_rate.try_take():
+                    slot.release()  # another run of this Fetcher took the turn
+                    continue
+                taken = schedule.take(hosts.try_start)
+                if taken is None:
+                    slot.release()  # what was ready went (expired, taken by a retry's host...)
+                    continue
+                self._start(taken.job, slot, taken.permit, taken.held_by)
+        finally:
+            hosts.remove_listener(schedule.reopen)
+
+    def _start(self, job: Job, slot: Slot, permit: HostPermit, held_by: str | None) -> None:
+        """Hand *job* to a worker, or record why it does not start after all."""
+        run = self._run
+        # The slot is held from here: the wait for it ends now, and the report counts it in use from now.
+        taken, taken_at = time.monotonic(), now()
+        wait_s = job.wait_s if job.attempts else taken - job.ready
+        job = dataclasses.replace(job, slot_taken_at=taken_at, wait_s=wait_s)
+        if job.attempts == 0:
+            if held_by is not None:
+                job = dataclasses.replace(job, waited_on=held_by)
+            job = self._held_up(job)
+            with run.lock:
+                run.waiting -= 1  # started or not, it waits no longer
+        self._look_up_ahead(job)
+        if self._stops.blocked(job):
+            slot.release()
+            permit.release()
+            if not run.cancelled.is_set():
+                run.emit(job.seq, self._settle.unstarted(job))
+            return
+        if run.shared.describe_slot is not None:
+            run.shared.describe_slot(slot, redact(job.entry.url))
+        if not run.shared.pool.submit(functools.partial(self._worker.work, job=job, slot=slot, permit=permit)):
+            slot.release()  # the Fetcher closed between acquire and submit
+            permit.release()
+
+    def _drop_unstartable(self) -> None:
+        """Record the URLs that will not start: their acquire timeout ran out, or the run was cut short."""
+        run, unstarted = self._run, self._settle.unstarted
+        for job, held_by in run.schedule.expired():
+            if job.attempts == 0:  # a retry stopped counting as waiting at its first start
+                with run.lock:
+                    run.waiting -= 1
+            run.emit(job.seq, unstarted(self._held_up(dataclasses.replace(job, waited_on=held_by))))
+        if not self._stops.stopped():
+            return
+        for job in run.schedule.drain_new():
+            with run.lock:
+                run.waiting -= 1
+            run.emit(job.seq, unstarted(job))
+        if run.halt.is_set():
+            for job in run.schedule.drain_retries():
+                run.emit(job.seq, unstarted(job))
+
+    def _held_up(self, job: Job) -> Job:
+        """*job* with the limit it waited on: its host's, or else one the dispatcher waited on since it was read."""
+        if job.waited_on is None and self._held_by is not None and self._held_by[1] > job.ready:
+            return dataclasses.replace(job, waited_on=self._held_by[0])
+        return job
+
+    def _until_next_change(self) -> float:
+        """Seconds to wait for the schedule: until a lane opens, a retry is due or a URL expires; at most POLL_S."""
+        change = self._run.schedule.next_change()
+        return POLL_S if change is None else max(0.0, min(POLL_S, change - self._run.shared.clock()))
+
+    def _slot(self) -> Slot | None:
+        """A slot of the gate, or None after waiting until the schedule may have changed."""
+        gate = self._run.shared.gate
+        slot = gate.acquire(timeout=0)
+        if slot is None:
+            slot = gate.acquire(timeout=self._until_next_change())
+            # Marked when the wait ends: every URL read before then waited on it too.
+            self._held_by = (self._run.shared.gate_limit, time.monotonic())
+        return slot
+
+    def _rate_allows(self) -> bool:
+        """Whether --rate has a turn now; if not, wait for it (no slot held), at most until the
+        schedule may change, so that acquire timeouts are still kept meanwhile."""
+        bucket = self._run.shared.request_rate
+        if bucket is None:
+            return True
+        delay = bucket.delay()
+        if delay <= 0.0:
+            return True
+        self._run.halt.wait(min(delay, self._until_next_change()))
+        # Marked when the wait ends: every URL read before then waited on it too.
+        self._held_by = (RATE, time.monotonic())
+        return False
+
+    def _look_up_ahead(self, job: Job) -> None:
+        """Read the saved records of *job* and of the new jobs behind it, in one query.
+
+        A query per URL on the workers costs more than its own time: each
+        releases and retakes the GIL among all the threads of the run.
+        """
+        run = self._run
+        store = run.shared.state
+        if store is None or run.config.force or job.attempts or job.seq in run.looked_up:
+            return
+        batch = [job, *(j for j in run.schedule.peek_new(_LOOKUP_BATCH) if j.seq not in run.looked_up)]
+        found = state_call(store.saved_many, [state_key(j.entry.url) for j in batch], failed={})
+        with run.lock:
+            for each in batch:
+                run.looked_up[each.seq] = found.get(state_key(each.entry.url))
