@@ -29,19 +29,9 @@ from .._version import __version__
 from ..report import DEFAULT_REPORT_NAME, ReportWriter, RunRecord
 from ..state import DEFAULT_STATE_NAME
 from ..transfer.tempfiles import Cleanup
-from .exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, Terminated
-from .params import (
-    BYTE_RATE,
-    REQUEST_RATE,
-    SIZE,
-    CABundle,
-    Duration,
-    File,
-    Folder,
+from .borrowed import (
     OutputName,
-    SharedSlots,
     Tries,
-    Whole,
     always_on,
     borrowed_note,
     output_given,
@@ -50,6 +40,8 @@ from .params import (
     retries_or_tries,
     tries_given,
 )
+from .exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, Terminated
+from .params import BYTE_RATE, REQUEST_RATE, SIZE, CABundle, Duration, File, Folder, SharedSlots, Whole
 from .progress import BarDisplay, LineDisplay, cleanup_line, report_lost_line
 from .signals import StopOnSignal
 from .stderr import BestEffortStream, say

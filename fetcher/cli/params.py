@@ -2,10 +2,9 @@
 
 Every refusal is one complete line naming the option as the user knows it:
 ``--max must be a whole number from 1 to 512, not 0``.  main.py prints it
-after ``fetcher: error: ``.  Also here: what the options borrowed from wget,
-curl and aria2 do (``-t``, ``-O``, ``-c``, ``-N``, and those refused with
-advice, ``-nc``, ``-o``).  Not here: the options themselves (get.py) and the
-rewording of click's own errors (main.py).
+after ``fetcher: error: ``.  Not here: the options themselves (get.py), the
+options borrowed from wget, curl and aria2 (borrowed.py) and the rewording of
+click's own errors (main.py).
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from click.core import ParameterSource
 
 from .._config import MAX_RATE, ca_bundle_problem
 from .._errors import ConfigError
@@ -44,7 +42,7 @@ def shown(value: object) -> str:
     return text if _NUMBER.fullmatch(text) else f"'{text}'"
 
 
-class _Refusing(click.ParamType[Any, Any]):
+class Refusing(click.ParamType[Any, Any]):
     """A type whose failures read ``OPTION must be WANTED, not VALUE``."""
 
     wanted = "a valid value"
@@ -53,7 +51,7 @@ class _Refusing(click.ParamType[Any, Any]):
         raise click.BadParameter(f"{option_name(param)} must be {self.wanted}, not {shown(value)}", ctx, param)
 
 
-class Whole(_Refusing):
+class Whole(Refusing):
     name = "whole"
 
     def __init__(self, low: int, high: int) -> None:
@@ -70,7 +68,7 @@ class Whole(_Refusing):
         return number
 
 
-class Duration(_Refusing):
+class Duration(Refusing):
     """A duration as parse_duration reads it ("90", "15m", "1h30m", "2d"), in seconds, within the option's range.
 
     Every option that takes a time takes this one grammar; each keeps its
@@ -107,7 +105,7 @@ class Duration(_Refusing):
         return number
 
 
-class Parsed(_Refusing):
+class Parsed(Refusing):
     """A value read by one of fetcher's parsers (sizes, rates); it must come out above 0."""
 
     name = "parsed"
@@ -131,7 +129,7 @@ REQUEST_RATE = Parsed(parse_rate, f"requests per second above 0, at most {MAX_RA
                       high=MAX_RATE)  # fmt: skip
 
 
-class Folder(_Refusing):
+class Folder(Refusing):
     name = "folder"
     wanted = "a folder"
 
@@ -141,7 +139,7 @@ class Folder(_Refusing):
         return Path(value)
 
 
-class File(_Refusing):
+class File(Refusing):
     """A file to write or read; a folder or an empty name is refused."""
 
     name = "file"
@@ -177,152 +175,3 @@ class SharedSlots(click.ParamType[Any, Any]):
             return locate(str(value), os.environ)
         except ConfigError as exc:
             raise click.BadParameter(f"{option_name(param)}: {exc}", ctx, param) from None
-
-
-# -- Options borrowed from wget, curl and aria2 ---------------------------------------------------------------------
-# Each is taken on its merits: an alias where it means what a fetcher option
-# means, accepted with a note where fetcher does it anyway, refused with
-# advice where it means something else.  What a callback learns waits in
-# ctx.meta until the command has all its options (borrowed_note, output_name).
-
-_TRIES = "fetcher.tries"
-_OUTPUT = "fetcher.output"
-_ALWAYS = "fetcher.always"
-
-#: The wget options for what fetcher always does, and what that is.
-ALWAYS_ON = {
-    "--continue": "resumes partial downloads",
-    "--timestamping": "asks the server only for what changed since the last run",
-}
-#: Options that undo what fetcher always does: with them, asking for it is a contradiction.
-_UNDONE_BY = {
-    "--continue": {"force": "--force downloads every URL in full"},
-    "--timestamping": {
-        "force": "--force downloads every URL in full",
-        "skip_existing": "--skip-existing never asks about a file that exists",
-    },
-}
-
-
-class Tries(Whole):
-    """wget's ``-t N``, which counts every attempt, as fetcher's --retries N-1.
-
-    wget's 0 and ``inf`` (try forever) have no equal: --retries stops at its
-    most, so they are refused with the numbers that work.
-    """
-
-    name = "tries"
-
-    def __init__(self, most_retries: int) -> None:
-        super().__init__(1, most_retries + 1)
-        self.wanted = (
-            f"a whole number from 1 to {most_retries + 1} (every attempt, as wget counts them: "
-            f"-t 4 is --retries 3; fetcher never retries forever)"
-        )
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        return super().convert(value, param, ctx) - 1
-
-
-def tries_given(ctx: click.Context, param: click.Parameter, retries: int | None) -> None:
-    """-t N: --retries N-1.  Of -t and --retries the last given wins, as with any option given twice.
-
-    click handles the options in the order they were given, then those not
-    given: so either of the two may be handled first, and each looks for
-    the other (retries_or_tries).
-    """
-    if retries is None:
-        return
-    ctx.meta[_TRIES] = retries
-    if "retries" in ctx.params:  # --retries came first: processed already, so -t overrides it here
-        ctx.params["retries"] = retries
-
-
-def retries_or_tries(ctx: click.Context, param: click.Parameter, retries: int) -> int:
-    """--retries, unless only -t was given (or -t came first and --retries was not given at all)."""
-    if _TRIES in ctx.meta and ctx.get_parameter_source("retries") is not ParameterSource.COMMANDLINE:
-        return int(ctx.meta[_TRIES])
-    return retries
-
-
-_URL = re.compile(r"https?://", re.IGNORECASE)
-
-
-class OutputName(_Refusing):
-    """-O NAME: the file name for the one URL given as the argument (checked against the list by get.py)."""
-
-    name = "output"
-    wanted = "a file name"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        text, name = str(value), option_name(param)
-        if text == "-":
-            raise click.BadParameter(
-                f"{name} - (standard output) is not supported: fetcher writes each URL to a file in DEST", ctx, param
-            )
-        if _URL.match(text):
-            raise click.BadParameter(
-                f"{name} takes a file name, not a URL: to name the file after the URL, as curl's -O does, "
-                "leave it out (fetcher always does that)",
-                ctx,
-                param,
-            )
-        if "/" in text or os.sep in text:
-            raise click.BadParameter(
-                f"{name} takes a file name, not a path ({shown(text)}): give the folder with --dest", ctx, param
-            )
-        if not text.strip():
-            self.refuse(value, param, ctx)
-        return text
-
-
-def output_given(ctx: click.Context, param: click.Parameter, name: str | None) -> None:
-    if name is not None:
-        ctx.meta[_OUTPUT] = name
-
-
-def output_name(ctx: click.Context) -> str | None:
-    """The -O NAME given, if any."""
-    name = ctx.meta.get(_OUTPUT)
-    return None if name is None else str(name)
-
-
-def always_on(ctx: click.Context, param: click.Parameter, given: bool) -> None:
-    """-c, -N: accepted; borrowed_note says once that they are always on."""
-    if given:
-        ctx.meta.setdefault(_ALWAYS, {})[option_name(param)] = None  # a dict: in order, once each
-
-
-def borrowed_note(ctx: click.Context) -> str | None:
-    """The line that says -c or -N is always on (None when not given, or with --quiet).
-
-    Raises UsageError when an option given with them undoes what they ask for.
-    """
-    names = list(ctx.meta.get(_ALWAYS, {}))
-    for name in names:
-        for param, why in _UNDONE_BY[name].items():
-            if ctx.params.get(param):
-                other = "--" + param.replace("_", "-")
-                raise click.UsageError(f"{name} and {other} cannot be used together ({why})", ctx)
-    if not names or ctx.params.get("quiet"):
-        return None
-    are = "is" if len(names) == 1 else "are"
-    does = ", and ".join(ALWAYS_ON[name] for name in names)
-    return f"fetcher: {' and '.join(names)} {are} always on: fetcher {does}"
-
-
-#: Options of other tools that mean something else here, and what to use instead.
-REFUSED = {
-    "-nc": "wget's --no-clobber: use --skip-existing, which never requests a URL whose file already exists",
-    "--no-clobber": "wget's -nc: use --skip-existing, which never requests a URL whose file already exists",
-    "-o": "curl's -o FILE names the file: use -O FILE; wget's -o LOGFILE keeps a log: use 2>>LOGFILE for "
-    "fetcher's messages, and --report for a record per URL",
-    "--output-file": "wget's log file: use 2>>FILE for fetcher's messages, and --report for a record per URL",
-}
-
-
-def refused(ctx: click.Context, param: click.Parameter, value: object) -> None:
-    """An option of REFUSED, one name each: refused with its advice, under the name typed."""
-    if value is not None and value is not False:
-        name = param.opts[0]
-        raise click.UsageError(f"no such option: {name} ({REFUSED[name]})", ctx)

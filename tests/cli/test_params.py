@@ -1,11 +1,11 @@
-"""fetcher.cli.params: the options' value types, and what the options borrowed from other tools turn into."""
+"""fetcher.cli.params: the value types of the options, each refusing a bad value in fetcher's words."""
 
 from __future__ import annotations
 
 import click
 import pytest
 
-from fetcher.cli.params import Duration, OutputName, Tries, option_name
+from fetcher.cli.params import Duration, option_name
 
 _EXAMPLES = "(90, 90s, 15m, 2h, 1h30m, 2d)"
 
@@ -54,21 +54,6 @@ def test_a_duration_with_bounds_refuses_what_is_outside_them_as_typed(text: str)
 def test_a_duration_with_bounds_takes_its_bounds() -> None:
     kind = Duration(low=0.1, high=3600)
     assert [kind.convert(text, None, None) for text in ("0.1", "1h")] == [0.1, 3600.0]
-
-
-@pytest.mark.parametrize(("text", "retries"), [("1", 0), ("4", 3), ("101", 100)])
-def test_tries_counts_every_attempt_so_it_is_one_more_than_retries(text: str, retries: int) -> None:
-    assert Tries(100).convert(text, click.Option(["--tries", "-t"]), None) == retries
-
-
-@pytest.mark.parametrize("text", ["0", "102", "inf"])
-def test_tries_refuses_what_retries_cannot_do(text: str) -> None:
-    assert refusal(Tries(100), text, "--tries").startswith("--tries must be a whole number from 1 to 101 (")
-
-
-def test_an_output_name_is_a_plain_file_name() -> None:
-    assert OutputName().convert("name.iso", click.Option(["--output", "-O"]), None) == "name.iso"
-    assert refusal(OutputName(), " ", "--output") == "--output must be a file name, not ' '"
 
 
 def test_an_option_is_named_by_its_first_long_name() -> None:
