@@ -55,6 +55,11 @@ DEFAULT_STATE_NAME = ".fetcher-state.db"
 #: The writer thread commits at least this often while records wait.
 WRITE_EVERY_S = 0.1
 
+#: Records handed to the writer and not yet being written, at most: a caller that
+#: would add more waits for the writer (a bounded queue: memory must not grow when
+#: downloads finish faster than SQLite commits them).
+MAX_PENDING = 10_000
+
 #: Stored in ``PRAGMA user_version``.  Bump it with every change to the tables, and add
 #: the change to ``_MIGRATIONS``; a file with a higher number is refused rather than misread.
 #: 1: saved, partial (fetcher 0.1).  2: names.
@@ -433,6 +438,9 @@ class _Batch:
     def __bool__(self) -> bool:
         return bool(self.saved or self.names)
 
+    def __len__(self) -> int:
+        return len(self.saved) + len(self.names)
+
     def claim(self, folder: str, name: str, url: str) -> None:
         old = self.names.get((folder, url))
         if old is not None and self.owners.get((folder, old.casefold())) == url:
@@ -448,8 +456,9 @@ class _Batch:
 class _Writer:
     """A thread that writes saved records and name claims in batches, through a connection of its own."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, max_pending: int = MAX_PENDING) -> None:
         self._path = path
+        self._max_pending = max_pending
         self._changed = threading.Condition(threading.Lock())
         self._waiting = _Batch()  # handed over, not yet being written
         self._writing = _Batch()  # in the transaction under way
@@ -462,21 +471,33 @@ class _Writer:
         with self._changed:
             self._take("a saved file")
             self._waiting.saved[saved.url] = saved
-            self._changed.notify()
+            self._wake()
 
     def claim(self, folder: str, name: str, url: str) -> None:
         with self._changed:
             self._take("a file name")
             self._waiting.claim(folder, name, url)
-            self._changed.notify()
+            self._wake()
 
     def _take(self, what: str) -> None:
-        """Check a record can be taken, and start the thread on first use (a store that only reads needs none)."""
+        """Check a record can be taken, and start the thread on first use (a store that only reads needs none).
+
+        With MAX_PENDING records waiting, wait for the writer to take them (as long as it runs).
+        """
         if self._closing:
             raise StateError(f"could not record {what}: state database '{self._path}' is closed")
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="fetcher-state-writer", daemon=True)
             self._thread.start()
+        while len(self._waiting) >= self._max_pending and self._thread.is_alive() and not self._closing:
+            self._changed.notify_all()  # a full batch need not gather any longer
+            self._changed.wait(WRITE_EVERY_S)
+
+    def _wake(self) -> None:
+        # Only the first record of a batch wakes the writer (and a full one): a
+        # wake-up per record would cost a thread switch, and the GIL, per URL.
+        if len(self._waiting) == 1 or len(self._waiting) >= self._max_pending:
+            self._changed.notify_all()
 
     def pending(self, url: str) -> Saved | None:
         with self._changed:
@@ -524,9 +545,15 @@ class _Writer:
                         self._changed.wait()
                     if not self._waiting:
                         return  # closing, and everything is written
-                    if not self._closing and not self._hurry:
-                        self._changed.wait(WRITE_EVERY_S)  # let a batch gather
+                    # Let a batch gather for WRITE_EVERY_S, whatever wakes the thread meanwhile.
+                    gathered_at = time.monotonic() + WRITE_EVERY_S
+                    while (
+                        not self._closing and not self._hurry and len(self._waiting) < self._max_pending
+                        and (left := gathered_at - time.monotonic()) > 0
+                    ):  # fmt: skip
+                        self._changed.wait(left)
                     self._writing, self._waiting = self._waiting, _Batch()
+                    self._changed.notify_all()  # callers waiting for room
                 written = self._write(conn, self._writing)
                 with self._changed:
                     if not written:

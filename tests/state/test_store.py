@@ -388,6 +388,56 @@ def test_a_batch_the_writer_cannot_write_is_logged_and_the_next_goes_on(
     assert "could not record 1 saved files" in caplog.text
 
 
+def test_records_that_come_one_by_one_are_committed_in_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commits: list[int] = []
+    write = store_module._Writer._write
+
+    def counted(writer: store_module._Writer, conn: sqlite3.Connection, batch: store_module._Batch) -> bool:
+        commits.append(len(batch.saved) + len(batch.names))
+        return write(writer, conn, batch)
+
+    monkeypatch.setattr(store_module._Writer, "_write", counted)
+    with StateStore(tmp_path / DEFAULT_STATE_NAME) as store:
+        began = time.monotonic()
+        for n in range(200):  # about 0.3 s of downloads finishing one by one
+            store.record_saved(saved_record(url=f"{URL}?{n}"))
+            time.sleep(0.0015)
+        store.flush()
+        took = time.monotonic() - began
+    assert sum(commits) == 200
+    # One commit per WRITE_EVERY_S gathered, not one per record: a wake-up per record cut the gathering short.
+    assert len(commits) <= took / store_module.WRITE_EVERY_S + 3, commits
+
+
+def test_a_writer_that_falls_behind_makes_the_callers_wait_instead_of_piling_up(tmp_path: Path) -> None:
+    path = tmp_path / DEFAULT_STATE_NAME
+    StateStore(path).close()  # the tables
+    writer = store_module._Writer(path, max_pending=5)
+    done = threading.Event()
+
+    def record_twenty() -> None:
+        for n in range(20):
+            writer.put(saved_record(url=f"{URL}?{n}"))
+        done.set()
+
+    try:
+        with raw(path) as other:
+            other.execute("BEGIN IMMEDIATE")  # the writer's transaction waits for this one
+            caller = threading.Thread(target=record_twenty, daemon=True)
+            caller.start()
+            assert not done.wait(0.5), "20 records went into a writer that could take 5 and write none"
+            assert len(writer._waiting) <= 5
+            other.execute("ROLLBACK")
+        assert done.wait(10)
+        writer.flush()
+    finally:
+        writer.close()
+    with raw(path) as conn:
+        assert conn.execute("SELECT count(*) FROM saved").fetchone() == (20,)
+
+
 def test_recording_a_saved_file_forgets_its_partial_at_once(store: StateStore) -> None:
     store.record_partial(partial_record())
     store.record_saved(saved_record())
