@@ -1,14 +1,20 @@
-"""Benchmark ``fetcher`` against a plain urllib script, curl, wget2 and aria2c.
+"""Benchmark ``fetcher`` against urllib and requests scripts, parfive, curl, wget2 and aria2c.
 
 Usage::
 
-    python bench/bench.py [--runs 3] [--only a,b,c,d,e]
-                          [--tools fetcher,urllib,curl,wget2,aria2c]
+    python bench/bench.py [--runs 3] [--only a,b,c,d,e,f]
+                          [--tools fetcher,urllib,requests,parfive,curl,wget2,aria2c]
                           [--json PATH] [--timeout 300] [--tmpdir DIR]
+                          [--server builtin|nginx] [--scale-files 100000]
+                          [--fetcher-args "..."]
 
 A local HTTP/1.1 server (``bench/server.py``) runs in its own process on
 127.0.0.1, so its CPU time is never charged to the client being measured. It
-serves files generated into a temporary folder for five scenarios:
+serves files generated into a temporary folder for six scenarios. With
+``--server nginx``, (b), (c) and (f) are served by nginx instead (a minimal
+config written into the temporary folder, nginx run as a child process, its
+master and worker charged to the server, not the client); (a), (d) and (e)
+need the built-in server's pacing, rate and counters and always use it:
 
 (a) concurrency-bound: 48 x 64 KiB files that the server paces so each response
     takes 1.0 s whatever the client does; ``--max 6``. The ideal wall time is
@@ -30,6 +36,10 @@ serves files generated into a temporary folder for five scenarios:
     resume flag (the same command for fetcher); shown: the bytes the server
     sent in the second run, its wall time, and whether the file's sha256 is
     right.
+(f) scale: 100,000 x 2 KiB (``--scale-files N``), ``--max 8``: files per
+    second, CPU ms per file and peak memory over a long list, served by nginx
+    when it is installed (the built-in server otherwise). Downloads go to
+    /dev/shm when ``--tmpdir`` is not given and it has room.
 
 Each available tool downloads the same URL list into a fresh, empty folder
 ``--runs`` times (the tools take turns within each round, so slow drifts of the
@@ -37,8 +47,9 @@ machine hit all of them alike). For (a)-(c), every run measures:
 
 * wall time, from spawning the tool to reaping it (start-up included: that is
   what a user waits for);
-* CPU time, user + sys of the tool's process (and any children it waited for),
-  from ``os.wait4``;
+* CPU time, user + sys of the tool's process and every child it waited for
+  (and theirs), from ``os.wait4``; a process the tool left behind, adopted by
+  this script (a child subreaper), is reaped and counted too;
 * peak memory, ``ru_maxrss`` from the same ``os.wait4``. The tool is launched
   through a tiny ``/bin/sh`` so that this script's own memory does not leak
   into the figure (see ``LAUNCHER``);
@@ -73,9 +84,12 @@ import hashlib
 import json
 import os
 import platform
+import pwd
 import select
+import shlex
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -83,19 +97,23 @@ import tempfile
 import threading
 import time
 import urllib.request
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 BENCH_DIR = Path(__file__).resolve().parent
 SERVER_SCRIPT = BENCH_DIR / "server.py"
 URLLIB_SCRIPT = BENCH_DIR / "urllib_baseline.py"
+REQUESTS_SCRIPT = BENCH_DIR / "requests_baseline.py"
+PARFIVE_SCRIPT = BENCH_DIR / "parfive_baseline.py"
 KIB = 1024
 MIB = 1024 * KIB
 PACE_SECONDS = 1.0
 RATE = 64 * MIB  # bytes per second for (e), so its file takes ~4 s
 KILL_AT = 0.6  # (e): the share of the file the server has sent when the tool is killed
-ALL_TOOLS = ("fetcher", "urllib", "curl", "wget2", "aria2c")
+ALL_TOOLS = ("fetcher", "urllib", "requests", "parfive", "curl", "wget2", "aria2c")
+SCALE_FILES = 100_000  # (f)'s default list length
 
 
 # --------------------------------------------------------------------------- #
@@ -114,6 +132,9 @@ class Scenario:
     kind: str = "download"  # "download": one run; "rerun" (d); "resume" (e)
     rated: bool = False  # sent at RATE bytes per second
     unique_blocks: bool = False  # no repeated MiB, so a misplaced resume shows in sha256
+    scale: bool = False  # (f): report files per second
+    nginx_ok: bool = False  # may be served by nginx (needs no pacing, rate or counters)
+    skip: tuple[tuple[str, str], ...] = ()  # (tool, reason): not run here, shown as n/a
 
     @property
     def total_bytes(self) -> int:
@@ -137,15 +158,25 @@ SCENARIOS: dict[str, Scenario] = {
     for s in (
         Scenario("a", "concurrency-bound: 48 x 64 KiB, each paced to 1.0 s by the server",
                  48, 64 * KIB, 6, paced=True),
-        Scenario("b", "many small files: 2,000 x 2 KiB", 2000, 2 * KIB, 8, many_files=True),
-        Scenario("c", "a few large files: 4 x 256 MiB (sendfile)", 4, 256 * MIB, 4),
+        Scenario("b", "many small files: 2,000 x 2 KiB", 2000, 2 * KIB, 8, many_files=True,
+                 nginx_ok=True),
+        Scenario("c", "a few large files: 4 x 256 MiB (sendfile)", 4, 256 * MIB, 4,
+                 nginx_ok=True),
         Scenario("d", "re-run: the 2,000 x 2 KiB list of (b), run twice into the same folder",
                  2000, 2 * KIB, 8, kind="rerun"),
         Scenario("e", f"resume: 1 x 256 MiB sent at {RATE // MIB} MiB/s, SIGKILLed at "
                  f"{KILL_AT:.0%} sent, run again", 1, 256 * MIB, 1, kind="resume", rated=True,
                  unique_blocks=True),
+        Scenario("f", f"scale: {SCALE_FILES:,} x 2 KiB", SCALE_FILES, 2 * KIB, 8,
+                 many_files=True, scale=True, nginx_ok=True,
+                 skip=(("urllib", "a thread per URL, one per file at once"),)),
     )
 }
+
+
+def scaled(scenario: Scenario, count: int) -> Scenario:
+    """(f) with ``count`` files instead of the default."""
+    return replace(scenario, count=count, title=f"scale: {count:,} x 2 KiB")
 
 
 def generate_files(scenario: Scenario, www: Path) -> None:
@@ -182,6 +213,9 @@ def write_url_list(scenario: Scenario, base_url: str, path: Path) -> list[str]:
 
 class ServerProcess:
     """``bench/server.py`` in a child process; stopped at exit whatever happens."""
+
+    name = "builtin"
+    version = "bench/server.py"
 
     def __init__(self, root: Path, paced: list[str], log_path: Path,
                  rated: list[str] | None = None, host: str = "127.0.0.1",
@@ -288,6 +322,141 @@ def process_cpu_seconds(pid: int) -> float:
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
 
 
+def children_of(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid`` (a /proc scan: works on any kernel)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == pid:  # field 4 of stat: the parent
+            found.append(int(entry.name))
+    return found
+
+
+def find_nginx() -> str | None:
+    return shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class NginxServer:
+    """nginx serving ``root`` from a minimal config in ``work``; stopped at exit.
+
+    One master and one worker, both children of this script and both charged
+    to the server (``cpu_seconds``), never to the client. Keep-alive, sendfile
+    and ETag/If-Modified-Since as nginx ships them; no access log. It has no
+    pacing, rate or counters, so only the scenarios that need none use it.
+    """
+
+    name = "nginx"
+
+    def __init__(self, root: Path, work: Path, host: str = "127.0.0.1") -> None:
+        exe = find_nginx()
+        if exe is None:
+            raise RuntimeError("nginx is not installed")
+        self.host, self.port = host, free_port(host)
+        work.mkdir(parents=True, exist_ok=True)
+        self.log_path = work / "error.log"
+        # A master running as root would hand the work to "nobody", who cannot
+        # read the 0700 temporary folder; the same user keeps the rusage simple too.
+        user = f"user {pwd.getpwuid(os.geteuid()).pw_name};" if os.geteuid() == 0 else ""
+        temp = "\n    ".join(f"{kind}_temp_path {work}/{kind};"
+                              for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        conf = work / "nginx.conf"
+        # keepalive_requests: nginx closes a connection after 1000 requests by
+        # default; the built-in server never does, and (f) is 100,000 requests.
+        conf.write_text(f"""daemon off;
+master_process on;
+worker_processes 1;
+{user}
+pid {work}/nginx.pid;
+error_log {self.log_path};
+events {{ worker_connections 1024; }}
+http {{
+    default_type application/octet-stream;
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_timeout 65;
+    keepalive_requests 1000000;
+    etag on;
+    if_modified_since exact;
+    {temp}
+    server {{
+        listen {host}:{self.port};
+        root {root};
+    }}
+}}
+""")
+        self.version = (first_line_of([exe, "-v"]) or "nginx").split(": ", 1)[-1]
+        self._out = open(work / "nginx.stdout", "wb")
+        self.proc = subprocess.Popen([exe, "-e", str(self.log_path), "-p", str(work),
+                                      "-c", str(conf)], stdin=subprocess.DEVNULL,
+                                     stdout=self._out, stderr=subprocess.STDOUT)
+        atexit.register(self.stop)
+        self._wait_listening(timeout=15.0)
+
+    def _wait_listening(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5):
+                    if children_of(self.proc.pid):  # the worker is up
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        log = "\n".join(self.error_lines()[-20:])
+        raise RuntimeError(f"nginx did not start on {self.host}:{self.port}\n{log}")
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def cpu_seconds(self) -> float:
+        total = 0.0
+        for pid in [self.proc.pid, *children_of(self.proc.pid)]:
+            try:
+                total += process_cpu_seconds(pid)
+            except OSError:
+                pass  # a worker that ended between the scan and the read
+        return total
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)  # graceful: the master reaps its worker
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self._out.close()
+
+    def error_lines(self) -> list[str]:
+        """The error log's alerts and errors (nginx logs notices at start and stop)."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+        return [ln for ln in lines if "[notice]" not in ln]
+
+
+#: What the runs need of a server: bench/server.py in a child, or nginx.
+Server = ServerProcess | NginxServer
+
+
 # --------------------------------------------------------------------------- #
 # Tools
 # --------------------------------------------------------------------------- #
@@ -334,13 +503,14 @@ def first_line_of(cmd: list[str]) -> str | None:
     return lines[0].strip() if lines else ""
 
 
-def fetcher_tool() -> Tool:
+def fetcher_tool(extra: tuple[str, ...] = ()) -> Tool:
+    """``extra``: --fetcher-args, added to every fetcher command (e.g. ``--workers 2``)."""
     exe = find_fetcher()
 
     def command(spec: RunSpec) -> list[str]:
         return [exe or "fetcher", str(spec.url_list), "--max", str(spec.max_in_flight),
                 "--dest", str(spec.dest), "--no-progress", "--quiet",
-                "--report", str(spec.run_dir / "report.jsonl")]
+                "--report", str(spec.run_dir / "report.jsonl"), *extra]
 
     if exe is None:
         return Tool("fetcher", False, "not installed", command)
@@ -357,6 +527,41 @@ def urllib_tool() -> Tool:
 
     return Tool("urllib", True, f"Python {platform.python_version()} urllib.request, "
                 "thread per URL + Semaphore", command)
+
+
+def python_module_version(module: str) -> str | None:
+    """``module.__version__`` as this Python imports it, or None if it cannot."""
+    return first_line_of([sys.executable, "-c",
+                          f"import {module}; print({module}.__version__)"])
+
+
+def requests_tool() -> Tool:
+    def command(spec: RunSpec) -> list[str]:
+        return [sys.executable, str(REQUESTS_SCRIPT), str(spec.url_list),
+                str(spec.max_in_flight), str(spec.dest)]
+
+    version = python_module_version("requests")
+    if version is None:
+        return Tool("requests", False, "not installed", command)
+    return Tool("requests", True, f"requests {version}, ThreadPoolExecutor, a Session per "
+                "thread", command, rerun_na="it downloads every file again",
+                resume_na="it downloads the file again")
+
+
+def parfive_tool() -> Tool:
+    def command(spec: RunSpec) -> list[str]:
+        return [sys.executable, str(PARFIVE_SCRIPT), str(spec.url_list),
+                str(spec.max_in_flight), str(spec.dest)]
+
+    version = python_module_version("parfive")
+    if version is None:
+        return Tool("parfive", False, "not installed (pip install parfive)", command)
+    aiohttp = python_module_version("aiohttp") or "?"
+    # Re-run: files already present are skipped after a HEAD (overwrite=False).
+    # No resume: a killed run's partial file would be skipped as if complete.
+    return Tool("parfive", True, f"parfive {version} (aiohttp {aiohttp}), max_splits=1",
+                command, rerun=command,
+                resume_na="a partial file left by a kill is kept as if complete")
 
 
 def curl_quote(text: str) -> str:
@@ -439,6 +644,8 @@ def aria2c_tool() -> Tool:
 TOOL_FACTORIES: dict[str, Callable[[], Tool]] = {
     "fetcher": fetcher_tool,
     "urllib": urllib_tool,
+    "requests": requests_tool,
+    "parfive": parfive_tool,
     "curl": curl_tool,
     "wget2": wget2_tool,
     "aria2c": aria2c_tool,
@@ -458,6 +665,7 @@ class ChildResult:
     exit_code: int
     timed_out: bool
     killed: bool = False  # by kill_when, on purpose
+    strays: int = 0  # processes of the tool that outlived it, reaped and counted by us
 
 
 def kill_group(pid: int) -> None:
@@ -482,9 +690,37 @@ def become_subreaper() -> bool:
     """Adopt orphaned descendants (Linux prctl); False where not available."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
     except (OSError, AttributeError):
         return False
+
+
+def process_group(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+def reap_strays(group: int) -> tuple[int, float, float, float]:
+    """Reap the tool's processes that outlived it; (count, user s, sys s, max RSS KiB).
+
+    wait4 on the tool already includes every child it waited for (and theirs).
+    A worker it did not wait for is re-parented to us (the child subreaper)
+    and still in its process group: it is waited for here, so its CPU counts
+    as well; otherwise it would be lost, and left a zombie.
+    """
+    count, user, system, maxrss = 0, 0.0, 0.0, 0
+    while strays := [p for p in children_of(os.getpid()) if process_group(p) == group]:
+        for pid in strays:
+            try:
+                _, _, usage = os.wait4(pid, 0)
+            except ChildProcessError:
+                continue
+            count += 1
+            user, system = user + usage.ru_utime, system + usage.ru_stime
+            maxrss = max(maxrss, usage.ru_maxrss)
+    return count, user, system, maxrss
 
 
 def spawn(cmd: list[str], stdout: Path, stderr: BinaryIO, via_shell: bool) -> tuple[int, int]:
@@ -533,20 +769,24 @@ def run_child(cmd: list[str], stdout: Path, stderr: Path, timeout: float,
             watcher.start()
         try:
             _, status, usage = os.wait4(pid, 0)
+            wall = time.perf_counter() - start
+            strays, user, system, maxrss = reap_strays(group)  # still under the timeout
         except BaseException:
             kill_group(group)
-            os.waitpid(pid, 0)
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass  # already reaped: the interruption came while reaping strays
             raise
         finally:
             timer.cancel()
             reaped.set()
             if watcher:
                 watcher.join(10)
-        wall = time.perf_counter() - start
-    return ChildResult(wall_s=wall, user_s=usage.ru_utime, sys_s=usage.ru_stime,
-                       maxrss_mib=usage.ru_maxrss / 1024,  # KiB on Linux
+    return ChildResult(wall_s=wall, user_s=usage.ru_utime + user, sys_s=usage.ru_stime + system,
+                       maxrss_mib=max(usage.ru_maxrss, maxrss) / 1024,  # KiB on Linux
                        exit_code=os.waitstatus_to_exitcode(status),
-                       timed_out=timed_out.is_set(), killed=killed.is_set())
+                       timed_out=timed_out.is_set(), killed=killed.is_set(), strays=strays)
 
 
 #: fetcher's state database (and SQLite's -wal/-shm beside it) is part of its
@@ -617,6 +857,7 @@ class RunRecord:
     exit_code: int
     timed_out: bool
     fs_floor_cpu_s: float | None = None  # (b) only: CPU to just create the files
+    strays: int = 0  # processes the tool left running, reaped and counted by the bench
     # (d) and (e): wall_s, cpu_s, ... are the second run's; these describe the rest.
     first_wall_s: float | None = None
     second_status: dict[str, int] | None = None  # (d): the server's requests by status
@@ -630,7 +871,7 @@ class RunRecord:
 
 
 def run_once(tool: Tool, scenario: Scenario, run: int, url_list: Path, urls: list[str],
-             server: ServerProcess, runs_root: Path, timeout: float,
+             server: Server, runs_root: Path, timeout: float,
              via_shell: bool) -> RunRecord:
     run_dir = runs_root / f"{scenario.key}-{tool.name}-{run}"
     dest = run_dir / "dest"
@@ -655,7 +896,7 @@ def run_once(tool: Tool, scenario: Scenario, run: int, url_list: Path, urls: lis
             wall_s=child.wall_s, cpu_s=child.user_s + child.sys_s, user_s=child.user_s,
             sys_s=child.sys_s, maxrss_mib=child.maxrss_mib, server_cpu_s=server_cpu,
             exit_code=child.exit_code, timed_out=child.timed_out, fs_floor_cpu_s=floor,
-            problems=problems, command=cmd)
+            strays=child.strays, problems=problems, command=cmd)
         if problems:
             record.stderr_tail = tail(run_dir / "stderr.log") or tail(run_dir / "stdout.log")
         return record
@@ -781,7 +1022,7 @@ def run_resume(tool: Tool, scenario: Scenario, run: int, url_list: Path, urls: l
 # --------------------------------------------------------------------------- #
 
 def median_of(records: list[RunRecord], attr: str) -> float:
-    return statistics.median(getattr(r, attr) for r in records)
+    return float(statistics.median(getattr(r, attr) for r in records))
 
 
 def notes_for(scenario: Scenario, ok: list[RunRecord], total: int) -> str:
@@ -800,6 +1041,9 @@ def notes_for(scenario: Scenario, ok: list[RunRecord], total: int) -> str:
         busy = median_of(ok, "server_cpu_s") / wall
         if busy > 0.8:
             notes.append(f"server busy {busy:.0%} of a core")
+        strays = max(r.strays for r in ok)
+        if strays:
+            notes.append(f"left {strays} process(es) running, reaped and counted")
     if len(ok) < total:
         notes.append(f"FAILED {total - len(ok)}/{total} runs")
     return "; ".join(notes)
@@ -812,20 +1056,27 @@ def format_table(headers: list[str], rows: list[list[str]],
 
     def line(cells: list[str]) -> str:
         return " | ".join(c.rjust(w) if i in right else c.ljust(w)
-                          for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+                          for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
 
     sep = "-+-".join("-" * w for w in widths)
     return "\n".join([line(headers), sep, *(line(r) for r in rows)])
 
 
-def scenario_table(scenario: Scenario, tools: list[Tool], records: list[RunRecord]) -> str:
+def scenario_table(scenario: Scenario, tools: list[Tool], records: list[RunRecord],
+                   context: str = "") -> str:
+    """(a)-(c) and (f); ``context``: the server, fetcher's extra arguments, the load."""
+    if scenario.scale:
+        return scale_table(scenario, tools, records, context)
     headers = ["tool", "wall s", "CPU s", "peak MiB", "srv CPU s", "notes"]
     rows = []
+    skipped = dict(scenario.skip)
     for tool in tools:
         mine = [r for r in records if r.scenario == scenario.key and r.tool == tool.name]
         ok = [r for r in mine if r.ok]
         if not tool.available:
             rows.append([tool.name, "-", "-", "-", "-", tool.version])
+        elif tool.name in skipped:
+            rows.append([tool.name, "-", "-", "-", "-", f"n/a: {skipped[tool.name]}"])
         elif not ok:
             rows.append([tool.name, "FAILED", "-", "-", "-", notes_for(scenario, ok, len(mine))])
         else:
@@ -835,12 +1086,67 @@ def scenario_table(scenario: Scenario, tools: list[Tool], records: list[RunRecor
                          notes_for(scenario, ok, len(mine))])
     title = (f"({scenario.key}) {scenario.title}; --max {scenario.max_in_flight}"
              + (f"; ideal {scenario.ideal_s:.0f} s" if scenario.ideal_s else ""))
-    table = title + "\n" + format_table(headers, rows)
+    table = title + context_lines(context) + "\n" + format_table(headers, rows)
     if scenario.many_files:
         table += ("\nfs floor: ms of CPU per file that a bare Python loop spends just "
                   f"creating and writing\nthe {scenario.count:,} files in the same folder, "
                   "measured right before each run (every tool pays it).")
+        table += server_ceiling(scenario, records)
     return table
+
+
+def context_lines(context: str) -> str:
+    return "".join("\n  " + line for line in context.splitlines())
+
+
+def server_ceiling(scenario: Scenario, records: list[RunRecord]) -> str:
+    """How many requests a second the server could serve on one core, from curl's runs."""
+    ok = [r for r in records if r.scenario == scenario.key and r.tool == "curl" and r.ok]
+    if not ok or median_of(ok, "server_cpu_s") <= 0:
+        return ""
+    per_request = median_of(ok, "server_cpu_s") / scenario.count
+    return (f"\nserver ceiling: {per_request * 1e6:.0f} µs of server CPU per request in "
+            f"curl's runs, so one core serves about {1 / per_request:,.0f} files/s.")
+
+
+def scale_table(scenario: Scenario, tools: list[Tool], records: list[RunRecord],
+                context: str = "") -> str:
+    """(f): files per second, CPU per file (every process of the tool), peak memory."""
+    headers = ["tool", "wall s", "files/s", "CPU s", "CPU ms/file", "peak MiB", "srv CPU s",
+               "notes"]
+    rows = []
+    skipped = dict(scenario.skip)
+    for tool in tools:
+        mine = [r for r in records if r.scenario == scenario.key and r.tool == tool.name]
+        ok = [r for r in mine if r.ok]
+        reason = (tool.version if not tool.available
+                  else f"n/a: {skipped[tool.name]}" if tool.name in skipped else None)
+        if reason is not None:
+            rows.append([tool.name, *["-"] * 6, reason])
+        elif not ok:
+            rows.append([tool.name, "FAILED", *["-"] * 5, f"FAILED {len(mine)}/{len(mine)} runs"])
+        else:
+            wall, cpu = median_of(ok, "wall_s"), median_of(ok, "cpu_s")
+            floor = statistics.median(r.fs_floor_cpu_s or 0 for r in ok) * 1000 / scenario.count
+            notes = [f"fs floor {floor:.2f} ms/file"]
+            busy = median_of(ok, "server_cpu_s") / wall
+            if busy > 0.8:
+                notes.append(f"server busy {busy:.0%} of a core")
+            strays = max(r.strays for r in ok)
+            if strays:
+                notes.append(f"left {strays} process(es) running, reaped and counted")
+            if len(ok) < len(mine):
+                notes.append(f"FAILED {len(mine) - len(ok)}/{len(mine)} runs")
+            rows.append([tool.name, f"{wall:.2f}", f"{scenario.count / wall:,.0f}",
+                         f"{cpu:.2f}", f"{cpu * 1000 / scenario.count:.2f}",
+                         f"{median_of(ok, 'maxrss_mib'):.1f}",
+                         f"{median_of(ok, 'server_cpu_s'):.2f}", "; ".join(notes)])
+    title = f"({scenario.key}) {scenario.title}; --max {scenario.max_in_flight}"
+    return (title + context_lines(context) + "\n"
+            + format_table(headers, rows, frozenset({1, 2, 3, 4, 5, 6}))
+            + "\nCPU: user + sys of every process of the tool (os.wait4: the children it "
+            "waited for included);\npeak MiB: the largest one process's peak RSS. fs floor: "
+            "as in (b)." + server_ceiling(scenario, records))
 
 
 def status_summary(status: dict[str, int] | None) -> str:
@@ -880,7 +1186,8 @@ def two_runs_rows(scenario: Scenario, tools: list[Tool], records: list[RunRecord
     return rows
 
 
-def rerun_table(scenario: Scenario, tools: list[Tool], records: list[RunRecord]) -> str:
+def rerun_table(scenario: Scenario, tools: list[Tool], records: list[RunRecord],
+                context: str = "") -> str:
     headers = ["tool", "run 1 s", "run 2 s", "2 / 1", "run 2 CPU s", "run 2 requests",
                "files written", "notes"]
 
@@ -898,11 +1205,12 @@ def rerun_table(scenario: Scenario, tools: list[Tool], records: list[RunRecord])
     title = f"({scenario.key}) {scenario.title}; --max {scenario.max_in_flight}"
     goal = (f"goal: run 2 sends only conditional requests ({scenario.count:,} x 304), "
             "writes no file, and takes under half of run 1's wall time")
-    return (title + "\n" + format_table(headers, rows, frozenset({1, 2, 3, 4, 6}))
-            + "\n" + goal)
+    return (title + context_lines(context) + "\n"
+            + format_table(headers, rows, frozenset({1, 2, 3, 4, 6})) + "\n" + goal)
 
 
-def resume_table(scenario: Scenario, tools: list[Tool], records: list[RunRecord]) -> str:
+def resume_table(scenario: Scenario, tools: list[Tool], records: list[RunRecord],
+                 context: str = "") -> str:
     headers = ["tool", "run 1 s", "sent before kill", "run 2 s", "run 2 sent", "sha256",
                "notes"]
 
@@ -921,7 +1229,8 @@ def resume_table(scenario: Scenario, tools: list[Tool], records: list[RunRecord]
     title = f"({scenario.key}) {scenario.title}"
     goal = ("goal: run 2 transfers under half of the file (counted at the server), "
             "and the result is byte-exact")
-    return title + "\n" + format_table(headers, rows, frozenset({1, 2, 3, 4})) + "\n" + goal
+    return (title + context_lines(context) + "\n"
+            + format_table(headers, rows, frozenset({1, 2, 3, 4})) + "\n" + goal)
 
 
 def failure_report(records: list[RunRecord]) -> str:
@@ -969,6 +1278,7 @@ def machine_info(tools: list[Tool]) -> dict[str, object]:
         "ram_gib": round(mem_gib, 1),
         "kernel": platform.release(),
         "python": platform.python_version(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "tools": {t.name: t.version for t in tools},
     }
 
@@ -977,8 +1287,15 @@ def print_machine(info: dict[str, object]) -> None:
     print(f"machine: {info['nproc']} CPUs ({info['cpu_model']}), {info['ram_gib']} GiB RAM, "
           f"Linux {info['kernel']}, Python {info['python']}")
     print(f"project commit: {info['project_commit']}")
-    for name, version in info["tools"].items():  # type: ignore[union-attr]
+    loads = info.get("load_average")
+    if isinstance(loads, list):
+        print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in loads))
+    tools = info["tools"]
+    assert isinstance(tools, dict)
+    for name, version in tools.items():
         print(f"  {name:8} {version}")
+    if info.get("fetcher_args"):
+        print(f"fetcher args: {info['fetcher_args']}")
     print()
 
 
@@ -1008,21 +1325,44 @@ def parse_list(text: str, allowed: tuple[str, ...] | list[str], what: str) -> li
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="runs per tool and scenario")
-    parser.add_argument("--only", default=",".join(SCENARIOS),
+    parser.add_argument("--only", default=",".join(k for k in SCENARIOS if k != "f"),
                         type=lambda s: parse_list(s, list(SCENARIOS), "scenario"),
-                        help=f"scenarios to run, e.g. a,c (default: {','.join(SCENARIOS)})")
+                        help="scenarios to run, e.g. a,c (default: a,b,c,d,e; "
+                             "(f) only when asked for)")
     parser.add_argument("--tools", default=",".join(ALL_TOOLS),
                         type=lambda s: parse_list(s, ALL_TOOLS, "tool"),
                         help=f"tools to compare (default: {','.join(ALL_TOOLS)})")
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="seconds before a tool run is killed and counted as failed")
-    parser.add_argument("--tmpdir", type=Path, default=default_tmp_base(),
+    parser.add_argument("--tmpdir", type=Path, default=None,
                         help="where to put served files and downloads, needs ~2.1 GiB "
-                             "for (c) (default: %(default)s)")
+                             f"for (c) (default: {default_tmp_base()}, and /dev/shm for (f) "
+                             "when it has room)")
+    parser.add_argument("--server", choices=("builtin", "nginx"), default=None,
+                        help="who serves (b), (c) and (f); (a), (d) and (e) always use the "
+                             "built-in server (default: builtin, and nginx for (f) when "
+                             "installed)")
+    parser.add_argument("--scale-files", type=int, default=SCALE_FILES,
+                        help="number of 2 KiB files in (f) (default: %(default)s)")
+    parser.add_argument("--fetcher-args", default="",
+                        help='extra arguments for every fetcher run, e.g. "--workers 2"')
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for i, arg in enumerate(argv[:-1]):
+        if arg == "--fetcher-args":  # its value starts with "-", which argparse would refuse
+            argv[i:i + 2] = [f"--fetcher-args={argv[i + 1]}"]
+            break
     args = parser.parse_args(argv)
     if not 1 <= args.runs <= 50:
         parser.error("--runs must be between 1 and 50")
+    if not 1 <= args.scale_files <= 10_000_000:
+        parser.error("--scale-files must be between 1 and 10000000")
+    if args.server == "nginx" and find_nginx() is None:
+        parser.error("--server nginx: nginx is not installed (apt-get install -y nginx)")
+    try:
+        args.fetcher_args = tuple(shlex.split(args.fetcher_args))
+    except ValueError as exc:
+        parser.error(f"--fetcher-args: {exc}")
     return args
 
 
@@ -1030,66 +1370,162 @@ def exit_on_sigterm(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds through the finally blocks
 
 
+def server_kind(scenario: Scenario, choice: str | None) -> str:
+    """builtin or nginx: (f) prefers nginx, whose ceiling is far above any client's."""
+    if not scenario.nginx_ok:
+        return "builtin"
+    if choice is None:
+        return "nginx" if scenario.scale and find_nginx() else "builtin"
+    return choice
+
+
+def shm_has_room(scenario: Scenario) -> bool:
+    """Room in /dev/shm for the served files, one run's copy and the fs floor's probe."""
+    shm = Path("/dev/shm")
+    if not (shm.is_dir() and os.access(shm, os.W_OK)):
+        return False
+    per_file = max(scenario.size, os.sysconf("SC_PAGE_SIZE"))  # tmpfs: a page at least
+    return shutil.disk_usage(shm).free > 3 * scenario.count * per_file + 256 * MIB
+
+
+def scenario_base(scenario: Scenario, tmpdir: Path | None) -> Path:
+    if tmpdir is not None:
+        return tmpdir
+    if scenario.scale and shm_has_room(scenario):
+        return Path("/dev/shm")
+    return default_tmp_base()
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+def speed_probe() -> float:
+    """CPU ms of a fixed pure-Python loop: this VM's speed swings by 2x over hours."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.thread_time()
+        total = 0
+        for i in range(1_000_000):
+            total += i
+        best = min(best, time.thread_time() - start)
+    return best * 1000
+
+
+class Places:
+    """Work folders (one per base folder) and the servers over them, stopped at the end."""
+
+    def __init__(self) -> None:
+        self.works: dict[Path, Path] = {}
+        self.servers: dict[tuple[str, Path], Server] = {}
+
+    def work(self, base: Path) -> Path:
+        if base not in self.works:
+            work = Path(tempfile.mkdtemp(prefix="fetcher-bench-", dir=base))
+            atexit.register(shutil.rmtree, work, ignore_errors=True)
+            self.works[base] = work
+        return self.works[base]
+
+    def server(self, kind: str, work: Path, scenarios: list[Scenario]) -> Server:
+        """The ``kind`` server over ``work/www``, started at its first use."""
+        key = (kind, work)
+        if key not in self.servers:
+            www = work / "www"
+            if kind == "nginx":
+                self.servers[key] = NginxServer(www, work / "nginx")
+            else:
+                present = [s for s in scenarios if (www / s.key).is_dir()]
+                self.servers[key] = ServerProcess(
+                    www, [s.key for s in present if s.paced], work / "server.log",
+                    rated=[s.key for s in present if s.rated])
+        return self.servers[key]
+
+    def close(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+            errors = server.error_lines()
+            if errors:
+                print(f"{server.name} server reported {len(errors)} error line(s), last ones:",
+                      file=sys.stderr)
+                print("\n".join("  " + ln for ln in errors[-10:]), file=sys.stderr)
+        for work in self.works.values():
+            shutil.rmtree(work, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, exit_on_sigterm)
     signal.signal(signal.SIGHUP, exit_on_sigterm)
 
-    tools = [TOOL_FACTORIES[name]() for name in args.tools]
-    scenarios = [SCENARIOS[key] for key in args.only]
+    tools = [fetcher_tool(args.fetcher_args) if name == "fetcher" else TOOL_FACTORIES[name]()
+             for name in args.tools]
+    scenarios = [scaled(SCENARIOS[key], args.scale_files) if key == "f" else SCENARIOS[key]
+                 for key in args.only]
     info = machine_info(tools)
+    info["fetcher_args"] = " ".join(args.fetcher_args)
     print_machine(info)
     via_shell = become_subreaper() and Path("/bin/sh").exists()
     if not via_shell:
         print("note: cannot become a child subreaper; peak MiB includes this script's "
               "own peak RSS as a floor", file=sys.stderr)
 
-    work = Path(tempfile.mkdtemp(prefix="fetcher-bench-", dir=args.tmpdir))
-    atexit.register(shutil.rmtree, work, ignore_errors=True)
     records: list[RunRecord] = []
-    server: ServerProcess | None = None
+    contexts: dict[str, dict[str, object]] = {}
+    places = Places()
     try:
-        www, runs_root = work / "www", work / "runs"
         for scenario in scenarios:
             print(f"generating files for ({scenario.key}) ...", file=sys.stderr, flush=True)
-            generate_files(scenario, www)
+            generate_files(scenario, places.work(scenario_base(scenario, args.tmpdir)) / "www")
         os.sync()
-        server = ServerProcess(www, [s.key for s in scenarios if s.paced], work / "server.log",
-                               rated=[s.key for s in scenarios if s.rated])
 
         for scenario in scenarios:
+            work = places.work(scenario_base(scenario, args.tmpdir))
+            kind = server_kind(scenario, args.server)
+            server = places.server(kind, work, scenarios)
             url_list = work / f"urls-{scenario.key}.txt"
             urls = write_url_list(scenario, server.base_url, url_list)
-            expected = (sha256_of(www / scenario.key / scenario.names()[0])
+            expected = (sha256_of(work / "www" / scenario.key / scenario.names()[0])
                         if scenario.kind == "resume" else "")
+            load_before, probe_before = load_average(), speed_probe()
+            skipped = dict(scenario.skip)
             for run in range(1, args.runs + 1):
-                for tool in (t for t in tools if t.available):
+                for tool in (t for t in tools if t.available and t.name not in skipped):
                     if scenario.kind == "rerun" and tool.rerun:
+                        assert isinstance(server, ServerProcess)
                         record = run_rerun(tool, scenario, run, url_list, urls, server,
-                                           runs_root, args.timeout, via_shell)
+                                           work / "runs", args.timeout, via_shell)
                     elif scenario.kind == "resume" and tool.resume:
+                        assert isinstance(server, ServerProcess)
                         record = run_resume(tool, scenario, run, url_list, urls, server,
-                                            runs_root, args.timeout, via_shell, expected)
+                                            work / "runs", args.timeout, via_shell, expected)
                     elif scenario.kind == "download":
                         record = run_once(tool, scenario, run, url_list, urls, server,
-                                          runs_root, args.timeout, via_shell)
+                                          work / "runs", args.timeout, via_shell)
                     else:
                         continue  # no such mode: shown as n/a
                     records.append(record)
                     status = "ok" if record.ok else "FAILED: " + "; ".join(record.problems)
                     print(f"  ({scenario.key}) run {run}/{args.runs} {tool.name:8} "
                           f"{record.wall_s:7.2f} s  {status}", file=sys.stderr, flush=True)
+            context = {"server": f"{server.name} ({server.version})",
+                       "files_in": str(work.parent), "fetcher_args": " ".join(args.fetcher_args),
+                       "load_before": load_before, "load_after": load_average(),
+                       "probe_ms_before": probe_before, "probe_ms_after": speed_probe()}
+            contexts[scenario.key] = context
+            text = (f"server: {context['server']}"
+                    + ("" if kind == args.server or args.server is None
+                       else " (this scenario needs the built-in server's pacing, rate or counters)")
+                    + f"; files in {context['files_in']}\n"
+                    + (f"fetcher args: {context['fetcher_args']}\n" if args.fetcher_args else "")
+                    + f"load average (1 min): {load_before:.2f} before, "
+                    f"{context['load_after']:.2f} after; speed probe (CPU ms of a fixed "
+                    f"Python loop): {probe_before:.0f} before, "
+                    f"{context['probe_ms_after']:.0f} after")
             table = {"rerun": rerun_table, "resume": resume_table}.get(scenario.kind,
                                                                      scenario_table)
-            print(table(scenario, tools, records) + "\n", flush=True)
+            print(table(scenario, tools, records, text) + "\n", flush=True)
     finally:
-        if server is not None:
-            server.stop()
-            errors = server.error_lines()
-            if errors:
-                print(f"server reported {len(errors)} error line(s), last ones:", file=sys.stderr)
-                print("\n".join("  " + ln for ln in errors[-10:]), file=sys.stderr)
-        shutil.rmtree(work, ignore_errors=True)
+        places.close()
 
     failures = failure_report(records)
     if failures:
@@ -1097,6 +1533,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         payload = {"machine": info, "runs_per_tool": args.runs,
                    "scenarios": {s.key: asdict(s) for s in scenarios},
+                   "contexts": contexts,
                    "runs": [asdict(r) for r in records]}
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
     return 1 if failures else 0
