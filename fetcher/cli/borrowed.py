@@ -18,7 +18,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from .params import Whole, Refusing, option_name, shown
+from .params import Refusing, Whole, option_name, shown
 
 _TRIES = "fetcher.tries"
 _OUTPUT = "fetcher.output"
