@@ -22,17 +22,17 @@ encoded bytes, and that is what is compared.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import shutil
 import socket
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import urljoin
 
 import requests
@@ -43,7 +43,8 @@ from .._errors import BodyError, Cancelled, DownloadError, HTTPStatusError, Tran
 from .._units import format_duration, format_size
 from .bounds import SizeGuard, SpeedCheck, time_left, too_slow
 from .checksum import Checksum, Hasher
-from .hangup import HangUpAdapter, Line, line_of
+from .hangup import Line, line_of
+from .session import new_session as new_session  # where the workers have always found it
 from .tempfiles import TempFiles
 from .validators import (
     PartialFile,
@@ -91,51 +92,6 @@ class Outcome:
     resumed_from: int | None = None  # bytes that were on disk before this attempt's body
 
 
-def new_session(config: FetcherConfig) -> requests.Session:
-    """A Session for one worker thread: keep-alive, bounded redirects, no retries, the CA bundle asked for."""
-    session = requests.Session()
-    session.max_redirects = config.max_redirects
-    session.headers["User-Agent"] = config.user_agent
-    # Its connections report their sockets, so a stop can hang up a request in any phase (hangup.py).
-    adapter = HangUpAdapter(pool_connections=8, pool_maxsize=1, max_retries=0)
-    if config.ca_certificate is not None:
-        adapter = _TrustedCA(str(config.ca_certificate), pool_connections=8, pool_maxsize=1, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    if not urllib.request.getproxies() and not _netrc_present():
-        # With trust_env on, requests re-reads every proxy variable and looks
-        # for ~/.netrc on each request: half a millisecond of CPU per file,
-        # more than the rest of a small download.  With no proxy and no netrc
-        # configured, only the CA bundle variables are left to honour, and
-        # they are read here once.  Otherwise requests keeps its per-URL
-        # checks (NO_PROXY, netrc hosts).
-        session.trust_env = False
-        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-    return session
-
-
-class _TrustedCA(HangUpAdapter):
-    """An adapter that verifies with one CA bundle, whatever the environment says.
-
-    Setting ``session.verify`` is not enough: with proxies configured,
-    requests lets $REQUESTS_CA_BUNDLE replace it on every request.
-    """
-
-    def __init__(self, bundle: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.bundle = bundle
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        kwargs["verify"] = self.bundle
-        return super().send(request, **kwargs)
-
-
-def _netrc_present() -> bool:
-    """Whether requests would find a netrc file (the places it looks)."""
-    names = [os.environ["NETRC"]] if os.environ.get("NETRC") else ["~/.netrc", "~/_netrc"]
-    return any(os.path.exists(os.path.expanduser(name)) for name in names)
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Ask:
     """What one attempt asks of the server, beyond a plain GET.
@@ -177,6 +133,13 @@ class Ask:
     #: has come (its connection is out of reach before).
     on_stop: Callable[[Callable[[], None]], Callable[[], None]] | None = None
 
+
+#: Last-Modified as an mtime, remembered: the files of one server often share a
+#: date, and parsing it costs more than the rest of setting a file's time.
+_mtime_of = functools.lru_cache(maxsize=256)(last_modified_ns)
+
+#: os.utime on the open descriptor where the platform has it: no second path lookup.
+_UTIME_BY_FD = os.utime in os.supports_fd
 
 #: A partial file smaller than this is not worth a state database write.
 KEEP_FROM = 1 << 20
@@ -230,7 +193,7 @@ class _Attempt:
         self.hasher: Hasher | None = None
         self.watcher: Watcher | None = None
         self.kept = False
-        self.guard = SizeGuard(max_filesize=config.max_filesize)
+        self.guard = _size_guard(config.max_filesize)
         self.speed_window: tuple[int, float] | None = None  # set when the socket timeout is the --speed-time window
         self.read_timeout = config.timeout  # what the socket's timeout is now
         # The session's sockets, for a stop to hang up: None for a session new_session did not make.
@@ -313,7 +276,7 @@ class _Attempt:
             else:
                 if response.status_code >= 300:
                     _finish_reading(response)
-                _check_status(response, self.url, retry_after=response.headers.get("Retry-After"))
+                _check_status(response, self.url)
             # The cheap checks before any file is made.  An encoded body's
             # Content-Length counts compressed bytes; the body check sees the decoded ones.
             expected = _content_length(response, self.url)
@@ -337,26 +300,23 @@ class _Attempt:
         mtime_ns = self._finish(validators)
         return False, validators, mtime_ns
 
-    @contextlib.contextmanager
-    def _hung_up_on_stop(self) -> Iterator[None]:
+    def _hung_up_on_stop(self) -> contextlib.AbstractContextManager[object]:
         """While the attempt runs: if the run stops, shut its connection, whatever it waits for."""
         if self.ask.on_stop is None or self.line is None:
-            yield  # nothing to heed, or a session whose sockets are out of reach: see below
-            return
-        undo = self.ask.on_stop(self.line.open())
-        try:
-            yield
-        finally:
-            undo()
-            self.line.close()
+            return _NOTHING  # nothing to heed, or a session whose sockets are out of reach: see below
+        return _OnStop(self.ask.on_stop, self.line)
 
-    @contextlib.contextmanager
-    def _response_hung_up_on_stop(self, response: requests.Response) -> Iterator[None]:
+    def _response_hung_up_on_stop(self, response: requests.Response) -> contextlib.AbstractContextManager[object]:
         """With a session not made by new_session, the most that can be done: shut the
         connection once the response has come, so a read blocked in the body ends."""
         if self.ask.on_stop is None or self.line is not None:
-            yield
-            return
+            return _NOTHING
+        return self._response_cut(self.ask.on_stop, response)
+
+    @contextlib.contextmanager
+    def _response_cut(
+        self, on_stop: Callable[[Callable[[], None]], Callable[[], None]], response: requests.Response
+    ) -> Iterator[None]:
         # The hang-up may come from another thread just as the body ends: once this
         # attempt is done with the connection (the pool may hand it to another
         # request), it must not be cut.
@@ -368,7 +328,7 @@ class _Attempt:
                 if in_flight:
                     _hang_up(response)
 
-        undo = self.ask.on_stop(hang_up)
+        undo = on_stop(hang_up)
         try:
             yield
         finally:
@@ -515,9 +475,9 @@ class _Attempt:
         checksum = self.ask.checksum
         if checksum is not None and self.hasher is not None and not checksum.matches(self.hasher.hexdigest()):
             raise BodyError(self.url, f"checksum mismatch: expected {checksum}, got {self.hasher.hexdigest()}")
-        remote_ns = last_modified_ns(validators.last_modified) if self.ask.remote_time else None
+        remote_ns = _mtime_of(validators.last_modified) if self.ask.remote_time else None
         if remote_ns is not None:
-            os.utime(self.temp, ns=(time.time_ns(), remote_ns))
+            os.utime(self.fd if _UTIME_BY_FD else self.temp, ns=(time.time_ns(), remote_ns))
         # Asked, not assumed to be remote_ns: a file system with coarse times
         # (FAT: 2 s) rounds it, and the next run compares with what it stored.
         mtime_ns = os.fstat(self.fd).st_mtime_ns
@@ -598,6 +558,29 @@ class _Attempt:
             self.watcher = None
 
 
+#: The context of an attempt with nothing to hang up (a plain class, not a
+#: generator: it is entered twice per file).
+_NOTHING = contextlib.nullcontext()
+
+
+class _OnStop:
+    """While an attempt runs, a stop of the run hangs up its session's line."""
+
+    __slots__ = ("line", "on_stop", "undo")
+
+    def __init__(self, on_stop: Callable[[Callable[[], None]], Callable[[], None]], line: Line) -> None:
+        self.on_stop, self.line = on_stop, line
+        self.undo: Callable[[], None] | None = None
+
+    def __enter__(self) -> None:
+        self.undo = self.on_stop(self.line.open())
+
+    def __exit__(self, *exc: object) -> None:
+        if self.undo is not None:
+            self.undo()
+        self.line.close()
+
+
 class _StartOver(Exception):
     """The server would not continue the partial file; ask for the whole body."""
 
@@ -631,16 +614,26 @@ def _finish_reading(response: requests.Response) -> None:
         pass  # the connection is closed then, as it would have been anyway
 
 
+@functools.lru_cache(maxsize=8)
+def _size_guard(max_filesize: int | None) -> SizeGuard:
+    """One guard per limit: it is immutable, and checking its values anew for every file costs."""
+    return SizeGuard(max_filesize=max_filesize)
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
 
 
-def _check_status(response: requests.Response, url: str, *, retry_after: str | None = None) -> None:
+def _check_status(response: requests.Response, url: str) -> None:
     if response.status_code >= 400:
         raise HTTPStatusError(
-            url, response.status_code, response.reason or "", retry_after=retry_after, answered_by=response.url
+            url,
+            response.status_code,
+            response.reason or "",
+            retry_after=response.headers.get("Retry-After"),
+            answered_by=response.url,
         )
     if response.status_code >= 300:
         # requests follows redirects; one left over had no usable Location.
@@ -651,6 +644,8 @@ def _content_length(response: requests.Response, url: str) -> int | None:
     value = response.headers.get("Content-Length")
     if value is None or "chunked" in response.headers.get("Transfer-Encoding", "").lower():
         return None
+    if value.isdigit():
+        return int(value)  # the usual case, as the general one below would read it
     # Repeated headers arrive joined by commas; identical repeats are harmless.
     values = {part.strip() for part in value.split(",")}
     if len(values) != 1 or not next(iter(values)).isdigit():

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import os
 import socket
 import sys
 import threading
@@ -129,6 +130,62 @@ class HangUpAdapter(HTTPAdapter):
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
         _report_to(manager, self.line)
         return manager
+
+    def get_connection_with_tls_context(
+        self, request: requests.PreparedRequest, verify: Any, proxies: Any = None, cert: Any = None
+    ) -> HTTPConnectionPool:
+        """requests' own; without proxies, without its search of the empty proxy table (a URL parse)."""
+        if proxies:
+            return super().get_connection_with_tls_context(request, verify, proxies=proxies, cert=cert)
+        try:
+            host_params, pool_kwargs = self.build_connection_pool_key_attributes(request, verify, cert)
+        except ValueError as exc:
+            raise requests.exceptions.InvalidURL(exc, request=request) from exc
+        return self.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
+
+    def request_url(self, request: requests.PreparedRequest, proxies: Any) -> str:
+        """requests' own; without proxies, the path, found without a search of the empty proxy table."""
+        return super().request_url(request, proxies) if proxies else request.path_url
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """requests' own, but a CA bundle path is looked at once, not on every request.
+
+        For a path, requests asks the file system whether it is a folder each
+        time; the answer only decides which pool setting carries it.
+        """
+        folder = _is_folder(verify) if isinstance(verify, str) else None
+        if folder is None:
+            return super().build_connection_pool_key_attributes(request, verify, cert)
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, True, cert)
+        pool_kwargs["ca_cert_dir" if folder else "ca_certs"] = verify
+        return host_params, pool_kwargs
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        """requests' own, but a CA bundle path found once is not looked for again on every HTTPS request."""
+        https = url.lower().startswith("https")
+        folder = _is_folder(verify) if https and isinstance(verify, str) and not cert else None
+        if folder is None:
+            super().cert_verify(conn, url, verify, cert)  # a bundle not there: requests raises its error
+            return
+        conn.cert_reqs = "CERT_REQUIRED"
+        if folder:
+            conn.ca_cert_dir = verify
+        else:
+            conn.ca_certs = verify
+
+
+#: CA bundle paths seen, and whether each is a folder; only paths that exist, so one that appears later is found.
+_BUNDLES: dict[str, bool] = {}
+
+
+def _is_folder(path: str) -> bool | None:
+    """Whether the CA bundle *path* is a folder (a file if not); None if it is not there."""
+    folder = _BUNDLES.get(path)
+    if folder is None and os.path.exists(path):
+        folder = _BUNDLES[path] = os.path.isdir(path)
+    return folder
 
 
 def line_of(session: requests.Session, url: str) -> Line | None:

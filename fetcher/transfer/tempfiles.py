@@ -2,11 +2,11 @@
 
 Every download goes to a hidden file in DEST (``.fetcher-*.part``), a name no
 URL can get, because URL names never start with a dot.  Its writer holds an
-exclusive kernel lock (flock, through portalocker) on it for as long as it
-writes, and the kernel drops that lock the instant the writer dies, even by
-SIGKILL.  So any run can tell a partial file that a live download is writing
-(locked) from one left by a run that is gone (unlocked), and two runs never
-write one partial file at once.
+exclusive kernel lock on it (flock; portalocker's where there is no fcntl)
+for as long as it writes, and the kernel drops that lock the instant the
+writer dies, even by SIGKILL.  So any run can tell a partial file that a
+live download is writing (locked) from one left by a run that is gone
+(unlocked), and two runs never write one partial file at once.
 
 A partial file is *kept* when it can be resumed (the server allows ranges and
 gave a strong validator) and the state database knows of it; everything else
@@ -15,6 +15,7 @@ is removed when its download ends, however it ends.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import logging
 import os
@@ -26,6 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import portalocker
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: portalocker's own locks
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger("fetcher")
 
@@ -98,6 +104,13 @@ class TempFiles:
         with self._lock:
             self._paths.add(path)
         return fd
+
+    def adopt(self, path: Path, *, kept: bool) -> None:
+        """Take on *path*, made by a worker process: removed on close, unless *kept* (a resume may continue it)."""
+        with self._lock:
+            self._paths.add(path)
+            if kept:
+                self._kept.add(path)
 
     def keep(self, path: Path) -> None:
         """Leave *path* in place on close: a later run can resume it."""
@@ -208,15 +221,33 @@ def _writer_alive(path: Path) -> bool:
 
 def _try_lock(fd: int, *, quiet: bool = False) -> bool | None:
     """Lock *fd*: True if locked, False if another holder has it, None if locks do not work here."""
+    if fcntl is not None:
+        # The flock portalocker would make, without its layers: a lock per new file,
+        # so on a list of small files its checks cost more than the lock itself.
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EAGAIN):
+                return False
+            _no_lock(exc, quiet)
+            return None
+        except EOFError as exc:  # some network file systems, as portalocker knows
+            _no_lock(exc, quiet)
+            return None
+        return True
     try:
         portalocker.lock(fd, _LOCK)
     except portalocker.AlreadyLocked:
         return False
     except portalocker.LockException as exc:
-        if not quiet:
-            log.debug("cannot lock a temporary file (%s); carrying on without a lock", exc)
+        _no_lock(exc, quiet)
         return None
     return True
+
+
+def _no_lock(exc: Exception, quiet: bool) -> None:
+    if not quiet:
+        log.debug("cannot lock a temporary file (%s); carrying on without a lock", exc)
 
 
 def _still_named(fd: int, path: Path) -> bool:

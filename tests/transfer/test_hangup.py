@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3 import HTTPSConnectionPool
 
 from fetcher._config import FetcherConfig
 from fetcher._errors import translate
 from fetcher.transfer.download import new_session
-from fetcher.transfer.hangup import line_of
+from fetcher.transfer.hangup import HangUpAdapter, line_of
 from tests import server as srv
 
 
@@ -73,3 +75,46 @@ def test_a_name_that_does_not_resolve_is_still_told_as_one(tmp_path: Path) -> No
     with session(tmp_path) as ours, pytest.raises(requests.exceptions.ConnectionError) as raised:
         ours.get("http://no-such-host.invalid/f", timeout=5)
     assert str(translate(raised.value, "http://no-such-host.invalid/f")) == "could not resolve the host name"
+
+
+# -- what the adapter leaves out of requests' per-request work: the same answers ----
+
+
+def ca_bundles(tmp_path: Path) -> list[str]:
+    """A CA bundle file, a folder of them, and a path that is not there."""
+    (tmp_path / "ca.pem").write_text("not read here")
+    (tmp_path / "certs").mkdir()
+    return [str(tmp_path / "ca.pem"), str(tmp_path / "certs"), str(tmp_path / "missing.pem")]
+
+
+@pytest.mark.parametrize("url", ["http://files.example/f", "https://files.example:8443/f"])
+def test_the_pool_settings_for_a_ca_bundle_are_requests_own(tmp_path: Path, url: str) -> None:
+    ours, theirs = HangUpAdapter(), HTTPAdapter()
+    request = requests.Request("GET", url).prepare()
+    verifies: list[bool | str] = [True, False, *ca_bundles(tmp_path)]
+    for verify in verifies:
+        expected = theirs.build_connection_pool_key_attributes(request, verify)
+        assert ours.build_connection_pool_key_attributes(request, verify) == expected
+        pool = ours.get_connection_with_tls_context(request, verify, proxies={})
+        assert pool is ours.poolmanager.connection_from_host(**expected[0], pool_kwargs=expected[1])
+
+
+@pytest.mark.parametrize("url", ["http://files.example/f", "https://files.example:8443/f"])
+def test_a_ca_bundle_is_checked_and_set_on_the_pool_as_requests_does(tmp_path: Path, url: str) -> None:
+    verifies: list[bool | str] = [True, False, *ca_bundles(tmp_path)]
+    for verify in verifies:
+        pools = [HTTPSConnectionPool("files.example", 8443), HTTPSConnectionPool("files.example", 8443)]
+        outcomes: list[object] = []
+        for adapter, pool in zip([HangUpAdapter(), HTTPAdapter()], pools, strict=True):
+            try:
+                adapter.cert_verify(pool, url, verify, None)
+                outcomes.append((pool.cert_reqs, pool.ca_certs, pool.ca_cert_dir))
+            except OSError as exc:
+                outcomes.append(str(exc))
+        assert outcomes[0] == outcomes[1], verify
+
+
+@pytest.mark.parametrize("proxies", [{}, {"http": "http://proxy.example:3128"}])
+def test_the_request_target_is_requests_own(proxies: dict[str, str]) -> None:
+    request = requests.Request("GET", "http://files.example/a%20b?q=1#part").prepare()
+    assert HangUpAdapter().request_url(request, proxies) == HTTPAdapter().request_url(request, proxies)

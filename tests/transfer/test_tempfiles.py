@@ -8,8 +8,10 @@ import sys
 import time
 from pathlib import Path
 
+import portalocker
 import pytest
 
+from fetcher.transfer import tempfiles
 from fetcher.transfer.tempfiles import (
     KEEP_RESUMABLE_S,
     TEMP_PREFIX,
@@ -142,3 +144,26 @@ def test_a_file_that_cannot_be_removed_is_logged_not_raised(tmp_path: Path, capl
     path.mkdir()  # unlink() of a folder fails with an OSError other than "not found"
     temp_files.remove(path)
     assert "could not remove the temporary file" in caplog.text
+
+
+def test_the_lock_of_a_new_file_is_the_one_portalocker_sees(tmp_path: Path) -> None:
+    # Another fetcher (or an older one, which locks through portalocker) must find it held.
+    fd, path = TempFiles().create(tmp_path)
+    other = os.open(path, os.O_RDONLY)
+    try:
+        with pytest.raises(portalocker.AlreadyLocked):
+            portalocker.lock(other, portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING)
+    finally:
+        os.close(other)
+        os.close(fd)
+
+
+def test_without_fcntl_a_new_file_is_locked_through_portalocker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfiles, "fcntl", None)  # as on a system without it
+    fd, path = TempFiles().create(tmp_path)
+    try:
+        assert TempFiles().reopen(path) is None  # held: a second writer is refused
+    finally:
+        os.close(fd)

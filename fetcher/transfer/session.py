@@ -1,0 +1,237 @@
+"""The requests Session each worker thread downloads with.
+
+requests re-derives on every request what does not change within a run, and
+on a small file that costs more than the download itself:
+
+- it merges the session's settings into each request through generic helpers
+  (seven ``merge_setting`` calls, each with runtime protocol checks);
+- with ``trust_env`` on, it re-reads every proxy variable, tests the URL
+  against NO_PROXY and looks for a netrc file (a file read when there is one);
+- it asks the file system whether the CA bundle is a folder (hangup.py's
+  adapter remembers the answer).
+
+``FetcherSession`` reads the environment once, when it is made, remembers
+per host what NO_PROXY and the netrc file say of it, and prepares the plain
+GET fetcher sends (a URL, a few headers, a hook, a timeout) directly.  What it
+sends is what requests would send: the same URL normal form, headers, auth
+(from the URL or the netrc file), cookies, proxies and CA bundle.  Redirects,
+cookies across them, the stripping of auth on a cross-host redirect and the
+redirect limit stay requests' own.  Any other kind of request goes through
+requests unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.auth import HTTPProxyAuth
+from requests.cookies import RequestsCookieJar, merge_cookies
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_auth_from_url, get_netrc_auth, resolve_proxies, should_bypass_proxies
+
+from .._config import FetcherConfig
+from .hangup import HangUpAdapter
+
+#: Arguments of ``Session.request`` the prepared fast path handles; any other given makes it requests' own.
+_PLAIN = frozenset({"headers", "timeout", "allow_redirects", "hooks", "stream"})
+
+#: Hosts remembered per session (NO_PROXY and netrc answers); past this the memory starts afresh.
+_HOSTS_REMEMBERED = 4096
+
+
+def new_session(config: FetcherConfig) -> FetcherSession:
+    """A Session for one worker thread: keep-alive, bounded redirects, no retries, the CA bundle asked for."""
+    session = FetcherSession()
+    session.max_redirects = config.max_redirects
+    session.headers["User-Agent"] = config.user_agent
+    # Its connections report their sockets, so a stop can hang up a request in any phase (hangup.py).
+    adapter = HangUpAdapter(pool_connections=8, pool_maxsize=1, max_retries=0)
+    if config.ca_certificate is not None:
+        adapter = _TrustedCA(str(config.ca_certificate), pool_connections=8, pool_maxsize=1, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+class FetcherSession(requests.Session):
+    """A Session that reads the environment once and prepares a plain request without requests' merging."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._read_environment()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)  # unpickled: requests keeps only its own attributes
+        self._read_environment()
+
+    def _read_environment(self) -> None:
+        # What requests would read from the environment on each request, read now.
+        self.env_proxies: dict[str, str] = urllib.request.getproxies()
+        self.env_ca_bundle: str | None = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        self.env_netrc = _netrc_present()
+        self._bypass: dict[str, bool] = {}  # netloc -> whether NO_PROXY exempts it
+        self._netrc: dict[str, tuple[str, str] | None] = {}  # netloc -> the netrc file's login for it
+
+    def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        if args or not self._plain(kwargs):
+            return super().request(method, url, *args, **kwargs)
+        if isinstance(url, bytes):
+            url = url.decode("utf-8")
+        # PreparedRequest.prepare, step by step, with the session's settings merged in as
+        # Session.prepare_request merges them, without its generic helpers.
+        prepared = requests.PreparedRequest()
+        prepared.prepare_method(method)
+        prepared.prepare_url(url, None)
+        prepared.prepare_headers(self._headers_with(kwargs.get("headers")))
+        jar = RequestsCookieJar()
+        if self.cookies:
+            prepared.prepare_cookies(merge_cookies(jar, self.cookies))
+        else:
+            prepared._cookies = jar  # an empty jar adds no header; redirects fill it
+        prepared.prepare_body(None, None)
+        auth = self.netrc_auth(url) if self.trust_env else None
+        if auth is not None or "@" in (prepared.url or ""):  # without either, prepare_auth finds no auth
+            prepared.prepare_auth(auth, url)
+        prepared.prepare_hooks(kwargs.get("hooks"))
+        settings = self.merge_environment_settings(prepared.url, {}, kwargs.get("stream"), None, None)
+        return self.send(
+            prepared, timeout=kwargs.get("timeout"), allow_redirects=kwargs.get("allow_redirects", True), **settings
+        )
+
+    def _plain(self, kwargs: Mapping[str, Any]) -> bool:
+        """Whether a request with *kwargs* is one the fast path prepares exactly as requests would."""
+        if any(value is not None for name, value in kwargs.items() if name not in _PLAIN):
+            return False
+        return not self.params and self.auth is None and not any(self.hooks.values())
+
+    def _headers_with(self, headers: Mapping[str, str | None] | None) -> Mapping[str, str]:
+        """The session's headers and *headers*, as merge_setting merges them (prepare_headers copies them)."""
+        if not headers and None not in self.headers.values():
+            return self.headers
+        merged: CaseInsensitiveDict[Any] = CaseInsensitiveDict(self.headers)
+        if headers:
+            merged.update(headers)
+        for name in [name for name, value in merged.items() if value is None]:
+            del merged[name]  # None removes a header, as in requests
+        return merged
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> dict[str, Any]:
+        """requests' own, with the environment as read when the session was made."""
+        if self.trust_env:
+            if proxies is not None and self.env_proxies:
+                if proxies.get("no_proxy") is not None:
+                    environ = requests.utils.get_environ_proxies(url, no_proxy=proxies["no_proxy"])
+                else:
+                    environ = {} if self.bypasses_proxies(url) else self.env_proxies
+                for key, value in environ.items():
+                    proxies.setdefault(key, value)
+            if verify is True or verify is None:
+                verify = self.env_ca_bundle or verify
+        return {
+            "proxies": _merged(proxies, self.proxies),
+            "stream": self.stream if stream is None else stream,
+            "verify": self.verify if verify is None else verify,
+            "cert": self.cert if cert is None else cert,
+        }
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        if "proxies" not in kwargs:
+            kwargs["proxies"] = self.proxies_for(request.url, self.proxies)
+        return super().send(request, **kwargs)
+
+    def rebuild_proxies(self, prepared_request: requests.PreparedRequest, proxies: Any) -> dict[str, str]:
+        """requests' own (for the next hop of a redirect), with the environment as read."""
+        url = prepared_request.url or ""
+        headers = prepared_request.headers
+        scheme = urlsplit(url).scheme
+        new_proxies = self.proxies_for(url, proxies)
+        if "Proxy-Authorization" in headers:
+            del headers["Proxy-Authorization"]
+        username, password = get_auth_from_url(new_proxies[scheme]) if scheme in new_proxies else (None, None)
+        if not scheme.startswith("https") and username and password:
+            HTTPProxyAuth(username, password)(prepared_request)
+        return new_proxies
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+        """requests' own (for the next hop of a redirect), with the netrc file as read."""
+        headers = prepared_request.headers
+        original = response.request.url if response.request is not None else None
+        url = prepared_request.url or ""
+        if "Authorization" in headers and self.should_strip_auth(original or "", url):
+            del headers["Authorization"]  # not sent on to another host
+        new_auth = self.netrc_auth(url) if self.trust_env else None
+        if new_auth is not None:
+            prepared_request.prepare_auth(new_auth)
+
+    def proxies_for(self, url: str | None, proxies: MutableMapping[str, str] | None) -> dict[str, str]:
+        """requests.utils.resolve_proxies for *url*, with the environment as read."""
+        proxies = {} if proxies is None else proxies
+        if self.trust_env and proxies.get("no_proxy") is not None:
+            request = requests.Request(url=url)
+            return resolve_proxies(request, dict(proxies), self.trust_env)  # a per-request NO_PROXY: requests' way
+        new_proxies = dict(proxies)
+        if self.trust_env and self.env_proxies and url and not self.bypasses_proxies(url):
+            scheme = urlsplit(url).scheme
+            proxy = self.env_proxies.get(scheme, self.env_proxies.get("all"))
+            if proxy:
+                new_proxies.setdefault(scheme, proxy)
+        return new_proxies
+
+    def bypasses_proxies(self, url: str) -> bool:
+        """Whether NO_PROXY exempts *url*'s host, asked once per host."""
+        netloc = urlsplit(url).netloc
+        bypass = self._bypass.get(netloc)
+        if bypass is None:
+            if len(self._bypass) >= _HOSTS_REMEMBERED:
+                self._bypass.clear()
+            bypass = self._bypass[netloc] = should_bypass_proxies(url, no_proxy=None)
+        return bypass
+
+    def netrc_auth(self, url: str) -> tuple[str, str] | None:
+        """The netrc file's login for *url*'s host, read once per host; None without a netrc file."""
+        if not self.env_netrc:
+            return None
+        netloc = urlsplit(url).netloc
+        if netloc not in self._netrc:
+            if len(self._netrc) >= _HOSTS_REMEMBERED:
+                self._netrc.clear()
+            self._netrc[netloc] = get_netrc_auth(url)
+        return self._netrc[netloc]
+
+
+def _merged(setting: Mapping[str, Any] | None, session: Mapping[str, Any] | None) -> Any:
+    """requests' merge_setting for two mappings (the proxies): the request's win, None removes."""
+    if session is None:
+        return setting
+    if setting is None:
+        return session
+    merged = {**session, **setting}
+    return {key: value for key, value in merged.items() if value is not None}
+
+
+class _TrustedCA(HangUpAdapter):
+    """An adapter that verifies with one CA bundle, whatever the environment says.
+
+    Setting ``session.verify`` is not enough: with trust_env on, requests lets
+    $REQUESTS_CA_BUNDLE replace it on every request.
+    """
+
+    def __init__(self, bundle: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bundle = bundle
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        kwargs["verify"] = self.bundle
+        return super().send(request, **kwargs)
+
+
+def _netrc_present() -> bool:
+    """Whether requests would find a netrc file (the places it looks)."""
+    netrc = os.environ.get("NETRC")
+    names = [netrc] if netrc is not None else ["~/.netrc", "~/_netrc"]
+    return any(os.path.exists(os.path.expanduser(name)) for name in names)
