@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import enum
+import json
+import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any
 
@@ -87,8 +90,8 @@ class Result:
             "ttfb_s": _rounded(self.ttfb_s),
             "download_s": _rounded(self.download_s),
             "total_s": _rounded(self.total_s),
-            "started_at": self.started_at.isoformat(timespec="milliseconds"),
-            "finished_at": self.finished_at.isoformat(timespec="milliseconds"),
+            "started_at": _milliseconds(self.started_at),
+            "finished_at": _milliseconds(self.finished_at),
             "error": self.error,
             "attempts": self.attempts,
             "resumed_from": self.resumed_from,
@@ -96,6 +99,31 @@ class Result:
             "slot_taken_at": _precise(self.slot_taken_at),
             "slot_released_at": _precise(self.slot_released_at),
         }
+
+    def to_json(self) -> str:
+        """``to_record()`` as ``json.dumps(record, ensure_ascii=True)`` writes it, at about half the cost.
+
+        The report writes one per URL on the thread that takes the results, so
+        it skips the dict and the encoder's walk over it.  The keys are FIELDS,
+        in order; tests hold it to json.dumps on every kind of value.
+        """
+        try:
+            path = self.path
+            return (
+                f'{{"run_id": {_text(self.run_id)}, "line": {int.__repr__(self.line)}, "url": {_text(self.url)}, '
+                f'"status": {_text(self.status.value)}, "path": {"null" if path is None else _text(str(path))}, '
+                f'"http_status": {_whole(self.http_status)}, "bytes": {int.__repr__(self.bytes)}, '
+                f'"wait_s": {_seconds(self.wait_s)}, "ttfb_s": {_seconds(self.ttfb_s)}, '
+                f'"download_s": {_seconds(self.download_s)}, "total_s": {_seconds(self.total_s)}, '
+                f'"started_at": "{_milliseconds(self.started_at)}", '
+                f'"finished_at": "{_milliseconds(self.finished_at)}", '
+                f'"error": {_optional_text(self.error)}, "attempts": {int.__repr__(self.attempts)}, '
+                f'"resumed_from": {_whole(self.resumed_from)}, "waited_on": {_optional_text(self.waited_on)}, '
+                f'"slot_taken_at": {_moment(self.slot_taken_at)}, '
+                f'"slot_released_at": {_moment(self.slot_released_at)}}}'
+            )
+        except (TypeError, AttributeError):  # a field of an unexpected type (a Result built by hand)
+            return json.dumps(self.to_record(), ensure_ascii=True)
 
 
 #: The report's columns, in order.
@@ -112,7 +140,74 @@ def _rounded(seconds: float | None) -> float | None:
 
 def _precise(moment: datetime | None) -> str | None:
     # To the microsecond: a slot can be given back and taken again within the same millisecond.
-    return None if moment is None else moment.isoformat(timespec="microseconds")
+    if moment is None:
+        return None
+    minute = _minute(moment)
+    if minute is None:
+        return moment.isoformat(timespec="microseconds")
+    return f"{minute}{_SECONDS[moment.second]}.{moment.microsecond:06d}+00:00"
+
+
+def _milliseconds(moment: datetime) -> str:
+    """``moment.isoformat(timespec="milliseconds")``, in a third of the time for a UTC moment."""
+    minute = _minute(moment)
+    if minute is None:
+        return moment.isoformat(timespec="milliseconds")
+    return minute + _SECONDS[moment.second] + _MILLISECONDS[moment.microsecond // 1000]
+
+
+#: The text of the minutes seen lately ("2024-05-01T12:07:"): isoformat costs more than
+#: a look-up, and four datetimes of each record share their minute with the records around them.
+_MINUTES: dict[tuple[int, int, int, int, int], str] = {}
+_SECONDS = [f"{second:02d}" for second in range(60)]
+_MILLISECONDS = [f".{ms:03d}+00:00" for ms in range(1000)]
+
+
+def _minute(moment: datetime) -> str | None:
+    """The ISO text of *moment* up to its minute's colon, if *moment* is a plain datetime in UTC."""
+    if moment.tzinfo is not timezone.utc or type(moment) is not datetime:
+        return None
+    key = (moment.year, moment.month, moment.day, moment.hour, moment.minute)
+    text = _MINUTES.get(key)
+    if text is None:
+        if len(_MINUTES) >= 64:
+            _MINUTES.clear()
+        text = _MINUTES[key] = moment.isoformat(timespec="minutes")[:-6] + ":"
+    return text
+
+
+# -- the pieces of to_json: each value as json.dumps writes it ------------------------------------
+
+_text = encode_basestring_ascii
+
+
+def _optional_text(value: str | None) -> str:
+    return "null" if value is None else encode_basestring_ascii(value)
+
+
+def _whole(value: int | None) -> str:
+    return "null" if value is None else int.__repr__(value)
+
+
+def _seconds(value: float | None) -> str:
+    """``round(value, 6)`` as json writes it."""
+    if value is None:
+        return "null"
+    if type(value) is float and 1e-4 <= value < 1e6:
+        # The same text for a third of the cost: round() and the "f" format both take the correctly rounded
+        # 6-place decimal, and in this range repr gives back just its digits: no exponent, and doubles lie
+        # so close together that no shorter decimal names the same one.
+        text = f"{value:.6f}".rstrip("0")
+        return text + "0" if text[-1] == "." else text
+    value = round(value, 6)
+    if not isinstance(value, float):
+        return int.__repr__(value)
+    # float.__repr__, as json calls it for a float subclass too; json spells NaN and Infinity its own way.
+    return float.__repr__(value) if math.isfinite(value) else json.dumps(value)
+
+
+def _moment(value: datetime | None) -> str:
+    return "null" if value is None else f'"{_precise(value)}"'
 
 
 @dataclass

@@ -1,9 +1,12 @@
-"""fetcher._result: Result.to_record() and Tally."""
+"""fetcher._result: Result.to_record(), Result.to_json() and Tally."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import random
 from datetime import datetime, timedelta, timezone
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +127,65 @@ def test_a_duplicate_succeeds_and_has_its_own_count() -> None:
 
 def test_a_duplicates_error_names_the_line_that_was_kept() -> None:
     assert _result(Status.DUPLICATE, error=duplicate_error(3)).to_record()["error"] == "same as line 3"
+
+
+# -- to_json: the report's JSON line, as json.dumps writes the record ---------------------------
+
+
+class _Weird(float):
+    """A float subclass (as numpy's float64 is): json writes it as a float."""
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"path": Path("/dest/a.txt"), "http_status": 200, "bytes": 2048, "wait_s": 0.25, "ttfb_s": 0.0012345678,
+         "download_s": 0.000234, "total_s": 0.0123456, "error": None, "attempts": 2, "resumed_from": 1024,
+         "waited_on": "slots", "slot_taken_at": STARTED, "slot_released_at": STARTED + timedelta(microseconds=7)},
+        {"url": "https://example.com/\x1b[2J\u202e\"quoted\"\\back\u00e9\U0001f600", "error": "a\nb\tc \u2028"},
+        {"path": Path("/dest/caf\u00e9 \x07.txt"), "run_id": "run \"1\""},
+        {"wait_s": 5e-05, "ttfb_s": 1e-07, "download_s": 123456789.123456789, "total_s": 0.0},
+        {"wait_s": 0.00009999995, "ttfb_s": 999999.9999996, "download_s": 1e6, "total_s": 3},
+        {"wait_s": float("nan"), "ttfb_s": float("inf"), "download_s": -0.5, "total_s": -0.0},
+        {"wait_s": _Weird(0.5), "total_s": _Weird(1e-5)},
+        {"http_status": HTTPStatus.NOT_FOUND, "status": Status.FAILED, "error": "HTTP 404"},
+        {"started_at": datetime(2024, 5, 1, 12, 0, 0, 999999, tzinfo=timezone(timedelta(hours=2))),
+         "finished_at": datetime(2024, 5, 1, 12, 0, 0), "slot_taken_at": datetime(2024, 5, 1, 12, 0, 0),
+         "slot_released_at": datetime(1999, 12, 31, 23, 59, 59, 0, tzinfo=timezone(timedelta(hours=-5)))},
+        {"started_at": datetime(2024, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc),
+         "finished_at": datetime(2025, 1, 1, 0, 0, 0, 500, tzinfo=timezone.utc),
+         "slot_taken_at": datetime(2025, 1, 1, 0, 0, 0, 0, tzinfo=timezone.utc)},
+    ],
+    ids=["nones", "every-field", "hostile-url", "odd-path", "tiny-and-huge", "rounding-edges", "nan-inf-negative",
+         "float-subclass", "int-enum", "other-time-zones", "year-end"],
+)  # fmt: skip
+def test_to_json_is_what_json_dumps_writes_for_the_record(changes: dict[str, Any]) -> None:
+    result = _result(**changes)
+    assert result.to_json() == json.dumps(result.to_record(), ensure_ascii=True)
+
+
+def test_to_json_of_a_field_of_an_unexpected_type_is_still_json_dumps() -> None:
+    result = _result(line="7", bytes=2.5)  # built by hand, past the type hints
+    assert result.to_json() == json.dumps(result.to_record(), ensure_ascii=True)
+
+
+def test_to_json_writes_every_second_count_as_round_to_microseconds_does() -> None:
+    rng = random.Random(18)
+    values = [10 ** rng.uniform(-8, 8) * rng.random() for _ in range(2_000)]
+    values += [round(rng.random() * 10 ** rng.randint(0, 6), rng.randint(0, 8)) for _ in range(2_000)]
+    for value in values:
+        result = _result(total_s=value, wait_s=value / 3)
+        assert result.to_json() == json.dumps(result.to_record()), value
+
+
+def test_record_times_are_isoformat_at_every_minute_second_and_millisecond() -> None:
+    rng = random.Random(18)
+    base = datetime(2024, 2, 28, 23, 0, tzinfo=timezone.utc)
+    # More minutes than the cache of minutes keeps, so it is emptied and filled again on the way.
+    moments = [base + timedelta(seconds=rng.uniform(0, 3 * 86400)) for _ in range(5_000)]
+    moments += [base + timedelta(minutes=minute, microseconds=999_999) for minute in range(200)]
+    for moment in moments:
+        record = _result(started_at=moment, slot_taken_at=moment).to_record()
+        assert record["started_at"] == moment.isoformat(timespec="milliseconds")
+        assert record["slot_taken_at"] == moment.isoformat(timespec="microseconds")

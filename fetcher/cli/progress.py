@@ -256,23 +256,32 @@ class LineDisplay:
         self.quiet = quiet
 
     def show(self, result: Result) -> None:
-        # URLs a deadline or quota left unstarted are counted in the summary
-        # and recorded in the report; a line each would bury the rest.
-        if not (self.quiet and result.ok) and result.status is not Status.NOT_STARTED:
-            self.message(describe(result))
+        line = self._line(result)
+        if line is not None:
+            self.message(line)
 
     def summary(self, tally: Tally, elapsed_s: float, *, interrupted: bool = False, report: Path | None = None) -> None:
         if not self.quiet or tally.exit_code or interrupted:
             self.message(summarize(tally, elapsed_s, interrupted=interrupted, report=report))
 
     def message(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        # One write: the command's stream (cli/stderr.py) gathers the lines of a batch of URLs into one.
+        self.stream.write(text + "\n")
+        self.stream.flush()
 
     def freeze(self) -> None:
         """The run is being interrupted (nothing to keep on a plain stream)."""
 
     def close(self, *, completed: bool = True) -> None:
         pass
+
+    def _line(self, result: Result) -> str | None:
+        """The line to show for *result*, if any."""
+        # URLs a deadline or quota left unstarted are counted in the summary
+        # and recorded in the report; a line each would bury the rest.
+        if (self.quiet and result.ok) or result.status is Status.NOT_STARTED:
+            return None
+        return describe(result)
 
 
 class BarDisplay(LineDisplay):
@@ -316,6 +325,7 @@ class BarDisplay(LineDisplay):
         self._started = clock()
         self._rate = RecentRate(self._started)
         self._files: list[_FileBar] = []
+        self._lines: list[str] = []  # the lines of finished URLs, printed above the bars at the next repaint
         self._frozen = False  # the gauge keeps its last values
         self._interrupted = False  # and the bar says why
         self._closed = False
@@ -341,8 +351,12 @@ class BarDisplay(LineDisplay):
         return file
 
     def show(self, result: Result) -> None:
-        super().show(result)
+        line = self._line(result)
         with self._lock:
+            if line is not None:
+                # Printed with the next repaint, with the others that finished meanwhile: printing a
+                # line clears and redraws every bar, which is worth doing a few times a second, not per URL.
+                self._lines.append(line)
             # Once interrupted, the URLs the stop ends are not done: the bar keeps what finished.
             if not (self._frozen and result.status in (Status.CANCELLED, Status.NOT_STARTED)):
                 self._done += 1
@@ -353,7 +367,8 @@ class BarDisplay(LineDisplay):
 
     def message(self, text: str) -> None:
         with self._lock:
-            self._tqdm.write(text, file=self.stream)
+            self._lines.append(text)  # after the lines of the URLs that finished before it
+            self._print_lines()
 
     def freeze(self) -> None:
         """The run is being interrupted: keep the gauge at its last true values and say so.
@@ -452,7 +467,14 @@ class BarDisplay(LineDisplay):
         width = self._columns()
         return None if width is None else max(1, width - 1)
 
+    def _print_lines(self) -> None:
+        """Print the lines waiting above the bars, in one write (under the lock)."""
+        if self._lines:
+            self._tqdm.write("\n".join(self._lines), file=self.stream)
+            self._lines.clear()
+
     def _paint(self, now: float, *, files: bool = True) -> None:
+        self._print_lines()
         self._painted_at = now
         fit = self._fit()
         self._overall.ncols = fit

@@ -9,6 +9,11 @@ copies the buffer to the real stream.  Once a write fails the stream is
 draining is capped at MAX_PENDING characters; writes past it are dropped and
 counted.
 
+The thread gathers what comes in the GATHER_S after the first text it wakes
+for, and writes it all at once: a long list of small files finishes hundreds
+of URLs a second, and a line each would cost a wake-up of this thread and a
+system call per URL.  Nobody reads lines 50 ms apart.
+
 This matters beyond tidiness: tqdm takes a lock around each repaint and does
 not release it when the write raises, so one EPIPE in a repaint used to leave
 every other thread waiting for that lock forever.
@@ -28,6 +33,8 @@ from typing import TextIO
 MAX_PENDING = 1 << 20
 #: At the end of a run, how long to wait for a stderr that takes nothing before giving up on it.
 DRAIN_STALL_S = 2.0
+#: How long the copying thread gathers text before it writes it, in one write.
+GATHER_S = 0.05
 
 
 class BestEffortStream:
@@ -39,9 +46,10 @@ class BestEffortStream:
     keeps taking it.
     """
 
-    def __init__(self, stream: TextIO, *, max_pending: int = MAX_PENDING) -> None:
+    def __init__(self, stream: TextIO, *, max_pending: int = MAX_PENDING, gather_s: float = GATHER_S) -> None:
         self._stream = stream
         self._max_pending = max_pending
+        self._gather_s = gather_s
         self._pending: list[str] = []
         self._size = 0
         self._changed = threading.Condition(threading.Lock())
@@ -62,9 +70,11 @@ class BestEffortStream:
             if self._size + len(text) > self._max_pending:
                 self.dropped += 1
                 return len(text)
+            if not self._pending:
+                # Only the first text wakes the thread: it is gathering the rest until it writes them.
+                self._changed.notify()
             self._pending.append(text)
             self._size += len(text)
-            self._changed.notify()
         return len(text)
 
     def flush(self) -> None:
@@ -87,6 +97,9 @@ class BestEffortStream:
         """Let what is pending go out, then stop; give up once the stream took nothing for *stall_s*."""
         with self._changed:
             self._closing = True
+            # The stall counts from now at the earliest: a stream that had nothing to take for a while
+            # (a quiet run) has not stalled, and the summary just written must still go out.
+            self._progress_at = max(self._progress_at, time.monotonic())
             self._changed.notify()
             while (self._pending or self._busy) and self.lost is None:
                 left = self._progress_at + stall_s - time.monotonic()
@@ -103,6 +116,9 @@ class BestEffortStream:
                     self._changed.wait()
                 if not self._pending:
                     return
+                until = time.monotonic() + self._gather_s
+                while not self._closing and (left := until - time.monotonic()) > 0:
+                    self._changed.wait(left)  # only close() wakes it early
                 text = "".join(self._pending)
                 self._pending.clear()
                 self._size = 0

@@ -539,3 +539,59 @@ def test_many_quick_results_are_all_counted_with_few_repaints() -> None:
     display.close()
     assert painted < 10 and overall_lines[0].startswith("fetcher 0/1000")
     assert last(stream, "fetcher").startswith("fetcher 1000/1000")
+
+
+# -- the lines of finished URLs, in batches ------------------------------------------------------
+
+
+class Writes(io.StringIO):
+    """A stream that keeps each write apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+def test_a_line_display_gives_each_line_to_its_stream_in_one_write() -> None:
+    stream = Writes()
+    display = LineDisplay(stream)
+    display.show(OK)
+    display.show(FAILED)
+    assert stream.writes == [describe(OK) + "\n", describe(FAILED) + "\n"]
+
+
+def test_the_bars_print_the_lines_of_the_urls_finished_since_the_last_repaint_in_one_write() -> None:
+    stream, clock = Writes(), Clock()
+    display = BarDisplay(stream, total=10, clock=clock, tick_s=None, columns=lambda: 100)
+    display.tick()
+    failures = [result(Status.FAILED, line=n, error=f"HTTP 50{n}") for n in range(3)]
+    for failure in failures:
+        display.show(failure)  # within the same repaint interval: no repaint, no line yet
+    assert not any("HTTP 50" in text for text in stream.writes)
+    clock.now += 1.0
+    display.tick()
+    assert "\n".join(describe(failure) for failure in failures) in stream.writes
+
+
+def test_a_message_comes_after_the_lines_still_waiting_for_a_repaint() -> None:
+    stream, clock = Writes(), Clock()
+    display = BarDisplay(stream, total=10, clock=clock, tick_s=None, columns=lambda: 100)
+    display.tick()
+    display.show(FAILED)
+    display.message("fetcher: interrupted (Ctrl-C): stopping the downloads in flight (again to quit at once)")
+    text = stream.getvalue()
+    assert describe(FAILED) in text
+    assert text.index(describe(FAILED)) < text.index("fetcher: interrupted (Ctrl-C)")
+
+
+def test_closing_the_bars_prints_the_lines_still_waiting() -> None:
+    stream, clock = Writes(), Clock()
+    display = BarDisplay(stream, total=10, clock=clock, tick_s=None, columns=lambda: 100)
+    display.tick()
+    display.show(FAILED)
+    display.close()
+    assert describe(FAILED) in stream.getvalue()

@@ -81,6 +81,49 @@ def test_closing_gives_up_on_a_stream_that_takes_nothing() -> None:
     target.release.set()
 
 
+class Counted(io.StringIO):
+    """A stderr that counts the writes it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_what_comes_while_the_thread_gathers_goes_out_in_one_write() -> None:
+    target = Counted()
+    stream = BestEffortStream(target, gather_s=30.0)
+    for n in range(100):
+        stream.write(f"line {n}\n")
+    stream.close()  # cuts the gathering short
+    assert target.writes == 1
+    assert target.getvalue() == "".join(f"line {n}\n" for n in range(100))
+
+
+def test_a_line_goes_out_within_the_gathering_time_without_a_close() -> None:
+    target = io.StringIO()
+    stream = BestEffortStream(target, gather_s=0.05)
+    stream.write("first\n")
+    deadline = time.monotonic() + 5.0
+    while not target.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert target.getvalue() == "first\n"
+    stream.close()
+
+
+def test_closing_after_a_quiet_spell_still_writes_what_is_pending() -> None:
+    # A --quiet run prints nothing for a long while, then its summary, then closes the stream at once.
+    target = io.StringIO()
+    stream = BestEffortStream(target)
+    time.sleep(0.3)
+    stream.write("fetcher: 1 URL: 1 failed\n")
+    stream.close(stall_s=0.2)
+    assert target.getvalue() == "fetcher: 1 URL: 1 failed\n"
+
+
 # -- the command, with stderr as a real pipe --------------------------------------------
 
 

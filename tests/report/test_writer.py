@@ -1,4 +1,4 @@
-"""fetcher.report.writer: ReportWriter appends one record per Result (and per run), whole or not at all."""
+"""fetcher.report.writer: ReportWriter appends one record per Result (and per run), in batches, whole or not at all."""
 
 from __future__ import annotations
 
@@ -7,8 +7,13 @@ import errno
 import json
 import logging
 import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +21,7 @@ import pytest
 
 from fetcher._result import FIELDS, Result, Status
 from fetcher.report import ReportWriter
+from fetcher.report.writer import BATCH_BYTES
 
 from .samples import result, run_record
 
@@ -152,6 +158,114 @@ def test_writes_from_many_threads_give_whole_lines(tmp_path: Path, name: str) ->
     assert {int(record["line"]) for record in records} == {t * 1000 + i for t in range(8) for i in range(50)}
 
 
+# -- batches ----------------------------------------------------------------------------------
+
+
+def test_records_wait_in_memory_until_flushed(tmp_path: Path) -> None:
+    path = tmp_path / "report.jsonl"
+    with ReportWriter(path, flush_s=60) as writer:
+        writer.write(result(1))
+        writer.write(result(2))
+        assert not path.exists()
+        assert writer.flush()
+        assert [record["line"] for record in _jsonl(path)] == [1, 2]
+
+
+def test_closing_writes_the_records_waiting(tmp_path: Path) -> None:
+    path = tmp_path / "report.csv"
+    writer = ReportWriter(path, flush_s=60)
+    writer.write(result(1))
+    writer.close()
+    assert [row["line"] for row in _csv(path)] == ["1"]
+
+
+@pytest.mark.parametrize("name", ["report.jsonl", "report.csv"])
+def test_a_batch_of_records_costs_one_write_and_one_fstat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    path = tmp_path / name
+    calls = {"write": 0, "fstat": 0}
+    real_write, real_fstat = os.write, os.fstat
+
+    def counted(call: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(fd: int, *args: Any) -> Any:
+            if os.path.realpath(f"/proc/self/fd/{fd}") == str(path.resolve()):
+                calls[call] += 1
+            return real(fd, *args)
+
+        return wrapper
+
+    with ReportWriter(path, flush_s=60) as writer:
+        monkeypatch.setattr(os, "write", counted("write", real_write))
+        monkeypatch.setattr(os, "fstat", counted("fstat", real_fstat))
+        for line in range(1, 101):
+            writer.write(result(line))
+        writer.flush()
+        assert calls == {"write": 1, "fstat": 1}
+    assert len(_csv(path) if name.endswith(".csv") else _jsonl(path)) == 100
+
+
+def test_a_batch_is_written_once_it_reaches_batch_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "report.jsonl"
+    with ReportWriter(path, flush_s=60) as writer:
+        line = 0
+        while not path.exists():
+            line += 1
+            writer.write(result(line, error="x" * 1000))
+            assert line * 1000 < 2 * BATCH_BYTES
+        assert len(path.read_bytes()) >= BATCH_BYTES
+
+
+def test_records_are_written_within_flush_s_without_a_flush(tmp_path: Path) -> None:
+    path = tmp_path / "report.jsonl"
+    with ReportWriter(path, flush_s=0.1) as writer:
+        writer.write(result(1))
+        deadline = time.monotonic() + 5.0
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [record["line"] for record in _jsonl(path)] == [1]
+        writer.write(result(2))  # the writer's thread, once idle, takes the next batch too
+        while len(_jsonl(path)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [record["line"] for record in _jsonl(path)] == [1, 2]
+
+
+_KEEP_WRITING = """
+import sys, time
+from datetime import datetime, timezone
+from pathlib import Path
+from fetcher.report import ReportWriter
+from tests.report.samples import result
+writer = ReportWriter(Path(sys.argv[1]))
+line = 0
+while True:
+    line += 1
+    writer.write(result(line, error="e" * (line % 700), finished_at=datetime.now(timezone.utc)))
+    time.sleep(0.001)
+"""
+
+
+def test_a_kill_at_any_instant_loses_at_most_the_last_second_and_leaves_only_whole_lines(tmp_path: Path) -> None:
+    path = tmp_path / "report.jsonl"
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.Popen([sys.executable, "-c", _KEEP_WRITING, str(path)], cwd=root)
+    try:
+        deadline = time.monotonic() + 20.0
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.7)
+        killed_at = datetime.now(timezone.utc)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait(10)
+    # After the last newline: nothing, or the line the kill cut short (readers skip it).
+    *whole, _cut = path.read_bytes().split(b"\n")
+    records = [json.loads(line) for line in whole]
+    assert [record["line"] for record in records] == list(range(1, len(records) + 1))
+    assert datetime.fromisoformat(records[-1]["finished_at"]) >= killed_at - timedelta(seconds=1)
+
+
 # -- cut lines, full disks ------------------------------------------------------------------
 
 
@@ -208,11 +322,13 @@ def test_a_write_that_fails_half_way_leaves_no_part_of_the_record(
 ) -> None:
     path = tmp_path / name
     with ReportWriter(path) as writer:
-        assert writer.write(result(1))
+        writer.write(result(1))
+        assert writer.flush()
         before = path.read_bytes()
         switch = _failing_os_write(monkeypatch, path, raise_after_part=raise_after_part)
         switch(True)
-        assert writer.write(result(2, error="x" * 500)) is False
+        writer.write(result(2, error="x" * 500))
+        assert writer.flush() is False
     assert path.read_bytes() == before
 
 
@@ -224,9 +340,11 @@ def test_a_failed_write_is_counted_with_its_error_and_the_run_goes_on(
     assert (writer.lost, writer.first_error) == (0, None)
     switch = _failing_os_write(monkeypatch, path, raise_after_part=False)
     writer.write(result(1))
+    writer.flush()
     switch(True)
-    assert writer.write(result(2)) is False
-    assert writer.write(result(3)) is False
+    writer.write(result(2))
+    writer.write(result(3))
+    assert writer.flush() is False
     assert writer.lost == 2
     assert isinstance(writer.first_error, OSError) and writer.first_error.errno == errno.ENOSPC
     writer.close()
@@ -239,10 +357,12 @@ def test_the_first_lost_record_is_logged_once(
     with ReportWriter(path) as writer:
         switch = _failing_os_write(monkeypatch, path, raise_after_part=False)
         writer.write(result(1))
+        writer.flush()
         switch(True)
         with caplog.at_level(logging.WARNING, logger="fetcher"):
             for line in range(2, 5):
                 writer.write(result(line))
+                writer.flush()
     assert [record.getMessage() for record in caplog.records] == [
         f"cannot write the report {path}: No space left on device; records are being lost"
     ]
@@ -253,9 +373,11 @@ def test_records_are_written_again_once_space_is_back(tmp_path: Path, monkeypatc
     with ReportWriter(path) as writer:
         switch = _failing_os_write(monkeypatch, path, raise_after_part=False)
         switch(True)
-        assert writer.write(result(1)) is False
+        writer.write(result(1))
+        assert writer.flush() is False
         switch(False)
-        assert writer.write(result(2)) is True
+        writer.write(result(2))
+        assert writer.flush() is True
         assert writer.lost == 1
     assert [record["line"] for record in _jsonl(path)] == [2]
 
@@ -268,13 +390,30 @@ def test_a_full_filesystem_leaves_only_whole_records_and_they_resume_when_space_
     filler = small_disk / "filler"
     filler.write_bytes(b"\0" * 40 * 1024)
     with ReportWriter(path) as writer:
-        written = [line for line in range(1, 200) if writer.write(result(line, error="e" * (line * 7 % 300)))]
+        for line in range(1, 200):
+            writer.write(result(line, error="e" * (line * 7 % 300)))
+        assert writer.flush() is False
         assert writer.lost > 0 and writer.first_error is not None and writer.first_error.errno == errno.ENOSPC
+        lost = writer.lost
         filler.unlink()
-        assert writer.write(result(1000))
+        writer.write(result(1000))
+        assert writer.flush() and writer.lost == lost
     records: list[dict[str, Any]] = _csv(path) if name.endswith(".csv") else _jsonl(path)
-    assert [int(record["line"]) for record in records] == [*written, 1000]
+    lines = [int(record["line"]) for record in records]
+    assert lines[-1] == 1000 and lines == sorted(lines) and len(lines) == 199 - lost + 1
     assert all(list(record) == list(FIELDS) for record in records)
+
+
+def test_a_batch_too_big_for_the_disk_keeps_the_records_that_fit(small_disk: Path) -> None:
+    path = small_disk / "report.jsonl"
+    (small_disk / "filler").write_bytes(b"\0" * 48 * 1024)
+    with ReportWriter(path, flush_s=60) as writer:
+        for line in range(1, 101):
+            writer.write(result(line, error="e" * 300))  # about 40 KiB, where 16 KiB are free
+        assert writer.flush() is False
+        assert 0 < writer.lost < 100
+    lines = [record["line"] for record in _jsonl(path)]
+    assert lines == list(range(1, 101 - writer.lost))
 
 
 # -- lazy creation ------------------------------------------------------------------------------
@@ -291,7 +430,8 @@ def test_a_report_it_made_for_records_that_were_all_lost_is_removed(small_disk: 
     (small_disk / "filler").write_bytes(b"\0" * (64 << 10))  # not a byte left
     path = small_disk / "report.jsonl"
     with ReportWriter(path) as writer:
-        assert writer.write(result(1)) is False
+        writer.write(result(1))
+        assert writer.flush() is False
     assert not path.exists()
 
 
@@ -300,7 +440,8 @@ def test_an_empty_report_that_was_there_before_is_kept(small_disk: Path) -> None
     path.write_bytes(b"")
     (small_disk / "filler").write_bytes(b"\0" * (64 << 10))
     with ReportWriter(path) as writer:
-        assert writer.write(result(1)) is False
+        writer.write(result(1))
+        assert writer.flush() is False
     assert path.exists()
 
 
@@ -342,6 +483,7 @@ def test_a_run_record_that_cannot_be_written_is_counted_as_lost(
     with ReportWriter(path) as writer:
         switch = _failing_os_write(monkeypatch, path, raise_after_part=True)
         writer.write(result(1))
+        writer.flush()
         switch(True)
         assert writer.write_run(run_record()) is False
         assert writer.lost == 1
