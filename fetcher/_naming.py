@@ -17,6 +17,7 @@ from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 from ._urls import normalize
+from .state.seen import Seen
 
 #: The name used when the URL's last segment leaves nothing (``https://host/dir/``).
 FALLBACK_NAME = "index.html"
@@ -114,16 +115,17 @@ class Namer:
     segment or its ``out=``, plain or with a suffix) and not *reserved*.
     Without a store, "first" is within this Namer.
 
-    Thread-safe.  Without a store, memory grows with the number of distinct
-    URLs named; with one, the store holds them and this keeps only *reserved*.
+    Thread-safe.  Memory does not grow with the number of URLs named: with a
+    store, the store holds them; without one, a ``Seen`` (a temporary file
+    past the first few thousand) holds each URL's name and every name given.
     """
 
     def __init__(self, reserved: Iterable[str] = (), *, store: NameStore | None = None) -> None:
         self._lock = threading.Lock()
         self._store = store
         self._reserved: frozenset[str] = frozenset(name.casefold() for name in reserved)
-        self._by_url: dict[str, str] = {}  # without a store only
-        self._taken: set[str] = set(self._reserved)  # without a store only
+        # Without a store only: "u" + a URL as written -> its name, and "n" + a name given, casefolded -> "".
+        self._seen: Seen[str] = Seen("file names")
 
     def name_for(self, url: str, *, preferred: str | None = None, key: str | None = None) -> str:
         """*url*'s name; *preferred* (the list's ``out=``) instead of the URL's own, made safe.
@@ -137,12 +139,20 @@ class Namer:
         with self._lock:
             if self._store is not None:
                 return self._recorded(self._store, base, key)
-            name = self._by_url.get(url)
-            if name is None:
-                name = _pick(key, base, self._taken.__contains__)
-                self._taken.add(name.casefold())
-                self._by_url[url] = name
-            return name
+            return self._remembered(url, base, key)
+
+    def _remembered(self, url: str, base: str, key: str) -> str:
+        seen = self._seen
+        name = seen.get("u" + url)
+        if name is None:
+
+            def taken(folded: str) -> bool:
+                return folded in self._reserved or seen.may_hold("n" + folded)
+
+            name = _pick(key, base, taken)
+            seen.add("n" + name.casefold(), "")
+            seen.add("u" + url, name)
+        return name
 
     def _recorded(self, store: NameStore, base: str, key: str) -> str:
         known = store.name_of(key)

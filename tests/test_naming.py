@@ -12,7 +12,7 @@ from urllib.parse import quote
 import pytest
 
 from fetcher._naming import FALLBACK_NAME, MAX_NAME_BYTES, Namer, name_from_url, name_key
-from fetcher.state import StateStore
+from fetcher.state import StateStore, seen
 
 
 def _assert_safe(name: str, dest: Path) -> None:
@@ -254,6 +254,25 @@ def test_namer_is_thread_safe_when_all_names_collide() -> None:
     assert len({name.casefold() for name in seen[0].values()}) == 200
 
 
+def test_without_a_store_names_kept_on_disk_are_the_names_kept_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    urls = [f"https://host{i % 13}.example/dir{i}/file{i % 4}.txt" for i in range(300)]
+    reference = Namer()
+    in_memory = [reference.name_for(url) for url in urls]  # fewer than a batch: nothing written
+    monkeypatch.setattr(seen, "BATCH", 4)
+    namer = Namer()
+    assert [namer.name_for(url) for url in urls] == in_memory
+    assert namer._seen._conn is not None
+
+
+def test_without_a_store_a_url_keeps_its_first_name_after_it_went_to_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(seen, "BATCH", 4)
+    namer = Namer()
+    first = namer.name_for(A, preferred="first.txt")
+    for i in range(50):
+        namer.name_for(f"https://a.example/{i}/first.txt")
+    assert namer.name_for(A, preferred="other.txt") == first == "first.txt"
+
+
 # -- names kept from run to run in a state database ---------------------------------------
 
 A = "https://a.example/rfc795.txt"
@@ -317,7 +336,7 @@ def test_a_store_backed_namer_keeps_no_url_in_memory(tmp_path: Path) -> None:
         namer = Namer(store=store.names(tmp_path))
         for i in range(50):
             namer.name_for(f"https://a.example/{i}.txt")
-        assert (namer._by_url, namer._taken) == ({}, set())
+        assert len(namer._seen) == 0
 
 
 @pytest.mark.parametrize(

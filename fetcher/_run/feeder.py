@@ -21,6 +21,7 @@ from .._naming import name_key
 from .._result import Status, duplicate_error
 from .._urllist import Entry
 from .._urls import check_url, host_key
+from ..state.seen import Seen
 from .jobs import End, Failed, Item, Job, as_entry, now
 from .runstate import POLL_S, RunState
 from .stops import Stops
@@ -73,7 +74,7 @@ class Feeder:
     def feed(self) -> None:
         run = self._run
         seq = 0
-        kept: dict[str, int] = {}  # each URL in normal form: the line kept for it
+        kept: Seen[int] = Seen("URLs")  # each URL in normal form: the line kept for it (on disk past a few thousand)
         try:
             for position, item in enumerate(self._urls, start=1):
                 entry = as_entry(item, position)
@@ -93,6 +94,7 @@ class Feeder:
         except BaseException as exc:  # the input's own error goes to the caller
             run.results.put(Failed(exc))
         finally:
+            kept.close()
             run.results.put(End(seq))
 
     def _duplicate(self, seq: int, entry: Entry, first: int) -> None:

@@ -582,6 +582,66 @@ def test_a_name_claimed_first_by_another_process_stays_its(tmp_path: Path) -> No
         assert second.names(FOLDER).owner_of("a.txt") == URL
 
 
+def counting_reads(store: StateStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The queries *store* makes from now on, by what they do."""
+    reads: list[str] = []
+    original = store._read
+
+    def read(doing: str, work: Callable[[sqlite3.Connection], object]) -> object:
+        reads.append(doing)
+        return original(doing, work)
+
+    monkeypatch.setattr(store, "_read", read)
+    return reads
+
+
+def test_in_a_fresh_folder_a_name_claimed_by_no_one_needs_no_query(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = store.names(FOLDER)
+    names.claim("a.txt", URL)
+    store.flush()
+    reads = counting_reads(store, monkeypatch)
+    assert names.owner_of("b.txt") is None
+    assert reads == []
+
+
+def test_in_a_fresh_folder_a_name_claimed_here_is_still_looked_up(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = store.names(FOLDER)
+    names.claim("A.txt", URL)
+    store.flush()
+    reads = counting_reads(store, monkeypatch)
+    assert names.owner_of("a.txt") == URL
+    assert reads == ["look up a file name"]
+
+
+def test_a_name_another_process_gave_before_the_first_write_here_is_seen(tmp_path: Path) -> None:
+    path = tmp_path / DEFAULT_STATE_NAME
+    with StateStore(path) as first, StateStore(path) as second:
+        mine, theirs = first.names(FOLDER), second.names(FOLDER)  # both fresh
+        theirs.claim("a.txt", URL + "?other")
+        second.flush()
+        assert mine.owner_of("a.txt") == URL + "?other"  # nothing written here yet
+        mine.claim("b.txt", URL)
+        first.flush()
+        assert mine.owner_of("a.txt") == URL + "?other"
+
+
+def test_a_name_another_process_gives_after_a_write_here_is_seen(tmp_path: Path) -> None:
+    path = tmp_path / DEFAULT_STATE_NAME
+    with StateStore(path) as first, StateStore(path) as second:
+        mine, theirs = first.names(FOLDER), second.names(FOLDER)
+        mine.claim("b.txt", URL)
+        first.flush()
+        theirs.claim("a.txt", URL + "?other")
+        second.flush()
+        mine.claim("c.txt", URL + "?c")  # the transaction that notices the other's write
+        first.flush()
+        assert mine.owner_of("a.txt") == URL + "?other"
+
+
 def test_names_survive_closing_and_reopening(tmp_path: Path) -> None:
     path = tmp_path / DEFAULT_STATE_NAME
     with StateStore(path) as store:
