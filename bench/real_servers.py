@@ -514,7 +514,8 @@ class Client:
 def _records(report: Path) -> dict[str, dict[str, object]]:
     if not report.exists():
         return {}
-    return {rec["url"]: rec for rec in map(json.loads, report.read_text().splitlines())}
+    # The report's first line is the run's own record (0.2.1): only URL records have a "url".
+    return {rec["url"]: rec for rec in map(json.loads, report.read_text().splitlines()) if "url" in rec}
 
 
 # -- the checks -----------------------------------------------------------------------------------------

@@ -14,6 +14,9 @@ from ._version import __version__
 #: More threads than this is not polite to anyone, and costs memory for nothing.
 MAX_CONCURRENT_LIMIT = 512
 
+#: Worker processes: as many as any machine has cores to give, and a bound on a typo.
+MAX_WORKERS = 256
+
 DEFAULT_USER_AGENT = f"fetcher/{__version__}"
 
 DEFAULT_CHUNK_SIZE = 1 << 20
@@ -87,6 +90,10 @@ class FetcherConfig:
     #: A CA bundle (PEM) trusted for HTTPS instead of the system's; None:
     #: the system's (or $REQUESTS_CA_BUNDLE / $CURL_CA_BUNDLE).
     ca_certificate: Path | None = None
+    #: Worker processes that a long list's downloads are spread over (0: all
+    #: in this process); None: one per core the process may use, none on a
+    #: single core.  Every limit stays in this process whatever the number.
+    workers: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.dest, (str, os.PathLike)):
@@ -96,6 +103,8 @@ class FetcherConfig:
         whole(self, "max_redirects", 0, 100)
         whole(self, "chunk_size", 1, 1 << 30)
         whole(self, "read_ahead", 1, 10_000_000)
+        if self.workers is not None:
+            whole(self, "workers", 0, MAX_WORKERS)
         if self.acquire_timeout is not None:
             seconds(self, "acquire_timeout", allow_zero=True)
         seconds(self, "timeout", allow_zero=False)

@@ -24,6 +24,7 @@ import errno
 import re
 import socket
 import ssl
+from typing import Any
 
 import requests
 import urllib3.exceptions
@@ -66,6 +67,11 @@ class DownloadError(FetcherError):
         self.url = url
         self.reason = reason
         self.transient = transient
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors come back from worker processes pickled.  The default would call
+        # __init__ again with the message alone, which the subclasses' signatures refuse.
+        return _restore, (type(self), self.args, self.__dict__)
 
 
 #: Statuses that say "not now" rather than "no": worth another attempt.
@@ -233,3 +239,11 @@ def _any(causes: list[BaseException], *kinds: type[BaseException]) -> bool:
 def _detail(exc: BaseException) -> str:
     text = redact_message(str(exc))
     return text[:200] or type(exc).__name__
+
+
+def _restore(cls: type[DownloadError], args: tuple[Any, ...], state: dict[str, Any]) -> DownloadError:
+    """A DownloadError as it was pickled, without calling its __init__."""
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error

@@ -28,6 +28,7 @@ from .state import DEFAULT_STATE_NAME, StateStore
 from .transfer.download import WatchStart, new_session
 from .transfer.retry import RetryPolicy
 from .transfer.tempfiles import Cleanup, TempFiles, remove_leftovers
+from .workers import ProcessPool
 
 log = logging.getLogger("fetcher")
 
@@ -97,6 +98,7 @@ class Fetcher:
         shared_slots: str | None = None,
         shared_slots_dir: str | Path | None = None,
         ca_certificate: str | Path | None = None,
+        workers: int | None = None,
         gate: Gate | None = None,
         watch: WatchStart | None = None,
         session_factory: Callable[[], requests.Session] | None = None,
@@ -133,6 +135,18 @@ class Fetcher:
           ``retry_wait_max`` seconds, or after the server's Retry-After if it
           is at most ``retry_after_max``.  A URL waiting to retry holds no
           slot.
+
+        Speed:
+
+        - ``workers``: processes that the downloads of a long list are
+          spread over, so that they use every core (0: all in this process);
+          None: one per core (none on one core), started only once a run has
+          read a long list (500 URLs; threads download meanwhile).  A number
+          given starts them with the Fetcher.  They take no part in any
+          limit: slots, hosts, rates and stops all stay in this process.
+          Not with ``session_factory``, ``limit_rate``, ``rate``
+          or ``rate_per_host``, whose hooks run inside each download: those
+          runs use threads only.
 
         Re-runs:
 
@@ -217,6 +231,7 @@ class Fetcher:
             shared_slots=shared_slots,
             shared_slots_dir=None if shared_slots_dir is None else _path(shared_slots_dir, "shared_slots_dir"),
             ca_certificate=None if ca_certificate is None else _path(ca_certificate, "ca_certificate"),
+            workers=workers,
         )
         if self.config.limit_rate is not None:
             # Under --limit-rate, reads no bigger than the bucket's burst: a 1 MiB read at
@@ -255,6 +270,7 @@ class Fetcher:
         # Threads last: everything above may raise, and must not leave workers behind.
         factory = session_factory or (lambda: new_session(self.config))
         self._pool = WorkerPool(self.config.max_concurrent, factory)
+        self._processes = _processes(self.config, session_factory is None)
         self._shared = Shared(
             config=self.config, dest=self.dest, gate=self.gate, pool=self._pool,
             namer=namer, temp_files=self._temp_files, watch=watch, state=self._state, clock=clock,
@@ -268,6 +284,7 @@ class Fetcher:
             byte_rate=None if limit_rate is None else TokenBucket(limit_rate, burst=_burst(limit_rate), clock=clock),
             gate_limit=SHARED if self._shared_gate is not None else SLOTS,
             describe_slot=None if self._shared_gate is None else self._shared_gate.describe,
+            processes=self._processes,
         )  # fmt: skip
 
     # -- public API ---------------------------------------------------------
@@ -348,6 +365,8 @@ class Fetcher:
             run.cancel()
         if not self._pool.shutdown(wait_s=1.0):
             log.debug("some workers are still blocked in a read; leaving them behind")
+        if self._processes is not None:
+            self._processes.shutdown(wait_s=1.0)
         self._temp_files.remove_all()
         if self._state is not None:
             self._state.close()
@@ -447,6 +466,30 @@ def _clean_up(dest: Path, store: StateStore | None) -> Cleanup:
             except StateError as exc:
                 log.warning("%s", exc)
     return cleanup
+
+
+def _processes(config: FetcherConfig, allowed: bool) -> ProcessPool | None:
+    """The worker processes for long lists, not started yet; None where a run keeps to threads."""
+    count = config.workers
+    if count is None:
+        count = usable_cores()
+        count = count if count > 1 else 0
+    # Hooks that run inside each download (the caller's sessions and display, the
+    # rates a redirect hop waits for) cannot cross into another process.
+    coupled = config.limit_rate is not None or config.rate is not None or config.rate_per_host is not None
+    count = min(count, config.max_concurrent)
+    if not allowed or coupled or count == 0 or os.name != "posix":
+        return None
+    threads = -(-config.max_concurrent // count)
+    return ProcessPool(config, count, threads=threads, eager=config.workers is not None)
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity, where the system says)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _prepare_folder(folder: Path) -> None:

@@ -64,6 +64,15 @@ def host_key(url: str) -> str:
     the scheme (http and https on their default ports are two hosts, as they
     are two ports).  Only for URLs that ``check_url`` passed.
     """
+    match = _PARTS.match(url)
+    if match is None:
+        return _host_key(url)
+    # A list has few hosts: their keys are worked out once (urlsplit's properties each parse the netloc again).
+    return _host_key(f"{match.group(1)}://{match.group(2)}")
+
+
+@functools.lru_cache(maxsize=1024)
+def _host_key(url: str) -> str:
     parts = urlsplit(url)
     port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower(), 0)
     return f"{parts.hostname or ''}:{port}"

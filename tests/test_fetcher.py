@@ -518,3 +518,103 @@ def test_close_hangs_up_a_request_waiting_for_its_headers(server: srv.LoopbackSe
     assert server.wait_for_hangups("/held", timeout=2)
     caller.join(5)
     assert len(raised) == 1
+
+
+# -- worker processes (workers=) ----------------------------------------------------------------
+
+
+def worker_processes() -> set[int]:
+    """The worker processes (``fetcher.workers.child``) this test process runs now."""
+    from tests.workers.processes import workers_of
+
+    return set(workers_of(os.getpid()))
+
+
+def test_workers_0_downloads_in_this_process_only(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    earlier = worker_processes()
+    with Fetcher(dest=tmp_path, workers=0) as fetcher:
+        results = list(fetcher.fetch(slow_files(server, 3, delay=0)))
+        assert worker_processes() <= earlier  # none new (an earlier test's may be ending)
+    assert [r.status for r in results] == [Status.OK] * 3
+
+
+def test_workers_given_start_with_the_fetcher_and_end_with_it(tmp_path: Path) -> None:
+    from tests.workers.processes import all_gone
+
+    earlier = worker_processes()
+    with Fetcher(dest=tmp_path, workers=2, max_concurrent=4):
+        mine = worker_processes() - earlier
+    assert len(mine) == 2 and all_gone(mine, timeout=3)
+
+
+def test_by_default_processes_start_only_once_a_run_has_read_a_long_list(
+    server: srv.LoopbackServer, tmp_path: Path
+) -> None:
+    from fetcher._fetcher import usable_cores
+    from tests.workers.processes import wait_until
+
+    if usable_cores() < 2:
+        pytest.skip("one core: the default is no worker process")
+    earlier = worker_processes()
+    with Fetcher(dest=tmp_path) as fetcher:
+        short = list(fetcher.fetch(slow_files(server, 5, delay=0)))
+        assert worker_processes() <= earlier  # a short list never pays for a process start
+        # Lines that are no URL count as read: the URLs after 500 of them are a long list's.
+        long = list(fetcher.fetch([f"junk{n}" for n in range(500)] + slow_files(server, 5, delay=0)))
+        assert wait_until(lambda: len(worker_processes() - earlier) >= 2, timeout=5)
+    assert all(r.ok for r in short) and [r.ok for r in long[500:]] == [True] * 5
+
+
+@pytest.mark.parametrize(
+    "option",
+    [{"rate": 100.0}, {"rate_per_host": 100.0}, {"limit_rate": 1 << 20},
+     {"session_factory": lambda: requests.Session()}],
+    ids=["rate", "rate_per_host", "limit_rate", "session_factory"],
+)  # fmt: skip
+def test_runs_whose_hooks_run_inside_each_download_keep_to_threads(
+    server: srv.LoopbackServer, tmp_path: Path, option: dict[str, object]
+) -> None:
+    earlier = worker_processes()
+    with Fetcher(dest=tmp_path, workers=2, **option) as fetcher:  # type: ignore[arg-type]
+        [result] = fetcher.fetch(slow_files(server, 1, delay=0))
+        assert worker_processes() <= earlier  # none new (an earlier test's may be ending)
+    assert result.ok
+
+
+def test_calls_from_several_threads_share_one_cap_in_worker_processes(
+    server: srv.LoopbackServer, tmp_path: Path
+) -> None:
+    overlap = srv.Overlap(0.2)
+    urls = [server.route(f"/o{n}", overlap) for n in range(12)]
+    outcomes: list[list[Result]] = []
+    with Fetcher(dest=tmp_path, max_concurrent=2, workers=2) as fetcher:
+        threads = [
+            threading.Thread(target=lambda part=part: outcomes.append(list(fetcher.fetch(part))))
+            for part in (urls[:6], urls[6:])
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    assert sorted(len(o) for o in outcomes) == [6, 6] and all(r.ok for o in outcomes for r in o)
+    assert overlap.most == 2
+
+
+def test_max_concurrent_holds_over_hosts_in_worker_processes(
+    server: srv.LoopbackServer, server_b: srv.LoopbackServer, tmp_path: Path
+) -> None:
+    overlap = srv.Overlap(0.1)
+    urls = [s.route(f"/o{n}", overlap) for n in range(8) for s in (server, server_b)]
+    with Fetcher(dest=tmp_path, max_concurrent=3, workers=2, state=False) as fetcher:
+        assert all(r.ok for r in fetcher.fetch(urls))
+    assert overlap.most == 3
+
+
+def test_max_per_host_holds_in_worker_processes(
+    server: srv.LoopbackServer, server_b: srv.LoopbackServer, tmp_path: Path
+) -> None:
+    on_a, on_b = srv.Overlap(0.1), srv.Overlap(0.1)
+    urls = [url for n in range(8) for url in (server.route(f"/a{n}", on_a), server_b.route(f"/b{n}", on_b))]
+    with Fetcher(dest=tmp_path, max_concurrent=4, max_per_host=2, workers=2, state=False) as fetcher:
+        assert all(r.ok for r in fetcher.fetch(urls))
+    assert (on_a.most, on_b.most) == (2, 2)

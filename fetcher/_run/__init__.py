@@ -1,9 +1,9 @@
 """One ``fetch()`` call: its threads, its queues, and the path of each URL.
 
-    input ──feeder──▶ schedule ──dispatcher──▶ worker pool ──▶ results ──▶ caller
-             reads,     ▲        takes a slot     one attempt,               in input order,
-             checks,    │        from the gate    releases the slot          or as completed
-             names      │        (or gives up)         │
+    input ──feeder──▶ schedule ──dispatcher──▶ worker processes ──▶ results ──▶ caller
+             reads,     ▲        takes a slot     (or threads): one             in input order,
+             checks,    │        from the gate    attempt; its slot is          or as completed
+             names      │        (or gives up)    released when it is over
                         └──── a retry, due later ◀─────┘
 
 One URL's path, a module a stage:
@@ -13,11 +13,13 @@ One URL's path, a module a stage:
   a ``Job`` (``jobs.py``: the values that pass between the stages).
 - ``dispatcher.py``, the dispatcher thread: takes a slot from the gate, then
   the first URL whose host's limits let it start, and hands it to a worker.
-- ``attempt.py``, a worker thread, the slot held: one attempt, a Job and an
-  Ask in, an Outcome out.
-- ``settle.py``, the same worker: what the Outcome means for the run (a host
-  paused, the quota counted, before the slot goes back), then a retry back
-  into the schedule, or the URL's record and what the state database keeps.
+- ``attempt.py``, the slot held: one attempt, a Job and an Ask in, an
+  Outcome out; on a worker thread, or handed to a worker process
+  (``fetcher/workers/``) once the run has read a long list.
+- ``settle.py``, on the same thread (or the worker pool's receiving thread):
+  what the Outcome means for the run (a host paused, the quota counted,
+  before the slot goes back), then a retry back into the schedule, or the
+  URL's record and what the state database keeps.
 - ``results.py``, the caller's thread: the records, in input order or as
   they complete.
 

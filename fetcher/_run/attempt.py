@@ -1,4 +1,10 @@
-"""The worker step: one attempt at one URL, on a worker thread, its slot and its host's permit held.
+"""The worker step: one attempt at one URL, its slot and its host's permit held, on a thread or in a process.
+
+A long list's attempts go to worker processes (``hand_out``, then ``finish``
+on the pool's receiving thread) once they are up; the run starts them when
+it has read ``LONG_LIST`` URLs.  Everything else, and any attempt whose hooks
+must run inside it (a host paused, so a redirect hop may have to wait), goes
+to a thread (``work``).
 
 ``attempt`` is the step itself: a Job and an Ask in, an Outcome out.  It
 makes the requests and writes the file (``transfer/download.py``), and
@@ -25,17 +31,22 @@ from pathlib import Path
 import requests
 
 from .._errors import translate
-from .._result import Status
+from .._result import Result, Status
 from .._urllist import Entry
 from .._urls import host_key
 from ..limits import HostPermit, Slot
 from ..state import Partial, Saved, StateStore
 from ..transfer.download import Ask, Outcome, download
 from ..transfer.validators import PartialFile, Validators
+from ..workers.wire import Task
 from .jobs import Job, now, state_key
 from .runstate import RunState
 from .settle import Settle, state_call
 from .stops import Stops
+
+#: URLs read before a run starts its worker processes: a list shorter than
+#: this is done before they would be up (starting one costs ~0.2 s of CPU).
+LONG_LIST = 500
 
 
 class Worker:
@@ -45,33 +56,105 @@ class Worker:
         self._run = run
         self._stops = stops
         self._settle = settle
+        self._halt_token: int | None = None  # this run's, in the worker processes, once one has a task
 
     def work(self, session: requests.Session, job: Job, slot: Slot, permit: HostPermit) -> None:
-        run = self._run
+        """On a worker thread: the attempt, then what follows it."""
         try:
             with slot, permit:
-                started = time.monotonic()
-                if run.cancelled.is_set():
-                    self._settle.let_go(job.entry.url, job.partial)
-                    return  # the caller has gone; nobody will read a result
-                if self._stops.blocked(job):
-                    run.emit(job.seq, self._settle.unstarted(job))  # the deadline passed while it queued
+                started = self._started(job)
+                if started is None:
                     return
-                if job.began is None:
-                    job = dataclasses.replace(job, began=started)
+                job = started
                 outcome = self.attempt(session, job, self._ask(job))
                 self._settle.before_release(job, outcome)
                 # Stamped before the slot goes back, so that the URL given it next never overlaps this one.
                 released_at = now()
-            settled = self._settle.after_release(job, outcome, released_at)
-            if settled is None:
-                return  # back in the schedule, for a retry
-            result = settled
+            result = self._settle.after_release(job, outcome, released_at)
         except BaseException as exc:  # never lose a result: a bug becomes a failed URL
-            error = translate(exc, job.entry.url)
-            result = run.result(job.entry, Status.FAILED, job.ready, job.ready_at, error=str(error),
+            result = self._failed(job, exc)
+        if result is not None:  # None: back in the schedule, for a retry
+            self._run.emit(job.seq, result)
+
+    def hand_out(self, job: Job, slot: Slot, permit: HostPermit) -> bool:
+        """Give *job* to a worker process, its slot and permit held until its Outcome is back;
+        False if it is for a thread (no process is up yet, or a hook must run inside the attempt)."""
+        run = self._run
+        shared = run.shared
+        processes = shared.processes
+        if processes is None:
+            return False
+        if not processes.ready():
+            if run.fed >= LONG_LIST:
+                processes.start()
+            return False
+        if shared.hosts.any_paused:
+            return False  # a redirect hop to a paused host waits its turn (``_pace``), which only a thread can
+        started = self._started(job)
+        if started is None:
+            permit.release()
+            slot.release()
+            return True
+        job = started
+        if self._halt_token is None:
+            self._halt_token = token = processes.new_run()
+            self._stops.on_stop(functools.partial(processes.halt, token))
+        store, entry = shared.state, job.entry
+        saved = None
+        resume = job.partial
+        if not (job.attempts or store is None or run.config.force):
+            resume = resumable(state_call(store.partial, state_key(entry.url)), job.target)
+            saved = self._saved_record(job, store)
+        deadline = None if run.config.max_time is None else job.began + run.config.max_time  # type: ignore[operator]
+        resume_kept = resume is not None and shared.temp_files.is_kept(resume.path)
+        token = self._halt_token
+
+        def task(task_id: int) -> Task:
+            return Task(id=task_id, run=token, entry=entry, target=job.target, saved=saved, resume=resume,
+                        resume_kept=resume_kept, offer_partial=store is not None, deadline=deadline,
+                        stop_at=run.deadline_at, watched=shared.watch is not None)  # fmt: skip
+
+        remember = None if store is None else functools.partial(self._settle.remember_partial, store, entry.url)
+        done = functools.partial(self.finish, job, slot, permit)
+        # False: every process died since ready(), or the Fetcher is closing: a thread takes it, or the
+        # dispatcher gives its slot back.
+        return processes.submit(task, entry.url, done, remember, shared.watch)
+
+    def finish(self, job: Job, slot: Slot, permit: HostPermit, outcome: Outcome, kept: bool) -> None:
+        """A worker process's attempt at *job* is over: what follows it, as ``work`` does after a thread's."""
+        try:
+            if outcome.partial is not None:
+                self._run.shared.temp_files.adopt(outcome.partial.path, kept=kept)
+            try:
+                self._settle.before_release(job, outcome)
+                released_at = now()
+            finally:
+                permit.release()
+                slot.release()
+            result = self._settle.after_release(job, outcome, released_at)
+        except BaseException as exc:  # never lose a result: a bug becomes a failed URL
+            result = self._failed(job, exc)
+        if result is not None:
+            self._run.emit(job.seq, result)
+
+    def _started(self, job: Job) -> Job | None:
+        """*job* as its attempt starts; None when it does not: the caller has gone, or the run was
+        stopped while it queued (then it has its record)."""
+        run = self._run
+        if run.cancelled.is_set():
+            self._settle.let_go(job.entry.url, job.partial)
+            return None  # the caller has gone; nobody will read a result
+        if self._stops.blocked(job):
+            run.emit(job.seq, self._settle.unstarted(job))  # the deadline passed while it queued
+            return None
+        if job.began is None:
+            job = dataclasses.replace(job, began=time.monotonic())
+        return job
+
+    def _failed(self, job: Job, exc: BaseException) -> Result:
+        error = translate(exc, job.entry.url)
+        return self._run.result(job.entry, Status.FAILED, job.ready, job.ready_at, error=str(error),
                                 attempts=job.attempts + 1, waited_on=job.waited_on)  # fmt: skip
-        run.emit(job.seq, result)
 
     def attempt(self, session: requests.Session, job: Job, ask: Ask) -> Outcome:
         """One attempt at *job*'s URL, asking the server *ask*."""

@@ -52,6 +52,7 @@ class Dispatcher:
                 # host's limits are asked for real with the slot in hand, so a pause or a
                 # rate turn never goes stale while the dispatcher waits for a slot.
                 if not schedule.ready(hosts.check):
+                    self._flush()
                     schedule.wait(self._until_next_change())
                     continue
                 if not self._rate_allows():
@@ -76,15 +77,17 @@ class Dispatcher:
         """Hand *job* to a worker, or record why it does not start after all."""
         run = self._run
         # The slot is held from here: the wait for it ends now, and the report counts it in use from now.
+        # One new Job for all it learns here: a replace() costs more than the rest of this step.
         taken, taken_at = time.monotonic(), now()
-        wait_s = job.wait_s if job.attempts else taken - job.ready
-        job = dataclasses.replace(job, slot_taken_at=taken_at, wait_s=wait_s)
+        waited_on = job.waited_on
         if job.attempts == 0:
-            if held_by is not None:
-                job = dataclasses.replace(job, waited_on=held_by)
-            job = self._held_up(job)
+            waited_on = self._held_up(job.ready, held_by or waited_on)
             with run.lock:
                 run.waiting -= 1  # started or not, it waits no longer
+        job = dataclasses.replace(
+            job, slot_taken_at=taken_at, wait_s=job.wait_s if job.attempts else taken - job.ready,
+            waited_on=waited_on, began=taken if job.began is None else job.began,
+        )  # fmt: skip
         self._look_up_ahead(job)
         if self._stops.blocked(job):
             slot.release()
@@ -94,9 +97,17 @@ class Dispatcher:
             return
         if run.shared.describe_slot is not None:
             run.shared.describe_slot(slot, redact(job.entry.url))
+        if self._worker.hand_out(job, slot, permit):
+            return
         if not run.shared.pool.submit(functools.partial(self._worker.work, job=job, slot=slot, permit=permit)):
             slot.release()  # the Fetcher closed between acquire and submit
             permit.release()
+
+    def _flush(self) -> None:
+        """Before the dispatcher waits: the tasks gathered for the worker processes go now, as one batch each."""
+        processes = self._run.shared.processes
+        if processes is not None:
+            processes.flush()
 
     def _drop_unstartable(self) -> None:
         """Record the URLs that will not start: their acquire timeout ran out, or the run was cut short."""
@@ -105,7 +116,9 @@ class Dispatcher:
             if job.attempts == 0:  # a retry stopped counting as waiting at its first start
                 with run.lock:
                     run.waiting -= 1
-            run.emit(job.seq, unstarted(self._held_up(dataclasses.replace(job, waited_on=held_by))))
+            waited_on = self._held_up(job.ready, held_by)
+            run.emit(job.seq, unstarted(job if waited_on == job.waited_on else
+                                        dataclasses.replace(job, waited_on=waited_on)))  # fmt: skip
         if not self._stops.stopped():
             return
         for job in run.schedule.drain_new():
@@ -116,11 +129,12 @@ class Dispatcher:
             for job in run.schedule.drain_retries():
                 run.emit(job.seq, unstarted(job))
 
-    def _held_up(self, job: Job) -> Job:
-        """*job* with the limit it waited on: its host's, or else one the dispatcher waited on since it was read."""
-        if job.waited_on is None and self._held_by is not None and self._held_by[1] > job.ready:
-            return dataclasses.replace(job, waited_on=self._held_by[0])
-        return job
+    def _held_up(self, ready: float, waited_on: str | None) -> str | None:
+        """The limit a URL read at *ready* waited on: its host's (*waited_on*), or else one the dispatcher
+        waited on since then."""
+        if waited_on is None and self._held_by is not None and self._held_by[1] > ready:
+            return self._held_by[0]
+        return waited_on
 
     def _until_next_change(self) -> float:
         """Seconds to wait for the schedule: until a lane opens, a retry is due or a URL expires; at most POLL_S."""
@@ -132,6 +146,7 @@ class Dispatcher:
         gate = self._run.shared.gate
         slot = gate.acquire(timeout=0)
         if slot is None:
+            self._flush()
             slot = gate.acquire(timeout=self._until_next_change())
             # Marked when the wait ends: every URL read before then waited on it too.
             self._held_by = (self._run.shared.gate_limit, time.monotonic())
@@ -146,6 +161,7 @@ class Dispatcher:
         delay = bucket.delay()
         if delay <= 0.0:
             return True
+        self._flush()
         self._run.halt.wait(min(delay, self._until_next_change()))
         # Marked when the wait ends: every URL read before then waited on it too.
         self._held_by = (RATE, time.monotonic())

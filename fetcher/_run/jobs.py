@@ -26,6 +26,7 @@ from ..transfer.download import WatchStart
 from ..transfer.retry import RetryPolicy
 from ..transfer.tempfiles import TempFiles
 from ..transfer.validators import PartialFile
+from ..workers import ProcessPool
 
 #: What ``fetch()`` accepts: URLs, or Entries that carry their list line number.
 Item = str | Entry
@@ -56,6 +57,8 @@ class Shared:
     gate_limit: str = SLOTS
     #: Records which URL holds a slot, where others can see it (``fetcher slots``).
     describe_slot: Callable[[Slot, str], None] | None = None
+    #: Worker processes for long lists (None: threads only).
+    processes: ProcessPool | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

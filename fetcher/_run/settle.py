@@ -73,25 +73,25 @@ class Settle:
         made = job.attempts + 1
         error = outcome.error
         reason = None
+        # The slot's hold, for the record.
+        held = {"slot_taken_at": job.slot_taken_at, "slot_released_at": released_at}
         # stopped() looks at the clock: a read that timed out at the deadline was cut by it.
         if error is not None and self._stops.stopped() and run.halt.is_set() and not run.cancelled.is_set():
-            result = self._cut_off(job, outcome, made, wait_s)
-        else:
-            if error is not None and not run.cancelled.is_set():
-                decision = run.shared.retry.decide(error, made, now=now(), random=random.random())
-                reason = decision.reason
-                if decision.retry:
-                    reason = self._no_time_for(job, decision.delay)
-                if decision.retry and reason is None:
-                    log.debug("line %d: attempt %d failed (%s); retrying in %.2fs", job.entry.line, made, error,
-                              decision.delay)  # fmt: skip
-                    later = dataclasses.replace(job, attempts=made, wait_s=wait_s, partial=outcome.partial,
-                                                last_error=str(error))  # fmt: skip
-                    run.schedule.put_later(later, later.host, due=run.shared.clock() + decision.delay,
-                                           expires=self._time_up(later))  # fmt: skip
-                    return None
-            result = self._finish(job, outcome, made, wait_s, reason)
-        return dataclasses.replace(result, slot_taken_at=job.slot_taken_at, slot_released_at=released_at)
+            return self._cut_off(job, outcome, made, wait_s, held)
+        if error is not None and not run.cancelled.is_set():
+            decision = run.shared.retry.decide(error, made, now=now(), random=random.random())
+            reason = decision.reason
+            if decision.retry:
+                reason = self._no_time_for(job, decision.delay)
+            if decision.retry and reason is None:
+                log.debug("line %d: attempt %d failed (%s); retrying in %.2fs", job.entry.line, made, error,
+                          decision.delay)  # fmt: skip
+                later = dataclasses.replace(job, attempts=made, wait_s=wait_s, partial=outcome.partial,
+                                            last_error=str(error))  # fmt: skip
+                run.schedule.put_later(later, later.host, due=run.shared.clock() + decision.delay,
+                                       expires=self._time_up(later))  # fmt: skip
+                return None
+        return self._finish(job, outcome, made, wait_s, reason, held)
 
     def unstarted(self, job: Job) -> Result:
         """The record of a job that gets no (further) attempt: cut short, or no slot in time."""
@@ -160,7 +160,9 @@ class Settle:
         if reached and quota is not None:
             self._stops.cut_short(f"the --quota of {format_size(quota)} was reached", halt=False)
 
-    def _finish(self, job: Job, outcome: Outcome, attempts: int, wait_s: float | None, reason: str | None) -> Result:
+    def _finish(
+        self, job: Job, outcome: Outcome, attempts: int, wait_s: float | None, reason: str | None, held: dict[str, Any]
+    ) -> Result:
         """The URL's last attempt is over: record it, and keep or drop its partial file."""
         entry = job.entry
         store = self._run.shared.state
@@ -186,10 +188,12 @@ class Settle:
             http_status=outcome.http_status,
             bytes=0 if outcome.unchanged else outcome.bytes,
             wait_s=wait_s, ttfb_s=outcome.ttfb_s, download_s=outcome.download_s,
-            error=error, attempts=attempts, resumed_from=outcome.resumed_from, waited_on=job.waited_on,
+            error=error, attempts=attempts, resumed_from=outcome.resumed_from, waited_on=job.waited_on, **held,
         )  # fmt: skip
 
-    def _cut_off(self, job: Job, outcome: Outcome, attempts: int, wait_s: float | None) -> Result:
+    def _cut_off(
+        self, job: Job, outcome: Outcome, attempts: int, wait_s: float | None, held: dict[str, Any]
+    ) -> Result:
         """The record of a download the deadline stopped in flight; a resumable partial stays."""
         self.let_go(job.entry.url, outcome.partial)
         run = self._run
@@ -197,7 +201,7 @@ class Settle:
             job.entry, Status.CANCELLED, job.ready, job.ready_at,
             http_status=outcome.http_status, bytes=outcome.bytes, wait_s=wait_s, ttfb_s=outcome.ttfb_s,
             download_s=outcome.download_s, error=run.halted_by or run.cut, attempts=attempts,
-            waited_on=job.waited_on,
+            waited_on=job.waited_on, **held,
         )  # fmt: skip
 
     def _time_up(self, job: Job) -> float | None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from .._config import MAX_CONCURRENT_LIMIT
+from .._config import MAX_CONCURRENT_LIMIT, MAX_WORKERS
 from .._errors import ConfigError, FetcherError
 from .._fetcher import Fetcher, new_run_id
 from .._result import Tally
@@ -139,6 +139,14 @@ class _DefaultCommand(click.Command):
     metavar="NAME",
     help="Share the --max slots with every fetcher on this machine that names the same set; the first "
     "to use it fixes the count.  A NAME with a / is a folder (for several users).  See 'fetcher slots NAME'.",
+)
+@click.option(
+    "--workers",
+    type=Whole(0, MAX_WORKERS),
+    default=None,
+    metavar="N",
+    help="Processes that a long list's downloads are spread over; every limit stays exact.  0: all in one "
+    "process.  [default: one per core]",
 )
 @click.option(
     "--dest",
@@ -330,6 +338,7 @@ def get(
     rate_per_host: float | None,
     limit_rate: int | None,
     shared_slots: tuple[str, Path] | None,
+    workers: int | None,
     dest: Path,
     acquire_timeout: float | None,
     timeout: float,
@@ -416,6 +425,7 @@ def get(
                     rate_per_host=rate_per_host,
                     limit_rate=limit_rate,
                     **_shared_slots(shared_slots),
+                    workers=workers,
                     dest=dest,
                     acquire_timeout=acquire_timeout,
                     timeout=timeout,
@@ -447,12 +457,13 @@ def get(
                 options = _options(click.get_current_context().params, source=source, report=report_path)
                 run = _RunRecorder(options=options, cleanup=cleanup)
                 try:
-                    stopping = _Stopping(display, fetcher, tally, total)
+                    stopping = _Stopping(display, fetcher, tally, total, writer)
                     with StopOnSignal(stopping) as stopper:
                         for result in fetcher.as_completed(entries, run_id=run.run_id, deadline=deadline, quota=quota):
                             # The record first: a second signal may end the loop anywhere, and the
-                            # summary must not count what the report lacks.
-                            writer.write(result)  # a record it cannot write is counted in writer.lost
+                            # summary must not count what the report lacks.  It is written with the
+                            # others of its batch; one it cannot write is counted in writer.lost.
+                            writer.write(result)
                             tally.add(result)
                             display.show(result)
                             if stopper.noticed():
@@ -463,6 +474,7 @@ def get(
                 finally:
                     # Even when a second signal or an error cut the run short: what happened is worth a record.
                     ended, reason = _how_it_ended(stopper, sys.exc_info()[1])
+                    writer.flush()  # the records waiting, so that report_lost counts them too
                     writer.write_run(run.record(tally, ended=ended, reason=reason, report_lost=writer.lost,
                                                 display_lost=stderr.lost))  # fmt: skip
                 if writer.lost:
@@ -502,14 +514,18 @@ def _how_it_ended(stopper: StopOnSignal | None, error: BaseException | None) -> 
 
 
 class _Stopping:
-    """What a signal calls: freeze the display, note whether any URL is left to start, stop the Fetcher.
+    """What a signal calls: freeze the display, note whether any URL is left to start, stop the Fetcher,
+    write the report's records waiting.
 
     In this order: stopping empties the queue at once, and the bars must not
     show ``waiting 0`` when URLs were waiting.
     """
 
-    def __init__(self, display: LineDisplay, fetcher: Fetcher, tally: Tally, total: int | None) -> None:
+    def __init__(
+        self, display: LineDisplay, fetcher: Fetcher, tally: Tally, total: int | None, writer: ReportWriter
+    ) -> None:
         self._display, self._fetcher, self._tally, self._total = display, fetcher, tally, total
+        self._writer = writer
         self.left_to_start = True  # until known otherwise
 
     def __call__(self, reason: str) -> None:
@@ -523,6 +539,8 @@ class _Stopping:
             unread = 0 if self._total is None else self._total - self._tally.total - stats.in_use - stats.retrying
             self.left_to_start = stats.waiting > 0 or unread > 0
         self._fetcher.stop(reason)
+        # The records of what finished so far go to disk now: a second signal may end the run at once.
+        self._writer.flush()
 
     def message(self, reason: str | None) -> str:
         what = "recording the URLs not started" if self.left_to_start else "stopping the downloads in flight"

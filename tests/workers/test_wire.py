@@ -1,0 +1,93 @@
+"""What crosses the pipes between a run and its worker processes comes out as it went in."""
+
+from __future__ import annotations
+
+import pickle
+from multiprocessing.connection import Pipe
+from pathlib import Path
+
+import certifi
+import pytest
+
+from fetcher._config import FetcherConfig
+from fetcher._errors import BodyError, Cancelled, DiskError, DownloadError, HTTPStatusError, TransportError
+from fetcher._urllist import Entry
+from fetcher.state import Saved
+from fetcher.transfer.download import Outcome
+from fetcher.transfer.validators import PartialFile, Validators
+from fetcher.workers.wire import Answer, Call, Done, Halt, Hello, Logged, Task, Watch
+
+URL = "http://files.example/a.iso"
+SHA = "sha-256=" + "ab" * 32
+VALIDATORS = Validators(etag='"v1"', last_modified="Sun, 06 Nov 1994 08:49:37 GMT")
+PARTIAL = PartialFile(path=Path("/data/.fetcher-1-ab-0.part"), if_range='"v1"', total=5 << 20, validators=VALIDATORS)
+
+
+def through_a_pipe(value: object) -> object:
+    """*value* sent as the pool sends it (in a list, one message) and received on the other end."""
+    reader, writer = Pipe(duplex=False)
+    try:
+        writer.send([value])
+        [received] = reader.recv()
+    finally:
+        reader.close()
+        writer.close()
+    return received
+
+
+ERRORS = [
+    DownloadError(URL, "something broke"),
+    HTTPStatusError(URL, 503, "Service Unavailable", retry_after="120", answered_by="http://mirror.example/a.iso"),
+    HTTPStatusError(URL, 404, ""),
+    BodyError(URL, "connection closed before the body was complete", transient=True),
+    TransportError(URL, "connection refused", transient=True),
+    DiskError(URL, "No space left on device"),
+    Cancelled(URL, "cancelled"),
+]
+
+
+@pytest.mark.parametrize("error", ERRORS, ids=lambda error: type(error).__name__)
+def test_every_download_error_comes_back_from_a_pickle_as_it_was(error: DownloadError) -> None:
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error)
+    assert (str(copy), copy.args, vars(copy)) == (str(error), error.args, vars(error))
+
+
+def test_a_done_brings_back_the_whole_outcome_of_its_attempt() -> None:
+    error = BodyError(URL, "connection closed before the body was complete", transient=True)
+    outcome = Outcome(http_status=200, bytes=3 << 20, ttfb_s=0.01, download_s=0.5, error=error, unchanged=False,
+                      validators=VALIDATORS, mtime_ns=1_700_000_000_000_000_000, partial=PARTIAL,
+                      resumed_from=1 << 20)  # fmt: skip
+    copy = through_a_pipe(Done(7, outcome, kept=True))
+    assert isinstance(copy, Done) and (copy.id, copy.kept) == (7, True)
+    assert isinstance(copy.outcome.error, BodyError) and str(copy.outcome.error) == str(error)
+    assert copy.outcome.error.transient
+    # Outcomes compare their errors by identity: every other field is compared by value.
+    assert copy.outcome == Outcome(**{**{name: getattr(outcome, name) for name in outcome.__slots__},
+                                      "error": copy.outcome.error})  # fmt: skip
+
+
+def test_a_task_brings_everything_its_attempt_asks_with() -> None:
+    saved = Saved(url=URL, path="/data/a.iso", size=10, mtime_ns=5, etag='"v0"', last_modified=None, checksum=SHA,
+                  saved_at=1.5)  # fmt: skip
+    task = Task(id=3, run=2, entry=Entry(url=URL, line=9, checksum=SHA, out="b.iso"), target=Path("/data/b.iso"),
+                saved=saved, resume=PARTIAL, resume_kept=True, offer_partial=True, deadline=12.5, stop_at=30.0,
+                watched=True)  # fmt: skip
+    assert through_a_pipe(task) == task
+
+
+@pytest.mark.parametrize(
+    "message",
+    [Halt(4), Answer(5, recorded=True), Call(6, 3, PARTIAL), Watch(3, name="a.iso", total=10, advance=4, done=True),
+     Logged(10, "saved /data/a.iso (10 bytes)")],
+    ids=lambda message: type(message).__name__,
+)  # fmt: skip
+def test_each_message_comes_back_equal(message: object) -> None:
+    assert through_a_pipe(message) == message
+
+
+def test_a_hello_brings_the_config_the_child_downloads_with(tmp_path: Path) -> None:
+    config = FetcherConfig(dest=tmp_path, max_concurrent=8, timeout=12.0, max_filesize=1 << 30, speed_limit=1000,
+                           max_time=60.0, ca_certificate=Path(certifi.where()), workers=2)  # fmt: skip
+    hello = Hello(config, threads=4, log_level=10, index=1)
+    assert through_a_pipe(hello) == hello
