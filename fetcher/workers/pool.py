@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from .._config import FetcherConfig
 from .._errors import Cancelled, DownloadError, TransportError
 from ..transfer.download import Outcome, Watcher, WatchStart
+from ..transfer.tempfiles import TEMP_PREFIX, TEMP_SUFFIX
 from ..transfer.validators import PartialFile
 from .spawn import Child, came_up, spawn
 from .wire import Answer, Call, Done, Halt, Logged, Task, ToParent, Watch
@@ -149,8 +150,12 @@ class ProcessPool:
             try:
                 child.process.wait(timeout=wait_s)
             except subprocess.TimeoutExpired:
+                # Too slow to end (a busy machine): killed, its partial files are removed here,
+                # by the process id in their names, rather than left for the next run's clean-up.
                 child.process.kill()
                 child.process.wait()
+                for path in self._config.dest.glob(f"{TEMP_PREFIX}{child.process.pid}-*{TEMP_SUFFIX}"):
+                    path.unlink(missing_ok=True)
 
     def _flush(self, child: Child) -> None:
         with child.send_lock:
