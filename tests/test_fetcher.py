@@ -64,18 +64,24 @@ def test_max_of_one_downloads_one_at_a_time(server: srv.LoopbackServer, tmp_path
     assert server.max_in_flight == 1
 
 
+def fetch_halves_from_two_threads(fetcher: Fetcher, urls: list[str]) -> list[list[Result]]:
+    """Each half of *urls* fetched by a thread of its own, at the same time; the records of each call."""
+    outcomes: list[list[Result]] = []
+    threads = [
+        threading.Thread(target=lambda part=part: outcomes.append(list(fetcher.fetch(part))))
+        for part in (urls[: len(urls) // 2], urls[len(urls) // 2 :])
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return outcomes
+
+
 def test_calls_from_several_threads_share_one_cap(server: srv.LoopbackServer, tmp_path: Path) -> None:
     urls = slow_files(server, 12, delay=0.2)
-    outcomes: list[list[Result]] = []
     with Fetcher(dest=tmp_path, max_concurrent=2) as fetcher:
-        threads = [
-            threading.Thread(target=lambda part=part: outcomes.append(list(fetcher.fetch(part))))
-            for part in (urls[:6], urls[6:])
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(30)
+        outcomes = fetch_halves_from_two_threads(fetcher, urls)
     assert sorted(len(o) for o in outcomes) == [6, 6]
     assert server.max_in_flight == 2
 
@@ -586,16 +592,8 @@ def test_calls_from_several_threads_share_one_cap_in_worker_processes(
 ) -> None:
     overlap = srv.Overlap(0.2)
     urls = [server.route(f"/o{n}", overlap) for n in range(12)]
-    outcomes: list[list[Result]] = []
     with Fetcher(dest=tmp_path, max_concurrent=2, workers=2) as fetcher:
-        threads = [
-            threading.Thread(target=lambda part=part: outcomes.append(list(fetcher.fetch(part))))
-            for part in (urls[:6], urls[6:])
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(30)
+        outcomes = fetch_halves_from_two_threads(fetcher, urls)
     assert sorted(len(o) for o in outcomes) == [6, 6] and all(r.ok for o in outcomes for r in o)
     assert overlap.most == 2
 
