@@ -10,12 +10,12 @@ URLs are (``settle.Settle.unstarted``).
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable
 
 from .._units import format_duration
+from ..transfer.hangup import HangUps
 from .jobs import Cancelled, Halted, Job
 from .runstate import RunState
 
@@ -27,7 +27,7 @@ class Stops:
 
     def __init__(self, run: RunState) -> None:
         self._run = run
-        self._hang_ups: dict[object, Callable[[], None]] = {}  # what cuts each attempt in flight
+        self._hang_ups = HangUps(run.halt)  # what cuts each attempt in flight
 
     def cancel(self) -> None:
         run = self._run
@@ -69,25 +69,11 @@ class Stops:
     def hang_up_all(self) -> None:
         """Cut the connections of the attempts in flight: a connect, a TLS handshake, a wait for headers
         or a read blocked on a silent server ends now."""
-        with self._run.lock:
-            hang_ups, self._hang_ups = list(self._hang_ups.values()), {}
-        for hang_up in hang_ups:
-            hang_up()
+        self._hang_ups.hang_up_all()
 
     def on_stop(self, hang_up: Callable[[], None]) -> Callable[[], None]:
         """Call *hang_up* when the run halts (now, if it has); the callable returned forgets it."""
-        key = object()
-        with self._run.lock:
-            halted = self._run.halt.is_set()
-            if not halted:
-                self._hang_ups[key] = hang_up
-        if halted:
-            hang_up()
-        return functools.partial(self._forget_hang_up, key)
-
-    def _forget_hang_up(self, key: object) -> None:
-        with self._run.lock:
-            self._hang_ups.pop(key, None)
+        return self._hang_ups.on_stop(hang_up)
 
     def blocked(self, job: Job) -> bool:
         """No attempt for *job* now: nothing new starts once the run is cut short, and after

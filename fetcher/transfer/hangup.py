@@ -111,6 +111,41 @@ class Line:
                     sock.shutdown(socket.SHUT_RDWR)
 
 
+class HangUps:
+    """What cuts each attempt in flight of one run, all called at once when *halt* is set.
+
+    The run's side of ``Ask.on_stop``: the run (``_run/stops.py``) and a
+    worker process (``workers/child.py``) each keep one per run.
+    """
+
+    def __init__(self, halt: threading.Event) -> None:
+        self._halt = halt
+        self._lock = threading.Lock()
+        self._hang_ups: dict[object, Callable[[], None]] = {}
+
+    def on_stop(self, hang_up: Callable[[], None]) -> Callable[[], None]:
+        """Call *hang_up* when the run halts (now, if it has); the callable returned forgets it."""
+        key = object()
+        with self._lock:
+            halted = self._halt.is_set()
+            if not halted:
+                self._hang_ups[key] = hang_up
+        if halted:
+            hang_up()
+        return functools.partial(self._forget, key)
+
+    def hang_up_all(self) -> None:
+        """Cut every attempt in flight (the caller has set *halt* first: none registers after this)."""
+        with self._lock:
+            hang_ups, self._hang_ups = list(self._hang_ups.values()), {}
+        for hang_up in hang_ups:
+            hang_up()
+
+    def _forget(self, key: object) -> None:
+        with self._lock:
+            self._hang_ups.pop(key, None)
+
+
 class HangUpAdapter(HTTPAdapter):
     """An HTTPAdapter whose connections hand their sockets to ``self.line``."""
 

@@ -35,6 +35,7 @@ import requests
 from .._errors import translate
 from .._run.attempt import still_saved
 from ..transfer.download import Ask, Outcome, download, new_session
+from ..transfer.hangup import HangUps
 from ..transfer.tempfiles import TempFiles
 from ..transfer.validators import PartialFile
 from .wire import Answer, Call, Done, Halt, Hello, Logged, Task, ToParent, Watch
@@ -56,29 +57,11 @@ class _RunSide:
 
     def __init__(self) -> None:
         self.halt = threading.Event()
-        self._lock = threading.Lock()
-        self._hang_ups: dict[object, object] = {}
+        self.hang_ups = HangUps(self.halt)
 
     def stop(self) -> None:
-        with self._lock:
-            self.halt.set()
-            hang_ups, self._hang_ups = list(self._hang_ups.values()), {}
-        for hang_up in hang_ups:
-            hang_up()  # type: ignore[operator]
-
-    def on_stop(self, hang_up: object) -> object:
-        key = object()
-        with self._lock:
-            halted = self.halt.is_set()
-            if not halted:
-                self._hang_ups[key] = hang_up
-        if halted:
-            hang_up()  # type: ignore[operator]
-        return lambda: self._forget(key)
-
-    def _forget(self, key: object) -> None:
-        with self._lock:
-            self._hang_ups.pop(key, None)
+        self.halt.set()
+        self.hang_ups.hang_up_all()
 
 
 class _Sent(logging.Handler):
@@ -245,7 +228,7 @@ class Child:
             remember = lambda partial: self._ask_parent(task.id, partial)  # noqa: E731
         ask = Ask(saved=still_saved(task.saved, task.target, task.entry), resume=task.resume,
                   checksum=task.entry.checksum, remote_time=self.config.remote_time, on_resumable=remember,
-                  deadline=task.deadline, stop_at=task.stop_at, on_stop=side.on_stop)  # type: ignore[arg-type]  # fmt: skip
+                  deadline=task.deadline, stop_at=task.stop_at, on_stop=side.hang_ups.on_stop)  # fmt: skip
         watch = None
         if task.watched:
             def watch(url: str, name: str, total: int | None) -> _Watcher:
