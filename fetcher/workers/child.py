@@ -268,6 +268,21 @@ class Child:
             return side
 
 
+def _keep_to_one_core(index: int) -> None:
+    """Run this process's threads on one of the cores it may use, a different one for each worker.
+
+    Threads of one process that run on two cores hand the GIL across cores for every blocking call: on
+    2,000 small files that doubled the CPU a URL costs (bench/README.md, "one core per worker").  The
+    parent is not kept to a core: its own threads stay free to use whichever is idle.
+    """
+    try:
+        cores = sorted(os.sched_getaffinity(0))
+        if len(cores) > 1:
+            os.sched_setaffinity(0, {cores[index % len(cores)]})
+    except (AttributeError, OSError):
+        pass  # not Linux, or not allowed: the threads go where the scheduler puts them
+
+
 def main(argv: list[str]) -> None:
     # The parent alone stops its runs (a Halt) and ends this process (it closes the pipe).  A Ctrl-C
     # reaches every process of the terminal's group, and `timeout` signals its whole group: dying of
@@ -282,6 +297,7 @@ def main(argv: list[str]) -> None:
     except (EOFError, OSError):
         return
     assert isinstance(hello, Hello)
+    _keep_to_one_core(hello.index)
     Child(hello, control, tasks, outbox).run()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -324,3 +325,18 @@ def test_a_ctrl_c_or_sigterm_to_the_child_leaves_its_downloads_and_its_end_to_it
     own_child.process.send_signal(signal.SIGTERM)
     assert own_child.done(1)[1].outcome.error is None
     assert own_child.process.poll() is None
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores to choose from")
+def test_each_worker_runs_its_threads_on_one_core_of_its_own(tmp_path: Path) -> None:
+    cores = sorted(os.sched_getaffinity(0))
+    children = [spawn(_config.FetcherConfig(dest=tmp_path), 1, index) for index in (0, 1)]
+    try:
+        for child in children:
+            assert child.outbox.poll(WAIT_S), "the child did not come up"
+        assert [os.sched_getaffinity(child.process.pid) for child in children] == [{cores[0]}, {cores[1]}]
+    finally:
+        for child in children:
+            child.close()
+            child.process.wait(WAIT_S)
+            child.outbox.close()
