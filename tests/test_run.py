@@ -431,12 +431,12 @@ def answered_at(server: srv.LoopbackServer, path: str) -> float:
 def test_a_429_pauses_its_host_while_other_hosts_go_on(
     server: srv.LoopbackServer, server_b: srv.LoopbackServer, tmp_path: Path
 ) -> None:
-    # The 429 comes a moment late and a1 is slow, so that no other URL of A can start before it
-    # and the two slots are busy when the dispatcher looks at a2.
-    later = srv.body(b"slow down\n", status=429, headers={"Retry-After": "2"}, delay=0.1)
+    # The 429 comes a moment late and a1 is slower, so that a1 starts before the 429 even on a busy
+    # machine, and the two slots are busy when the dispatcher looks at a2.
+    later = srv.body(b"slow down\n", status=429, headers={"Retry-After": "2"}, delay=0.3)
     a = [
         server.route("/a0", srv.faulty([later], then=srv.body(b"a0"))),
-        server.route("/a1", srv.body(b"a1", delay=0.3)),
+        server.route("/a1", srv.body(b"a1", delay=0.5)),
     ]
     a += routes(server, "a-rest", 3, srv.body(b"a"))
     b = routes(server_b, "b", 4, srv.body(b"b", delay=0.05))
