@@ -267,10 +267,11 @@ class Fetcher:
         # With a state database, names are kept from run to run (and not held in memory).
         names = None if self._state is None else self._state.names(self.dest)
         namer = Namer([*reserved_names, *_state_names(self.config.state, self.dest)], store=names)
-        # Threads last: everything above may raise, and must not leave workers behind.
+        # Processes and threads last: everything above may raise, and must not leave them behind.  The
+        # processes first: the pool copies this process, which is safe only before its threads start.
+        self._processes = _processes(self.config, session_factory is None)
         factory = session_factory or (lambda: new_session(self.config))
         self._pool = WorkerPool(self.config.max_concurrent, factory)
-        self._processes = _processes(self.config, session_factory is None)
         self._shared = Shared(
             config=self.config, dest=self.dest, gate=self.gate, pool=self._pool,
             namer=namer, temp_files=self._temp_files, watch=watch, state=self._state, clock=clock,

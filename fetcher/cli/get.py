@@ -22,6 +22,7 @@ from .._config import MAX_CONCURRENT_LIMIT, MAX_WORKERS
 from .._errors import ConfigError, FetcherError
 from .._fetcher import Fetcher, new_run_id
 from .._result import Tally
+from .._run.attempt import LONG_LIST
 from .._text import redact
 from .._units import format_size
 from .._urllist import Entry, count_entries, open_url_list
@@ -391,6 +392,9 @@ def get(
     # writable as DEST, which the Fetcher checks first (and says so better).
     early_writer = None if report is None else _open_report(report)
     entries, total = _open_list(source)
+    if workers is None and total is not None and total < LONG_LIST:
+        # Such a list never starts worker processes: the Fetcher need not prepare them (its fork costs ~10 ms).
+        workers = 0
     note = borrowed_note(click.get_current_context())  # once the list opened: a refused run has nothing to note
     if note is not None:
         say(note)

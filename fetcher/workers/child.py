@@ -1,6 +1,7 @@
 """A worker process: it makes the attempts its parent hands it, on a few threads, and sends back what each did.
 
-Started by ``pool.py`` as ``python -m fetcher.workers.child CONTROL_FD TASKS_FD OUT_FD``.
+Forked by ``zygote.py`` (it starts in ``serve``), or else started afresh by
+``spawn.py`` as ``python -m fetcher.workers.child CONTROL_FD TASKS_FD OUT_FD``.
 The download threads read their tasks from the tasks pipe themselves (one
 at a time, a batch each): no thread stands between the pipe and the
 download.  The main thread reads the control pipe (the Hello, halts, and
@@ -136,7 +137,7 @@ class Child:
         self._call_ids = iter(range(1, sys.maxsize))
         log.setLevel(hello.log_level)
         log.propagate = False
-        log.addHandler(_Sent(self.put))
+        log.handlers[:] = [_Sent(self.put)]  # a forked worker has its parent's handlers
 
     def run(self) -> None:
         self._outbox.send([])  # up: the parent hands tasks out from now on
@@ -289,9 +290,14 @@ def main(argv: list[str]) -> None:
     # either would lose the downloads in flight and leave their partial files behind.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    control = Connection(int(argv[1]), writable=False)
-    tasks = Connection(int(argv[2]), writable=False)
-    outbox = Connection(int(argv[3]), readable=False)
+    serve(int(argv[1]), int(argv[2]), int(argv[3]))
+
+
+def serve(control_fd: int, tasks_fd: int, outbox_fd: int) -> None:
+    """Be a worker process on these pipes, until the parent closes them (a forked worker starts here)."""
+    control = Connection(control_fd, writable=False)
+    tasks = Connection(tasks_fd, writable=False)
+    outbox = Connection(outbox_fd, readable=False)
     try:
         hello = control.recv()
     except (EOFError, OSError):

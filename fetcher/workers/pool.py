@@ -7,7 +7,9 @@ parent, and the children only download.
 
 The children start when the first long list needs them (``start``), in the
 background: until they are up, and for every task they cannot take, the
-run uses its threads.  A child that dies takes its tasks with it: each ends
+run uses its threads.  They are forked from a copy of the process made with
+the pool (``zygote.py``), or else started afresh where that copy cannot be
+made safely.  A child that dies takes its tasks with it: each ends
 as a transient failure, which the retry policy may try again.
 """
 
@@ -27,8 +29,9 @@ from .._errors import Cancelled, DownloadError, TransportError
 from ..transfer.download import Outcome, Watcher, WatchStart
 from ..transfer.tempfiles import TEMP_PREFIX, TEMP_SUFFIX
 from ..transfer.validators import PartialFile
-from .spawn import Child, came_up, spawn
+from .spawn import Child, came_up, start
 from .wire import Answer, Call, Done, Halt, Logged, Task, ToParent, Watch
+from .zygote import Zygote
 
 log = logging.getLogger("fetcher")
 
@@ -75,6 +78,9 @@ class ProcessPool:
         self._closed = False
         self._eager = eager
         self._up = threading.Event()  # set once the start is over, whether or not a child came up
+        # Made now, while the caller has not started a run's threads yet.  It lives as long as the pool:
+        # it waits for the workers it forked (see Zygote.close).
+        self._zygote = Zygote.fork()
         if eager:
             # Up before the caller's first run: a URL's clock (--max-time, its timings) must
             # not run while a process is still importing.
@@ -144,6 +150,7 @@ class ProcessPool:
         with self._lock:
             self._closed = True
             children = list(self._children)
+            zygote, self._zygote = self._zygote, None
         for child in children:
             child.close()  # the child reads EOF, cleans up and exits
         for child in children:
@@ -156,6 +163,8 @@ class ProcessPool:
                 child.process.wait()
                 for path in self._config.dest.glob(f"{TEMP_PREFIX}{child.process.pid}-*{TEMP_SUFFIX}"):
                     path.unlink(missing_ok=True)
+        if zygote is not None:
+            zygote.close()  # after its workers: it waits for them
 
     def _flush(self, child: Child) -> None:
         with child.send_lock:
@@ -180,7 +189,7 @@ class ProcessPool:
         children: list[Child] = []
         for index in range(self._size):
             try:
-                children.append(spawn(self._config, self._threads, index))
+                children.append(start(self._config, self._threads, index, self._zygote))
             except OSError as exc:
                 log.warning("could not start a worker process (%s); downloading in this process", exc)
                 break

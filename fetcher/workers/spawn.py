@@ -1,4 +1,5 @@
-"""Starting a worker process: ``python -m fetcher.workers.child`` with two pipes, and waiting until it is up."""
+"""Starting a worker process, forked by the zygote or else ``python -m fetcher.workers.child``, and waiting until
+it is up."""
 
 from __future__ import annotations
 
@@ -10,18 +11,33 @@ import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from typing import Protocol
 
 from .._config import FetcherConfig
 from .wire import Hello, ToChild
+from .zygote import Zygote
 
 log = logging.getLogger("fetcher")
+
+
+class Process(Protocol):
+    """What the pool needs of a worker process: a ``subprocess.Popen``, or a forked one (``zygote.ForkedWorker``)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def kill(self) -> None: ...
 
 
 @dataclass(eq=False)
 class Child:
     """One worker process, as the pool sees it."""
 
-    process: subprocess.Popen[bytes]
+    process: Process
     control: Connection  # we write: Hello, Halt, Answer
     inbox: Connection  # we write: batches of Tasks
     outbox: Connection  # we read
@@ -46,9 +62,23 @@ class Child:
                     pass  # it died: the pool's receiving thread fails its tasks
 
 
-def spawn(config: FetcherConfig, threads: int, index: int, level: int | None = None) -> Child:
+def start(
+    config: FetcherConfig, threads: int, index: int, zygote: Zygote | None, level: int | None = None
+) -> Child:
     """Start worker process *index*, with *threads* download threads, and send it its Hello; it sends
-    back log records at *level* (by default, what the ``fetcher`` logger lets through here)."""
+    back log records at *level* (by default, what the ``fetcher`` logger lets through here).
+
+    It is forked by *zygote* when there is one, else started afresh.
+    """
+    if zygote is None:
+        return spawn(config, threads, index, level)
+    worker = zygote.start_worker()
+    control, tasks, results = worker.fds
+    return _hello(worker, control, tasks, results, config, threads, index, level)
+
+
+def spawn(config: FetcherConfig, threads: int, index: int, level: int | None = None) -> Child:
+    """Start worker process *index* afresh, with *threads* download threads, and send it its Hello."""
     # Pipes are not inherited by other processes (PEP 446): each is passed to its own child only.
     child_controls, parent_controls = os.pipe()
     child_reads, parent_writes = os.pipe()
@@ -71,9 +101,16 @@ def spawn(config: FetcherConfig, threads: int, index: int, level: int | None = N
         # Only the child holds its ends now: when it dies, the parent reads EOF (and the other way round).
         for fd in (child_controls, child_reads, child_writes):
             os.close(fd)
-    control = Connection(parent_controls, readable=False)
-    inbox = Connection(parent_writes, readable=False)
-    outbox = Connection(parent_reads, writable=False)
+    return _hello(process, parent_controls, parent_writes, parent_reads, config, threads, index, level)
+
+
+def _hello(
+    process: Process, control_fd: int, tasks_fd: int, results_fd: int, config: FetcherConfig, threads: int,
+    index: int, level: int | None,
+) -> Child:
+    control = Connection(control_fd, readable=False)
+    inbox = Connection(tasks_fd, readable=False)
+    outbox = Connection(results_fd, writable=False)
     if level is None:
         level = logging.getLogger("fetcher").getEffectiveLevel()
     control.send(Hello(config, threads, level, index))

@@ -21,6 +21,7 @@ import certifi
 import pytest
 
 from fetcher._errors import URLListError
+from fetcher._fetcher import usable_cores
 from fetcher._urllist import Entry
 from fetcher.cli import get
 from fetcher.cli.main import main
@@ -455,6 +456,47 @@ def test_python_dash_m_runs_the_command(server: srv.LoopbackServer, tmp_path: Pa
     process = spawn(url_list(tmp_path, server.route("/m.txt", srv.body(b"x"))), "-q", "-d", dest)
     out, err = process.communicate(timeout=30)
     assert (process.returncode, out, err) == (0, "", "")
+
+
+def _forkers_of(pid: int) -> list[str]:
+    """The names of *pid*'s children that are the copy forking worker processes (workers/zygote.py)."""
+    names = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+        except OSError:
+            continue
+        if stat and int(stat.rpartition(")")[2].split()[1]) == pid and "(fetcher-forker)" in stat:
+            names.append(stat)
+    return names
+
+
+@pytest.mark.skipif(usable_cores() < 2, reason="one core: no worker processes by default")
+@pytest.mark.parametrize(("from_stdin", "prepared"), [(False, False), (True, True)])
+def test_worker_processes_are_prepared_only_for_a_list_that_may_reach_500_urls(
+    server: srv.LoopbackServer, tmp_path: Path, dest: Path, from_stdin: bool, prepared: bool
+) -> None:
+    # A file of two URLs is known to be short; a list on stdin may be of any length.
+    held = server.route("/held.iso", srv.stalled(b"x" * 1000, claimed=10_000_000, stall=8))
+    listed = url_list(tmp_path, held, server.route("/b", srv.body(b"b")))
+    with open(listed) as stdin:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "fetcher", "-" if from_stdin else str(listed), "-d", str(dest), "--timeout", "20"],
+            stdin=stdin if from_stdin else subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+    try:
+        # The copy is made before the download starts, but a busy machine may run it later.
+        for _ in range(300):  # bounded: the download starts within seconds
+            started = any(p.name.endswith(".part") for p in dest.glob(".*"))
+            if started and bool(_forkers_of(process.pid)) == prepared:
+                break
+            time.sleep(0.05)
+        assert started
+        assert bool(_forkers_of(process.pid)) == prepared
+    finally:
+        process.kill()
+        process.communicate(timeout=15)
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

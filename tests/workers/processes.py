@@ -22,20 +22,28 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
 
 
 def workers_of(parent: int) -> list[int]:
-    """The worker processes (``python -m fetcher.workers.child``) whose parent is *parent*."""
-    found = []
+    """The worker processes of *parent*: started afresh (``python -m fetcher.workers.child``, its children) or
+    forked (named ``fetcher-worker``, children of its ``fetcher-forker``)."""
+    processes: dict[int, tuple[int, str, bytes, str]] = {}  # pid -> (parent, name, command, state)
     for entry in _PROC.iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
-            command = (entry / "cmdline").read_bytes().split(b"\0")
+            command = (entry / "cmdline").read_bytes()
         except OSError:
             continue  # gone meanwhile
         # The command name, in parentheses, may hold spaces: the fields after it are fixed.
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat.rpartition(")")[2].split()
-        if int(fields[1]) == parent and b"fetcher.workers.child" in command and fields[0] != "Z":
-            found.append(int(entry.name))
+        processes[int(entry.name)] = (int(fields[1]), name, command, fields[0])
+    forkers = {pid for pid, (ppid, name, _, _) in processes.items() if ppid == parent and name == "fetcher-forker"}
+    found = []
+    for pid, (ppid, name, command, state) in processes.items():
+        spawned = ppid == parent and b"fetcher.workers.child" in command
+        forked = ppid in forkers and name == "fetcher-worker"
+        if (spawned or forked) and state != "Z":
+            found.append(pid)
     return sorted(found)
 
 

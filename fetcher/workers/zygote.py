@@ -1,0 +1,250 @@
+"""Starting worker processes by ``fork``: a copy of the process, made before a run starts, forks them on request.
+
+A worker started afresh (``spawn.py``) imports Python, requests and fetcher
+first: about 0.14 s of CPU each, and as long before it takes its first URL.
+A forked one has them already, and is up in a few milliseconds.  But a
+process that runs threads must not fork: a lock that another thread holds at
+that instant stays held in the copy for good.  So ``Zygote.fork`` copies the
+process when a ``Fetcher`` is made, before any thread of a run starts, and
+that copy (single-threaded, doing nothing else) forks each worker when the
+pool asks.  Where the copy cannot be made safely, the pool starts workers
+afresh as before:
+
+- another thread runs that is not one of fetcher's own (the embedding
+  program's threads might hold any lock);
+- the process is large (over ``_LARGE_MIB``): the copy would keep the
+  pages the process goes on to change, and a big program changes many;
+- not Linux (on macOS, system libraries are not safe to use after a fork).
+
+The copy holds nothing of its parent's: it closes every inherited file
+descriptor (the parent's files, sockets and folder locks must close when
+the parent closes them), drops every logging handler, and never runs the
+parent's code again: it and the workers end with ``os._exit``.  It ends when
+its parent closes the socket to it, or dies.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import resource
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+log = logging.getLogger("fetcher")
+
+# A process bigger than this starts its workers afresh (see the module's docstring).
+_LARGE_MIB = 256
+
+# How often ``wait`` looks whether a forked worker has ended (it is not our child, so no waitpid).
+_POLL_S = 0.01
+
+# /proc/<pid>/comm of the copy and of each worker: what ps and top show.
+ZYGOTE_NAME = "fetcher-forker"
+WORKER_NAME = "fetcher-worker"
+
+
+class Zygote:
+    """The parent's handle on its copy: ``start_worker`` asks it for one more worker process."""
+
+    def __init__(self, sock: socket.socket, pid: int) -> None:
+        self._sock = sock
+        self._pid = pid
+        self._lock = threading.Lock()
+
+    @classmethod
+    def fork(cls) -> Zygote | None:
+        """Copy this process now, if that is safe (see the module's docstring); None if not."""
+        if not sys.platform.startswith("linux") or not _only_own_threads() or _resident_mib() > _LARGE_MIB:
+            return None
+        parent_end, zygote_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            log.debug("could not fork (%s): worker processes start afresh", exc)
+            parent_end.close()
+            zygote_end.close()
+            return None
+        if pid == 0:
+            try:
+                _serve(zygote_end)
+            finally:
+                os._exit(0)
+        zygote_end.close()
+        return cls(parent_end, pid)
+
+    def start_worker(self) -> ForkedWorker:
+        """A new worker process and the parent's ends of its three pipes (control, tasks, results)."""
+        with self._lock:
+            self._sock.sendall(b"w")
+            message, fds, _, _ = socket.recv_fds(self._sock, 8, 3)
+        if len(message) != 8 or len(fds) != 3:
+            for fd in fds:
+                os.close(fd)
+            raise OSError("the process that forks workers has ended")
+        for fd in fds:
+            os.set_inheritable(fd, False)
+        (pid,) = struct.unpack("=q", message)
+        return ForkedWorker(pid, *fds)
+
+    def close(self) -> None:
+        """End the copy: it reads EOF, waits for its workers to end, and exits.
+
+        Close the workers' pipes first.  Waiting for them here, parent of parent, adds their CPU time
+        to this process's children's (what ``time`` and ``wait4`` report), as for workers started afresh.
+        """
+        self._sock.close()
+        try:
+            os.waitpid(self._pid, 0)
+        except ChildProcessError:
+            pass
+
+
+class ForkedWorker:
+    """A worker forked by the copy: what the pool needs of a process (its pid, poll, wait, kill)."""
+
+    def __init__(self, pid: int, control: int, tasks: int, results: int) -> None:
+        self.pid = pid
+        self.fds = (control, tasks, results)
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        # Not our child: no waitpid.  The copy reaps its workers only when it ends, so an ended
+        # worker is a zombie ("Z") until then, or gone.
+        if self.returncode is None:
+            try:
+                with open(f"/proc/{self.pid}/stat", "rb") as stat:
+                    state = stat.read().rpartition(b")")[2].split()[0]
+            except (OSError, IndexError):
+                state = b"X"
+            if state in (b"Z", b"X"):
+                self.returncode = 0
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"worker process {self.pid}", timeout or 0.0)
+            time.sleep(_POLL_S)
+        return 0
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _only_own_threads() -> bool:
+    """Whether every thread besides this one is fetcher's own (none of which the copy ever uses)."""
+    here = threading.current_thread()
+    return all(t is here or t.name.startswith("fetcher-") for t in threading.enumerate())
+
+
+def _resident_mib() -> float:
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+    except (OSError, ValueError, IndexError):
+        return float("inf")
+
+
+def _serve(sock: socket.socket) -> None:
+    """The copy: fork a worker for each request on *sock*, until it closes."""
+    _name(ZYGOTE_NAME)
+    _forget_parent(keep=sock.fileno())
+    while True:
+        try:
+            request = sock.recv(1)
+        except OSError:
+            request = b""
+        if not request:  # the parent closed its end, or died
+            _reap_all()
+            return
+        ends = [os.pipe() for _ in range(3)]  # control and tasks: the worker reads; results: it writes
+        ours = (ends[0][1], ends[1][1], ends[2][0])
+        theirs = (ends[0][0], ends[1][0], ends[2][1])
+        pid = os.fork()
+        if pid == 0:
+            try:
+                sock.close()
+                for fd in ours:
+                    os.close(fd)
+                _name(WORKER_NAME)
+                from .child import serve  # imported already, by the parent: nothing is read from disk
+
+                serve(*theirs)
+            finally:
+                os._exit(0)
+        for fd in theirs:
+            os.close(fd)  # only the worker holds them: when it dies, the parent reads EOF
+        try:
+            socket.send_fds(sock, [struct.pack("=q", pid)], list(ours))
+        except OSError:
+            pass  # the parent is gone: the worker reads EOF and ends, and the next recv() ends this loop
+        finally:
+            for fd in ours:
+                os.close(fd)
+
+
+def _reap_all() -> None:
+    """Wait until every worker this process forked has ended."""
+    while True:
+        try:
+            os.wait()
+        except ChildProcessError:
+            return
+        except InterruptedError:
+            continue
+
+
+def _forget_parent(keep: int) -> None:
+    """Let go of everything the parent had open or set up, but *keep*."""
+    # The parent's objects are never collected here: their finalizers would close file descriptor
+    # numbers that this process may have reused for its pipes.
+    gc.freeze()
+    try:
+        signal.set_wakeup_fd(-1)
+    except ValueError:
+        pass
+    for number in signal.valid_signals():
+        try:
+            if callable(signal.getsignal(number)):
+                signal.signal(number, signal.SIG_DFL)
+        except (OSError, ValueError, TypeError):
+            pass
+    # The parent alone ends its runs and its workers (see child.py's main).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.closerange(3, keep)
+    os.closerange(keep + 1, _max_fd())
+    sys.stdin = sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - the process's for good
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        if isinstance(logger, logging.Logger):
+            logger.handlers.clear()
+
+
+def _max_fd() -> int:
+    try:
+        return int(os.sysconf("SC_OPEN_MAX"))
+    except (OSError, ValueError):
+        return 65536
+
+
+def _name(name: str) -> None:
+    """Set what ps and top show for this process."""
+    try:
+        with open("/proc/self/comm", "w") as comm:
+            comm.write(name)
+    except OSError:
+        pass
