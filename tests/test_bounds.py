@@ -12,7 +12,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from fetcher import Fetcher, Result, Status, Tally
+from fetcher.state import seen
 from fetcher.transfer.tempfiles import TEMP_PREFIX, TEMP_SUFFIX
 from tests import server as srv
 
@@ -202,6 +205,25 @@ def test_a_deadline_ends_the_run_though_the_input_stays_open(server: srv.Loopbac
         stop_input.set()
     assert time.monotonic() - began < 4
     assert [r.status for r in results] == [Status.OK]
+
+
+def test_a_deadline_waits_for_a_feeder_that_is_slow_for_another_reason_than_its_input(
+    server: srv.LoopbackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Past a million URLs, the set of those seen can take over a second to grow: every URL read
+    # still gets its record, though no new one comes from the input meanwhile.
+    urls = [server.route("/slow", srv.body(b"x", delay=1.0)), server.url("/b"), server.url("/c")]
+    setdefault = seen.Seen.setdefault
+
+    def slow_for_the_last(self: seen.Seen[int], key: str, value: int) -> int:
+        if key.endswith("/c"):
+            time.sleep(1.5)
+        return setdefault(self, key, value)
+
+    monkeypatch.setattr(seen.Seen, "setdefault", slow_for_the_last)
+    results = list(_fetch(iter(urls), tmp_path, deadline=0.5))
+    assert [r.url for r in results] == urls
+    assert results[2].status is Status.NOT_STARTED
 
 
 def _fetch(urls: Iterator[str], dest: Path, *, deadline: float) -> Iterator[Result]:

@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from .._naming import name_key
 from .._result import Status, duplicate_error
@@ -76,7 +76,7 @@ class Feeder:
         seq = 0
         kept: Seen[int] = Seen("URLs")  # each URL in normal form: the line kept for it (on disk past a few thousand)
         try:
-            for position, item in enumerate(self._urls, start=1):
+            for position, item in enumerate(self._reading(run), start=1):
                 entry = as_entry(item, position)
                 unusable = check_url(entry.url)
                 # Equivalent URLs are one (case, default port, escapes...); a line that is
@@ -90,12 +90,25 @@ class Feeder:
                 else:
                     self._take(seq, entry, unusable or entry.problem, key)  # a line that is no URL says so first
                 seq += 1
-                run.fed, run.fed_at = seq, time.monotonic()
+                run.fed = seq
         except BaseException as exc:  # the input's own error goes to the caller
             run.results.put(Failed(exc))
         finally:
             kept.close()
             run.results.put(End(seq))
+
+    def _reading(self, run: RunState) -> Iterator[Item]:
+        """The input's items, with ``run.reading_since`` set while the next one is awaited."""
+        items = iter(self._urls)
+        while True:
+            run.reading_since = time.monotonic()
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+            finally:
+                run.reading_since = None
+            yield item
 
     def _duplicate(self, seq: int, entry: Entry, first: int) -> None:
         log.debug("line %d: the same URL as line %d, skipped", entry.line, first)

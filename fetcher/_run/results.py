@@ -24,7 +24,7 @@ from .runstate import POLL_S, RunState
 
 log = logging.getLogger("fetcher")
 
-# After the deadline, an input that has given nothing for this long is not waited for.
+# After the deadline, an input that the feeder has waited this long for is not waited for.
 _INPUT_GRACE_S = 1.0
 
 
@@ -89,5 +89,6 @@ class Results:
             yield run.result(entry, Status.NOT_STARTED, time.monotonic(), now(), error=run.cut, attempts=0)
 
     def _input_stalled(self, received: int) -> bool:
-        """After the deadline: every URL read has its result, and the input has given nothing for a while."""
-        return received >= self._run.fed and time.monotonic() - self._run.fed_at > _INPUT_GRACE_S
+        """After the deadline: every URL read has its result, and the feeder has waited a while for the input."""
+        since = self._run.reading_since
+        return received >= self._run.fed and since is not None and time.monotonic() - since > _INPUT_GRACE_S

@@ -49,7 +49,9 @@ class RunState:
         self.lock = threading.Lock()
         self.waiting = 0  # read, not yet holding a slot
         self.fed = 0  # URLs the feeder has taken from the input so far
-        self.fed_at = time.monotonic()
+        # monotonic, since when the feeder has waited for the input's next line; None while it
+        # does anything else (its other steps may block too, on a full disk or a busy state writer)
+        self.reading_since: float | None = None
         self.looked_up: dict[int, Saved | None] = {}  # by job seq: saved records read ahead in batches
 
     def result(self, entry: Entry, status: Status, ready: float, ready_at: datetime, **fields: Any) -> Result:
