@@ -137,7 +137,7 @@ class Child:
         self._call_ids = iter(range(1, sys.maxsize))
         log.setLevel(hello.log_level)
         log.propagate = False
-        log.handlers[:] = [_Sent(self.put)]  # a forked worker has its parent's handlers
+        log.addHandler(_Sent(self.put))
 
     def run(self) -> None:
         self._outbox.send([])  # up: the parent hands tasks out from now on
@@ -285,12 +285,16 @@ def _keep_to_one_core(index: int) -> None:
 
 
 def main(argv: list[str]) -> None:
-    # The parent alone stops its runs (a Halt) and ends this process (it closes the pipe).  A Ctrl-C
-    # reaches every process of the terminal's group, and `timeout` signals its whole group: dying of
-    # either would lose the downloads in flight and leave their partial files behind.
+    ignore_stop_signals()
+    serve(int(argv[1]), int(argv[2]), int(argv[3]))
+
+
+def ignore_stop_signals() -> None:
+    """The parent alone stops its runs (a Halt) and ends this process (it closes the pipe)."""
+    # A Ctrl-C reaches every process of the terminal's group, and `timeout` signals its whole group:
+    # dying of either would lose the downloads in flight and leave their partial files behind.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    serve(int(argv[1]), int(argv[2]), int(argv[3]))
 
 
 def serve(control_fd: int, tasks_fd: int, outbox_fd: int) -> None:

@@ -159,7 +159,11 @@ def _resident_mib() -> float:
 def _serve(sock: socket.socket) -> None:
     """The copy: fork a worker for each request on *sock*, until it closes."""
     _name(ZYGOTE_NAME)
+    # Here, once, not at the top (child.py imports what imports this module): every worker forked below has it.
+    from .child import ignore_stop_signals, serve
+
     _forget_parent(keep=sock.fileno())
+    ignore_stop_signals()  # and each worker inherits it
     while True:
         try:
             request = sock.recv(1)
@@ -178,8 +182,6 @@ def _serve(sock: socket.socket) -> None:
                 for fd in ours:
                     os.close(fd)
                 _name(WORKER_NAME)
-                from .child import serve  # imported already, by the parent: nothing is read from disk
-
                 serve(*theirs)
             finally:
                 os._exit(0)
@@ -220,9 +222,6 @@ def _forget_parent(keep: int) -> None:
                 signal.signal(number, signal.SIG_DFL)
         except (OSError, ValueError, TypeError):
             pass
-    # The parent alone ends its runs and its workers (see child.py's main).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)

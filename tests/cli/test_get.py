@@ -28,6 +28,7 @@ from fetcher.cli.main import main
 from fetcher.limits.shared import SharedGate, read_slots
 from fetcher.state import DEFAULT_STATE_NAME
 from tests import server as srv
+from tests.workers.processes import forkers_of
 
 
 def fetcher(*args: str | Path) -> int:
@@ -458,19 +459,6 @@ def test_python_dash_m_runs_the_command(server: srv.LoopbackServer, tmp_path: Pa
     assert (process.returncode, out, err) == (0, "", "")
 
 
-def _forkers_of(pid: int) -> list[str]:
-    """The names of *pid*'s children that are the copy forking worker processes (workers/zygote.py)."""
-    names = []
-    for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
-        except OSError:
-            continue
-        if stat and int(stat.rpartition(")")[2].split()[1]) == pid and "(fetcher-forker)" in stat:
-            names.append(stat)
-    return names
-
-
 @pytest.mark.skipif(usable_cores() < 2, reason="one core: no worker processes by default")
 @pytest.mark.parametrize(("from_stdin", "prepared"), [(False, False), (True, True)])
 def test_worker_processes_are_prepared_only_for_a_list_that_may_reach_500_urls(
@@ -489,11 +477,11 @@ def test_worker_processes_are_prepared_only_for_a_list_that_may_reach_500_urls(
         # The copy is made before the download starts, but a busy machine may run it later.
         for _ in range(300):  # bounded: the download starts within seconds
             started = any(p.name.endswith(".part") for p in dest.glob(".*"))
-            if started and bool(_forkers_of(process.pid)) == prepared:
+            if started and bool(forkers_of(process.pid)) == prepared:
                 break
             time.sleep(0.05)
         assert started
-        assert bool(_forkers_of(process.pid)) == prepared
+        assert bool(forkers_of(process.pid)) == prepared
     finally:
         process.kill()
         process.communicate(timeout=15)

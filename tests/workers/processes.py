@@ -24,7 +24,29 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
 def workers_of(parent: int) -> list[int]:
     """The worker processes of *parent*: started afresh (``python -m fetcher.workers.child``, its children) or
     forked (named ``fetcher-worker``, children of its ``fetcher-forker``)."""
-    processes: dict[int, tuple[int, str, bytes, str]] = {}  # pid -> (parent, name, command, state)
+    processes = _processes()
+    forkers = _forkers(parent, processes)
+    found = []
+    for pid, (ppid, name, command, state) in processes.items():
+        spawned = ppid == parent and b"fetcher.workers.child" in command
+        forked = ppid in forkers and name == "fetcher-worker"
+        if (spawned or forked) and state != "Z":
+            found.append(pid)
+    return sorted(found)
+
+
+def forkers_of(parent: int) -> list[int]:
+    """*parent*'s children that are the copy forking its worker processes (``fetcher/workers/zygote.py``)."""
+    return sorted(_forkers(parent, _processes()))
+
+
+def _forkers(parent: int, processes: dict[int, tuple[int, str, bytes, str]]) -> set[int]:
+    return {pid for pid, (ppid, name, _, _) in processes.items() if ppid == parent and name == "fetcher-forker"}
+
+
+def _processes() -> dict[int, tuple[int, str, bytes, str]]:
+    """Every process now: pid -> (parent, name, command line, state)."""
+    processes = {}
     for entry in _PROC.iterdir():
         if not entry.name.isdigit():
             continue
@@ -37,14 +59,7 @@ def workers_of(parent: int) -> list[int]:
         name = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat.rpartition(")")[2].split()
         processes[int(entry.name)] = (int(fields[1]), name, command, fields[0])
-    forkers = {pid for pid, (ppid, name, _, _) in processes.items() if ppid == parent and name == "fetcher-forker"}
-    found = []
-    for pid, (ppid, name, command, state) in processes.items():
-        spawned = ppid == parent and b"fetcher.workers.child" in command
-        forked = ppid in forkers and name == "fetcher-worker"
-        if (spawned or forked) and state != "Z":
-            found.append(pid)
-    return sorted(found)
+    return processes
 
 
 def alive(pid: int) -> bool:
