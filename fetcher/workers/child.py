@@ -118,8 +118,10 @@ class _TempFiles(TempFiles):
 class Child:
     """The worker process: a reader (the main thread) that hands tasks to the download threads."""
 
-    def __init__(self, hello: Hello, control: Connection, tasks: Connection, outbox: Connection) -> None:
+    def __init__(self, hello: Hello, control: Connection, tasks: Connection, outbox: Connection,
+                 at_end: Callable[[], None] | None = None) -> None:  # fmt: skip
         self.config = hello.config
+        self._at_end = at_end  # last, before the process exits
         self._threads = hello.threads
         self._control = control
         self._tasks_in = tasks
@@ -187,6 +189,8 @@ class Child:
     def _end(self) -> None:
         self._temp_files.ending.acquire()
         self._temp_files.remove_all()
+        if self._at_end is not None:
+            self._at_end()
         os._exit(0)
 
     def _next_task(self) -> Task:
@@ -297,8 +301,11 @@ def ignore_stop_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def serve(control_fd: int, tasks_fd: int, outbox_fd: int) -> None:
-    """Be a worker process on these pipes, until the parent closes them (a forked worker starts here)."""
+def serve(control_fd: int, tasks_fd: int, outbox_fd: int, at_end: Callable[[], None] | None = None) -> None:
+    """Be a worker process on these pipes, until the parent closes them (a forked worker starts here).
+
+    *at_end* is called last, just before the process exits.
+    """
     control = Connection(control_fd, writable=False)
     tasks = Connection(tasks_fd, writable=False)
     outbox = Connection(outbox_fd, readable=False)
@@ -308,7 +315,7 @@ def serve(control_fd: int, tasks_fd: int, outbox_fd: int) -> None:
         return
     assert isinstance(hello, Hello)
     _keep_to_one_core(hello.index)
-    Child(hello, control, tasks, outbox).run()
+    Child(hello, control, tasks, outbox, at_end).run()
 
 
 if __name__ == "__main__":

@@ -189,7 +189,7 @@ class ProcessPool:
         children: list[Child] = []
         for index in range(self._size):
             try:
-                children.append(start(self._config, self._threads, index, self._zygote))
+                children.append(start(self._config, self._threads, index, self._zygote, last=index == self._size - 1))
             except OSError as exc:
                 log.warning("could not start a worker process (%s); downloading in this process", exc)
                 break

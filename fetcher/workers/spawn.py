@@ -63,16 +63,18 @@ class Child:
 
 
 def start(
-    config: FetcherConfig, threads: int, index: int, zygote: Zygote | None, level: int | None = None
+    config: FetcherConfig, threads: int, index: int, zygote: Zygote | None, level: int | None = None,
+    *, last: bool = False,
 ) -> Child:
     """Start worker process *index*, with *threads* download threads, and send it its Hello; it sends
     back log records at *level* (by default, what the ``fetcher`` logger lets through here).
 
-    It is forked by *zygote* when there is one, else started afresh.
+    It is forked by *zygote* when there is one, else started afresh.  *last*: no worker is asked for
+    after this one, so the zygote becomes it.
     """
     if zygote is None:
         return spawn(config, threads, index, level)
-    worker = zygote.start_worker()
+    worker = zygote.start_worker(last=last)
     control, tasks, results = worker.fds
     return _hello(worker, control, tasks, results, config, threads, index, level)
 

@@ -7,7 +7,8 @@ process that runs threads must not fork: a lock that another thread holds at
 that instant stays held in the copy for good.  So ``Zygote.fork`` copies the
 process when a ``Fetcher`` is made, before any thread of a run starts, and
 that copy (single-threaded, doing nothing else) forks each worker when the
-pool asks.  Where the copy cannot be made safely, the pool starts workers
+pool asks, and becomes the last worker itself (a process fewer to hold the
+pages the parent changes afterwards: ~7 MiB of memory).  Where the copy cannot be made safely, the pool starts workers
 afresh as before:
 
 - another thread runs that is not one of fetcher's own (the embedding
@@ -36,6 +37,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 log = logging.getLogger("fetcher")
 
@@ -79,10 +81,14 @@ class Zygote:
         zygote_end.close()
         return cls(parent_end, pid)
 
-    def start_worker(self) -> ForkedWorker:
-        """A new worker process and the parent's ends of its three pipes (control, tasks, results)."""
+    def start_worker(self, *, last: bool = False) -> ForkedWorker:
+        """A new worker process and the parent's ends of its three pipes (control, tasks, results).
+
+        *last*: the copy becomes this worker itself, and forks no more.  One process fewer: the
+        pages that the copy alone still holds (those its parent has changed since) cost nothing more.
+        """
         with self._lock:
-            self._sock.sendall(b"w")
+            self._sock.sendall(b"l" if last else b"w")
             message, fds, _, _ = socket.recv_fds(self._sock, 8, 3)
         if len(message) != 8 or len(fds) != 3:
             for fd in fds:
@@ -175,6 +181,9 @@ def _serve(sock: socket.socket) -> None:
         ends = [os.pipe() for _ in range(3)]  # control and tasks: the worker reads; results: it writes
         ours = (ends[0][1], ends[1][1], ends[2][0])
         theirs = (ends[0][0], ends[1][0], ends[2][1])
+        if request == b"l":
+            _become_worker(sock, ours, theirs, serve)
+            return
         pid = os.fork()
         if pid == 0:
             try:
@@ -194,6 +203,27 @@ def _serve(sock: socket.socket) -> None:
         finally:
             for fd in ours:
                 os.close(fd)
+
+
+def _become_worker(sock: socket.socket, ours: tuple[int, ...], theirs: tuple[int, ...],
+                   serve: Callable[..., None]) -> None:
+    """The copy's last request: be that worker, and at its end wait for the workers forked before.
+
+    Waited for by it, their CPU time adds up into its parent's children's, as for workers started afresh.
+    """
+    try:
+        socket.send_fds(sock, [struct.pack("=q", os.getpid())], list(ours))
+    except OSError:
+        pass  # the parent is gone: the pipes read EOF
+    finally:
+        for fd in ours:
+            os.close(fd)
+        sock.close()
+    _name(WORKER_NAME)
+    try:
+        serve(*theirs, at_end=_reap_all)
+    finally:
+        _reap_all()  # the worker ended before its start (its parent gone): serve() returns
 
 
 def _reap_all() -> None:

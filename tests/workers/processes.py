@@ -23,13 +23,16 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
 
 def workers_of(parent: int) -> list[int]:
     """The worker processes of *parent*: started afresh (``python -m fetcher.workers.child``, its children) or
-    forked (named ``fetcher-worker``, children of its ``fetcher-forker``)."""
+    forked (named ``fetcher-worker``: the copy that forked them, its child, once it became the last worker,
+    and the copy's children)."""
     processes = _processes()
-    forkers = _forkers(parent, processes)
+    forkers = _forkers(parent, processes) | {
+        pid for pid, (ppid, name, _, _) in processes.items() if ppid == parent and name == "fetcher-worker"
+    }
     found = []
     for pid, (ppid, name, command, state) in processes.items():
         spawned = ppid == parent and b"fetcher.workers.child" in command
-        forked = ppid in forkers and name == "fetcher-worker"
+        forked = (ppid in forkers or pid in forkers) and name == "fetcher-worker"
         if (spawned or forked) and state != "Z":
             found.append(pid)
     return sorted(found)

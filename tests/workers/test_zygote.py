@@ -129,6 +129,28 @@ def test_ending_the_copy_waits_for_its_workers_and_counts_their_cpu_as_its_paren
     assert json.loads(done.stdout) > 0
 
 
+def test_the_copy_becomes_the_last_worker_and_ends_only_after_the_ones_it_forked(tmp_path: Path) -> None:
+    done = run_program(
+        """
+        zygote = Zygote.fork()
+        first = start(FetcherConfig(dest=folder), 1, 0, zygote)
+        last = start(FetcherConfig(dest=folder), 1, 1, zygote, last=True)
+        assert came_up(first, time.monotonic() + 10) and came_up(last, time.monotonic() + 10)
+        names = [Path(f"/proc/{pid}/comm").read_text().strip() for pid in (first.process.pid, zygote._pid)]
+        last.close()  # the copy's own pipes: it ends its downloads, but waits for the worker it forked
+        time.sleep(0.5)
+        waiting = last.process.poll() is None
+        first.close()
+        first.process.wait(10)
+        last.process.wait(10)
+        zygote.close()
+        print(json.dumps([last.process.pid == zygote._pid, names, waiting]))
+        """,
+        tmp_path,
+    )
+    assert json.loads(done.stdout) == [True, ["fetcher-worker", "fetcher-worker"], True]
+
+
 def test_the_copy_and_its_workers_end_when_the_parent_is_killed(tmp_path: Path) -> None:
     program = subprocess.Popen(
         [sys.executable, "-c", _PREAMBLE + textwrap.dedent(
