@@ -140,8 +140,10 @@ class Fetcher:
 
         - ``workers``: processes that the downloads of a long list are
           spread over, so that they use every core (0: all in this process);
-          None: one per core (none on one core), started only once a run has
-          read a long list (500 URLs; threads download meanwhile).  A number
+          None: one per core (none on one core), started only for a long
+          list: at once for one that tells its length (a list, anything with
+          ``__len__`` or ``__length_hint__``) of 500 URLs or more, or else once
+          a run has read 500 (threads download meanwhile).  A number
           given starts them with the Fetcher.  They take no part in any
           limit: slots, hosts, rates and stops all stay in this process.
           Not with ``session_factory``, ``limit_rate``, ``rate``

@@ -157,6 +157,11 @@ class URLList(Iterator[Entry]):
         self._closed = False
         self._lines = _Lookahead(self._stream)
         self._entries = parse_url_list(self._lines)
+        #: How many entries the list holds, where its reader counted them (``operator.length_hint``).
+        self.length_hint = 0
+
+    def __length_hint__(self) -> int:
+        return self.length_hint
 
     def __next__(self) -> Entry:
         if self._closed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import pydoc
@@ -569,6 +570,33 @@ def test_by_default_processes_start_only_once_a_run_has_read_a_long_list(
         long = list(fetcher.fetch([f"junk{n}" for n in range(500)] + slow_files(server, 5, delay=0)))
         assert wait_until(lambda: len(worker_processes() - earlier) >= 2, timeout=5)
     assert all(r.ok for r in short) and [r.ok for r in long[500:]] == [True] * 5
+
+
+def _first_or_closed(results: Iterator[Result]) -> None:
+    with contextlib.suppress(ClosedError):  # the Fetcher closes while the first URL is held
+        next(results, None)
+
+
+@pytest.mark.parametrize(("sized", "started"), [(True, True), (False, False)], ids=["list", "generator"])
+def test_by_default_an_input_that_tells_it_is_long_starts_processes_with_its_run(
+    server: srv.LoopbackServer, tmp_path: Path, sized: bool, started: bool
+) -> None:
+    from fetcher._fetcher import usable_cores
+    from tests.workers.processes import wait_until
+
+    if usable_cores() < 2:
+        pytest.skip("one core: the default is no worker process")
+    # The first URL is held while the run reads no further than 20 lines: only a list's len() tells it is long.
+    held = server.route("/held", srv.held_headers())
+    urls = [held, *(f"{held}-not-there-{n}" for n in range(600))]
+    earlier = worker_processes()
+    with Fetcher(dest=tmp_path, read_ahead=20, max_concurrent=2) as fetcher:
+        results = fetcher.fetch(urls if sized else (url for url in urls))
+        reader = threading.Thread(target=_first_or_closed, args=(results,), daemon=True)
+        reader.start()
+        came = wait_until(lambda: len(worker_processes() - earlier) >= 2, timeout=10 if started else 1)
+    reader.join(10)
+    assert came == started
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,8 @@
 
 A long list's attempts go to worker processes (``hand_out``, then ``finish``
 on the pool's receiving thread) once they are up; the run starts them when
-it has read ``LONG_LIST`` URLs.  Everything else, and any attempt whose hooks
+it has read ``LONG_LIST`` URLs (or at its start, when its input tells that
+it is that long: see run.py).  Everything else, and any attempt whose hooks
 must run inside it (a host paused, so a redirect hop may have to wait), goes
 to a thread (``work``).
 

@@ -7,13 +7,14 @@ the Fetcher).  Everything the Fetcher asks of a run goes through here.
 
 from __future__ import annotations
 
+import operator
 import threading
 import time
 from collections.abc import Iterable, Iterator
 
 from .._config import NO_RUN_LIMITS, RunLimits
 from .._result import Result
-from .attempt import Worker
+from .attempt import LONG_LIST, Worker
 from .dispatcher import Dispatcher
 from .feeder import Feeder
 from .jobs import Item, Shared
@@ -37,6 +38,9 @@ class Run:
         feeder = Feeder(run, stops, urls)
         dispatcher = Dispatcher(run, stops, settle, Worker(run, stops, settle))
         self._results = Results(run, urls, feeder.window)
+        # An input that tells its length (a list; the CLI's counted file) starts the worker processes at
+        # once when it is long, rather than after its LONG_LIST-th URL, as the run must wait for otherwise.
+        self._long = operator.length_hint(urls, 0) >= LONG_LIST
         self._threads = [
             threading.Thread(target=feeder.feed, name=f"fetcher-feed-{run_id}", daemon=True),
             threading.Thread(target=dispatcher.dispatch, name=f"fetcher-dispatch-{run_id}", daemon=True),
@@ -55,6 +59,8 @@ class Run:
     def start(self) -> None:
         if self.limits.deadline is not None:
             self._run.deadline_at = time.monotonic() + self.limits.deadline
+        if self._long and self.shared.processes is not None:
+            self.shared.processes.start()
         for thread in self._threads:
             thread.start()
 

@@ -661,7 +661,10 @@ def _open_list(source: str) -> tuple[Iterator[Entry] | None, int | None]:
     if entries.empty():
         entries.close()
         return None, None
-    return entries, count_entries(source)
+    total = count_entries(source)
+    if total is not None:
+        entries.length_hint = total  # so a long list's worker processes start with the run
+    return entries, total
 
 
 def _missing_folders(folder: Path) -> list[Path]:
