@@ -31,6 +31,9 @@ from fetcher.transfer.download import Outcome  # noqa: E402
 
 
 def _hand_out_at_once(self: Worker, job, slot, permit) -> bool:  # type: ignore[no-untyped-def]
+    store = self._run.shared.state
+    if store is not None:
+        self._saved_record(job, store)  # as the real hand-out does: the record read ahead is taken
     started = self._started(job)
     if started is None:
         permit.release()

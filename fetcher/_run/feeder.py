@@ -12,21 +12,26 @@ other up.
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
 
+from .._memory import TRIMMER
 from .._naming import name_key
 from .._result import Status, duplicate_error
 from .._urllist import Entry
 from .._urls import check_url, host_key
-from ..state.seen import Seen
+from ..state.seen import Bloom, Seen
 from .jobs import End, Failed, Item, Job, as_entry, now
 from .runstate import POLL_S, RunState
 from .stops import Stops
 
 log = logging.getLogger("fetcher")
+
+# How many URLs the feeder reads between two ticks of the trimmer (_memory.py): a tick reads the clock.
+_TRIM_EVERY_URLS = 1024
 
 
 class Window:
@@ -74,7 +79,9 @@ class Feeder:
     def feed(self) -> None:
         run = self._run
         seq = 0
-        kept: Seen[int] = Seen("URLs")  # each URL in normal form: the line kept for it (on disk past a few thousand)
+        # Each URL in normal form: the line kept for it (on disk past a few thousand), behind a filter
+        # made for the input's length where it tells it (a list, the CLI's counted list file).
+        kept: Seen[int] = Seen("URLs", bloom=Bloom.for_keys(operator.length_hint(self._urls, 0)))
         try:
             for position, item in enumerate(self._reading(run), start=1):
                 entry = as_entry(item, position)
@@ -91,6 +98,8 @@ class Feeder:
                     self._take(seq, entry, unusable or entry.problem, key)  # a line that is no URL says so first
                 seq += 1
                 run.fed = seq
+                if not seq % _TRIM_EVERY_URLS:
+                    TRIMMER.tick()
         except BaseException as exc:  # the input's own error goes to the caller
             run.results.put(Failed(exc))
         finally:

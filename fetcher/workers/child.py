@@ -34,6 +34,7 @@ from pathlib import Path
 import requests
 
 from .._errors import translate
+from .._memory import Trimmer
 from .._run.attempt import still_saved
 from ..transfer.download import Ask, Outcome, download, new_session
 from ..transfer.hangup import HangUps
@@ -133,6 +134,7 @@ class Child:
         self._out_lock = threading.Lock()
         self._sending = False
         self._temp_files = _TempFiles()
+        self._trimmer = Trimmer()  # its own: the parent's lock may have been held when this process was forked
         self._lock = threading.Lock()
         self._runs: collections.OrderedDict[int, _RunSide] = collections.OrderedDict()
         self._calls: dict[int, tuple[threading.Event, list[bool]]] = {}
@@ -210,6 +212,7 @@ class Child:
                 if batch:
                     with self._tasks_lock:
                         self._tasks.extend(batch[1:])
+                    self._trimmer.tick()
                     return batch[0]
 
     def _work(self) -> None:

@@ -39,6 +39,15 @@ def test_a_bloom_filter_says_maybe_to_few_keys_never_added() -> None:
     assert sum(bloom.may_hold(h, fingerprint(h)) for h in others) < 0.06 * len(others)
 
 
+def test_a_bloom_filter_made_for_a_count_holds_it_in_one_layer_of_the_bits_it_needs() -> None:
+    bloom = Bloom.for_keys(100_000)
+    for h in hashes(100_000, seed=1):
+        bloom.add(h, fingerprint(h))
+    assert len(bloom) == 256 << 10  # 2 ** 21 bits: the first power of two of 12 bits a key
+    assert len(Bloom.for_keys(0)) == seen_module.FIRST_LAYER_BITS // 8
+    assert len(Bloom.for_keys(10**9)) == seen_module.LAST_LAYER_BITS // 8
+
+
 def test_a_key_added_is_found_with_its_value_after_it_went_to_disk() -> None:
     seen: Seen[int] = Seen("URLs", batch=8)
     for i in range(100):
