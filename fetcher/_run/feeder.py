@@ -12,7 +12,6 @@ other up.
 from __future__ import annotations
 
 import logging
-import operator
 import os
 import threading
 import time
@@ -81,7 +80,7 @@ class Feeder:
         seq = 0
         # Each URL in normal form: the line kept for it (on disk past a few thousand), behind a filter
         # made for the input's length where it tells it (a list, the CLI's counted list file).
-        kept: Seen[int] = Seen("URLs", bloom=Bloom.for_keys(operator.length_hint(self._urls, 0)))
+        kept: Seen[int] = Seen("URLs", bloom=Bloom.for_keys(run.expected))
         try:
             for position, item in enumerate(self._reading(run), start=1):
                 entry = as_entry(item, position)

@@ -32,15 +32,12 @@ class Run:
         self.config = shared.config
         self.run_id = run_id
         self.limits = limits
-        self._run = run = RunState(shared, run_id, limits)
+        self._run = run = RunState(shared, run_id, limits, expected=operator.length_hint(urls, 0))
         self._stops = stops = Stops(run)
         settle = Settle(run, stops)
         feeder = Feeder(run, stops, urls)
         dispatcher = Dispatcher(run, stops, settle, Worker(run, stops, settle))
         self._results = Results(run, urls, feeder.window)
-        # An input that tells its length (a list; the CLI's counted file) starts the worker processes at
-        # once when it is long, rather than after its LONG_LIST-th URL, as the run must wait for otherwise.
-        self._long = operator.length_hint(urls, 0) >= LONG_LIST
         self._threads = [
             threading.Thread(target=feeder.feed, name=f"fetcher-feed-{run_id}", daemon=True),
             threading.Thread(target=dispatcher.dispatch, name=f"fetcher-dispatch-{run_id}", daemon=True),
@@ -59,7 +56,9 @@ class Run:
     def start(self) -> None:
         if self.limits.deadline is not None:
             self._run.deadline_at = time.monotonic() + self.limits.deadline
-        if self._long and self.shared.processes is not None:
+        if self._run.expected >= LONG_LIST and self.shared.processes is not None:
+            # An input that tells its length (a list; the CLI's counted file) starts the worker processes
+            # now when it is long, rather than after its LONG_LIST-th URL, as the run must wait for otherwise.
             self.shared.processes.start()
         for thread in self._threads:
             thread.start()

@@ -34,7 +34,7 @@ POLL_S = 0.1
 class RunState:
     """The shared, mutable state of one run; what two threads change, they change under ``lock``."""
 
-    def __init__(self, shared: Shared, run_id: str, limits: RunLimits) -> None:
+    def __init__(self, shared: Shared, run_id: str, limits: RunLimits, *, expected: int = 0) -> None:
         self.shared = shared
         self.config: FetcherConfig = shared.config
         self.run_id = run_id
@@ -48,6 +48,7 @@ class RunState:
         self.deadline_at: float | None = None  # monotonic; set when the run starts
         self.lock = threading.Lock()
         self.waiting = 0  # read, not yet holding a slot
+        self.expected = expected  # URLs the input says it holds (operator.length_hint); 0 if it does not say
         self.fed = 0  # URLs the feeder has taken from the input so far
         # monotonic, since when the feeder has waited for the input's next line; None while it
         # does anything else (its other steps may block too, on a full disk or a busy state writer)

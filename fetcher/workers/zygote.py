@@ -8,8 +8,8 @@ that instant stays held in the copy for good.  So ``Zygote.fork`` copies the
 process when a ``Fetcher`` is made, before any thread of a run starts, and
 that copy (single-threaded, doing nothing else) forks each worker when the
 pool asks, and becomes the last worker itself (a process fewer to hold the
-pages the parent changes afterwards: ~7 MiB of memory).  Where the copy cannot be made safely, the pool starts workers
-afresh as before:
+pages the parent changes afterwards: ~7 MiB of memory).  Where the copy
+cannot be made safely, the pool starts workers afresh as before:
 
 - another thread runs that is not one of fetcher's own (the embedding
   program's threads might hold any lock);
@@ -196,13 +196,7 @@ def _serve(sock: socket.socket) -> None:
                 os._exit(0)
         for fd in theirs:
             os.close(fd)  # only the worker holds them: when it dies, the parent reads EOF
-        try:
-            socket.send_fds(sock, [struct.pack("=q", pid)], list(ours))
-        except OSError:
-            pass  # the parent is gone: the worker reads EOF and ends, and the next recv() ends this loop
-        finally:
-            for fd in ours:
-                os.close(fd)
+        _hand_over(sock, pid, ours)
 
 
 def _become_worker(sock: socket.socket, ours: tuple[int, ...], theirs: tuple[int, ...],
@@ -211,19 +205,24 @@ def _become_worker(sock: socket.socket, ours: tuple[int, ...], theirs: tuple[int
 
     Waited for by it, their CPU time adds up into its parent's children's, as for workers started afresh.
     """
-    try:
-        socket.send_fds(sock, [struct.pack("=q", os.getpid())], list(ours))
-    except OSError:
-        pass  # the parent is gone: the pipes read EOF
-    finally:
-        for fd in ours:
-            os.close(fd)
-        sock.close()
+    _hand_over(sock, os.getpid(), ours)
+    sock.close()
     _name(WORKER_NAME)
     try:
         serve(*theirs, at_end=_reap_all)
     finally:
         _reap_all()  # the worker ended before its start (its parent gone): serve() returns
+
+
+def _hand_over(sock: socket.socket, pid: int, ours: tuple[int, ...]) -> None:
+    """Send the parent worker *pid* and the parent's ends of its pipes, and close them here."""
+    try:
+        socket.send_fds(sock, [struct.pack("=q", pid)], list(ours))
+    except OSError:
+        pass  # the parent is gone: the worker reads EOF and ends, and so does the copy
+    finally:
+        for fd in ours:
+            os.close(fd)
 
 
 def _reap_all() -> None:

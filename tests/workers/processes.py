@@ -26,13 +26,14 @@ def workers_of(parent: int) -> list[int]:
     forked (named ``fetcher-worker``: the copy that forked them, its child, once it became the last worker,
     and the copy's children)."""
     processes = _processes()
-    forkers = _forkers(parent, processes) | {
+    # The copy: still forking (fetcher-forker), or a worker itself now (fetcher-worker, the parent's child).
+    copies = _forkers(parent, processes) | {
         pid for pid, (ppid, name, _, _) in processes.items() if ppid == parent and name == "fetcher-worker"
     }
     found = []
     for pid, (ppid, name, command, state) in processes.items():
         spawned = ppid == parent and b"fetcher.workers.child" in command
-        forked = (ppid in forkers or pid in forkers) and name == "fetcher-worker"
+        forked = name == "fetcher-worker" and (pid in copies or ppid in copies)
         if (spawned or forked) and state != "Z":
             found.append(pid)
     return sorted(found)
