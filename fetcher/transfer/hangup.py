@@ -28,11 +28,14 @@ import os
 import socket
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.cookies import extract_cookies_to_jar
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_encoding_from_headers
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, PoolManager, poolmanager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import ConnectTimeoutError, LocationParseError, NameResolutionError, NewConnectionError
@@ -146,15 +149,21 @@ class HangUps:
             self._hang_ups.pop(key, None)
 
 
+#: Pools an adapter finds without asking the pool manager again; past this it starts afresh.
+_POOLS_REMEMBERED = 64
+
+
 class HangUpAdapter(HTTPAdapter):
     """An HTTPAdapter whose connections hand their sockets to ``self.line``."""
 
     def __init__(self, **kwargs: Any) -> None:
         self.line = Line()  # before HTTPAdapter.__init__, which makes the pool manager
+        self._pools: dict[tuple[str, Any, Any], HTTPConnectionPool] = {}  # (origin, verify, cert) -> its pool
         super().__init__(**kwargs)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.line = Line()  # unpickled: a line of its own, before the pool manager is made again
+        self._pools = {}
         super().__setstate__(state)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
@@ -169,14 +178,49 @@ class HangUpAdapter(HTTPAdapter):
     def get_connection_with_tls_context(
         self, request: requests.PreparedRequest, verify: Any, proxies: Any = None, cert: Any = None
     ) -> HTTPConnectionPool:
-        """requests' own; without proxies, without its search of the empty proxy table (a URL parse)."""
+        """requests' own; without proxies, the pool of the URL's origin as found last time.
+
+        requests builds the pool manager's key (a URL parse, a dict of settings)
+        on every request to find a pool that, for a list of files, is nearly
+        always the one it found last time.  A pool the manager has closed since
+        (it keeps the ``pool_connections`` last used) is looked up again.
+        """
         if proxies:
             return super().get_connection_with_tls_context(request, verify, proxies=proxies, cert=cert)
+        key, pool = _origin_key(request.url, verify, cert), None
+        if key is not None:
+            pool = self._pools.get(key)
+        if pool is not None and pool.pool is not None:  # .pool: None once the manager closed it
+            return pool
         try:
             host_params, pool_kwargs = self.build_connection_pool_key_attributes(request, verify, cert)
         except ValueError as exc:
             raise requests.exceptions.InvalidURL(exc, request=request) from exc
-        return self.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
+        pool = self.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
+        if key is not None:
+            if len(self._pools) >= _POOLS_REMEMBERED:
+                self._pools.clear()
+            self._pools[key] = pool
+        return pool
+
+    def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
+        """requests' own, but the cookie jar looks at the headers only when they set a cookie.
+
+        With no Set-Cookie header it would find nothing, after making two
+        wrapper objects and a search of every header.
+        """
+        response = requests.Response()
+        response.status_code = getattr(resp, "status", None)  # type: ignore[assignment]
+        response.headers = CaseInsensitiveDict(getattr(resp, "headers", {}))
+        response.encoding = get_encoding_from_headers(response.headers)
+        response.raw = resp
+        response.reason = response.raw.reason
+        response.url = req.url.decode("utf-8") if isinstance(req.url, bytes) else req.url  # type: ignore[assignment]
+        if sets_cookies(response.headers):
+            extract_cookies_to_jar(response.cookies, req, resp)
+        response.request = req
+        response.connection = self
+        return response
 
     def request_url(self, request: requests.PreparedRequest, proxies: Any) -> str:
         """requests' own; without proxies, the path, found without a search of the empty proxy table."""
@@ -209,6 +253,27 @@ class HangUpAdapter(HTTPAdapter):
             conn.ca_cert_dir = verify
         else:
             conn.ca_certs = verify
+
+
+def _origin_key(url: str | bytes | None, verify: Any, cert: Any) -> tuple[str, Any, Any] | None:
+    """What decides a request's pool: the URL up to its path ("scheme://host:port"), verify and cert;
+    None for a URL or settings that cannot make a key (found afresh each time)."""
+    if not isinstance(url, str):
+        return None
+    start = url.find("//")
+    end = url.find("/", start + 2) if start != -1 else -1
+    if end == -1:
+        return None
+    try:
+        hash((verify, cert))
+    except TypeError:  # a list for cert
+        return None
+    return url[:end], verify, cert
+
+
+def sets_cookies(headers: Mapping[str, str]) -> bool:
+    """Whether a response with *headers* (any case-insensitive mapping) sets a cookie."""
+    return "Set-Cookie" in headers or "Set-Cookie2" in headers
 
 
 #: CA bundle paths seen, and whether each is a folder; only paths that exist, so one that appears later is found.

@@ -8,11 +8,16 @@ on a small file that costs more than the download itself:
 - with ``trust_env`` on, it re-reads every proxy variable, tests the URL
   against NO_PROXY and looks for a netrc file (a file read when there is one);
 - it asks the file system whether the CA bundle is a folder (hangup.py's
-  adapter remembers the answer).
+  adapter remembers the answer);
+- it runs the cookie jar over every response, and the redirect code, even
+  when the response sets no cookie and is no redirect; and it looks up the
+  connection pool of a URL's origin afresh for each request (hangup.py's
+  adapter remembers it).
 
 ``FetcherSession`` reads the environment once, when it is made, remembers
 per host what NO_PROXY and the netrc file say of it, and prepares the plain
-GET fetcher sends (a URL, a few headers, a hook, a timeout) directly.  What it
+GET fetcher sends (a URL, a few headers, a hook, a timeout) directly, and
+sends it (``send``) without the steps that would find nothing to do.  What it
 sends is what requests would send: the same URL normal form, headers, auth
 (from the URL or the netrc file), cookies, proxies and CA bundle.  Redirects,
 cookies across them, the stripping of auth on a cross-host redirect and the
@@ -22,7 +27,9 @@ requests unchanged.
 
 from __future__ import annotations
 
+import datetime
 import os
+import time
 import urllib.request
 from collections.abc import Mapping, MutableMapping
 from typing import Any
@@ -30,12 +37,12 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.auth import HTTPProxyAuth
-from requests.cookies import RequestsCookieJar, merge_cookies
+from requests.cookies import RequestsCookieJar, extract_cookies_to_jar, merge_cookies
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_auth_from_url, get_netrc_auth, resolve_proxies, should_bypass_proxies
 
 from .._config import FetcherConfig
-from .hangup import HangUpAdapter
+from .hangup import HangUpAdapter, sets_cookies
 
 #: Arguments of ``Session.request`` the prepared fast path handles; any other given makes it requests' own.
 _PLAIN = frozenset({"headers", "timeout", "allow_redirects", "hooks", "stream"})
@@ -142,7 +149,32 @@ class FetcherSession(requests.Session):
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         if "proxies" not in kwargs:
             kwargs["proxies"] = self.proxies_for(request.url, self.proxies)
-        return super().send(request, **kwargs)
+        if kwargs["proxies"] or any(getattr(request, "hooks", {}).values()):
+            return super().send(request, **kwargs)
+        # Session.send, step by step, without the steps that find nothing to do: the cookie jar's
+        # search of a response that sets no cookie, the redirect search of one that is no redirect.
+        kwargs.setdefault("stream", self.stream)
+        kwargs.setdefault("verify", self.verify)
+        kwargs.setdefault("cert", self.cert)
+        allow_redirects = kwargs.pop("allow_redirects", True)
+        adapter = self.get_adapter(url=request.url or "")
+        start = time.perf_counter()
+        response = adapter.send(request, **kwargs)
+        response.elapsed = datetime.timedelta(seconds=time.perf_counter() - start)
+        for each in (*response.history, response):
+            if sets_cookies(each.headers):
+                extract_cookies_to_jar(self.cookies, each.request, each.raw)
+        if response.is_redirect:
+            redirects = self.resolve_redirects(response, request, yield_requests=not allow_redirects, **kwargs)
+            if not allow_redirects:
+                response._next = next(redirects, None)  # type: ignore[assignment]
+            elif history := list(redirects):
+                history.insert(0, response)
+                response = history.pop()
+                response.history = history
+        if not kwargs["stream"]:
+            response.content  # noqa: B018 -- reads the body, as requests does
+        return response
 
     def rebuild_proxies(self, prepared_request: requests.PreparedRequest, proxies: Any) -> dict[str, str]:
         """requests' own (for the next hop of a redirect), with the environment as read."""

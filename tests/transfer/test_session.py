@@ -187,6 +187,40 @@ def test_a_cookie_set_by_a_redirect_goes_to_its_target(server: srv.LoopbackServe
     assert server.headers_seen["/new"][-1].get("Cookie") == "seen=1"
 
 
+def test_a_cookie_set_by_a_plain_answer_is_sent_with_the_next_request(
+    server: srv.LoopbackServer, tmp_path: Path
+) -> None:
+    first = server.route("/first", srv.body(b"x", headers={"Set-Cookie": "seen=1; Path=/"}))
+    second = server.route("/second", srv.body(b"y"))
+    with new_session(FetcherConfig(dest=tmp_path)) as session:
+        assert session.get(first, stream=True).cookies.get("seen") == "1"
+        session.get(second, stream=True).close()
+    assert server.headers_seen["/second"][-1].get("Cookie") == "seen=1"
+
+
+def test_a_redirect_not_followed_names_its_next_request_as_requests_does(
+    server: srv.LoopbackServer, tmp_path: Path
+) -> None:
+    url = server.route("/old", srv.redirect("/new"))
+    with new_session(FetcherConfig(dest=tmp_path)) as session:
+        ours = session.get(url, allow_redirects=False)
+    with theirs(FetcherConfig(dest=tmp_path)) as plain:
+        expected = plain.get(url, allow_redirects=False)
+    assert ours.next is not None and expected.next is not None
+    assert (ours.status_code, ours.next.url, ours.history) == (302, expected.next.url, [])
+
+
+def test_a_pool_the_pool_manager_closed_is_not_used_again(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    url = server.route("/f", srv.body(b"x"))
+    with new_session(FetcherConfig(dest=tmp_path)) as session:
+        assert session.get(url).content == b"x"
+        manager = session.get_adapter(url).poolmanager
+        for key in list(manager.pools.keys()):  # what the manager does to a pool past pool_connections
+            manager.pools[key].close()
+        manager.clear()
+        assert session.get(url).content == b"x"
+
+
 def test_a_login_in_the_url_is_not_sent_on_to_another_host(
     server: srv.LoopbackServer, server_b: srv.LoopbackServer, tmp_path: Path
 ) -> None:
