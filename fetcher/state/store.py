@@ -604,11 +604,13 @@ class _Writer:
                         self._changed.wait()
                     if not self._waiting:
                         return  # closing, and everything is written
-                    # Let a batch gather for WRITE_EVERY_S, whatever wakes the thread meanwhile.
+                    # Let a batch gather for WRITE_EVERY_S, whatever wakes the thread meanwhile.  Not the
+                    # first claims in a fresh folder: until they are written, every name given there is
+                    # looked up in the database (see alone_in), and a long list's first URLs come fast.
                     gathered_at = time.monotonic() + WRITE_EVERY_S
                     while (
-                        not self._closing and not self._hurry and len(self._waiting) < self._max_pending
-                        and (left := gathered_at - time.monotonic()) > 0
+                        not self._closing and not self._hurry and not self._unchecked
+                        and len(self._waiting) < self._max_pending and (left := gathered_at - time.monotonic()) > 0
                     ):  # fmt: skip
                         self._changed.wait(left)
                     self._writing, self._waiting = self._waiting, _Batch()
@@ -654,10 +656,10 @@ class _Writer:
         looked at in the transaction that writes its first claims, where a name on record
         is another's.  After that, any change between two transactions is another's.
         """
-        if self._others_write:
-            return
         with self._changed:
             folders, self._unchecked = self._unchecked, []
+        if self._others_write:
+            return
         version = int(conn.execute("PRAGMA data_version").fetchone()[0])
         if self._version is not None and version != self._version:
             log.debug("state database '%s': another connection writes to it too; names are looked up", self._path)

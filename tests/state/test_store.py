@@ -606,6 +606,19 @@ def test_in_a_fresh_folder_a_name_claimed_by_no_one_needs_no_query(
     assert reads == []
 
 
+def test_in_a_fresh_folder_the_first_claims_are_written_without_waiting_for_a_batch(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Until they are written, every other name given there is looked up: a long list's first URLs.
+    monkeypatch.setattr(store_module, "WRITE_EVERY_S", 60.0)
+    names = store.names(FOLDER)
+    names.claim("a.txt", URL)
+    wait_until(lambda: store._writer.alone_in(FOLDER), limit_s=10.0)
+    reads = counting_reads(store, monkeypatch)
+    assert names.owner_of("b.txt") is None
+    assert reads == []
+
+
 def test_in_a_fresh_folder_a_name_claimed_here_is_still_looked_up(
     store: StateStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
