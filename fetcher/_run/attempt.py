@@ -101,12 +101,7 @@ class Worker:
             self._halt_token = token = processes.new_run()
             self._stops.on_stop(functools.partial(processes.halt, token))
         store, entry = shared.state, job.entry
-        saved = None
-        resume = job.partial
-        if not (job.attempts or store is None or run.config.force):
-            resume = resumable(state_call(store.partial, state_key(entry.url)), job.target)
-            saved = self._saved_record(job, store)
-        deadline = None if run.config.max_time is None else job.began + run.config.max_time  # type: ignore[operator]
+        resume, saved, deadline = self._carried_over(job)  # the child checks the saved file (still_saved)
         resume_kept = resume is not None and shared.temp_files.is_kept(resume.path)
         token = self._halt_token
 
@@ -171,15 +166,8 @@ class Worker:
         run, settle = self._run, self._settle
         entry, store = job.entry, run.shared.state
         remember = None if store is None else functools.partial(settle.remember_partial, store, entry.url)
-        if job.attempts or store is None or run.config.force:
-            resume = job.partial
-            saved = None
-        else:
-            resume = resumable(state_call(store.partial, state_key(entry.url)), job.target)
-            saved = still_saved(self._saved_record(job, store), job.target, entry)
-        deadline = None
-        if run.config.max_time is not None and job.began is not None:
-            deadline = job.began + run.config.max_time
+        resume, record, deadline = self._carried_over(job)
+        saved = still_saved(record, job.target, entry)
         shared = run.shared
         paced = shared.request_rate is not None or shared.hosts.rate_per_host is not None or shared.hosts.any_paused
         return Ask(saved=saved, resume=resume, checksum=entry.checksum, remote_time=run.config.remote_time,
@@ -187,6 +175,23 @@ class Worker:
                    before_request=self._pace if paced else None,
                    throttle=self._throttle if shared.byte_rate is not None else None,
                    on_stop=self._stops.on_stop)  # fmt: skip
+
+    def _carried_over(self, job: Job) -> tuple[PartialFile | None, Saved | None, float | None]:
+        """What an attempt at *job* starts from, on a thread or in a worker process: the partial file to
+        resume, the saved record to ask with (not yet checked against the file), and its --max-time deadline.
+
+        A retry continues its last attempt's partial file; a first attempt takes both from the state
+        database, unless there is none or --force ignores it.
+        """
+        run = self._run
+        store = run.shared.state
+        deadline = None
+        if run.config.max_time is not None and job.began is not None:
+            deadline = job.began + run.config.max_time
+        if job.attempts or store is None or run.config.force:
+            return job.partial, None, deadline
+        resume = resumable(state_call(store.partial, state_key(job.entry.url)), job.target)
+        return resume, self._saved_record(job, store), deadline
 
     def _saved_record(self, job: Job, store: StateStore) -> Saved | None:
         """*job*'s saved record: as the dispatcher read it ahead, or else read now."""
