@@ -22,8 +22,23 @@ MAX_URL_LENGTH = 8192
 _SPACE = re.compile(r"\s")
 
 
+#: An http(s) URL that passes every check below, as it nearly always is: ASCII, a host name
+#: without user, brackets or a leading "*" or ".", and a port of at most five digits (checked
+#: for its range).  Anything else goes through the checks one by one.
+_PLAIN_URL = re.compile(r"(?i:https?)://[^/?#@\[\]:*.][^/?#@\[\]:]*(?::([0-9]{1,5}))?(?:[/?#]|\Z)")
+
+
 def check_url(url: str) -> str | None:
     """Return why *url* cannot be downloaded, or None if it can."""
+    if len(url) <= MAX_URL_LENGTH and url.isascii() and url.isprintable() and " " not in url:
+        # An ASCII text is printable only without control characters, so " " was its last blank to look for.
+        plain = _PLAIN_URL.match(url)
+        if plain is not None and (plain.group(1) is None or int(plain.group(1)) <= 65535):
+            return None
+    return _check_url_fully(url)
+
+
+def _check_url_fully(url: str) -> str | None:
     if len(url) > MAX_URL_LENGTH:
         return f"URL longer than {MAX_URL_LENGTH} characters"
     if "://" not in url:

@@ -7,11 +7,11 @@ import random
 import re
 import threading
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 
-from fetcher._naming import FALLBACK_NAME, MAX_NAME_BYTES, Namer, name_from_url, name_key
+from fetcher._naming import FALLBACK_NAME, MAX_NAME_BYTES, Namer, name_from_url, name_key, safe_name
 from fetcher.state import StateStore, seen
 
 
@@ -166,6 +166,31 @@ def test_name_from_hostile_input_is_always_safe(prefix: str, segment: str, tmp_p
     _assert_safe(name_from_url(prefix + segment), tmp_path)
 
 
+def _name_by_urlsplit(url: str) -> str:
+    """name_from_url as it was before its fast path: urlsplit's path for every URL."""
+    try:
+        path = urlsplit(url).path
+    except ValueError:
+        path = ""
+    return safe_name(unquote(path.rpartition("/")[2], errors="replace"))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com/a/b.txt", "HTTPS://Example.COM:8443/a/b.txt?x=1#y", "https://example.com",
+        "https://example.com?q=/a/b.txt", "https://example.com#/a/b.txt", "https://example.com/a#b?c/d.txt",
+        "https://example.com/a?b#c/d.txt", "http:///only/path.txt", "http://user:pw@host/x%2Fy.txt",
+        "http://host\\back/slash.txt", "http://[::1]:80/v6.txt", "http://[bad/x.txt", "http://host/a\tb.txt",
+        "http://host/a\nb.txt", " http://host/lead.txt", "http://host/trail.txt ", "http://host/%00nul.txt",
+        "http://host/\x01ctl.txt", "http://host:99999/port.txt", "ftp://host/other.txt", "http:/one/slash.txt",
+        "http://h\u00f6st/nonascii.txt", "http://host/r\u00e9sum\u00e9.txt",
+    ],
+)  # fmt: skip
+def test_the_name_comes_from_the_path_urlsplit_finds(url: str) -> None:
+    assert name_from_url(url) == _name_by_urlsplit(url)
+
+
 @pytest.mark.parametrize("junk", ["http://[bad/x", "http://host:99999/x", "::::", "\0\0", "javascript:alert(1)"])
 def test_name_from_junk_that_is_not_a_url_is_still_safe(junk: str, tmp_path: Path) -> None:
     _assert_safe(name_from_url(junk), tmp_path)
@@ -181,6 +206,21 @@ def test_name_from_generated_input_is_always_safe(tmp_path: Path) -> None:
     @hypothesis.given(segments)
     def check(segment: str) -> None:
         _assert_safe(name_from_url("https://example.com/" + segment), tmp_path)
+
+    check()
+
+
+def test_the_name_of_a_generated_url_comes_from_the_path_urlsplit_finds() -> None:
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import strategies as st
+
+    pieces = st.text(alphabet="aZ09:/?#@[]%.-_ \t\n\\\x00\u00e9", max_size=20)
+    urls = st.tuples(st.sampled_from(["http://", "HTTPS://", "http:/", " http://", ""]), pieces).map("".join)
+
+    @hypothesis.settings(max_examples=300, deadline=None, database=None)
+    @hypothesis.given(urls)
+    def check(url: str) -> None:
+        assert name_from_url(url) == _name_by_urlsplit(url)
 
     check()
 

@@ -7,7 +7,7 @@ import pytest
 import requests
 from hypothesis import strategies as st
 
-from fetcher._urls import MAX_URL_LENGTH, check_url, host_key, normalize
+from fetcher._urls import MAX_URL_LENGTH, _check_url_fully, check_url, host_key, normalize
 
 
 @pytest.mark.parametrize(
@@ -64,6 +64,31 @@ def test_check_url_rejects_what_cannot_be_downloaded_with_a_reason(url: str) -> 
 @pytest.mark.parametrize("url", ["http://user:s3cret/x@example.com/", "http://user:s3cret#x@example.com/"])
 def test_check_url_gives_no_piece_of_a_password_with_a_raw_slash_or_hash(url: str) -> None:
     assert check_url(url) == "not a valid URL (port is not a number)"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com", "HTTPS://Example.COM:8443/a?b#c", "http://h:0/", "http://h:65535/", "http://h:65536/",
+        "http://h:99999/", "http://h:000080/", "http://h:/x", "http://h:8a/x", "http://*.h/x", "http://.h/x",
+        "http://h*/x", "http://user:pw@h/x", "http://@h/x", "http://[::1]:80/x", "http://[bad/x", "http:///x",
+        "http://h x/", "http://h/x y", "http://h/\tx", "http://h/\x7fx", "http://h\u00e9/x", "http://h/\u00e9",
+        "ftp://h/x", "http:/h/x", "http//h/x", "http://h\\b/x", "http://h%20b/x", "http://" + "a" * 8200,
+    ],
+)  # fmt: skip
+def test_the_quick_check_agrees_with_the_full_one(url: str) -> None:
+    assert check_url(url) == _check_url_fully(url)
+
+
+@hypothesis.settings(max_examples=300, deadline=None, database=None)
+@hypothesis.given(
+    st.tuples(
+        st.sampled_from(["http://", "HTTPS://", "http:/", "ftp://", ""]),
+        st.text(alphabet="aZ09:/?#@[]%.*-_ \t\x7f\u00e9", max_size=16),
+    ).map("".join)
+)
+def test_the_quick_check_agrees_with_the_full_one_on_generated_urls(url: str) -> None:
+    assert check_url(url) == _check_url_fully(url)
 
 
 @pytest.mark.parametrize(
