@@ -183,9 +183,10 @@ def _pick(key: str, base: str, taken: Callable[[str], bool]) -> str:
     The key, not the URL as written: a hash of a password is not to be in a file name either.
     """
     name = base
-    stem, ext = _split(base)
     attempt = 0
     while taken(name.casefold()):
+        if not attempt:
+            stem, ext = _split(base)  # only for a name taken: most are not
         attempt += 1
         digest = hashlib.sha256(f"{key}#{attempt}".encode()).hexdigest()[:8]
         tail = f"-{digest}{ext}"

@@ -77,15 +77,15 @@ class Dispatcher:
         """Hand *job* to a worker, or record why it does not start after all."""
         run = self._run
         # The slot is held from here: the wait for it ends now, and the report counts it in use from now.
-        # One new Job for all it learns here: a replace() costs more than the rest of this step.
+        # One new Job for all it learns here.
         taken, taken_at = time.monotonic(), now()
         waited_on = job.waited_on
         if job.attempts == 0:
             waited_on = self._held_up(job.ready, held_by or waited_on)
             with run.lock:
                 run.waiting -= 1  # started or not, it waits no longer
-        job = dataclasses.replace(
-            job, slot_taken_at=taken_at, wait_s=job.wait_s if job.attempts else taken - job.ready,
+        job = job.with_slot(
+            slot_taken_at=taken_at, wait_s=job.wait_s if job.attempts else taken - job.ready,
             waited_on=waited_on, began=taken if job.began is None else job.began,
         )  # fmt: skip
         self._look_up_ahead(job)
