@@ -17,6 +17,8 @@ def redact(url: str) -> str:
     Works on junk too (a line that is not a URL at all), because invalid lines
     are recorded and printed as well.
     """
+    if "@" not in url:
+        return url  # no user or password anywhere (the common case: a run redacts each URL a few times)
     scheme, sep, rest = url.partition("//")
     if not sep:
         scheme, rest = "", url
