@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import io
 import os
 import threading
 import time
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3 import HTTPSConnectionPool
+from urllib3 import HTTPResponse, HTTPSConnectionPool
 
 from fetcher._config import FetcherConfig
 from fetcher._errors import translate
@@ -118,3 +120,42 @@ def test_a_ca_bundle_is_checked_and_set_on_the_pool_as_requests_does(tmp_path: P
 def test_the_request_target_is_requests_own(proxies: dict[str, str]) -> None:
     request = requests.Request("GET", "http://files.example/a%20b?q=1#part").prepare()
     assert HangUpAdapter().request_url(request, proxies) == HTTPAdapter().request_url(request, proxies)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Content-Type": "text/plain; charset=latin-1", "Content-Length": "1"},
+        {"Set-Cookie": "a=1; Path=/", "Content-Type": "application/json"},
+        {"set-cookie2": "b=2", "Location": "/next"},
+    ],
+)
+def test_the_response_is_built_as_requests_builds_it(headers: dict[str, str]) -> None:
+    request = requests.Request("GET", "http://files.example/f").prepare()
+
+    def raw() -> HTTPResponse:
+        # What urllib3 hands the adapter; its original response is what the cookie jar reads.
+        original = http.client.HTTPResponse(_FakeSocket(headers))  # type: ignore[arg-type]
+        original.begin()
+        return HTTPResponse(body=io.BytesIO(b"x"), headers=original.msg.items(), status=200, reason="OK",
+                            preload_content=False, original_response=original)  # fmt: skip
+
+    ours, theirs = HangUpAdapter(), HTTPAdapter()
+    mine, expected = ours.build_response(request, raw()), theirs.build_response(request, raw())
+    assert (mine.status_code, dict(mine.headers), mine.encoding, mine.reason, mine.url, mine.request) == (
+        expected.status_code, dict(expected.headers), expected.encoding, expected.reason, expected.url,
+        expected.request,
+    )  # fmt: skip
+    assert mine.cookies.get_dict() == expected.cookies.get_dict()
+    assert mine.connection is ours
+
+
+class _FakeSocket:
+    """An HTTP/1.1 answer with *headers*, for http.client to parse."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        self._data = f"HTTP/1.1 200 OK\r\n{lines}\r\nx".encode("latin-1")
+
+    def makefile(self, mode: str) -> io.BytesIO:
+        return io.BytesIO(self._data)
