@@ -9,7 +9,9 @@ import threading
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from fetcher._naming import FALLBACK_NAME, MAX_NAME_BYTES, Namer, name_from_url, name_key, safe_name
 from fetcher.state import StateStore, seen
@@ -197,9 +199,6 @@ def test_name_from_junk_that_is_not_a_url_is_still_safe(junk: str, tmp_path: Pat
 
 
 def test_name_from_generated_input_is_always_safe(tmp_path: Path) -> None:
-    hypothesis = pytest.importorskip("hypothesis")
-    from hypothesis import strategies as st
-
     segments = st.one_of(st.text(), st.binary().map(lambda raw: quote(raw, safe="")))
 
     @hypothesis.settings(max_examples=100, deadline=None, database=None)
@@ -211,9 +210,6 @@ def test_name_from_generated_input_is_always_safe(tmp_path: Path) -> None:
 
 
 def test_the_name_of_a_generated_url_comes_from_the_path_urlsplit_finds() -> None:
-    hypothesis = pytest.importorskip("hypothesis")
-    from hypothesis import strategies as st
-
     pieces = st.text(alphabet="aZ09:/?#@[]%.-_ \t\n\\\x00\u00e9", max_size=20)
     urls = st.tuples(st.sampled_from(["http://", "HTTPS://", "http:/", " http://", ""]), pieces).map("".join)
 

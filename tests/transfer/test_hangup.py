@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3 import HTTPResponse, HTTPSConnectionPool
+from urllib3 import HTTPHeaderDict, HTTPResponse, HTTPSConnectionPool
 
 from fetcher._config import FetcherConfig
 from fetcher._errors import translate
@@ -137,7 +137,8 @@ def test_the_response_is_built_as_requests_builds_it(headers: dict[str, str]) ->
         # What urllib3 hands the adapter; its original response is what the cookie jar reads.
         original = http.client.HTTPResponse(_FakeSocket(headers))  # type: ignore[arg-type]
         original.begin()
-        return HTTPResponse(body=io.BytesIO(b"x"), headers=original.msg.items(), status=200, reason="OK",
+        headers_in = HTTPHeaderDict(original.msg.items())
+        return HTTPResponse(body=io.BytesIO(b"x"), headers=headers_in, status=200, reason="OK",
                             preload_content=False, original_response=original)  # fmt: skip
 
     ours, theirs = HangUpAdapter(), HTTPAdapter()

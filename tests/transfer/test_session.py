@@ -214,7 +214,9 @@ def test_a_pool_the_pool_manager_closed_is_not_used_again(server: srv.LoopbackSe
     url = server.route("/f", srv.body(b"x"))
     with new_session(FetcherConfig(dest=tmp_path)) as session:
         assert session.get(url).content == b"x"
-        manager = session.get_adapter(url).poolmanager
+        adapter = session.get_adapter(url)
+        assert isinstance(adapter, requests.adapters.HTTPAdapter)
+        manager = adapter.poolmanager
         for key in list(manager.pools.keys()):  # what the manager does to a pool past pool_connections
             manager.pools[key].close()
         manager.clear()
