@@ -11,6 +11,7 @@ import errno
 import socket
 import ssl
 from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 import requests
@@ -34,6 +35,8 @@ from fetcher._errors import (
 URL = "https://example.com/file.bin"
 SECRET_URL = "https://user:s3cret@example.com/file.bin"
 
+E = TypeVar("E", bound=BaseException)
+
 
 def _conn() -> urllib3.connection.HTTPConnection:
     return urllib3.connection.HTTPConnection("example.com", 443)
@@ -43,7 +46,7 @@ def _pool() -> urllib3.HTTPConnectionPool:
     return urllib3.HTTPConnectionPool("example.com", 443)
 
 
-def _caused_by(exc: BaseException, cause: BaseException) -> BaseException:
+def _caused_by(exc: E, cause: BaseException) -> E:
     exc.__cause__ = cause  # what `raise exc from cause` does
     return exc
 

@@ -16,7 +16,8 @@ class Clock:
 
 
 def test_a_tick_trims_only_once_the_interval_has_passed() -> None:
-    clock, calls = Clock(), []
+    clock = Clock()
+    calls: list[int] = []  # what malloc_trim was called with
     trimmer = Trimmer(1.0, trim=calls.append, clock=clock)
     assert not trimmer.tick()  # made just now
     clock.now += 1.0

@@ -79,7 +79,8 @@ def test_a_url_waiting_to_retry_holds_no_slot(
     results = run([first, second], tmp_path, max_concurrent=1)
     by_url = {r.url: r for r in results}
     assert by_url[second].status is Status.OK
-    assert by_url[second].wait_s is not None and by_url[second].wait_s < 0.6  # it got the slot during the wait
+    second_wait = by_url[second].wait_s
+    assert second_wait is not None and second_wait < 0.6  # it got the slot during the wait
     assert (by_url[first].status, by_url[first].attempts) == (Status.OK, 2)
     assert by_url[first].total_s >= 0.9
 

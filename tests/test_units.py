@@ -185,7 +185,8 @@ def test_format_duration_rejects_what_is_not_a_duration(seconds: float) -> None:
 
 
 def test_format_duration_is_read_back_by_parse_duration() -> None:
-    hypothesis = pytest.importorskip("hypothesis")
+    pytest.importorskip("hypothesis")
+    import hypothesis
     from hypothesis import strategies as st
 
     @hypothesis.settings(max_examples=200, deadline=None, database=None)

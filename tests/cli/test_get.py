@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import certifi
 import pytest
@@ -234,7 +234,7 @@ def test_an_invalid_line_exits_1_and_the_good_lines_are_downloaded(
 def test_only_acquire_timeouts_exit_3(server: srv.LoopbackServer, tmp_path: Path, dest: Path) -> None:
     urls = [server.route(f"/s{i}", srv.body(b"x", delay=1.0)) for i in range(3)]
     assert fetcher(url_list(tmp_path, *urls), "--max", "1", "--acquire-timeout", "0.2", "-d", dest) == 3
-    statuses = [row["status"] for row in records(dest / "fetcher-report.jsonl")]
+    statuses = [cast(str, row["status"]) for row in records(dest / "fetcher-report.jsonl")]
     assert sorted(statuses) == ["acquire-timeout", "acquire-timeout", "ok"]
 
 
@@ -536,7 +536,7 @@ def test_a_run_record_says_how_the_run_was_set_up_and_how_it_ended(
     [run] = runs(dest / "fetcher-report.jsonl")
     assert run["ended"] == "finished" and run["reason"] is None
     assert run["totals"] == {"ok": 1, "invalid": 1} and run["bytes"] == 1
-    options = run["options"]
+    options = cast(dict[str, object], run["options"])  # a JSON object
     assert (options["max"], options["acquire_timeout"], options["dest"]) == (2, 5.0, str(dest.resolve()))
     assert options["list"] == str((tmp_path / "urls.txt").resolve())
     assert [r["run_id"] for r in records(dest / "fetcher-report.jsonl")] == [run["run_id"]] * 2
@@ -656,7 +656,7 @@ def test_a_deadline_that_cuts_the_run_exits_4_and_says_why(
     err = capsys.readouterr().err
     assert not any(line.startswith("not-started") for line in err.splitlines())  # counted, not a line each
     assert "stopped early (the --deadline of 0.5s passed) after 4 URLs: 1 cancelled, 3 not-started" in err
-    statuses = [r["status"] for r in records(dest / "fetcher-report.jsonl")]
+    statuses = [cast(str, r["status"]) for r in records(dest / "fetcher-report.jsonl")]
     assert sorted(statuses) == ["cancelled", "not-started", "not-started", "not-started"]
 
 
@@ -779,7 +779,7 @@ def test_a_stop_records_the_last_url_of_a_pipe_that_stays_open(
     finally:
         process.stdin.close()
         process.kill()
-    assert sorted((r["line"], r["status"]) for r in records(dest / "fetcher-report.jsonl")) == [  # type: ignore[type-var]
+    assert sorted((r["line"], r["status"]) for r in records(dest / "fetcher-report.jsonl")) == [
         (1, "ok"),
         (2, "ok"),
         (3, "not-started"),

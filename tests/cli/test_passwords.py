@@ -98,7 +98,9 @@ def test_no_credential_reaches_a_file_the_log_or_the_terminal(
     listing = tmp_path / "input" / "urls.txt"
     listing.parent.mkdir()
     listing.write_text("\n".join(lines) + "\n")
-    common = ["-d", dest, "--max", "2", "--shared-slots", slots, "--retries", "1", "--retry-wait-max", "0"]
+    common: list[str | Path] = [
+        "-d", dest, "--max", "2", "--shared-slots", slots, "--retries", "1", "--retry-wait-max", "0"
+    ]  # fmt: skip
 
     argument = with_userinfo(server.route("/p.bin", srv.body(b"p")), "bobby-u:hunter2")
     assert fetcher(argument, "--report", reports / "report.jsonl", *common) == 0

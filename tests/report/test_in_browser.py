@@ -101,7 +101,7 @@ def png_colours(data: bytes, *, rows: int) -> tuple[int, int, set[tuple[int, int
     raw = zlib.decompress(b"".join(chunks))
     stride = width * step
     previous = bytearray(stride)
-    colours = set()
+    colours: set[tuple[int, int, int]] = set()
     for row in range(min(rows, height)):
         start = row * (stride + 1)
         line = bytearray(raw[start + 1 : start + 1 + stride])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -61,7 +61,7 @@ def test_a_retried_url_is_in_a_slot_for_its_timed_last_attempt() -> None:
 @pytest.mark.parametrize("status", [Status.ACQUIRE_TIMEOUT, Status.SKIPPED, Status.INVALID, Status.DUPLICATE])
 def test_a_url_that_asked_nothing_is_never_in_a_slot(status: Status) -> None:
     s = span(record(3, 0, status=status, attempts=0, ttfb_s=None, download_s=None))
-    assert (s.in_slot, s.waited) == (False, pytest.approx(T0 + 3))
+    assert (s.in_slot, s.waited) == (False, cast(object, pytest.approx(T0 + 3)))
 
 
 def test_a_finish_before_the_start_is_clamped_to_it() -> None:
@@ -77,7 +77,7 @@ def test_the_semaphore_value_counts_downloads_in_flight() -> None:
     spans = [span(record(0, 4)), span(record(1, 2)), span(record(5, 1))]
     series = slots_in_use(spans)
     assert [(round(t - T0, 3), v) for t, v in series] == [(0, 1), (1, 2), (3, 1), (4, 0), (5, 1), (6, 0)]
-    assert (peak(series), time_at_least(series, 2)) == (2, pytest.approx(2))
+    assert (peak(series), time_at_least(series, 2)) == (2, cast(object, pytest.approx(2)))
 
 
 def test_slots_in_use_are_the_moments_each_slot_was_taken_and_given_back() -> None:
@@ -88,7 +88,7 @@ def test_slots_in_use_are_the_moments_each_slot_was_taken_and_given_back() -> No
     assert [(round((t - start) * 1e6), v) for t, v in series] == [
         (100, 1), (200, 2), (400, 3), (900, 2), (1100, 1), (1200, 0)
     ]  # fmt: skip
-    assert (peak(series), time_at_least(series, 3)) == (3, pytest.approx(0.0005, abs=1e-6))
+    assert (peak(series), time_at_least(series, 3)) == (3, cast(object, pytest.approx(0.0005, abs=1e-6)))
 
 
 def test_a_slot_given_back_and_taken_again_in_the_same_microsecond_is_never_two() -> None:
@@ -100,7 +100,7 @@ def test_a_slot_handed_to_a_url_that_waited_for_it_stays_in_use_through_the_hand
     # --max 1: the second URL waited from NOW for the slot, which changed hands in half a millisecond.
     spans = [span(held(0.0, 0.002)), span(held(0.0025, 0.004, waited_on="slots"))]
     series = slots_in_use(spans)
-    assert (peak(series), time_at_least(series, 1)) == (1, pytest.approx(0.004, abs=1e-6))
+    assert (peak(series), time_at_least(series, 1)) == (1, cast(object, pytest.approx(0.004, abs=1e-6)))
 
 
 def test_a_slot_taken_by_a_url_that_did_not_wait_for_slots_was_free_until_then() -> None:

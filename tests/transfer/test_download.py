@@ -112,7 +112,8 @@ def test_absurd_content_length_fails_before_writing(tmp_path: Path) -> None:
 def test_user_agent_names_fetcher(tmp_path: Path) -> None:
     responses.get(URL, body=b"ok")
     fetch(URL, tmp_path / "f")
-    assert responses.calls[0].request.headers["User-Agent"].startswith("fetcher/")
+    user_agent = responses.calls[0].request.headers["User-Agent"]
+    assert isinstance(user_agent, str) and user_agent.startswith("fetcher/")
 
 
 @responses.activate

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,7 +39,9 @@ class ChildProcess:
     def __init__(self, config: _config.FetcherConfig, *, threads: int = 2, level: int = logging.WARNING) -> None:
         # Started as the pool starts one: its three pipes, its Hello on the control pipe.
         self.handle = spawn(config, threads, 0, level)
-        self.process = self.handle.process
+        process = self.handle.process
+        assert isinstance(process, subprocess.Popen)  # spawn() starts it afresh, not forked by a zygote
+        self.process: subprocess.Popen[bytes] = process
         self.inbox = self.handle.inbox
         self.outbox = self.handle.outbox
         self.run = 0
