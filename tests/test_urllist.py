@@ -17,10 +17,12 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from fetcher._errors import ConfigError, URLListError
-from fetcher._urllist import ORPHAN_OPTION, Entry, count_entries, open_url_list, parse_url_list
+from fetcher._urllist import ORPHAN_OPTION, Entry, count_entries, count_lines, open_url_list, parse_url_list
 from fetcher.transfer.checksum import Checksum
 
 SHA256_ABC = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
@@ -108,6 +110,21 @@ def test_reading_standard_input_leaves_it_open(monkeypatch: pytest.MonkeyPatch) 
 def test_count_entries_counts_url_lines(tmp_path: Path) -> None:
     source = _write(tmp_path, b"# c\nhttp://a.example/\n\n  \nhttp://a.example/\n  # c\nhttp://b.example/\n")
     assert count_entries(source) == 3
+
+
+@hypothesis.settings(max_examples=300, deadline=None, database=None)
+@hypothesis.given(
+    st.lists(
+        st.sampled_from([
+            "http://a.example/x\n", "\ufeffhttp://b.example/\n", "# note\n", "\n", "   \n", "  out=f.txt\n",
+            "\tchecksum=sha-256=00\n", "  bogus=1\n", "  not an option\n", " # indented note\n", "out=f\n",
+            "  =x\n", "junk line\n", "\ufeff  out=a\n",
+        ]),  # fmt: skip
+        max_size=12,
+    )
+)
+def test_counting_the_lines_gives_as_many_entries_as_parsing_them(lines: list[str]) -> None:
+    assert count_lines(lines) == len(list(parse_url_list(lines)))
 
 
 def test_count_entries_is_none_for_standard_input() -> None:
