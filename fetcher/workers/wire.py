@@ -13,7 +13,7 @@ import copyreg
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .._config import FetcherConfig
 from .._urllist import Entry
@@ -122,7 +122,28 @@ def _reduce(value: Any) -> tuple[Any, ...]:
     return _rebuild, (cls, tuple([getattr(value, name) for name in _FIELDS[cls]]))
 
 
+def _done_from(task: int, kept: bool, outcome: tuple[Any, ...]) -> Done:
+    values = list(outcome)
+    validators = values[_VALIDATORS_AT]
+    if type(validators) is tuple:
+        values[_VALIDATORS_AT] = _rebuild(Validators, validators)
+    return cast(Done, _rebuild(Done, (task, _rebuild(Outcome, tuple(values)), kept)))
+
+
+def _reduce_done(done: Done) -> tuple[Any, ...]:
+    """A Done as one flat tuple: every worker sends one per URL, and three nested reductions (Done,
+    Outcome, Validators) took 6 µs of a child's CPU where this takes 3 (and 5.5 µs to load, against 3)."""
+    outcome = done.outcome
+    values = [getattr(outcome, name) for name in _FIELDS[Outcome]]
+    validators = values[_VALIDATORS_AT]
+    if type(validators) is Validators:
+        values[_VALIDATORS_AT] = tuple([getattr(validators, name) for name in _FIELDS[Validators]])
+    return _done_from, (done.id, done.kept, tuple(values))
+
+
 for _cls in (Outcome, Validators, PartialFile, Saved, Entry, Checksum, Hello, Task, Halt, Done, Call, Answer, Watch,
              Logged):  # fmt: skip
     _FIELDS[_cls] = tuple(field.name for field in dataclasses.fields(_cls))
     copyreg.pickle(_cls, _reduce)
+copyreg.pickle(Done, _reduce_done)
+_VALIDATORS_AT = _FIELDS[Outcome].index("validators")

@@ -67,6 +67,20 @@ def test_a_done_brings_back_the_whole_outcome_of_its_attempt() -> None:
                                       "error": copy.outcome.error})  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        Outcome(http_status=200, bytes=2048, ttfb_s=0.0003, download_s=0.0001, error=None, validators=VALIDATORS,
+                mtime_ns=1_700_000_000_000_000_000),
+        Outcome(http_status=304, bytes=0, ttfb_s=0.0002, download_s=None, error=None, unchanged=True),
+        Outcome(http_status=200, bytes=5, ttfb_s=None, download_s=None, error=None, validators=Validators()),
+    ],
+    ids=["saved", "unchanged", "no-validators"],
+)  # fmt: skip
+def test_a_done_of_a_successful_attempt_comes_back_equal(outcome: Outcome) -> None:
+    assert through_a_pipe(Done(9, outcome, kept=False)) == Done(9, outcome, kept=False)
+
+
 def test_a_task_brings_everything_its_attempt_asks_with() -> None:
     saved = Saved(url=URL, path="/data/a.iso", size=10, mtime_ns=5, etag='"v0"', last_modified=None, checksum=SHA,
                   saved_at=1.5)  # fmt: skip
