@@ -436,7 +436,8 @@ def test_a_waiter_shows_at_least_one_thread_when_its_file_is_unreadable(tmp_path
         waiter = threading.Thread(target=lambda: gate.acquire(timeout=JOIN_TIMEOUT), daemon=True)
         waiter.start()
         wait_file = tmp_path / "jobs" / f"wait.{os.getpid()}"
-        assert wait_until(wait_file.exists)
+        # Until it shows: the file is made a moment before it is locked, and a file not locked is a dead waiter's.
+        assert wait_until(lambda: bool(getattr(read_slots("jobs", tmp_path), "waiters", ())))
         wait_file.write_text("garbage")
         snapshot = read_slots("jobs", tmp_path)
         slot.release()
