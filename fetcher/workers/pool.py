@@ -78,6 +78,7 @@ class ProcessPool:
         self._closed = False
         self._eager = eager
         self._up = threading.Event()  # set once the start is over, whether or not a child came up
+        self._receiver: threading.Thread | None = None
         # Made now, while the caller has not started a run's threads yet.  It lives as long as the pool:
         # it waits for the workers it forked (see Zygote.close).
         self._zygote = Zygote.fork()
@@ -163,6 +164,11 @@ class ProcessPool:
                 child.process.wait()
                 for path in self._config.dest.glob(f"{TEMP_PREFIX}{child.process.pid}-*{TEMP_SUFFIX}"):
                     path.unlink(missing_ok=True)
+        receiver = self._receiver
+        if receiver is not None and receiver is not threading.current_thread():
+            # What the children sent before they ended is taken before this returns: a Done that
+            # hands its partial file over, taken late, would leave that file after the caller's clean-up.
+            receiver.join(wait_s)
         if zygote is not None:
             zygote.close()  # after its workers: it waits for them
 
@@ -204,7 +210,8 @@ class ProcessPool:
             self._children = children
         if children:
             log.debug("%d worker processes started", len(children))
-            threading.Thread(target=self._receive, name="fetcher-workers-receive", daemon=True).start()
+            self._receiver = threading.Thread(target=self._receive, name="fetcher-workers-receive", daemon=True)
+            self._receiver.start()
 
     # -- receiving -----------------------------------------------------------------
 
