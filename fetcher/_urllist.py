@@ -333,12 +333,10 @@ class EntryParser(Iterator[Entry]):
     def __next__(self) -> Entry:
         for raw in self._lines:
             self._number += 1
-            if self._number == 1:
-                raw = raw.removeprefix("\ufeff")
-            text = raw.strip()
-            if not text or text.startswith("#"):
+            line = _read_line(raw, self._number)
+            if line is None:
                 continue
-            option = _OPTION.fullmatch(text) if raw.startswith((" ", "\t")) else None
+            text, option = line
             if option is None:
                 pending, self._pending = self._pending, _Pending(text, self._number)
                 if pending is not None:
@@ -429,15 +427,24 @@ def count_lines(lines: Iterable[str]) -> int:
     count = 0
     after_url = False
     for number, raw in enumerate(lines, start=1):
-        if number == 1:
-            raw = raw.removeprefix("\ufeff")
-        text = raw.strip()
-        if not text or text.startswith("#"):
+        line = _read_line(raw, number)
+        if line is None:
             continue
-        if raw.startswith((" ", "\t")) and _OPTION.fullmatch(text):
+        if line[1] is not None:  # an option line
             if not after_url:
-                count += 1  # an option line before any URL is an entry of its own (ORPHAN_OPTION)
+                count += 1  # before any URL, it is an entry of its own (ORPHAN_OPTION)
             continue
         count += 1
         after_url = True
     return count
+
+
+def _read_line(raw: str, number: int) -> tuple[str, re.Match[str] | None] | None:
+    """Line *number* of a list as the parser and the counter read it: None for a blank line or a comment,
+    else its text and, for an indented ``name=value`` line, the option's match."""
+    if number == 1:
+        raw = raw.removeprefix("\ufeff")
+    text = raw.strip()
+    if not text or text.startswith("#"):
+        return None
+    return text, _OPTION.fullmatch(text) if raw.startswith((" ", "\t")) else None

@@ -132,9 +132,9 @@ class Child:
         self._reading = threading.Lock()  # held by the one thread reading the tasks pipe
         self._out: list[ToParent] = []  # to send
         self._out_lock = threading.Lock()
-        # Partial files handed to the parent in a Done not sent yet, and whether each is kept for a
-        # resume: if this process ends first, no one else knows of them (see _end).
-        self._handing: dict[Path, bool] = {}
+        # Partial files not kept for a resume, handed to the parent in a Done not sent yet: if this
+        # process ends first, no one else knows of them (see _end).
+        self._handing: set[Path] = set()
         self._sending = False
         self._temp_files = _TempFiles()
         self._trimmer = Trimmer()  # its own: the parent's lock may have been held when this process was forked
@@ -174,10 +174,11 @@ class Child:
                 self._outbox.send(batch)
             except (OSError, ValueError):
                 self._end()
-            with self._out_lock:
-                for sent in batch:
-                    if isinstance(sent, Done) and sent.outcome.partial is not None:
-                        self._handing.pop(sent.outcome.partial.path, None)
+            if self._handing:  # rare: most attempts leave no partial file
+                with self._out_lock:
+                    for sent in batch:
+                        if isinstance(sent, Done) and sent.outcome.partial is not None:
+                            self._handing.discard(sent.outcome.partial.path)
 
     def _read(self) -> None:
         try:
@@ -199,8 +200,8 @@ class Child:
         self._temp_files.ending.acquire()
         self._temp_files.remove_all()
         with self._out_lock:
-            unsent = [path for path, kept in self._handing.items() if not kept]
-        for path in unsent:  # the parent never heard of them: a kept one is on record for a resume
+            unsent = list(self._handing)
+        for path in unsent:  # the parent never heard of them (a kept one is on record for a resume)
             path.unlink(missing_ok=True)
         if self._at_end is not None:
             self._at_end()
@@ -260,8 +261,9 @@ class Child:
         kept = False
         if outcome.partial is not None:
             kept = temp_files.is_kept(outcome.partial.path)
-            with self._out_lock:  # the parent's once the Done carrying it is sent
-                self._handing[outcome.partial.path] = kept
+            if not kept:
+                with self._out_lock:  # the parent's once the Done carrying it is sent
+                    self._handing.add(outcome.partial.path)
             temp_files.forget(outcome.partial.path)
         if task.resume is not None and (outcome.partial is None or outcome.partial.path != task.resume.path):
             temp_files.forget(task.resume.path)
