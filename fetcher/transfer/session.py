@@ -15,9 +15,10 @@ on a small file that costs more than the download itself:
   adapter remembers it).
 
 ``FetcherSession`` reads the environment once, when it is made, remembers
-per host what NO_PROXY and the netrc file say of it, and prepares the plain
-GET fetcher sends (a URL, a few headers, a hook, a timeout) directly, and
-sends it (``send``) without the steps that would find nothing to do.  What it
+per host what NO_PROXY and the netrc file say of it, prepares the plain
+GET fetcher sends (a URL, a few headers, a hook, a timeout) directly, taking
+a URL already in requests' form as it is and the session's headers as
+checked once (prepare.py), and sends it (``send``) without the steps that would find nothing to do.  What it
 sends is what requests would send: the same URL normal form, headers, auth
 (from the URL or the netrc file), cookies, proxies and CA bundle.  Redirects,
 cookies across them, the stripping of auth on a cross-host redirect and the
@@ -38,11 +39,11 @@ from urllib.parse import urlsplit
 import requests
 from requests.auth import HTTPProxyAuth
 from requests.cookies import RequestsCookieJar, extract_cookies_to_jar, merge_cookies
-from requests.structures import CaseInsensitiveDict
 from requests.utils import get_auth_from_url, get_netrc_auth, resolve_proxies, should_bypass_proxies
 
 from .._config import FetcherConfig
 from .hangup import HangUpAdapter, sets_cookies
+from .prepare import PlainPreparer
 
 #: Arguments of ``Session.request`` the prepared fast path handles; any other given makes it requests' own.
 _PLAIN = frozenset({"headers", "timeout", "allow_redirects", "hooks", "stream"})
@@ -83,28 +84,26 @@ class FetcherSession(requests.Session):
         self.env_netrc = _netrc_present()
         self._bypass: dict[str, bool] = {}  # netloc -> whether NO_PROXY exempts it
         self._netrc: dict[str, tuple[str, str] | None] = {}  # netloc -> the netrc file's login for it
+        self._preparer = PlainPreparer()
 
     def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
-        if args or not self._plain(kwargs):
+        if args or method.upper() not in ("GET", "HEAD") or not self._plain(kwargs):
             return super().request(method, url, *args, **kwargs)
         if isinstance(url, bytes):
             url = url.decode("utf-8")
-        # PreparedRequest.prepare, step by step, with the session's settings merged in as
-        # Session.prepare_request merges them, without its generic helpers.
-        prepared = requests.PreparedRequest()
-        prepared.prepare_method(method)
-        prepared.prepare_url(url, None)
-        prepared.prepare_headers(self._headers_with(kwargs.get("headers")))
+        # PreparedRequest.prepare, with the session's settings merged in as Session.prepare_request
+        # merges them, without its generic helpers (prepare.py).
+        prepared = self._preparer.prepare(method, url, self.headers, kwargs.get("headers"))
         jar = RequestsCookieJar()
         if self.cookies:
             prepared.prepare_cookies(merge_cookies(jar, self.cookies))
         else:
             prepared._cookies = jar  # an empty jar adds no header; redirects fill it
-        prepared.prepare_body(None, None)
         auth = self.netrc_auth(url) if self.trust_env else None
         if auth is not None or "@" in (prepared.url or ""):  # without either, prepare_auth finds no auth
             prepared.prepare_auth(auth, url)
-        prepared.prepare_hooks(kwargs.get("hooks"))
+        if kwargs.get("hooks"):
+            prepared.prepare_hooks(kwargs["hooks"])
         settings = self.merge_environment_settings(prepared.url, {}, kwargs.get("stream"), None, None)
         return self.send(
             prepared, timeout=kwargs.get("timeout"), allow_redirects=kwargs.get("allow_redirects", True), **settings
@@ -114,18 +113,9 @@ class FetcherSession(requests.Session):
         """Whether a request with *kwargs* is one the fast path prepares exactly as requests would."""
         if any(value is not None for name, value in kwargs.items() if name not in _PLAIN):
             return False
+        if None in self.headers.values():
+            return False
         return not self.params and self.auth is None and not any(self.hooks.values())
-
-    def _headers_with(self, headers: Mapping[str, str | None] | None) -> Mapping[str, str]:
-        """The session's headers and *headers*, as merge_setting merges them (prepare_headers copies them)."""
-        if not headers and None not in self.headers.values():
-            return self.headers
-        merged: CaseInsensitiveDict[Any] = CaseInsensitiveDict(self.headers)
-        if headers:
-            merged.update(headers)
-        for name in [name for name, value in merged.items() if value is None]:
-            del merged[name]  # None removes a header, as in requests
-        return merged
 
     def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> dict[str, Any]:
         """requests' own, with the environment as read when the session was made."""
