@@ -1357,6 +1357,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--runs must be between 1 and 50")
     if not 1 <= args.scale_files <= 10_000_000:
         parser.error("--scale-files must be between 1 and 10000000")
+    if args.tmpdir is not None and not args.tmpdir.is_dir():
+        parser.error(f"--tmpdir {args.tmpdir}: no such folder")
     if args.server == "nginx" and find_nginx() is None:
         parser.error("--server nginx: nginx is not installed (apt-get install -y nginx)")
     try:
