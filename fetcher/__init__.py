@@ -33,7 +33,7 @@ from ._version import __version__
 from .limits import Gate, LocalGate, Slot
 from .report import ReportWriter
 from .transfer.checksum import Checksum
-from .transfer.download import Watcher
+from .transfer.outcome import Watcher
 
 # A library leaves output to the application: without a handler configured,
 # nothing is printed (not even warnings, via logging's last resort).

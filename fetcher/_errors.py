@@ -21,13 +21,11 @@ stall, a 503): the retry policy retries those and nothing else.  A DownloadError
 from __future__ import annotations
 
 import errno
+import functools
 import re
 import socket
 import ssl
 from typing import Any
-
-import requests
-import urllib3.exceptions
 
 from ._text import redact_message
 
@@ -129,6 +127,11 @@ def translate(exc: BaseException, url: str, *, read_timeout: float | None = None
     """
     if isinstance(exc, DownloadError):
         return exc
+    # Imported here, not at the top: a process whose downloads all run in worker processes never needs them.
+    import requests
+    import urllib3.exceptions
+
+    connect_timeouts, read_timeouts = _timeouts()
     causes = _chain(exc)
     # Before the timeouts: urllib3 2 makes NewConnectionError (refused, DNS)
     # a subclass of ConnectTimeoutError.
@@ -136,9 +139,9 @@ def translate(exc: BaseException, url: str, *, read_timeout: float | None = None
         return TransportError(url, "could not resolve the host name", transient=_resolver_busy(causes))
     if _any(causes, ConnectionRefusedError):
         return TransportError(url, "connection refused", transient=True)
-    if _any(causes, *_CONNECT_TIMEOUTS):
+    if _any(causes, *connect_timeouts):
         return TransportError(url, "connection timed out", transient=True)
-    if _any(causes, *_READ_TIMEOUTS):
+    if _any(causes, *read_timeouts):
         return TransportError(url, _stalled(causes, read_timeout), transient=True)
     if _any(causes, requests.exceptions.TooManyRedirects):
         return TransportError(url, "too many redirects")
@@ -172,13 +175,22 @@ def translate(exc: BaseException, url: str, *, read_timeout: float | None = None
 #: The next step after a certificate that does not verify.
 TRUST_A_CA = "for a private CA, pass --ca-certificate FILE"
 
-_CONNECT_TIMEOUTS = (requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError)
-_READ_TIMEOUTS = (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError, socket.timeout)
+
+@functools.cache
+def _timeouts() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """The connect timeouts and the read timeouts of requests, urllib3 and the socket module."""
+    import requests
+    import urllib3.exceptions
+
+    connect = (requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError)
+    read = (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError, socket.timeout)
+    return connect, read
 
 
 def timed_out(exc: BaseException) -> bool:
     """Whether *exc* is, or wraps, a connect or read timeout (as ``translate`` finds them)."""
-    return _any(_chain(exc), *_CONNECT_TIMEOUTS, *_READ_TIMEOUTS)
+    connect, read = _timeouts()
+    return _any(_chain(exc), *connect, *read)
 
 
 def _stalled(causes: list[BaseException], read_timeout: float | None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import secrets
@@ -13,8 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-
-import requests
+from typing import TYPE_CHECKING
 
 from ._config import DEFAULT_CHUNK_SIZE, DEFAULT_USER_AGENT, FetcherConfig, RunLimits
 from ._errors import ClosedError, ConfigError, DestinationError, StateError
@@ -25,10 +25,13 @@ from ._run import Item, Run, Shared
 from .limits import SHARED, SLOTS, Gate, HostLimits, LocalGate, TokenBucket
 from .limits.shared import SharedGate, default_directory
 from .state import DEFAULT_STATE_NAME, StateStore
-from .transfer.download import WatchStart, new_session
+from .transfer.outcome import WatchStart
 from .transfer.retry import RetryPolicy
 from .transfer.tempfiles import Cleanup, TempFiles, remove_leftovers
 from .workers import ProcessPool
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger("fetcher")
 
@@ -272,7 +275,7 @@ class Fetcher:
         # Processes and threads last: everything above may raise, and must not leave them behind.  The
         # processes first: the pool copies this process, which is safe only before its threads start.
         self._processes = _processes(self.config, session_factory is None)
-        factory = session_factory or (lambda: new_session(self.config))
+        factory = session_factory or functools.partial(_new_session, self.config)
         self._pool = WorkerPool(self.config.max_concurrent, factory)
         self._shared = Shared(
             config=self.config, dest=self.dest, gate=self.gate, pool=self._pool,
@@ -485,6 +488,13 @@ def _processes(config: FetcherConfig, allowed: bool) -> ProcessPool | None:
         return None
     threads = -(-config.max_concurrent // count)
     return ProcessPool(config, count, threads=threads, eager=config.workers is not None)
+
+
+def _new_session(config: FetcherConfig) -> requests.Session:
+    """A worker thread's session; requests is imported with it, by the first thread that needs one."""
+    from .transfer.session import new_session  # a run that downloads only in worker processes never imports it
+
+    return new_session(config)
 
 
 def usable_cores() -> int:

@@ -13,12 +13,14 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import requests
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger("fetcher")
 
-Job = Callable[[requests.Session], None]
+Job = Callable[["requests.Session"], None]
 _STOP = None
 
 
@@ -60,12 +62,22 @@ class WorkerPool:
         return not any(thread.is_alive() for thread in self._threads)
 
     def _work(self) -> None:
-        session = self._new_session()
+        # Made for the thread's first job: a run whose downloads all go to worker processes makes none
+        # (and never imports requests).
+        session: requests.Session | None = None
         try:
             while (job := self._jobs.get()) is not _STOP:
+                if session is None:
+                    try:
+                        session = self._new_session()
+                    except Exception:
+                        self._jobs.put(job)  # for another thread; this one ends
+                        log.exception("a fetcher worker thread could not make its session")
+                        return
                 try:
                     job(session)
                 except BaseException:  # a job must not kill its thread; it reports its own failures
                     log.exception("unexpected error in a fetcher worker")
         finally:
-            session.close()
+            if session is not None:
+                session.close()

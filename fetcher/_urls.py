@@ -12,7 +12,6 @@ import re
 from urllib.parse import quote, urlsplit
 
 import idna
-import requests
 
 from ._text import redact_message
 
@@ -62,6 +61,8 @@ def _check_url_fully(url: str) -> str | None:
     if not url.isascii():
         # requests' own checks of international host names (IDNA), with no
         # network.  An ASCII URL passes them whenever it passes the above.
+        import requests  # here: a run of ASCII URLs whose downloads all run in worker processes never needs it
+
         try:
             requests.PreparedRequest().prepare_url(url, None)
         except requests.exceptions.RequestException as exc:

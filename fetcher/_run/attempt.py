@@ -3,9 +3,10 @@
 A long list's attempts go to worker processes (``hand_out``, then ``finish``
 on the pool's receiving thread) once they are up; the run starts them when
 it has read ``LONG_LIST`` URLs (or at its start, when its input tells that
-it is that long: see run.py).  Everything else, and any attempt whose hooks
-must run inside it (a host paused, so a redirect hop may have to wait), goes
-to a thread (``work``).
+it is that long: see run.py, and then its first URLs wait for them: see
+dispatcher.py).  Everything else, and any attempt whose hooks must run
+inside it (a host paused, so a redirect hop may have to wait), goes to a
+thread (``work``), which imports requests for it.
 
 ``attempt`` is the step itself: a Job and an Ask in, an Outcome out.  It
 makes the requests and writes the file (``transfer/download.py``), and
@@ -28,8 +29,7 @@ import functools
 import os
 import time
 from pathlib import Path
-
-import requests
+from typing import TYPE_CHECKING
 
 from .._errors import translate
 from .._result import Result, Status
@@ -37,13 +37,16 @@ from .._urllist import Entry
 from .._urls import host_key
 from ..limits import HostPermit, Slot
 from ..state import Partial, Saved, StateStore
-from ..transfer.download import Ask, Outcome, download
+from ..transfer.outcome import Ask, Outcome
 from ..transfer.validators import PartialFile, Validators
 from ..workers.wire import Task
 from .jobs import Job, now, state_key
 from .runstate import RunState
 from .settle import Settle, state_call
 from .stops import Stops
+
+if TYPE_CHECKING:
+    import requests
 
 #: URLs read before a run starts its worker processes: a list shorter than
 #: this is done before they would be up (starting one costs ~0.2 s of CPU).
@@ -154,6 +157,8 @@ class Worker:
 
     def attempt(self, session: requests.Session, job: Job, ask: Ask) -> Outcome:
         """One attempt at *job*'s URL, asking the server *ask*."""
+        from ..transfer.download import download  # here, with the session: requests comes with it
+
         run = self._run
         return download(
             session, job.entry.url, job.target,

@@ -17,11 +17,14 @@ import time
 
 from .._text import redact
 from ..limits import RATE, HostPermit, Slot
-from .attempt import Worker
+from .attempt import LONG_LIST, Worker
 from .jobs import Job, now, state_key
 from .runstate import POLL_S, RunState
 from .settle import Settle, state_call
 from .stops import Stops
+
+# The longest the dispatcher waits for a long list's worker processes to start (they take ~0.1 s).
+START_WAIT_S = 30.0
 
 # Saved records read from the state database in one query, ahead of the downloads.
 _LOOKUP_BATCH = 255
@@ -45,6 +48,7 @@ class Dispatcher:
         run = self._run
         schedule, hosts = run.schedule, run.shared.hosts
         hosts.add_listener(schedule.reopen)
+        self._await_processes()
         try:
             while not run.cancelled.is_set():
                 self._drop_unstartable()
@@ -72,6 +76,22 @@ class Dispatcher:
                 self._start(taken.job, slot, taken.permit, taken.held_by)
         finally:
             hosts.remove_listener(schedule.reopen)
+
+    def _await_processes(self) -> None:
+        """A list known to be long waits for its worker processes before its first slot.
+
+        A thread would take the first URLs meanwhile, but it would import requests (a tenth of a
+        second of this process's GIL, with the feeder waiting) while the processes' copy imports it
+        anyway, on another core.  Bounded: a start that fails or hangs leaves the URLs to the threads.
+        """
+        run = self._run
+        processes = run.shared.processes
+        if processes is None or run.expected < LONG_LIST:
+            return
+        give_up = time.monotonic() + START_WAIT_S
+        while not processes.wait_up(POLL_S) and time.monotonic() < give_up:
+            if run.cancelled.is_set() or run.halt.is_set() or run.cut is not None:
+                return
 
     def _start(self, job: Job, slot: Slot, permit: HostPermit, held_by: str | None) -> None:
         """Hand *job* to a worker, or record why it does not start after all."""

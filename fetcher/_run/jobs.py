@@ -22,7 +22,7 @@ from .._text import redact
 from .._urllist import Entry
 from ..limits import SLOTS, Gate, HostLimits, Slot, TokenBucket
 from ..state import StateStore
-from ..transfer.download import WatchStart
+from ..transfer.outcome import WatchStart
 from ..transfer.retry import RetryPolicy
 from ..transfer.tempfiles import TempFiles
 from ..transfer.validators import PartialFile

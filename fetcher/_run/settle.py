@@ -28,7 +28,7 @@ from .._units import format_duration, format_size
 from .._urls import host_key
 from ..limits import HOST_CAP, HOST_RATE, PAUSED, RATE, SHARED, SLOTS
 from ..state import Partial, Saved, StateStore
-from ..transfer.download import Outcome
+from ..transfer.outcome import Outcome
 from ..transfer.validators import PartialFile, Validators
 from .jobs import Job, now, state_key
 from .runstate import RunState

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from .._units import format_duration
-from ..transfer.hangup import HangUps
+from ..transfer.lines import HangUps
 from .jobs import Cancelled, Halted, Job
 from .runstate import RunState
 

@@ -65,20 +65,34 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-
-import portalocker
+from typing import TYPE_CHECKING
 
 from .._errors import ClosedError, ConfigError
 from .._text import redact
 from .gate import Slot
+
+if TYPE_CHECKING:
+    import portalocker
+else:
+    from .._lazy import lazy_module
+
+    portalocker = lazy_module("portalocker")
 
 log = logging.getLogger("fetcher")
 
 __all__ = ["Holder", "SharedGate", "SlotsSnapshot", "Waiter", "default_directory", "locate", "read_slots"]
 
 _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
-_EXCLUSIVE_NOW = portalocker.LOCK_EX | portalocker.LOCK_NB
-_SHARED_NOW = portalocker.LOCK_SH | portalocker.LOCK_NB
+
+
+def _exclusive_now() -> portalocker.LockFlags:
+    return portalocker.LOCK_EX | portalocker.LOCK_NB
+
+
+def _shared_now() -> portalocker.LockFlags:
+    return portalocker.LOCK_SH | portalocker.LOCK_NB
+
+
 _CAPACITY = "capacity"
 _USERS = "users"
 _SETUP = "setup"
@@ -221,7 +235,7 @@ class SharedGate:
         setup_fd = _open(self._folder / _SETUP)
         try:
             portalocker.lock(setup_fd, portalocker.LOCK_EX)  # held for microseconds by anyone
-            alone = _try_lock(self._users_fd, _EXCLUSIVE_NOW)
+            alone = _try_lock(self._users_fd, _exclusive_now())
             if alone is None:
                 raise ConfigError(f"file locks do not work in {self._folder}; shared slots need them")
             if alone:
@@ -240,7 +254,7 @@ class SharedGate:
                     )
             # Converting our exclusive lock is not atomic in flock, but nobody
             # else can look while we hold setup.
-            portalocker.lock(self._users_fd, _SHARED_NOW)
+            portalocker.lock(self._users_fd, _shared_now())
             _remove_stale_waits(self._folder)
         except portalocker.LockException as exc:
             raise ConfigError(f"file locks do not work in {self._folder}; shared slots need them ({exc})") from exc
@@ -297,7 +311,7 @@ class SharedGate:
             for number, holder in enumerate(self._holders):
                 if holder is None and self._given_back_at[number] > left_to_others_since:
                     continue
-                if holder is None and _try_lock(self._slot_fds[number], _EXCLUSIVE_NOW):
+                if holder is None and _try_lock(self._slot_fds[number], _exclusive_now()):
                     slot = Slot(functools.partial(self._give_back, number))
                     self._holders[number] = slot
                     self._index[id(slot)] = number
@@ -521,7 +535,7 @@ def _read_if_locked(path: Path) -> dict[str, object] | None:
     except OSError:
         return None
     try:
-        if _try_lock(fd, _SHARED_NOW) is not False:
+        if _try_lock(fd, _shared_now()) is not False:
             return None  # free (our shared lock goes with the close), or no locks here
         try:
             record = json.loads(os.read(fd, _READ_MAX))
@@ -673,7 +687,7 @@ def _register_waiter(folder: Path, pid: int) -> int | None:
         os.close(setup_fd)
         return None
     try:
-        if _try_lock(fd, _EXCLUSIVE_NOW):
+        if _try_lock(fd, _exclusive_now()):
             return fd
     finally:
         os.close(setup_fd)
@@ -689,7 +703,7 @@ def _remove_stale_waits(folder: Path) -> None:
         except OSError:
             continue
         try:
-            if _try_lock(fd, _EXCLUSIVE_NOW):
+            if _try_lock(fd, _exclusive_now()):
                 path.unlink()
         except OSError as exc:
             log.debug("could not remove a stale wait file %s: %s", path, exc)

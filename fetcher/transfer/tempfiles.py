@@ -25,8 +25,14 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import portalocker
+if TYPE_CHECKING:
+    import portalocker
+else:
+    from .._lazy import lazy_module
+
+    portalocker = lazy_module("portalocker")  # for systems without fcntl only
 
 try:
     import fcntl
@@ -50,8 +56,6 @@ ABANDONED_AFTER_S = 24 * 3600
 #: A resumable partial file kept for a later run is given up after this long
 #: untouched: the server's copy has most likely changed by then anyway.
 KEEP_RESUMABLE_S = 7 * 24 * 3600
-
-_LOCK = portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING
 
 
 class TempFiles:
@@ -236,7 +240,7 @@ def _try_lock(fd: int, *, quiet: bool = False) -> bool | None:
             return None
         return True
     try:
-        portalocker.lock(fd, _LOCK)
+        portalocker.lock(fd, portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING)
     except portalocker.AlreadyLocked:
         return False
     except portalocker.LockException as exc:

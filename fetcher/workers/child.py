@@ -23,7 +23,6 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import signal
 import sys
 import threading
 import time
@@ -37,10 +36,11 @@ from .._errors import translate
 from .._memory import Trimmer
 from .._run.attempt import still_saved
 from ..transfer.download import Ask, Outcome, download, new_session
-from ..transfer.hangup import HangUps
+from ..transfer.lines import HangUps
 from ..transfer.tempfiles import TempFiles
 from ..transfer.validators import PartialFile
 from .wire import Answer, Call, Done, Halt, Hello, Logged, Task, ToParent, Watch
+from .zygote import ignore_stop_signals
 
 log = logging.getLogger("fetcher")
 
@@ -309,14 +309,6 @@ def _keep_to_one_core(index: int) -> None:
 def main(argv: list[str]) -> None:
     ignore_stop_signals()
     serve(int(argv[1]), int(argv[2]), int(argv[3]))
-
-
-def ignore_stop_signals() -> None:
-    """The parent alone stops its runs (a Halt) and ends this process (it closes the pipe)."""
-    # A Ctrl-C reaches every process of the terminal's group, and `timeout` signals its whole group:
-    # dying of either would lose the downloads in flight and leave their partial files behind.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def serve(control_fd: int, tasks_fd: int, outbox_fd: int, at_end: Callable[[], None] | None = None) -> None:

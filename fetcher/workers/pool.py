@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from .._config import FetcherConfig
 from .._errors import Cancelled, DownloadError, TransportError
-from ..transfer.download import Outcome, Watcher, WatchStart
+from ..transfer.outcome import Outcome, Watcher, WatchStart
 from ..transfer.tempfiles import TEMP_PREFIX, TEMP_SUFFIX
 from ..transfer.validators import PartialFile
 from .spawn import Child, came_up, start
@@ -110,6 +110,10 @@ class ProcessPool:
             self._up.wait(_START_WAIT_S)
         # Not merely "some were started": once every one has died, the run's tasks go to its threads.
         return any(child.alive for child in self._children)
+
+    def wait_up(self, timeout: float) -> bool:
+        """Wait up to *timeout* for the start under way to be over; True at once if none was asked for."""
+        return not self._started or self._up.wait(timeout)
 
     def submit(
         self, task_of: Callable[[int], Task], url: str, done: OnDone, on_partial: OnPartial | None,

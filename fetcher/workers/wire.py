@@ -19,7 +19,7 @@ from .._config import FetcherConfig
 from .._urllist import Entry
 from ..state import Saved
 from ..transfer.checksum import Checksum
-from ..transfer.download import Outcome
+from ..transfer.outcome import Outcome
 from ..transfer.validators import PartialFile, Validators
 
 

@@ -165,11 +165,9 @@ def _resident_mib() -> float:
 def _serve(sock: socket.socket) -> None:
     """The copy: fork a worker for each request on *sock*, until it closes."""
     _name(ZYGOTE_NAME)
-    # Here, once, not at the top (child.py imports what imports this module): every worker forked below has it.
-    from .child import ignore_stop_signals, serve
-
     _forget_parent(keep=sock.fileno())
     ignore_stop_signals()  # and each worker inherits it
+    serve: Callable[..., None] | None = None
     while True:
         try:
             request = sock.recv(1)
@@ -178,6 +176,13 @@ def _serve(sock: socket.socket) -> None:
         if not request:  # the parent closed its end, or died
             _reap_all()
             return
+        if serve is None:
+            # Once, at the first request, not at the top (child.py imports what imports this module) nor at
+            # the fork: the parent need not have imported requests, and a Fetcher that never starts its
+            # workers never pays for it.  Every worker forked below has it.
+            from .child import serve as child_serve
+
+            serve = child_serve
         ends = [os.pipe() for _ in range(3)]  # control and tasks: the worker reads; results: it writes
         ours = (ends[0][1], ends[1][1], ends[2][0])
         theirs = (ends[0][0], ends[1][0], ends[2][1])
@@ -197,6 +202,14 @@ def _serve(sock: socket.socket) -> None:
         for fd in theirs:
             os.close(fd)  # only the worker holds them: when it dies, the parent reads EOF
         _hand_over(sock, pid, ours)
+
+
+def ignore_stop_signals() -> None:
+    """The parent alone stops its runs (a Halt) and ends this process (it closes the pipe)."""
+    # A Ctrl-C reaches every process of the terminal's group, and `timeout` signals its whole group:
+    # dying of either would lose the downloads in flight and leave their partial files behind.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _become_worker(sock: socket.socket, ours: tuple[int, ...], theirs: tuple[int, ...],

@@ -13,7 +13,7 @@ from fetcher._config import FetcherConfig
 from fetcher._errors import BodyError, Cancelled, DiskError, DownloadError, HTTPStatusError, TransportError
 from fetcher._urllist import Entry
 from fetcher.state import Saved
-from fetcher.transfer.download import Outcome
+from fetcher.transfer.outcome import Outcome
 from fetcher.transfer.validators import PartialFile, Validators
 from fetcher.workers.wire import Answer, Call, Done, Halt, Hello, Logged, Task, Watch
 

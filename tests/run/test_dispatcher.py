@@ -1,0 +1,38 @@
+"""The dispatcher: what it waits for before a long list's first slot (the rest is covered end to end in test_run)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fetcher._fetcher import usable_cores
+from fetcher._run.attempt import LONG_LIST
+from tests import server as srv
+
+# The command in a child Python, which then says whether requests was ever imported in it.
+_RUN_AND_TELL = """
+import sys
+from fetcher.cli.main import main
+try:
+    main(sys.argv[1:])
+except SystemExit as end:
+    code = end.code
+print(code, "requests" in sys.modules)
+"""
+
+
+@pytest.mark.skipif(usable_cores() < 2, reason="worker processes start by default only with two cores or more")
+def test_a_long_lists_first_urls_wait_for_the_worker_processes_rather_than_go_to_threads(
+    server: srv.LoopbackServer, tmp_path: Path
+) -> None:
+    # A URL given to a thread of the run's own process would import requests there.
+    urls = [server.route(f"/f{n}", srv.body(b"x")) for n in range(LONG_LIST)]
+    listed = tmp_path / "urls.txt"
+    listed.write_text("\n".join(urls) + "\n")
+    command = [sys.executable, "-c", _RUN_AND_TELL, str(listed), "-d", str(tmp_path / "out"), "-q", "--max", "4"]
+    told = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert told.stdout.split() == ["0", "False"], told.stderr
+    assert len(list((tmp_path / "out").glob("f[0-9]*"))) == LONG_LIST
