@@ -71,8 +71,8 @@ class WorkerPool:
                     try:
                         session = self._new_session()
                     except Exception:
-                        self._jobs.put(job)  # for another thread; this one ends
                         log.exception("a fetcher worker thread could not make its session")
+                        self._jobs.put(job)  # for another thread; this one ends
                         return
                 try:
                     job(session)
