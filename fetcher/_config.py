@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,6 +170,8 @@ def ca_bundle_problem(path: Path) -> str | None:
             stream.read(1)
     except OSError as exc:
         return f"cannot read it ({exc.strerror or exc})"
+    import ssl  # here: only a run given a CA bundle needs it
+
     try:
         ssl.create_default_context(cafile=str(path))
     except (ssl.SSLError, ValueError):

@@ -24,7 +24,6 @@ import errno
 import functools
 import re
 import socket
-import ssl
 from typing import Any
 
 from ._text import redact_message
@@ -128,6 +127,8 @@ def translate(exc: BaseException, url: str, *, read_timeout: float | None = None
     if isinstance(exc, DownloadError):
         return exc
     # Imported here, not at the top: a process whose downloads all run in worker processes never needs them.
+    import ssl
+
     import requests
     import urllib3.exceptions
 
@@ -234,6 +235,8 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 def _tls_detail(causes: list[BaseException]) -> str | None:
     """The OpenSSL reason under requests' and urllib3's wrappers, if any."""
+    import ssl
+
     for cause in causes:
         if isinstance(cause, ssl.SSLCertVerificationError):
             return f"certificate verify failed: {cause.verify_message}"

@@ -11,8 +11,6 @@ import functools
 import re
 from urllib.parse import quote, urlsplit
 
-import idna
-
 from ._text import redact_message
 
 #: Longer URLs are refused: servers reject them anyway, and they bloat the report.
@@ -150,6 +148,8 @@ def _host(host: str) -> str:
 
 @functools.lru_cache(maxsize=256)  # the idna package takes ~60 µs a name, and a list has few hosts
 def _punycode(host: str) -> str:
+    import idna  # here: most lists have no international host name
+
     try:
         # urllib3's way, label by label: what requests sends.
         return b".".join(idna.encode(label, strict=True, std3_rules=True) for label in host.split(".")).decode()

@@ -22,7 +22,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 __all__ = [
@@ -140,6 +139,8 @@ def parse_http_date(value: str | None) -> datetime | None:
     """An HTTP-date in any of RFC 9110's three forms, as an aware datetime; None if unusable."""
     if not value:
         return None
+    from email.utils import parsedate_to_datetime  # here: the deciding process rarely parses a date
+
     try:
         moment = parsedate_to_datetime(value.strip())
     except (TypeError, ValueError, IndexError, OverflowError):
