@@ -6,6 +6,8 @@ import contextlib
 import inspect
 import os
 import pydoc
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -406,6 +408,18 @@ def test_help_documents_every_parameter_and_method() -> None:
 def test_dir_of_the_package_shows_only_the_public_api() -> None:
     assert dir(fetcher) == sorted(fetcher.__all__)
     assert "logging" not in dir(fetcher) and "Fetcher" in dir(fetcher)
+
+
+def test_every_public_name_is_found_where_the_package_says_it_lives() -> None:
+    assert sorted(fetcher._SOURCES) == sorted(fetcher.__all__)
+    for name in fetcher.__all__:
+        assert getattr(fetcher, name) is not None, name
+
+
+def test_importing_the_package_imports_none_of_its_modules_until_a_name_is_used() -> None:
+    code = "import sys, fetcher; print(sorted(m for m in sys.modules if m.startswith('fetcher.')))"
+    told = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert told.stdout.strip() == "[]", told.stderr
 
 
 def test_what_the_readme_says_derives_from_fetcher_error_does() -> None:
