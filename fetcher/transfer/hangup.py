@@ -39,6 +39,7 @@ from urllib3.exceptions import ConnectTimeoutError, LocationParseError, NameReso
 from urllib3.util.connection import allowed_gai_family
 from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
+from .headers import HTTPResponse
 from .lines import HangUps as HangUps
 from .lines import HungUp as HungUp
 from .lines import Line as Line
@@ -209,6 +210,8 @@ def _report_to(manager: PoolManager, line: Line) -> None:
 
 class _Reporting(HTTPConnection):
     """A connection that hands its socket to its Line before connecting, and again for each request."""
+
+    response_class = HTTPResponse  # its header block read without the email package (headers.py)
 
     def __init__(self, *args: Any, line: Line, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
