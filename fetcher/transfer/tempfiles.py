@@ -136,9 +136,13 @@ class TempFiles:
             self._kept.discard(path)
 
     def remove(self, path: Path) -> None:
-        """Remove *path*; a failure is logged, never raised (callers are threads that must go on)."""
-        self.forget(path)
+        """Remove *path*; a failure is logged, never raised (callers are threads that must go on).
+
+        Listed until it is gone: a worker process that ends (``remove_all``, then ``os._exit``) while
+        this thread is between the two steps still removes it.
+        """
         _unlink(path)
+        self.forget(path)
 
     def remove_all(self) -> None:
         """Remove every temporary file not marked to be kept (on close)."""

@@ -43,6 +43,29 @@ def test_remove_all_deletes_unfinished_files(tmp_path: Path) -> None:
     assert leftovers(tmp_path) == []
 
 
+def test_a_process_ending_while_a_thread_removes_a_file_still_removes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker process ends (remove_all, then os._exit) just as a download thread removes its file: the
+    # thread never gets to its unlink.  The file must still be one remove_all knows of.
+    temp_files = TempFiles()
+    fd, path = temp_files.create(tmp_path)
+    os.close(fd)
+    real_unlink, interrupted = tempfiles._unlink, list[Path]()
+
+    def unlink_cut_short(target: Path) -> None:
+        if not interrupted:
+            interrupted.append(target)
+            temp_files.remove_all()  # the process's end, in between; the thread then dies
+            return
+        real_unlink(target)
+
+    monkeypatch.setattr(tempfiles, "_unlink", unlink_cut_short)
+    temp_files.remove(path)
+    assert interrupted == [path]
+    assert leftovers(tmp_path) == []
+
+
 def test_remove_all_leaves_a_file_marked_to_be_kept(tmp_path: Path) -> None:
     temp_files = TempFiles()
     fd, kept = temp_files.create(tmp_path)
