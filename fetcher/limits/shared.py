@@ -85,10 +85,13 @@ __all__ = ["Holder", "SharedGate", "SlotsSnapshot", "Waiter", "default_directory
 _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
 
 
+# Functions, not constants, so that importing this module does not import portalocker; each made once.
+@functools.cache
 def _exclusive_now() -> portalocker.LockFlags:
     return portalocker.LOCK_EX | portalocker.LOCK_NB
 
 
+@functools.cache
 def _shared_now() -> portalocker.LockFlags:
     return portalocker.LOCK_SH | portalocker.LOCK_NB
 

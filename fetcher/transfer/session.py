@@ -18,12 +18,12 @@ on a small file that costs more than the download itself:
 per host what NO_PROXY and the netrc file say of it, prepares the plain
 GET fetcher sends (a URL, a few headers, a hook, a timeout) directly, taking
 a URL already in requests' form as it is and the session's headers as
-checked once (prepare.py), and sends it (``send``) without the steps that would find nothing to do.  What it
-sends is what requests would send: the same URL normal form, headers, auth
-(from the URL or the netrc file), cookies, proxies and CA bundle.  Redirects,
-cookies across them, the stripping of auth on a cross-host redirect and the
-redirect limit stay requests' own.  Any other kind of request goes through
-requests unchanged.
+checked once (prepare.py), and sends it (``send``) without the steps that
+would find nothing to do.  What it sends is what requests would send: the
+same URL normal form, headers, auth (from the URL or the netrc file),
+cookies, proxies and CA bundle.  Redirects, cookies across them, the
+stripping of auth on a cross-host redirect and the redirect limit stay
+requests' own.  Any other kind of request goes through requests unchanged.
 """
 
 from __future__ import annotations
