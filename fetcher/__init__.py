@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from ._urllist import Entry, open_url_list
     from ._urls import check_url
     from ._version import __version__
-    from .limits import Gate, LocalGate, Slot
+    from .limits import Gate, HostPace, LocalGate, Slot
     from .report import ReportWriter
     from .transfer.checksum import Checksum
     from .transfer.outcome import Watcher
@@ -68,6 +68,7 @@ _SOURCES: dict[str, str] = {
     "check_url": "._urls",
     "__version__": "._version",
     "Gate": ".limits",
+    "HostPace": ".limits",
     "LocalGate": ".limits",
     "Slot": ".limits",
     "ReportWriter": ".report",
@@ -103,6 +104,7 @@ __all__ = [
     "FetcherConfig",
     "FetcherError",
     "Gate",
+    "HostPace",
     "HTTPStatusError",
     "LocalGate",
     "Namer",

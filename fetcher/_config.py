@@ -78,6 +78,9 @@ class FetcherConfig:
     #: rate in any one-second window.  Redirect hops and retries count.
     rate: float | None = None
     rate_per_host: float | None = None
+    #: Give each host a concurrency limit of its own that follows the server's
+    #: answers (limits/adaptive.py), from 1 up to max_per_host, else max_concurrent.
+    adaptive: bool = False
     #: Bytes per second over all downloads together (--limit-rate); None: no cap.
     limit_rate: int | None = None
     #: Share the max_concurrent slots with every process on the machine that
@@ -116,7 +119,7 @@ class FetcherConfig:
             if not isinstance(self.state, (str, os.PathLike)):
                 raise ConfigError(f"state must be a path or None, not {self.state!r}")
             object.__setattr__(self, "state", Path(self.state))
-        for name in ("remote_time", "force", "skip_existing"):
+        for name in ("remote_time", "force", "skip_existing", "adaptive"):
             flag(self, name)
         if self.force and self.skip_existing:
             raise ConfigError("force and skip_existing cannot both be set")

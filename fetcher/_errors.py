@@ -57,13 +57,17 @@ class DownloadError(FetcherError):
     """One URL failed.  The message is short and safe to show (no password).
 
     ``transient`` is True when trying again later may well work.
+    ``overload`` is True when the server is likely overloaded: it said so
+    (429, 503), or it refused, reset or did not answer in time (what
+    ``--adaptive`` cuts a host's limit for).
     """
 
-    def __init__(self, url: str, reason: str, *, transient: bool = False) -> None:
+    def __init__(self, url: str, reason: str, *, transient: bool = False, overload: bool = False) -> None:
         super().__init__(reason)
         self.url = url
         self.reason = reason
         self.transient = transient
+        self.overload = overload
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Errors come back from worker processes pickled.  The default would call
@@ -73,6 +77,8 @@ class DownloadError(FetcherError):
 
 #: Statuses that say "not now" rather than "no": worth another attempt.
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+#: Statuses that say "too much": the server's own sign of overload.
+OVERLOAD_STATUSES = frozenset({429, 503})
 
 
 class HTTPStatusError(DownloadError):
@@ -93,7 +99,8 @@ class HTTPStatusError(DownloadError):
         answered_by: str | None = None,
     ) -> None:
         phrase = f" {reason_phrase}" if reason_phrase else ""
-        super().__init__(url, f"HTTP {status_code}{phrase}", transient=status_code in TRANSIENT_STATUSES)
+        super().__init__(url, f"HTTP {status_code}{phrase}", transient=status_code in TRANSIENT_STATUSES,
+                         overload=status_code in OVERLOAD_STATUSES)  # fmt: skip
         self.status_code = status_code
         self.retry_after = retry_after
         self.answered_by = answered_by
@@ -139,11 +146,11 @@ def translate(exc: BaseException, url: str, *, read_timeout: float | None = None
     if _any(causes, urllib3.exceptions.NameResolutionError, socket.gaierror):
         return TransportError(url, "could not resolve the host name", transient=_resolver_busy(causes))
     if _any(causes, ConnectionRefusedError):
-        return TransportError(url, "connection refused", transient=True)
+        return TransportError(url, "connection refused", transient=True, overload=True)
     if _any(causes, *connect_timeouts):
-        return TransportError(url, "connection timed out", transient=True)
+        return TransportError(url, "connection timed out", transient=True, overload=True)
     if _any(causes, *read_timeouts):
-        return TransportError(url, _stalled(causes, read_timeout), transient=True)
+        return TransportError(url, _stalled(causes, read_timeout), transient=True, overload=True)
     if _any(causes, requests.exceptions.TooManyRedirects):
         return TransportError(url, "too many redirects")
     if _any(causes, requests.exceptions.InvalidSchema):
@@ -159,13 +166,13 @@ def translate(exc: BaseException, url: str, *, read_timeout: float | None = None
     if _any(causes, requests.exceptions.ContentDecodingError, urllib3.exceptions.DecodeError):
         return BodyError(url, "could not decode the compressed body")
     if _any(causes, requests.exceptions.ChunkedEncodingError):
-        return BodyError(url, "connection closed before the body was complete", transient=True)
+        return BodyError(url, "connection closed before the body was complete", transient=True, overload=True)
     if _any(causes, urllib3.exceptions.ProtocolError):
-        return TransportError(url, "connection closed before a response came", transient=True)
+        return TransportError(url, "connection closed before a response came", transient=True, overload=True)
     if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)):
         return TransportError(url, f"invalid URL after redirect: {_detail(exc)}")
     if isinstance(exc, requests.exceptions.ConnectionError):
-        return TransportError(url, f"connection failed: {_detail(exc)}", transient=True)
+        return TransportError(url, f"connection failed: {_detail(exc)}", transient=True, overload=True)
     if isinstance(exc, OSError) and not isinstance(exc, requests.exceptions.RequestException):
         if exc.errno == errno.ENOSPC:
             return DiskError(url, "no space left on the destination disk")

@@ -22,7 +22,7 @@ from ._naming import Namer
 from ._pool import WorkerPool
 from ._result import Result
 from ._run import Item, Run, Shared
-from .limits import SHARED, SLOTS, Gate, HostLimits, LocalGate, TokenBucket
+from .limits import SHARED, SLOTS, Gate, HostLimits, HostPace, LocalGate, TokenBucket
 from .limits.shared import SharedGate, default_directory
 from .state import DEFAULT_STATE_NAME, StateStore
 from .transfer.outcome import WatchStart
@@ -53,6 +53,8 @@ class Stats:
     #: Bytes per second lately under --limit-rate, and the cap (None: no cap; the rate is then not counted).
     byte_rate: float = 0.0
     byte_rate_cap: int | None = None
+    #: With ``adaptive``: the hosts whose limit is below its cap now, host -> (limit, cap).
+    host_limits: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 class Fetcher:
@@ -97,6 +99,7 @@ class Fetcher:
         max_per_host: int | None = None,
         rate: float | None = None,
         rate_per_host: float | None = None,
+        adaptive: bool = False,
         limit_rate: int | None = None,
         shared_slots: str | None = None,
         shared_slots_dir: str | Path | None = None,
@@ -180,6 +183,12 @@ class Fetcher:
         - ``rate`` and ``rate_per_host``: requests started per second,
           overall and per host, evenly spaced (redirect hops and retries
           count).
+        - ``adaptive``: give each host a concurrency limit that follows its
+          server, from 1 up to ``max_per_host`` (else ``max_concurrent``):
+          it grows while answers come as fast as unloaded, and comes down
+          when they slow or the server refuses (429, 503, resets, timeouts).
+          A URL held back by it is recorded ``waited_on: adaptive``;
+          ``stats().host_limits`` and ``adaptive_limits()`` tell the limits.
         - ``limit_rate``: bytes per second over all downloads.
         - ``shared_slots``: names a set of ``max_concurrent`` slots shared
           with every process on the machine that names it, kept in
@@ -232,6 +241,7 @@ class Fetcher:
             max_per_host=max_per_host,
             rate=rate,
             rate_per_host=rate_per_host,
+            adaptive=adaptive,
             limit_rate=limit_rate,
             shared_slots=shared_slots,
             shared_slots_dir=None if shared_slots_dir is None else _path(shared_slots_dir, "shared_slots_dir"),
@@ -285,7 +295,8 @@ class Fetcher:
                 wait_max=self.config.retry_wait_max,
                 retry_after_max=self.config.retry_after_max,
             ),
-            hosts=HostLimits(max_per_host=max_per_host, rate_per_host=self.config.rate_per_host, clock=clock),
+            hosts=HostLimits(max_per_host=max_per_host, rate_per_host=self.config.rate_per_host, clock=clock,
+                             adaptive=(max_per_host or self.config.max_concurrent) if self.config.adaptive else None),
             request_rate=None if self.config.rate is None else TokenBucket(self.config.rate, clock=clock),
             byte_rate=None if limit_rate is None else TokenBucket(limit_rate, burst=_burst(limit_rate), clock=clock),
             gate_limit=SHARED if self._shared_gate is not None else SLOTS,
@@ -343,11 +354,17 @@ class Fetcher:
             active_runs=len(runs),
             retrying=sum(run.retrying for run in runs),
             paused=self._shared.hosts.paused() if self._shared.hosts.any_paused else {},
+            host_limits=self._shared.hosts.adaptive_limits() if self.config.adaptive else {},
             request_rate=0.0 if shared.request_rate is None else shared.request_rate.recent_rate(),
             request_rate_cap=self.config.rate,
             byte_rate=0.0 if shared.byte_rate is None else shared.byte_rate.recent_rate(),
             byte_rate_cap=self.config.limit_rate,
         )
+
+    def adaptive_limits(self) -> list[HostPace]:
+        """With ``adaptive``: each host's limit over the runs so far (its cap, where it ended, the
+        lowest it went, and each change); empty without it."""
+        return self._shared.hosts.adaptive_history()
 
     def stop(self, reason: str = "interrupted") -> None:
         """Stop every run in progress as ``deadline`` does, for *reason*: downloads in flight end as

@@ -1013,3 +1013,93 @@ class Silent:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class Capacity:
+    """A handler whose answers depend on load, for ``--adaptive``: a server that can serve so many at once.
+
+    It serves at most ``capacity(t)`` requests at a time (*t*: seconds since
+    its first request; None: no limit), each taking *service_s*; the rest wait
+    their turn (latency grows with the load), or with ``reject`` get a 429
+    without Retry-After at once.  It keeps, for the test, the requests in
+    flight at it over time (waiting or served), the requests and the 429s.
+    Route it at as many paths as the test needs: they share one capacity.
+    """
+
+    def __init__(self, data: bytes, *, service_s: float, capacity: Callable[[float], int | None],
+                 reject: bool = False) -> None:  # fmt: skip
+        self.data, self.service_s, self.capacity, self.reject = data, service_s, capacity, reject
+        self._changed = threading.Condition()
+        self._serving = 0
+        self._in_flight = 0
+        self.first: float | None = None
+        self.events: list[tuple[float, int]] = []  # (when, in flight from then on)
+        self.requests = 0
+        self.rejected = 0
+
+    def __call__(self, request: Request) -> None:
+        # Headers and body each go at once: Nagle's wait for a delayed ACK would add 40 ms to some answers.
+        request.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        served = self._enter(request.server.owner.stopping)
+        try:
+            if served:
+                request.server.owner.sleep(self.service_s)
+        finally:
+            # Out of flight before the answer goes: the client may start its next request the moment it has
+            # the answer, before this thread runs again, and that must not look like one more at once.
+            with self._changed:
+                self._serving -= served
+                self._changed.notify_all()
+                self._count(-1)
+        if served:
+            send(request, self.data)
+        else:
+            send(request, b"", status=429)
+
+    def _enter(self, stopping: threading.Event) -> bool:
+        """Count the request in, and wait for its turn; False: it gets a 429."""
+        with self._changed:
+            now = time.monotonic()
+            self.first = self.first or now
+            self.requests += 1
+            self._count(+1)
+            deadline = now + MAX_STALL_S
+            while not stopping.is_set() and time.monotonic() < deadline:
+                cap = self.capacity(time.monotonic() - self.first)
+                if cap is None or self._serving < cap:
+                    self._serving += 1
+                    return True
+                if self.reject:
+                    self.rejected += 1
+                    return False
+                self._changed.wait(0.05)
+            return False
+
+    def _count(self, change: int) -> None:
+        self._in_flight += change
+        self.events.append((time.monotonic(), self._in_flight))
+
+    def mean_in_flight(self, start: float, end: float) -> float:
+        """The requests in flight, on average over time, between two ``time.monotonic()`` times."""
+        with self._changed:
+            events = list(self.events)
+        level, total, at = 0, 0.0, start
+        for when, count in events:
+            if when <= start:
+                level = count
+                continue
+            if when >= end:
+                break
+            total += level * (when - at)
+            at, level = when, count
+        total += level * (end - at)
+        return total / (end - start) if end > start else 0.0
+
+    def max_in_flight(self, since: float = 0.0) -> int:
+        with self._changed:
+            return max((count for when, count in self.events if when >= since), default=0)
+
+    @property
+    def last(self) -> float:
+        with self._changed:
+            return self.events[-1][0] if self.events else 0.0

@@ -223,3 +223,9 @@ def test_a_ca_certificate_with_no_pem_certificate_is_refused(tmp_path: Path, dat
 def test_a_time_over_a_year_is_refused_before_it_overflows_a_socket_timeout() -> None:
     with pytest.raises(ConfigError, match="timeout must be at most 31536000 seconds"):
         FetcherConfig(timeout=99999999999999.0)
+
+
+def test_adaptive_is_off_unless_asked_for_and_must_be_a_flag() -> None:
+    assert FetcherConfig().adaptive is False
+    with pytest.raises(ConfigError, match="adaptive"):
+        FetcherConfig(adaptive="yes")  # type: ignore[arg-type]

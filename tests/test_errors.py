@@ -240,3 +240,27 @@ def test_a_stall_of_unknown_length_still_names_the_option() -> None:
     assert (
         str(translate(_read_timeout_mid_body(), URL)) == "server stalled: no data within the read timeout (--timeout)"
     )
+
+
+# -- overload: what --adaptive cuts a host's limit for ----------------------------------------
+
+
+@pytest.mark.parametrize("make", [_connect_timeout, _read_timeout, _refused, _chunked], ids=lambda m: m.__name__)
+def test_refusals_resets_and_timeouts_are_signs_of_overload(make: Callable[[], BaseException]) -> None:
+    assert translate(make(), URL).overload
+
+
+@pytest.mark.parametrize("make", [_name_resolution, _ssl, _decoding], ids=lambda m: m.__name__)
+def test_other_transport_failures_are_not_signs_of_overload(make: Callable[[], BaseException]) -> None:
+    assert not translate(make(), URL).overload
+
+
+@pytest.mark.parametrize(("status", "overload"), [(429, True), (503, True), (500, False), (404, False)])
+def test_only_429_and_503_say_the_server_is_overloaded(status: int, overload: bool) -> None:
+    assert HTTPStatusError(URL, status, "").overload is overload
+
+
+def test_the_sign_of_overload_survives_the_trip_from_a_worker_process() -> None:
+    import pickle
+
+    assert pickle.loads(pickle.dumps(HTTPStatusError(URL, 429, "Too Many Requests"))).overload

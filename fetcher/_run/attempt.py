@@ -71,7 +71,7 @@ class Worker:
                     return
                 job = started
                 outcome = self.attempt(session, job, self._ask(job))
-                self._settle.before_release(job, outcome)
+                self._settle.before_release(job, outcome, permit)
                 # Stamped before the slot goes back, so that the URL given it next never overlaps this one.
                 released_at = now()
             result = self._settle.after_release(job, outcome, released_at)
@@ -125,7 +125,7 @@ class Worker:
             if outcome.partial is not None:
                 self._run.shared.temp_files.adopt(outcome.partial.path, kept=kept)
             try:
-                self._settle.before_release(job, outcome)
+                self._settle.before_release(job, outcome, permit)
                 released_at = now()
             finally:
                 permit.release()

@@ -26,7 +26,7 @@ from .._errors import HTTPStatusError, StateError
 from .._result import Result, Status
 from .._units import format_duration, format_size
 from .._urls import host_key
-from ..limits import HOST_CAP, HOST_RATE, PAUSED, RATE, SHARED, SLOTS
+from ..limits import ADAPTIVE, HOST_CAP, HOST_RATE, PAUSED, RATE, SHARED, SLOTS, HostPermit
 from ..state import Partial, Saved, StateStore
 from ..transfer.outcome import Outcome
 from ..transfer.validators import PartialFile, Validators
@@ -42,6 +42,7 @@ HELD_BACK = {
     SLOTS: ("no download slot came free", "raise --max or --acquire-timeout"),
     SHARED: ("no shared slot came free", "raise --acquire-timeout, or see 'fetcher slots NAME'"),
     HOST_CAP: ("its host stayed at its --max-per-host", "raise --max-per-host or --acquire-timeout"),
+    ADAPTIVE: ("its host stayed at its adaptive limit (--adaptive)", "raise --acquire-timeout"),
     HOST_RATE: ("--rate-per-host gave its host no turn", "raise --rate-per-host or --acquire-timeout"),
     RATE: ("--rate gave it no turn", "raise --rate or --acquire-timeout"),
     PAUSED: ("its host stayed paused, as the server asked", "raise --acquire-timeout"),
@@ -56,10 +57,16 @@ class Settle:
         self._stops = stops
         self._saved_bytes = 0
 
-    def before_release(self, job: Job, outcome: Outcome) -> None:
+    def before_release(self, job: Job, outcome: Outcome, permit: HostPermit) -> None:
         """What the next URL to take this attempt's slot or host permit must already see."""
-        if outcome.error is not None:
-            self._pause_host(job, outcome.error)  # before the permit goes back: the next URL of the host waits
+        error = outcome.error
+        if error is not None:
+            self._pause_host(job, error)  # before the permit goes back: the next URL of the host waits
+        # What the host's adaptive limit learns as the permit goes back (nothing without --adaptive).
+        if error is not None and error.overload:
+            permit.overloaded()
+        elif outcome.ttfb_s is not None:
+            permit.answered(outcome.ttfb_s)
         if self._run.limits.quota is not None and outcome.error is None and not outcome.unchanged:
             # Counted before the slot is given back, so the next
             # download cannot start past a quota just reached.
@@ -144,6 +151,8 @@ class Settle:
     def _pause_host(self, job: Job, error: BaseException) -> None:
         if not isinstance(error, HTTPStatusError):
             return
+        if error.retry_after is None and self._run.config.adaptive:
+            return  # --adaptive answers a bare 429 with the host's limit (a cut), not a blanket pause
         pause = self._run.shared.retry.host_pause(error, now=now())
         if pause:
             # The host that answered: after a redirect, not the listed URL's.

@@ -11,7 +11,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from .._text import redact
 from .._units import format_size
 from .._urllist import Entry, count_entries, open_url_list
 from .._version import __version__
+from ..limits import HostPace
 from ..report import DEFAULT_REPORT_NAME, ReportWriter, RunRecord
 from ..state import DEFAULT_STATE_NAME
 from ..transfer.tempfiles import Cleanup
@@ -110,6 +111,13 @@ class _DefaultCommand(click.Command):
     default=None,
     metavar="N",
     help="Downloads of one host (name and port) in flight at once.  [default: only --max]",
+)
+@click.option(
+    "--adaptive",
+    is_flag=True,
+    default=False,
+    help="Give each host a limit of its own that follows its server: from 1 up to --max-per-host (else --max), "
+    "growing while answers come as fast as unloaded, cut when they slow down or on a 429, 503, reset or timeout.",
 )
 @click.option(
     "--rate",
@@ -335,6 +343,7 @@ def get(
     input_file: str | None,
     max_concurrent: int,
     max_per_host: int | None,
+    adaptive: bool,
     rate: float | None,
     rate_per_host: float | None,
     limit_rate: int | None,
@@ -425,6 +434,7 @@ def get(
                 Fetcher(
                     max_concurrent=max_concurrent,
                     max_per_host=max_per_host,
+                    adaptive=adaptive,
                     rate=rate,
                     rate_per_host=rate_per_host,
                     limit_rate=limit_rate,
@@ -480,7 +490,8 @@ def get(
                     ended, reason = _how_it_ended(stopper, sys.exc_info()[1])
                     writer.flush()  # the records waiting, so that report_lost counts them too
                     writer.write_run(run.record(tally, ended=ended, reason=reason, report_lost=writer.lost,
-                                                display_lost=stderr.lost))  # fmt: skip
+                                                display_lost=stderr.lost,
+                                                adaptive=fetcher.adaptive_limits()))  # fmt: skip
                 if writer.lost:
                     lost_line = report_lost_line(report_path, writer.lost, writer.first_error or "unknown error")
             completed = stopper is None or stopper.signal is None
@@ -561,7 +572,8 @@ class _RunRecorder:
         self.cleanup = cleanup
 
     def record(
-        self, tally: Tally, *, ended: str, reason: str | None, report_lost: int, display_lost: str | None
+        self, tally: Tally, *, ended: str, reason: str | None, report_lost: int, display_lost: str | None,
+        adaptive: Iterable[HostPace] = (),
     ) -> RunRecord:
         cleanup = self.cleanup
         return RunRecord(
@@ -578,6 +590,7 @@ class _RunRecorder:
                      "kept": cleanup.kept, "kept_bytes": cleanup.kept_bytes},
             report_lost=report_lost,
             display_lost=display_lost,
+            adaptive={pace.host: pace.to_record(since=self.started_at.timestamp()) for pace in adaptive},
         )  # fmt: skip
 
 
@@ -587,7 +600,7 @@ _RECORDED_OPTIONS = {
     "limit_rate": "limit_rate", "acquire_timeout": "acquire_timeout", "timeout": "timeout", "retries": "retries",
     "max_time": "max_time", "speed_limit": "speed_limit", "speed_time": "speed_time",
     "max_filesize": "max_filesize", "deadline": "deadline", "quota": "quota", "force": "force",
-    "skip_existing": "skip_existing",
+    "skip_existing": "skip_existing", "adaptive": "adaptive",
 }  # fmt: skip
 
 

@@ -530,9 +530,21 @@ def _limits_text(stats: Stats) -> str:
             parts.append(f"paused {escape(host)} {left:.0f}s")
         else:
             parts.append(f"paused {len(stats.paused)} hosts")
+    if stats.host_limits:
+        # --adaptive: the hosts held lowest below their cap, as "example.org 3/16".
+        lowest = sorted(stats.host_limits.items(), key=lambda item: (item[1][0], item[0]))
+        parts += [f"{escape(_short_host(host))} {limit}/{cap}" for host, (limit, cap) in lowest[:2]]
+        if len(lowest) > 2:
+            parts.append(f"+{len(lowest) - 2} hosts below cap")
     if stats.request_rate_cap is not None:
         parts.append(f"{stats.request_rate:.1f}/{stats.request_rate_cap:g} req/s")
     return " ".join(parts)
+
+
+def _short_host(host: str) -> str:
+    """A host key without its port when the port is HTTP's or HTTPS's own."""
+    name, _, port = host.rpartition(":")
+    return name if port in ("80", "443") and name else host
 
 
 class _FileBar:

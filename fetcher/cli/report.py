@@ -15,6 +15,7 @@ from .._errors import ConfigError
 from .._text import escape
 from .._units import format_size
 from ..report import read_report
+from ..report.adaptive import HostLimit
 from ..report.html import render
 from ..report.summary import (
     NO_RUN_RECORD,
@@ -154,18 +155,26 @@ def _hosts(summary: Summary) -> list[str]:
     spreads = [[_spread(h.wait_s), _spread(h.ttfb_s), _spread(h.total_s)] for h in shown]
     # As wide as the widest cell: "0.00419s / 0.00856s" is wider than the heading.
     cell = max(len("total p50/p95"), *(len(text) for row in spreads for text in row))
+    # --adaptive: each host's limit, where it ended / the lowest it went / its cap.
+    adaptive = any(h.limit is not None for h in summary.hosts)
+    limit_head = f"  {'limit end/low/cap':>17}" if adaptive else ""
     lines = [
         f"{'per host':<{width}}  {'URLs':>7} {'bytes':>10}  {'wait p50/p95':>{cell}}  {'ttfb p50/p95':>{cell}}"
-        f"  {'total p50/p95':>{cell}}"
+        f"  {'total p50/p95':>{cell}}{limit_head}"
     ]
     for host, (wait, ttfb, total) in zip(shown, spreads, strict=True):
+        limit = "" if not adaptive else f"  {_limit(host.limit):>17}"
         lines.append(
             f"  {escape(host.host):<{width - 2}}  {host.urls:>7,} {format_size(host.bytes):>10}  "
-            f"{wait:>{cell}}  {ttfb:>{cell}}  {total:>{cell}}"
+            f"{wait:>{cell}}  {ttfb:>{cell}}  {total:>{cell}}{limit}"
         )
     if len(summary.hosts) > HOSTS_SHOWN:
         lines.append(f"  and {len(summary.hosts) - HOSTS_SHOWN:,} more hosts (all are in --json and --html)")
     return lines
+
+
+def _limit(limit: HostLimit | None) -> str:
+    return "-" if limit is None else f"{limit.final}/{limit.lowest}/{limit.cap}"
 
 
 def _spread(spread: Spread) -> str:

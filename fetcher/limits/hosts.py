@@ -29,7 +29,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .kinds import HOST_CAP, HOST_RATE, PAUSED
+from .kinds import ADAPTIVE, HOST_CAP, HOST_RATE, PAUSED
+from .paces import HostPace, HostPaces
 from .rate import TokenBucket
 
 # A sweep for hosts that need no memory any more runs after this many starts.
@@ -40,23 +41,39 @@ _PRUNE_EVERY = 1024
 class Closed:
     """Why a host cannot start a download now."""
 
-    limit: str  # kinds.HOST_CAP, HOST_RATE or PAUSED
+    limit: str  # kinds.HOST_CAP, ADAPTIVE, HOST_RATE or PAUSED
     #: Monotonic time it may open; None when it opens as one of its downloads ends.
     until: float | None
 
 
 class HostPermit:
-    """One download of a host in flight.  ``release()`` once it ends; again does nothing."""
+    """One download of a host in flight.  ``release()`` once it ends; again does nothing.
 
-    __slots__ = ("_host", "_limits")
+    With adaptive limits, tell it what the download's requests brought
+    (``answered`` or ``overloaded``) before releasing it: the release moves
+    the host's limit.
+    """
 
-    def __init__(self, limits: HostLimits | None, host: str) -> None:
+    __slots__ = ("_full", "_host", "_latency_s", "_limits", "_overloaded", "_started")
+
+    def __init__(self, limits: HostLimits | None, host: str, started: float = 0.0, full: bool = False) -> None:
         self._limits, self._host = limits, host
+        self._started, self._full = started, full
+        self._latency_s: float | None = None
+        self._overloaded = False
+
+    def answered(self, latency_s: float) -> None:
+        """The server answered, *latency_s* seconds after the request was sent."""
+        self._latency_s = latency_s
+
+    def overloaded(self) -> None:
+        """The server said it is overloaded (a 429, a 503), or refused, reset or timed out."""
+        self._overloaded = True
 
     def release(self) -> None:
         limits, self._limits = self._limits, None
         if limits is not None:
-            limits._release(self._host)
+            limits._release(self._host, self)
 
     def __enter__(self) -> HostPermit:
         return self
@@ -71,6 +88,9 @@ class HostLimits:
     ``max_per_host``: downloads of one host in flight at once (None: no cap).
     ``rate_per_host``: requests started per second to one host (None: no
     limit), evenly spaced: at most one more than the rate in any second.
+    ``adaptive``: the cap of each host's adaptive limit (``--adaptive``:
+    ``max_per_host``, else ``--max``; see adaptive.py), or None: no adaptive
+    limit.
     """
 
     def __init__(
@@ -78,6 +98,7 @@ class HostLimits:
         *,
         max_per_host: int | None = None,
         rate_per_host: float | None = None,
+        adaptive: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_per_host is not None and max_per_host < 1:
@@ -91,8 +112,9 @@ class HostLimits:
         self._paused: dict[str, float] = {}
         self._starts = 0
         self._listeners: list[Callable[[str], None]] = []
+        self._paces = None if adaptive is None else HostPaces(min(adaptive, max_per_host or adaptive), clock)
         # Counting in flight costs a dict update per download: only when a cap needs it.
-        self._counting = max_per_host is not None
+        self._counting = max_per_host is not None or adaptive is not None
 
     def try_start(self, host: str) -> HostPermit | Closed:
         """A permit to start a download of *host* now (one request of its rate), or why not."""
@@ -105,10 +127,12 @@ class HostLimits:
             if self.rate_per_host is not None:
                 self._bucket(host).try_take()  # its turn, free under this lock a moment ago
             if self._counting:
-                self._in_flight[host] = self._in_flight.get(host, 0) + 1
+                self._in_flight[host] = in_flight = self._in_flight.get(host, 0) + 1
             self._starts += 1
             if self._starts % _PRUNE_EVERY == 0:
                 self._prune(now)
+            if self._paces is not None:
+                return HostPermit(self, host, now, in_flight >= self._paces.law(host).allowed)
         return HostPermit(self if self._counting else None, host)
 
     def check(self, host: str) -> Closed | None:
@@ -121,8 +145,12 @@ class HostLimits:
         until = self._paused.get(host)
         if until is not None and until > now:
             return Closed(PAUSED, until)
-        if self._counting and self._in_flight.get(host, 0) >= (self.max_per_host or 0):
-            return Closed(HOST_CAP, None)
+        if self._counting:
+            in_flight = self._in_flight.get(host, 0)
+            if self.max_per_host is not None and in_flight >= self.max_per_host:
+                return Closed(HOST_CAP, None)
+            if self._paces is not None and in_flight >= self._paces.allowed(host):
+                return Closed(ADAPTIVE, None)
         bucket = self._buckets.get(host) if self.rate_per_host is not None else None
         delay = 0.0 if bucket is None else bucket.delay()
         return Closed(HOST_RATE, now + delay) if delay > 0.0 else None
@@ -177,8 +205,20 @@ class HostLimits:
             # ==, not is: each access to a bound method (schedule.reopen) makes a new object.
             self._listeners = [each for each in self._listeners if each != listener]
 
-    def _release(self, host: str) -> None:
+    def adaptive_limits(self) -> dict[str, tuple[int, int]]:
+        """The hosts whose adaptive limit is below its cap now: host -> (limit, cap)."""
         with self._lock:
+            return {} if self._paces is None else self._paces.below_cap()
+
+    def adaptive_history(self) -> list[HostPace]:
+        """Each host's adaptive limit over the run so far (empty without adaptive limits)."""
+        with self._lock:
+            return [] if self._paces is None else self._paces.history()
+
+    def _release(self, host: str, permit: HostPermit) -> None:
+        with self._lock:
+            if self._paces is not None:
+                self._tell(host, permit)
             left = self._in_flight.get(host, 0) - 1
             if left > 0:
                 self._in_flight[host] = left
@@ -188,6 +228,18 @@ class HostLimits:
         # Outside the lock: a listener takes its own (the scheduler's) lock.
         for listener in listeners:
             listener(host)
+
+    def _tell(self, host: str, permit: HostPermit) -> None:
+        """Move *host*'s adaptive limit by what *permit*'s download brought; under the lock."""
+        assert self._paces is not None
+        law = self._paces.law(host)
+        if permit._overloaded:
+            law = law.overloaded(started_at=permit._started, now=self._clock())
+        elif permit._latency_s is not None:
+            law = law.answered(permit._latency_s, started_at=permit._started, now=self._clock(), full=permit._full)
+        else:
+            return  # nothing learned (a disk error, a stop)
+        self._paces.set(host, law)
 
     def _bucket(self, host: str) -> TokenBucket:
         bucket = self._buckets.get(host)
@@ -202,3 +254,5 @@ class HostLimits:
             del self._buckets[host]
         for host in [host for host, until in self._paused.items() if until <= now]:
             del self._paused[host]
+        if self._paces is not None:
+            self._paces.prune(self._in_flight)

@@ -23,7 +23,7 @@ from typing import Any
 from .._text import escape
 from .._units import format_size
 from .summary import HostSummary, RunRecords, Spread, Summary, busy_text, clock, period_text, seconds_text
-from .timeline import Series, Span, bucket_peaks, slots_in_use, waiting
+from .timeline import Series, Span, bucket_peaks, slots_in_use, timestamp, waiting
 
 #: Up to this many URLs, each has its own bar; beyond it they are counted per slice of time.
 BAR_LIMIT = 2000
@@ -32,6 +32,8 @@ BUCKETS = 240
 POINT_LIMIT = 4000
 #: Rows of the per-host table; the rest are counted in a last row.
 HOST_ROWS = 100
+#: Charts of a host's adaptive limit (--adaptive), the hosts held lowest first.
+LIMIT_CHARTS = 12
 
 #: Status -> colour of its bars (and legend).  Statuses a later version adds get OTHER_COLOUR.
 COLOURS: dict[str, str] = {
@@ -60,7 +62,7 @@ svg{display:block;width:100%;height:auto;background:#fff}
 svg text{font:11px system-ui,sans-serif;fill:#495057}
 .grid{stroke:#e9ecef}.axis{stroke:#adb5bd}
 .area{fill:#4dabf7;fill-opacity:.35;stroke:#1971c2;stroke-width:1.2}
-.waiting .area{fill:#ffa94d;stroke:#e8590c}
+.waiting .area{fill:#ffa94d;stroke:#e8590c}.limit .area{fill:#63e6be;stroke:#0c8599}
 .cap{stroke:#e03131;stroke-width:1.5;stroke-dasharray:6 4}.cap-label{fill:#e03131}
 .wait{fill:#ced4da}.given{fill-opacity:.3}.retry{fill:#e9ecef;stroke:#adb5bd;stroke-width:.5}.ttfb{fill-opacity:.45}
 table{border-collapse:collapse;font-variant-numeric:tabular-nums}
@@ -98,6 +100,7 @@ def render(run: RunRecords, summary: Summary) -> str:
         "waiting for a slot, their host, a rate, or given up.</p>",
         _step_chart(waits, axis, top=None, cap=None, cap_label="", kind="waiting"),
         _bars_section(run, axis),
+        _limits_section(summary, axis),
         _hosts_section(summary.hosts),
         _named_section(summary),
         "</body></html>",
@@ -311,6 +314,30 @@ def _buckets(spans: Sequence[Span], axis: _Axis, statuses: Sequence[str]) -> str
             )
     out.append("</svg>")
     return "".join(out)
+
+
+def _limits_section(summary: Summary, axis: _Axis) -> str:
+    """With --adaptive: each host's limit over the run, the hosts held lowest first (LIMIT_CHARTS of them)."""
+    limited = sorted((h for h in summary.hosts if h.limit is not None and h.limit.points),
+                     key=lambda h: (h.limit.lowest if h.limit else 0, h.host))  # fmt: skip
+    if not limited:
+        return ""
+    start = timestamp(summary.started_at) if summary.started_at else axis.start
+    parts = [
+        '<h2>Adaptive limit per host</h2><p class="note">Downloads each host was allowed in flight at once '
+        "(--adaptive): it grows while the server answers as fast as unloaded and comes down when answers slow "
+        "down or the server refuses; the dashed line is the host's cap.</p>"
+    ]
+    for host in limited[:LIMIT_CHARTS]:
+        assert host.limit is not None
+        series = [(start + t, limit) for t, limit in host.limit.points]
+        parts.append(f'<p class="facts">{_text(host.host)}: ended at {host.limit.final}, lowest '
+                     f"{host.limit.lowest}, cap {host.limit.cap}</p>")  # fmt: skip
+        parts.append(_step_chart(series, axis, top=host.limit.cap, cap=host.limit.cap,
+                                 cap_label=f"cap {host.limit.cap}", kind="limit"))  # fmt: skip
+    if len(limited) > LIMIT_CHARTS:
+        parts.append(f'<p class="note">and {len(limited) - LIMIT_CHARTS:,} more hosts (in --json)</p>')
+    return "".join(parts)
 
 
 def _hosts_section(hosts: Sequence[HostSummary]) -> str:

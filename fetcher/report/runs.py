@@ -22,7 +22,7 @@ ENDED: tuple[str, ...] = ("finished", "interrupted", "failed")
 #: The keys of a run record, in the order they are written.
 RUN_FIELDS: tuple[str, ...] = (
     "record", "run_id", "version", "started_at", "finished_at", "ended", "reason",
-    "options", "totals", "bytes", "cleanup", "report_lost", "display_lost",
+    "options", "totals", "bytes", "cleanup", "report_lost", "display_lost", "adaptive",
 )  # fmt: skip
 
 
@@ -51,6 +51,10 @@ class RunRecord:
     - ``report_lost``: URL records this run could not write to the report (a full disk).
     - ``display_lost``: why the command stopped printing (``"Broken pipe"``: stderr went away, as
       with ``| head``); None while it could print.  The downloads went on regardless.
+    - ``adaptive``: with ``--adaptive``, each host's limit, by host name and port:
+      ``{"cap": 16, "final": 4, "lowest": 1, "limits": [[0.0, 2], [0.41, 3], ...]}``,
+      ``limits`` being (seconds since ``started_at``, the limit from then on) at each
+      change; empty without ``--adaptive``.
     """
 
     run_id: str
@@ -65,6 +69,7 @@ class RunRecord:
     cleanup: Mapping[str, int] = field(default_factory=dict)
     report_lost: int = 0
     display_lost: str | None = None
+    adaptive: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.run_id:
@@ -80,10 +85,13 @@ class RunRecord:
         for name in ("bytes", "report_lost"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more")
-        try:
-            json.dumps(dict(self.options), allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"options must hold plain JSON values: {exc}") from exc
+        if not all(isinstance(pace, Mapping) for pace in self.adaptive.values()):
+            raise ConfigError("adaptive must map hosts to their limits")
+        for name in ("options", "adaptive"):
+            try:
+                json.dumps(dict(getattr(self, name)), allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{name} must hold plain JSON values: {exc}") from exc
 
     def to_record(self) -> dict[str, Any]:
         """The run as plain JSON-ready values, keys in RUN_FIELDS order."""
@@ -102,4 +110,5 @@ class RunRecord:
             "cleanup": dict(self.cleanup),
             "report_lost": self.report_lost,
             "display_lost": self.display_lost,
+            "adaptive": {host: dict(pace) for host, pace in self.adaptive.items()},
         }

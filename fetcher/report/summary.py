@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from .._errors import ConfigError
 from .._result import Status
 from .._urls import host_key
+from .adaptive import HostLimit, host_limits
 from .reader import is_run
 from .timeline import Span, bounds, peak, requested, slots_in_use, span, time_at_least, timestamp
 
@@ -69,6 +70,8 @@ class HostSummary:
     wait_s: Spread
     ttfb_s: Spread
     total_s: Spread
+    #: Its adaptive limit over the run (``--adaptive``); None without one.
+    limit: HostLimit | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -102,7 +105,8 @@ class Summary:
       URL took its slot and gave it back (fetcher.report.timeline).
     - ``hosts``: per host (``name:port``, or ``(invalid)``), most URLs first:
       ``urls``, ``bytes``, and ``wait_s``, ``ttfb_s``, ``total_s`` each as
-      ``{"count", "median", "p95"}``.
+      ``{"count", "median", "p95"}``, and ``limit``: with ``--adaptive``, its
+      limit over the run (``{"cap", "final", "lowest", "points"}``), else None.
     - ``slowest``: the slowest requested URLs by ``total_s``, slowest first;
       ``gave_up``: how many gave up waiting (``acquire-timeout``), and
       ``gave_up_urls`` the first of them by line (at most GAVE_UP_NAMED).
@@ -224,7 +228,7 @@ def summarise(run: RunRecords, *, skipped_lines: int = 0) -> Summary:
         slots_from="max" if cap is not None else "peak",
         peak_in_use=highest,
         all_busy_s=time_at_least(in_use, slots) if slots else 0.0,
-        hosts=hosts(run.urls),
+        hosts=hosts(run.urls, host_limits(run.run)),
         slowest=tuple(_named(r) for r in slowest(run.urls, SLOWEST)),
         gave_up=sum(1 for r in run.urls if r["status"] == Status.ACQUIRE_TIMEOUT.value),
         gave_up_urls=tuple(_named(r) for r in gave_up(run.urls)[:GAVE_UP_NAMED]),
@@ -245,8 +249,9 @@ def clock(run: RunRecords) -> tuple[float, float]:
     return bounds(run.spans)
 
 
-def hosts(urls: Iterable[dict[str, Any]]) -> tuple[HostSummary, ...]:
-    """Per host, the most URLs first (then by name), and INVALID_HOST last."""
+def hosts(urls: Iterable[dict[str, Any]], limits: Mapping[str, HostLimit] | None = None) -> tuple[HostSummary, ...]:
+    """Per host, the most URLs first (then by name), and INVALID_HOST last; with their adaptive *limits*."""
+    limits = limits or {}
     groups: dict[str, list[dict[str, Any]]] = {}
     known: dict[tuple[str, str], str] = {}  # (status, the URL up to its path) -> host: parse each site once
     for record in urls:
@@ -264,6 +269,7 @@ def hosts(urls: Iterable[dict[str, Any]]) -> tuple[HostSummary, ...]:
             ttfb_s=spread(r["ttfb_s"] for r in records),
             # A URL never requested (a duplicate, an invalid line) took no time worth a median.
             total_s=spread(r["total_s"] for r in records if requested(r)),
+            limit=limits.get(host),
         )
         for host, records in sorted(groups.items(), key=lambda item: (item[0] == INVALID_HOST, -len(item[1]), item[0]))
     )

@@ -598,7 +598,8 @@ def _check_room(folder: Path, expected: int | None, url: str) -> None:
 def _short_body(url: str, response: requests.Response, expected: int | None) -> BodyError:
     on_wire = response.raw.tell()
     if expected is None:
-        return BodyError(url, f"connection closed after {on_wire} bytes, before the body ended", transient=True)
+        return BodyError(url, f"connection closed after {on_wire} bytes, before the body ended", transient=True,
+                         overload=True)  # fmt: skip
     if on_wire > expected:
         return BodyError(url, f"body longer than its Content-Length ({expected} bytes)")
-    return BodyError(url, f"body cut short: {on_wire} of {expected} bytes", transient=True)
+    return BodyError(url, f"body cut short: {on_wire} of {expected} bytes", transient=True, overload=True)

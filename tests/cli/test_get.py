@@ -542,6 +542,22 @@ def test_a_run_record_says_how_the_run_was_set_up_and_how_it_ended(
     assert [r["run_id"] for r in records(dest / "fetcher-report.jsonl")] == [run["run_id"]] * 2
 
 
+def test_an_adaptive_run_records_each_hosts_limit(server: srv.LoopbackServer, tmp_path: Path, dest: Path) -> None:
+    urls = [server.route(f"/a{n}", srv.body(b"x")) for n in range(5)]
+    assert fetcher(url_list(tmp_path, *urls), "--max", "4", "--adaptive", "-q", "-d", dest) == 0
+    [run] = runs(dest / "fetcher-report.jsonl")
+    assert cast(dict[str, object], run["options"])["adaptive"] is True
+    [(host, pace)] = cast(dict[str, dict[str, Any]], run["adaptive"]).items()
+    assert f"http://{host}" == server.base and pace["cap"] == 4 and pace["limits"][0][1] == 2
+    assert pace["limits"][0][0] >= 0.0
+
+
+def test_a_run_without_adaptive_records_no_limits(server: srv.LoopbackServer, tmp_path: Path, dest: Path) -> None:
+    assert fetcher(url_list(tmp_path, server.route("/a", srv.body(b"x"))), "-q", "-d", dest) == 0
+    [run] = runs(dest / "fetcher-report.jsonl")
+    assert run["adaptive"] == {} and cast(dict[str, object], run["options"])["adaptive"] is False
+
+
 def test_partial_files_left_by_a_killed_run_are_removed_and_the_summary_says_so(
     server: srv.LoopbackServer, tmp_path: Path, dest: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -196,6 +196,25 @@ def test_bar_display_shows_a_paused_host_and_the_rates_against_their_caps() -> N
     assert "486.3 KiB/s of 500.0 KiB/s" in text
 
 
+def test_bar_display_shows_the_hosts_held_lowest_below_their_adaptive_cap() -> None:
+    stream = io.StringIO()
+    display = BarDisplay(stream, total=1)
+    limits = {"example.org:443": (3, 16), "b.example:8080": (1, 16), "c.example:80": (9, 16)}
+    display.follow(lambda: Stats(capacity=16, in_use=4, waiting=9, active_runs=1, host_limits=limits))
+    display.show(OK)
+    display.close()
+    assert "b.example:8080 1/16 example.org 3/16 +1 hosts below cap" in stream.getvalue()
+
+
+def test_an_adaptive_host_name_is_escaped_on_the_bar() -> None:
+    stream = io.StringIO()
+    display = BarDisplay(stream, total=1)
+    display.follow(lambda: Stats(capacity=4, in_use=0, waiting=0, active_runs=1, host_limits={"e\x1b[2J:80": (1, 4)}))
+    display.show(OK)
+    display.close()
+    assert "\x1b[2J" not in stream.getvalue()
+
+
 def test_bar_display_counts_several_paused_hosts() -> None:
     stream = io.StringIO()
     display = BarDisplay(stream, total=1)

@@ -230,3 +230,23 @@ def test_a_run_of_short_304_answers_queued_for_every_slot_reads_as_all_busy(
     # takes it for the next URL waiting: that hand-over counts as busy.  Measured 78-84% of the run.
     assert summary["all_busy_s"] > 0.5 * summary["wall_s"], summary
     assert waited_without_every_slot_taken(report) == []
+
+
+def test_an_adaptive_run_shows_each_hosts_limit_in_a_column(
+    tmp_path: Path, server: srv.LoopbackServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    urls = [server.route(f"/a/{n}", srv.body(b"x" * 100)) for n in range(6)]
+    summary, text = summary_of(downloaded(tmp_path, urls, "--adaptive"), capsys)
+    [host] = summary["hosts"]
+    assert host["limit"]["cap"] == 3 and 1 <= host["limit"]["lowest"] <= host["limit"]["final"] <= 3
+    table = text[text.index("per host") :].splitlines()
+    assert table[0].endswith("limit end/low/cap")
+    assert table[1].endswith(f"{host['limit']['final']}/{host['limit']['lowest']}/3")
+    assert len({len(line) for line in table[:2]}) == 1, table
+
+
+def test_a_run_without_adaptive_has_no_limit_column(
+    tmp_path: Path, server: srv.LoopbackServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    summary, text = summary_of(downloaded(tmp_path, [server.route("/a", srv.body(b"x"))]), capsys)
+    assert summary["hosts"][0]["limit"] is None and "limit" not in text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fetcher.limits.hosts import Closed, HostLimits, HostPermit
-from fetcher.limits.kinds import HOST_CAP, HOST_RATE, PAUSED
+from fetcher.limits.kinds import ADAPTIVE, HOST_CAP, HOST_RATE, PAUSED
 from tests.limits.test_rate import FakeClock
 
 START = 1000.0
@@ -226,3 +226,81 @@ def test_hosts_that_need_nothing_kept_are_forgotten(clock: FakeClock) -> None:
     assert len(hosts._buckets) <= 1024
     assert len(hosts._paused) <= 1024
     assert hosts.paused() == {}
+
+
+# -- the adaptive limit (--adaptive) -----------------------------------------------------------
+
+
+def test_an_adaptive_host_starts_at_two_and_says_it_is_held_by_it(clock: FakeClock) -> None:
+    hosts = HostLimits(adaptive=16, clock=clock)
+    permit(hosts.try_start("a:80"))
+    permit(hosts.try_start("a:80"))
+    assert hosts.try_start("a:80") == Closed(ADAPTIVE, None)
+    assert hosts.adaptive_limits() == {"a:80": (2, 16)}
+
+
+def test_fast_answers_open_an_adaptive_host_up_to_its_cap_and_no_further(clock: FakeClock) -> None:
+    hosts = HostLimits(max_per_host=3, adaptive=16, clock=clock)
+    for _ in range(10):  # rounds: as many downloads as the host may have, each answered fast
+        held = []
+        while isinstance(answer := hosts.try_start("a:80"), HostPermit):  # at most the cap, 3
+            held.append(answer)
+        for each in held:
+            each.answered(0.1)
+            each.release()
+    assert hosts.adaptive_limits() == {}  # none below its cap
+    [permit(hosts.try_start("a:80")) for _ in range(3)]
+    assert hosts.try_start("a:80") == Closed(HOST_CAP, None)
+
+
+def test_an_overload_closes_an_adaptive_host_sooner(clock: FakeClock) -> None:
+    hosts = HostLimits(adaptive=16, clock=clock)
+    for _ in range(3):
+        first, second = permit(hosts.try_start("a:80")), permit(hosts.try_start("a:80"))
+        first.answered(0.1)
+        second.answered(0.1)
+        first.release()
+        second.release()
+    assert hosts.adaptive_limits()["a:80"][0] > 2
+    clock.advance(1.0)
+    held = permit(hosts.try_start("a:80"))
+    held.overloaded()
+    held.release()
+    (limit, _), = hosts.adaptive_limits().values()
+    assert limit < 6
+
+
+def test_a_download_that_learned_nothing_leaves_the_limit_as_it_was(clock: FakeClock) -> None:
+    hosts = HostLimits(adaptive=16, clock=clock)
+    permit(hosts.try_start("a:80")).release()
+    assert hosts.adaptive_limits() == {"a:80": (2, 16)}
+
+
+def test_each_adaptive_host_has_a_limit_of_its_own(clock: FakeClock) -> None:
+    hosts = HostLimits(adaptive=16, clock=clock)
+    held = permit(hosts.try_start("a:80"))
+    held.overloaded()
+    held.release()
+    assert hosts.adaptive_limits()["a:80"][0] == 1
+    permit(hosts.try_start("b:80"))
+    assert isinstance(hosts.try_start("b:80"), HostPermit)
+
+
+def test_the_adaptive_history_lists_each_host_with_its_changes(clock: FakeClock) -> None:
+    hosts = HostLimits(adaptive=4, clock=clock)
+    held = permit(hosts.try_start("a:80"))
+    clock.advance(2.0)
+    held.overloaded()
+    held.release()
+    [pace] = hosts.adaptive_history()
+    assert (pace.host, pace.cap, pace.final, pace.lowest) == ("a:80", 4, 1, 1)
+    assert [limit for _, limit in pace.limits] == [2, 1]
+    assert pace.limits[1][0] - pace.limits[0][0] == pytest.approx(2.0)
+
+
+def test_without_adaptive_there_is_no_adaptive_limit(clock: FakeClock) -> None:
+    hosts = HostLimits(clock=clock)
+    held = [permit(hosts.try_start("a:80")) for _ in range(50)]
+    held[0].overloaded()
+    held[0].release()
+    assert hosts.adaptive_limits() == {} and hosts.adaptive_history() == []

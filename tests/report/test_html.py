@@ -100,3 +100,26 @@ def test_statuses_of_a_later_version_get_a_colour_of_their_own() -> None:
     assert page.COLOURS.get("someday", page.OTHER_COLOUR) == page.OTHER_COLOUR
     text = render(result(1, started_at=NOW, finished_at=NOW + timedelta(seconds=1)))
     assert page.COLOURS["ok"] in text
+
+
+def adaptive_sample(count: int = 30) -> str:
+    """A simulated run of --adaptive: the slow host's limit came down to 1 and back to 3."""
+    results, run = simulated_run(count)
+    limits = {
+        "slow.example.com:443": {"cap": 8, "final": 3, "lowest": 1, "limits": [[0.0, 2], [1.0, 1], [2.5, 3]]},
+        "mirror.example.org:443": {"cap": 8, "final": 8, "lowest": 2, "limits": [[0.0, 2], [0.4, 8]]},
+    }
+    record = {**run.to_record(), "adaptive": limits}
+    chosen = pick_run(runs_in([*(r.to_record() for r in results), record]))
+    return page.render(chosen, summarise(chosen))
+
+
+def test_each_adaptive_host_has_a_chart_of_its_limit_lowest_first() -> None:
+    text = adaptive_sample()
+    assert text.count('<svg class="chart limit"') == 2
+    assert text.index("slow.example.com:443: ended at 3, lowest 1, cap 8") < text.index("mirror.example.org:443")
+    assert text.count(">cap 8</text>") == 2
+
+
+def test_a_run_without_adaptive_has_no_limit_charts() -> None:
+    assert "Adaptive limit" not in sample(10)

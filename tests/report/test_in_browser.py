@@ -126,3 +126,17 @@ def _unfilter(kind: int, line: bytearray, above: bytearray, step: int) -> None:
             guess = left + up - corner
             near = min((abs(guess - left), 0, left), (abs(guess - up), 1, up), (abs(guess - corner), 2, corner))
             line[i] = (line[i] + near[2]) & 0xFF
+
+
+def test_the_browser_draws_each_adaptive_hosts_limit(tmp_path: Path) -> None:
+    from .test_html import adaptive_sample
+
+    page = tmp_path / "adaptive.html"
+    page.write_text(adaptive_sample(), encoding="utf-8")
+    dom = chromium(tmp_path, "--dump-dom", page.as_uri())
+    assert dom.count('<svg class="chart limit"') == 2
+    shot = tmp_path / "shot.png"
+    chromium(tmp_path, f"--screenshot={shot}", "--window-size=1400,4000", page.as_uri())
+    _, _, colours = png_colours(shot.read_bytes(), rows=4000)
+    # The limit's area, #63e6be at 35% on white.
+    assert any(abs(r - 200) + abs(g - 246) + abs(b - 232) <= 6 for r, g, b in colours)

@@ -22,6 +22,12 @@ def test_the_record_has_every_run_field_in_order_and_is_plain_json() -> None:
     assert json.loads(json.dumps(record)) == record
 
 
+def test_each_adaptive_hosts_limit_is_kept_as_given() -> None:
+    limits = {"a:80": {"cap": 8, "final": 3, "lowest": 1, "limits": [[0.0, 2], [1.5, 1], [3.0, 3]]}}
+    assert run_record(adaptive=limits).to_record()["adaptive"] == limits
+    assert run_record().to_record()["adaptive"] == {}
+
+
 def test_times_are_iso_8601_with_milliseconds() -> None:
     assert run_record().to_record()["started_at"] == "2024-05-01T12:00:00.123+00:00"
 
@@ -39,6 +45,8 @@ def test_status_keys_become_their_values() -> None:
         ({"totals": {"ok": -1}}, "totals"),
         ({"report_lost": -1}, "report_lost"),
         ({"options": {"dest": Path("/dest")}}, "options"),
+        ({"adaptive": {"a:80": {"limits": [(float("nan"), 2)]}}}, "adaptive"),
+        ({"adaptive": {"a:80": 3}}, "adaptive"),
     ],
 )
 def test_a_bad_value_is_a_config_error_naming_the_field(changes: dict[str, Any], field: str) -> None:

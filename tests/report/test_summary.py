@@ -262,3 +262,26 @@ def test_the_summary_is_plain_json_for_scripts() -> None:
     assert record["statuses"] == {"ok": 1}
     assert record["hosts"][0]["wait_s"] == {"count": 1, "median": 0.0, "p95": 0.0}
     assert record["slowest"][0]["url"] == "https://example.com/1.txt"
+
+
+def test_each_host_has_its_adaptive_limit_from_the_run_record() -> None:
+    limits = {"a.example:443": {"cap": 8, "final": 3, "lowest": 1, "limits": [[0.0, 2], [1.5, 1], [3.0, 3]]}}
+    run = run_record(adaptive=limits).to_record()
+    summary = summary_of(download(1, 0, 0, 1, url="https://a.example/1"), run)
+    [host] = summary.hosts
+    assert host.limit is not None
+    assert (host.limit.cap, host.limit.final, host.limit.lowest) == (8, 3, 1)
+    assert host.limit.points == ((0.0, 2), (1.5, 1), (3.0, 3))
+    assert summary.to_record()["hosts"][0]["limit"]["final"] == 3
+
+
+@pytest.mark.parametrize("entry", ["3", {"cap": 8, "final": "3", "lowest": 1}, {"cap": True, "final": 1, "lowest": 1}])
+def test_an_adaptive_entry_that_is_not_a_limit_is_left_out(entry: object) -> None:
+    run = {**run_record().to_record(), "adaptive": {"a.example:443": entry}}  # as a person might edit it
+    [host] = summary_of(download(1, 0, 0, 1, url="https://a.example/1"), run).hosts
+    assert host.limit is None
+
+
+def test_a_run_without_adaptive_has_no_limits() -> None:
+    [host] = summary_of(download(1, 0, 0, 1, url="https://a.example/1"), run_record().to_record()).hosts
+    assert host.limit is None
