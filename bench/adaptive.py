@@ -12,12 +12,12 @@ medians of the runs.
 
 queue
     A server that serves at most c=4 requests at a time, 50 ms each, and
-    queues the rest: 240 files, ideal 3.0 s (the work divided by c).
+    queues the rest: 400 files, ideal 5.0 s (the work divided by c).
     ``--max 16 --adaptive`` beside ``--max 16``: the mean in flight once
     settled (after the first second), and the wall time against the ideal.
 reject
     A server that answers 429 (no Retry-After) to any request beyond c=4 in
-    flight, 50 ms each otherwise: 240 files, ideal 3.0 s.  Files that
+    flight, 50 ms each otherwise: 400 files, ideal 5.0 s.  Files that
     arrived, the share of requests that got a 429, wall time / ideal.
 fast
     A server that keeps up with anything (20 ms each, no limit): 400 files,
@@ -189,7 +189,7 @@ def server(host: str = "127.0.0.1", *, service_s: float, capacity: Callable[[flo
 
 
 def scenario_queue() -> dict[str, float]:
-    c, s, n = 4, 0.05, 240
+    c, s, n = 4, 0.05, 400
     out: dict[str, float] = {"ideal_s": n * s / c}
     for name, options in (("adaptive", ["--max", "16", "--adaptive"]), ("fixed", ["--max", "16"])):
         srv = server(service_s=s, capacity=lambda t: c)
@@ -208,7 +208,7 @@ def scenario_queue() -> dict[str, float]:
 
 
 def scenario_reject() -> dict[str, float]:
-    c, s, n = 4, 0.05, 240
+    c, s, n = 4, 0.05, 400
     srv = server(service_s=s, capacity=lambda t: c, reject=True)
     try:
         got = run_fetcher([f"{srv.base}/r/{i}" for i in range(n)], ["--max", "16", "--adaptive"])

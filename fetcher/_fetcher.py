@@ -296,7 +296,7 @@ class Fetcher:
                 retry_after_max=self.config.retry_after_max,
             ),
             hosts=HostLimits(max_per_host=max_per_host, rate_per_host=self.config.rate_per_host, clock=clock,
-                             adaptive=(max_per_host or self.config.max_concurrent) if self.config.adaptive else None),
+                             adaptive=_adaptive_cap(self.config)),
             request_rate=None if self.config.rate is None else TokenBucket(self.config.rate, clock=clock),
             byte_rate=None if limit_rate is None else TokenBucket(limit_rate, burst=_burst(limit_rate), clock=clock),
             gate_limit=SHARED if self._shared_gate is not None else SLOTS,
@@ -534,3 +534,10 @@ def _prepare_folder(folder: Path) -> None:
         probe.remove(path)
     except OSError as exc:
         raise DestinationError(f"cannot write to destination '{folder}': {exc.strerror or exc}") from exc
+
+
+def _adaptive_cap(config: FetcherConfig) -> int | None:
+    """The cap of each host's adaptive limit: max_per_host, but never above max_concurrent; None: no adaptive limit."""
+    if not config.adaptive:
+        return None
+    return min(config.max_per_host or config.max_concurrent, config.max_concurrent)

@@ -117,3 +117,10 @@ def test_the_limit_climbs_back_when_the_server_recovers(server: LoopbackServer, 
     assert recovering.max_in_flight(since=recovering.first + 1.5) >= 6
     [pace] = fetcher.adaptive_limits()
     assert pace.lowest <= 2 and pace.final >= 6
+
+
+def test_a_hosts_cap_is_max_per_host_but_never_above_max(server: LoopbackServer, tmp_path: Path) -> None:
+    fast = Capacity(DATA, service_s=0.0, capacity=lambda t: None)
+    _, fetcher = fetch_all(tmp_path, routed(server, fast, 10), max_concurrent=4, max_per_host=10, adaptive=True)
+    [pace] = fetcher.adaptive_limits()
+    assert pace.cap == 4
