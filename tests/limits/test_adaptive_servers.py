@@ -124,3 +124,14 @@ def test_a_hosts_cap_is_max_per_host_but_never_above_max(server: LoopbackServer,
     _, fetcher = fetch_all(tmp_path, routed(server, fast, 10), max_concurrent=4, max_per_host=10, adaptive=True)
     [pace] = fetcher.adaptive_limits()
     assert pace.cap == 4
+
+
+def test_worker_processes_keep_to_the_adaptive_limit(server: LoopbackServer, tmp_path: Path) -> None:
+    # Worker processes asked for: they start with the Fetcher and take the downloads once up (the first few go
+    # to threads meanwhile); the limits stay in this process.
+    queue = Capacity(DATA, service_s=0.03, capacity=lambda t: 4)
+    results, fetcher = fetch_all(tmp_path, routed(server, queue, 200), max_concurrent=16, adaptive=True, workers=2)
+    assert {r.status for r in results} == {Status.OK}
+    assert queue.first is not None
+    assert queue.mean_in_flight(queue.first + 0.5, queue.last) <= 2.5 * 4
+    assert {r.waited_on for r in results[20:]} == {"adaptive"}
