@@ -89,6 +89,13 @@ class FetcherConfig:
     #: The folder that holds shared slot sets; None: the user's default
     #: (``$XDG_CACHE_HOME/fetcher/slots``), which the Fetcher reads.
     shared_slots_dir: Path | None = None
+    #: Share the max_concurrent slots with every fetcher, on any machine, that
+    #: names the same Redis server (a redis:// URL; never shown: it may hold a
+    #: password) and cluster; None: no cluster.  ``cluster_lease`` is how long
+    #: a slot stays taken after its holder stops renewing it (dies).
+    redis: str | None = field(default=None, repr=False)
+    cluster: str | None = None
+    cluster_lease: float = 10.0
     #: A CA bundle (PEM) trusted for HTTPS instead of the system's; None:
     #: the system's (or $REQUESTS_CA_BUNDLE / $CURL_CA_BUNDLE).
     ca_certificate: Path | None = None
@@ -146,6 +153,11 @@ class FetcherConfig:
             if not isinstance(self.shared_slots_dir, (str, os.PathLike)):
                 raise ConfigError(f"shared_slots_dir must be a path or None, not {self.shared_slots_dir!r}")
             object.__setattr__(self, "shared_slots_dir", Path(self.shared_slots_dir))
+        if (self.redis is None) != (self.cluster is None):
+            raise ConfigError("redis and cluster (--redis URL, --cluster NAME) go together: give both, or neither")
+        if self.redis is not None and self.shared_slots is not None:
+            raise ConfigError("give either a cluster (redis) or shared_slots, not both")
+        seconds(self, "cluster_lease", allow_zero=False)
         if self.ca_certificate is not None:
             if not isinstance(self.ca_certificate, (str, os.PathLike)):
                 raise ConfigError(f"ca_certificate must be a path or None, not {self.ca_certificate!r}")

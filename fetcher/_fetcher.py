@@ -22,7 +22,8 @@ from ._naming import Namer
 from ._pool import WorkerPool
 from ._result import Result
 from ._run import Item, Run, Shared
-from .limits import SHARED, SLOTS, Gate, HostLimits, HostPace, LocalGate, TokenBucket
+from .limits import CLUSTER, SHARED, SLOTS, Gate, HostLimits, HostPace, LocalGate, TokenBucket
+from .limits.redis import RedisGate
 from .limits.shared import SharedGate, default_directory
 from .state import DEFAULT_STATE_NAME, StateStore
 from .transfer.outcome import WatchStart
@@ -103,6 +104,9 @@ class Fetcher:
         limit_rate: int | None = None,
         shared_slots: str | None = None,
         shared_slots_dir: str | Path | None = None,
+        redis: str | None = None,
+        cluster: str | None = None,
+        cluster_lease: float = 10.0,
         ca_certificate: str | Path | None = None,
         workers: int | None = None,
         gate: Gate | None = None,
@@ -195,6 +199,11 @@ class Fetcher:
           ``shared_slots_dir`` (by default ``$XDG_CACHE_HOME/fetcher/slots``,
           read from the environment here); the first process to use the set
           fixes its size.
+        - ``redis`` and ``cluster``: share the ``max_concurrent`` slots with
+          every fetcher, on any machine, that gives the same Redis URL and
+          cluster name (needs ``pip install 'fetcher[redis]'``); the first
+          fixes the count.  A slot is a lease: a holder that dies gives it
+          back after ``cluster_lease`` seconds (10), never sooner.
 
         A 429, or a 503 with Retry-After, pauses every new request to that
         host.  A URL waiting on a host never holds up another host's URLs.
@@ -245,6 +254,9 @@ class Fetcher:
             limit_rate=limit_rate,
             shared_slots=shared_slots,
             shared_slots_dir=None if shared_slots_dir is None else _path(shared_slots_dir, "shared_slots_dir"),
+            redis=redis,
+            cluster=cluster,
+            cluster_lease=cluster_lease,
             ca_certificate=None if ca_certificate is None else _path(ca_certificate, "ca_certificate"),
             workers=workers,
         )
@@ -264,11 +276,16 @@ class Fetcher:
             if self._state is not None:
                 self._state.close()
             raise
-        self._shared_gate: SharedGate | None = None
+        self._shared_gate: SharedGate | RedisGate | None = None
+        if gate is not None and redis is not None:
+            raise ConfigError("give either gate or a cluster (redis), not both")
         try:
             if shared_slots is not None:
                 folder = self.config.shared_slots_dir or default_directory(os.environ)
                 self._shared_gate = SharedGate(shared_slots, self.config.max_concurrent, directory=folder)
+            elif self.config.redis is not None and self.config.cluster is not None:
+                self._shared_gate = RedisGate(self.config.redis, self.config.cluster, self.config.max_concurrent,
+                                              lease_s=self.config.cluster_lease)  # fmt: skip
         except BaseException:
             if self._state is not None:
                 self._state.close()
@@ -299,8 +316,8 @@ class Fetcher:
                              adaptive=_adaptive_cap(self.config)),
             request_rate=None if self.config.rate is None else TokenBucket(self.config.rate, clock=clock),
             byte_rate=None if limit_rate is None else TokenBucket(limit_rate, burst=_burst(limit_rate), clock=clock),
-            gate_limit=SHARED if self._shared_gate is not None else SLOTS,
-            describe_slot=None if self._shared_gate is None else self._shared_gate.describe,
+            gate_limit=_gate_limit(self._shared_gate),
+            describe_slot=self._shared_gate.describe if isinstance(self._shared_gate, SharedGate) else None,
             processes=self._processes,
         )  # fmt: skip
 
@@ -534,6 +551,13 @@ def _prepare_folder(folder: Path) -> None:
         probe.remove(path)
     except OSError as exc:
         raise DestinationError(f"cannot write to destination '{folder}': {exc.strerror or exc}") from exc
+
+
+def _gate_limit(shared: SharedGate | RedisGate | None) -> str:
+    """What a URL waiting for a slot of the gate waited on (its record's ``waited_on``)."""
+    if shared is None:
+        return SLOTS
+    return SHARED if isinstance(shared, SharedGate) else CLUSTER
 
 
 def _adaptive_cap(config: FetcherConfig) -> int | None:

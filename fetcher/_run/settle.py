@@ -26,7 +26,7 @@ from .._errors import HTTPStatusError, StateError
 from .._result import Result, Status
 from .._units import format_duration, format_size
 from .._urls import host_key
-from ..limits import ADAPTIVE, HOST_CAP, HOST_RATE, PAUSED, RATE, SHARED, SLOTS, HostPermit
+from ..limits import ADAPTIVE, CLUSTER, HOST_CAP, HOST_RATE, PAUSED, RATE, SHARED, SLOTS, HostPermit
 from ..state import Partial, Saved, StateStore
 from ..transfer.outcome import Outcome
 from ..transfer.validators import PartialFile, Validators
@@ -41,6 +41,7 @@ log = logging.getLogger("fetcher")
 HELD_BACK = {
     SLOTS: ("no download slot came free", "raise --max or --acquire-timeout"),
     SHARED: ("no shared slot came free", "raise --acquire-timeout, or see 'fetcher slots NAME'"),
+    CLUSTER: ("no slot of the cluster came free", "raise --acquire-timeout"),
     HOST_CAP: ("its host stayed at its --max-per-host", "raise --max-per-host or --acquire-timeout"),
     ADAPTIVE: ("its host stayed at its adaptive limit (--adaptive)", "raise --acquire-timeout"),
     HOST_RATE: ("--rate-per-host gave its host no turn", "raise --rate-per-host or --acquire-timeout"),

@@ -150,6 +150,21 @@ class _DefaultCommand(click.Command):
     "to use it fixes the count.  A NAME with a / is a folder (for several users).  See 'fetcher slots NAME'.",
 )
 @click.option(
+    "--redis",
+    "redis_url",
+    default=None,
+    metavar="URL",
+    help="A Redis server (redis://HOST:6379/0) that the fetchers of a --cluster share; needs "
+    "pip install 'fetcher[redis]'.",
+)
+@click.option(
+    "--cluster",
+    default=None,
+    metavar="NAME",
+    help="Share the --max slots with every fetcher, on any machine, that gives the same --redis and NAME; "
+    "the first fixes the count.  A dead fetcher's slots come back after 10 s.",
+)
+@click.option(
     "--workers",
     type=Whole(0, MAX_WORKERS),
     default=None,
@@ -348,6 +363,8 @@ def get(
     rate_per_host: float | None,
     limit_rate: int | None,
     shared_slots: tuple[str, Path] | None,
+    redis_url: str | None,
+    cluster: str | None,
     workers: int | None,
     dest: Path,
     acquire_timeout: float | None,
@@ -439,6 +456,8 @@ def get(
                     rate_per_host=rate_per_host,
                     limit_rate=limit_rate,
                     **_shared_slots(shared_slots),
+                    redis=redis_url,
+                    cluster=cluster,
                     workers=workers,
                     dest=dest,
                     acquire_timeout=acquire_timeout,
@@ -609,6 +628,8 @@ def _options(given: dict[str, Any], *, source: str, report: Path) -> dict[str, A
     options = {name: given[param] for name, param in _RECORDED_OPTIONS.items()}
     shared = given["shared_slots"]
     options["shared_slots"] = None if shared is None else str(Path(shared[1]) / shared[0])
+    options["redis"] = None if given["redis_url"] is None else redact(given["redis_url"])
+    options["cluster"] = given["cluster"]
     dest = Path(given["dest"]).resolve()
     options["dest"] = str(dest)
     options["list"] = source if source == "-" else _absolute(source)

@@ -7,12 +7,13 @@ to start a download and to move bytes; a transfer only ever sees a callable.
 from .adaptive import AdaptiveLimit
 from .gate import Gate, LocalGate, Slot
 from .hosts import Closed, HostLimits, HostPermit
-from .kinds import ADAPTIVE, HOST_CAP, HOST_RATE, PAUSED, RATE, SHARED, SLOTS
+from .kinds import ADAPTIVE, CLUSTER, HOST_CAP, HOST_RATE, PAUSED, RATE, SHARED, SLOTS
 from .paces import HostPace
 from .rate import TokenBucket
 
 __all__ = [
     "ADAPTIVE",
+    "CLUSTER",
     "HOST_CAP",
     "HOST_RATE",
     "PAUSED",

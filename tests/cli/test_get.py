@@ -558,6 +558,34 @@ def test_a_run_without_adaptive_records_no_limits(server: srv.LoopbackServer, tm
     assert run["adaptive"] == {} and cast(dict[str, object], run["options"])["adaptive"] is False
 
 
+def test_a_cluster_run_records_its_redis_without_the_password(
+    server: srv.LoopbackServer, tmp_path: Path, dest: Path, redis_server: str, cluster_name: str
+) -> None:
+    with_password = redis_server.replace("redis://", "redis://:hunter2@")  # the test server asks for none
+    listed = url_list(tmp_path, server.route("/a", srv.body(b"x")))
+    assert fetcher(listed, "--redis", with_password, "--cluster", cluster_name, "-q", "-d", dest) == 0
+    [run] = runs(dest / "fetcher-report.jsonl")
+    options = cast(dict[str, object], run["options"])
+    assert (options["redis"], options["cluster"]) == (redis_server, cluster_name)
+    assert "hunter2" not in (dest / "fetcher-report.jsonl").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["--cluster", "c"], "redis and cluster (--redis URL, --cluster NAME) go together: give both, or neither"),
+        (
+            ["--redis", "redis://127.0.0.1:1/0", "--cluster", "c"],
+            "cannot use Redis at redis://127.0.0.1:1/0: Error 111 connecting to 127.0.0.1:1. Connection refused.",
+        ),
+    ],
+)
+def test_a_cluster_that_cannot_work_is_one_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], line: str
+) -> None:
+    assert_refused(tmp_path, capsys, args, line)
+
+
 def test_partial_files_left_by_a_killed_run_are_removed_and_the_summary_says_so(
     server: srv.LoopbackServer, tmp_path: Path, dest: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
