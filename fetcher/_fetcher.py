@@ -58,6 +58,10 @@ class Stats:
     host_limits: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
+#: URLs read from the input ahead of the downloads, by default.
+DEFAULT_READ_AHEAD = 10_000
+
+
 class Fetcher:
     """Downloads URLs into one folder with at most ``max_concurrent`` at a time.
 
@@ -84,7 +88,7 @@ class Fetcher:
         acquire_timeout: float | None = None,
         timeout: float = 30.0,
         max_redirects: int = 10,
-        read_ahead: int = 10_000,
+        read_ahead: int = DEFAULT_READ_AHEAD,
         user_agent: str = DEFAULT_USER_AGENT,
         retries: int = 3,
         retry_wait_max: float = 60.0,

@@ -14,13 +14,13 @@ import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .._config import MAX_CONCURRENT_LIMIT, MAX_WORKERS
 from .._errors import ConfigError, FetcherError
-from .._fetcher import Fetcher, new_run_id
+from .._fetcher import DEFAULT_READ_AHEAD, Fetcher, new_run_id
 from .._result import Tally
 from .._run.attempt import LONG_LIST
 from .._text import redact
@@ -28,6 +28,9 @@ from .._units import format_size
 from .._urllist import Entry, count_entries, open_url_list
 from .._version import __version__
 from ..limits import HostPace
+
+if TYPE_CHECKING:
+    from ..cluster import ClusterQueue
 from ..report import DEFAULT_REPORT_NAME, ReportWriter, RunRecord
 from ..state import DEFAULT_STATE_NAME
 from ..transfer.tempfiles import Cleanup
@@ -162,7 +165,16 @@ class _DefaultCommand(click.Command):
     default=None,
     metavar="NAME",
     help="Share the --max slots with every fetcher, on any machine, that gives the same --redis and NAME; "
-    "the first fixes the count.  A dead fetcher's slots come back after 10 s.",
+    "the first fixes the count.",
+)
+@click.option(
+    "--lease",
+    type=Duration(allow_zero=False),
+    default=10.0,
+    show_default="10s",
+    metavar="DURATION",
+    help="With --cluster: how long the slots (and, for 'fetcher work', the URLs) of a fetcher that died stay "
+    "taken before the others may have them.",
 )
 @click.option(
     "--workers",
@@ -365,6 +377,7 @@ def get(
     shared_slots: tuple[str, Path] | None,
     redis_url: str | None,
     cluster: str | None,
+    lease: float,
     workers: int | None,
     dest: Path,
     acquire_timeout: float | None,
@@ -386,6 +399,7 @@ def get(
     report: Path | None,
     progress: bool | None,
     quiet: bool,
+    queue: ClusterQueue | None = None,
 ) -> int:
     """Download every URL in URL_LIST (a file, - for standard input, or one http(s) URL), at most --max at a time.
 
@@ -417,7 +431,8 @@ def get(
     # cannot be written fails here, before DEST is made.  One in DEST is as
     # writable as DEST, which the Fetcher checks first (and says so better).
     early_writer = None if report is None else _open_report(report)
-    entries, total = _open_list(source)
+    # `fetcher work` (cli/cluster.py): the URLs come from the cluster's queue, a few at a time.
+    entries, total = (queue.entries(), None) if queue is not None else _open_list(source)
     if workers is None and total is not None and total < LONG_LIST:
         # Such a list never starts worker processes: the Fetcher need not prepare them (its fork costs ~10 ms).
         workers = 0
@@ -458,6 +473,7 @@ def get(
                     **_shared_slots(shared_slots),
                     redis=redis_url,
                     cluster=cluster,
+                    cluster_lease=lease,
                     workers=workers,
                     dest=dest,
                     acquire_timeout=acquire_timeout,
@@ -476,6 +492,9 @@ def get(
                     max_filesize=max_filesize,
                     watch=display.watch if isinstance(display, BarDisplay) else None,
                     reserved_names=reserved,
+                    # A worker of a cluster takes from the queue only what it can start soon: the rest stays
+                    # there for the other workers.
+                    read_ahead=2 * max_concurrent if queue is not None else DEFAULT_READ_AHEAD,
                 ) as fetcher,
                 early_writer or _open_report(report_path) as writer,
             ):
@@ -487,7 +506,8 @@ def get(
                 cleanup_text = cleanup_line(cleanup.removed, cleanup.removed_bytes)
                 if cleanup_text is not None and not quiet:
                     display.message(f"fetcher: {cleanup_text}")
-                options = _options(click.get_current_context().params, source=source, report=report_path)
+                options = _options(click.get_current_context().params, source=source, report=report_path,
+                                   queued=queue is not None)  # fmt: skip
                 run = _RunRecorder(options=options, cleanup=cleanup)
                 try:
                     stopping = _Stopping(display, fetcher, tally, total, writer)
@@ -497,6 +517,8 @@ def get(
                             # summary must not count what the report lacks.  It is written with the
                             # others of its batch; one it cannot write is counted in writer.lost.
                             writer.write(result)
+                            if queue is not None:
+                                queue.finished(result)  # the cluster's record, once it is in the report
                             tally.add(result)
                             display.show(result)
                             if stopper.noticed():
@@ -623,7 +645,7 @@ _RECORDED_OPTIONS = {
 }  # fmt: skip
 
 
-def _options(given: dict[str, Any], *, source: str, report: Path) -> dict[str, Any]:
+def _options(given: dict[str, Any], *, source: str, report: Path, queued: bool = False) -> dict[str, Any]:
     """The run record's options, from the command's parsed options: plain JSON values, paths absolute."""
     options = {name: given[param] for name, param in _RECORDED_OPTIONS.items()}
     shared = given["shared_slots"]
@@ -632,7 +654,7 @@ def _options(given: dict[str, Any], *, source: str, report: Path) -> dict[str, A
     options["cluster"] = given["cluster"]
     dest = Path(given["dest"]).resolve()
     options["dest"] = str(dest)
-    options["list"] = source if source == "-" else _absolute(source)
+    options["list"] = source if source == "-" or queued else _absolute(source)
     options["state"] = str(dest / DEFAULT_STATE_NAME if given["state"] is None else Path(given["state"]).resolve())
     options["report"] = str(report.resolve())
     return options

@@ -18,6 +18,7 @@ import click
 
 from .._errors import ConfigError, FetcherError, URLListError
 from .._text import escape
+from .cluster import cluster_group, enqueue, work
 from .exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, Terminated
 from .get import get
 from .params import option_name
@@ -27,7 +28,9 @@ from .stderr import say
 
 # Every name here is taken: a URL list file with one of them as its path must
 # be given as ./NAME, `fetcher get NAME` or `fetcher -- NAME`.
-COMMANDS: dict[str, click.Command] = {"get": get, "report": report, "slots": slots}
+COMMANDS: dict[str, click.Command] = {
+    "get": get, "report": report, "slots": slots, "enqueue": enqueue, "work": work, "cluster": cluster_group,
+}  # fmt: skip
 DEFAULT_COMMAND = "get"
 
 

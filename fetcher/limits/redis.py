@@ -102,6 +102,16 @@ return renewed
 """
 
 
+def cluster_keys(cluster: str) -> dict[str, str]:
+    """Every Redis key of cluster *cluster*, by what it holds: all in one hash slot (``{cluster}``), so that
+    a script may use them together, on a Redis Cluster too.  The slots and the count are this module's; the
+    queue, the URLs ever queued, the final records, their counts by status and the workers seen are
+    fetcher/cluster/queue.py's."""
+    base = f"fetcher:{{{cluster}}}"
+    names = ("slots", "capacity", "queue", "seen", "records", "totals", "workers")
+    return {name: f"{base}:{name}" for name in names}
+
+
 def import_redis() -> Any:
     """redis-py, or a ConfigError that says what to install."""
     try:
@@ -136,7 +146,8 @@ class RedisGate:
         self._capacity = capacity
         self._lease_ms = int(lease_s * 1000)
         self._poll_s = poll_s
-        self._keys = [f"fetcher:{{{cluster}}}:slots", f"fetcher:{{{cluster}}}:capacity"]
+        names = cluster_keys(cluster)
+        self._keys = [names["slots"], names["capacity"]]
         self._take = self._client.register_script(_TAKE)
         self._renew = self._client.register_script(_RENEW)
         self._me = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

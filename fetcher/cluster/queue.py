@@ -1,0 +1,250 @@
+"""One list shared by the fetchers of a cluster: a Redis Stream, a consumer group, one final record per URL.
+
+``ClusterQueue(url, cluster)``:
+
+- ``enqueue(entries)`` (``fetcher enqueue``) adds each URL once: a set of the
+  URLs ever queued (in normal form) and the stream's entry are written by one
+  script, so two lists enqueued at once never queue a URL twice.
+- ``entries()`` (``fetcher work``) yields the URLs this worker takes, read
+  with the consumer group ``workers``: each stream entry goes to one worker.
+  An entry a worker took stays *pending* until it is acknowledged; a worker
+  keeps its pending entries fresh every third of a lease (``XCLAIM`` with
+  no wait, which resets their idle time), so a worker that dies (SIGKILL, a
+  lost machine) leaves entries that go idle, and after the lease another
+  worker takes them over (``XAUTOCLAIM``).  ``entries()`` ends when nothing
+  is left to read and no other worker holds an entry.
+- ``finished(result)``: a URL's final record, kept in the cluster's records
+  (a hash by URL: the first record wins, so a URL that two workers ended
+  still has exactly one) and counted by status, and its entry
+  acknowledged, in one script.  A URL cut short (``cancelled``,
+  ``not-started``) is not final: its entry stays pending, and another
+  worker takes it over after the lease.
+
+Nothing here downloads: ``fetcher work`` feeds ``entries()`` to a Fetcher
+and hands each result to ``finished``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from .._errors import ConfigError, URLListError
+from .._result import Result, Status
+from .._text import redact
+from .._urllist import Entry
+from .._urls import check_url, normalize
+from ..limits.redis import DEFAULT_LEASE_S, cluster_keys, connect, import_redis
+
+log = logging.getLogger("fetcher")
+
+GROUP = "workers"
+#: Entries sent in one script by ``enqueue``.
+BATCH = 500
+#: Statuses that do not end a URL in a cluster: another worker takes it over.
+NOT_FINAL = frozenset({Status.CANCELLED, Status.NOT_STARTED})
+
+# KEYS: seen, stream.  ARGV: per URL, its normal form and its entry as JSON.  Returns how many were added.
+_ENQUEUE = """
+local added = 0
+for i = 1, #ARGV, 2 do
+  if redis.call('SADD', KEYS[1], ARGV[i]) == 1 then
+    redis.call('XADD', KEYS[2], '*', 'entry', ARGV[i + 1])
+    added = added + 1
+  end
+end
+return added
+"""
+
+# KEYS: records, totals, stream.  ARGV: url, record JSON, status, entry id, group.  Returns 1 if the record is new.
+_FINISH = """
+local new = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+if new == 1 then
+  redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+end
+redis.call('XACK', KEYS[3], ARGV[5], ARGV[4])
+return new
+"""
+
+
+class ClusterQueue:
+    """The shared list of cluster *cluster* on the Redis server at *url* (see the module docs)."""
+
+    def __init__(self, url: str, cluster: str, *, lease_s: float = DEFAULT_LEASE_S, poll_s: float = 0.2,
+                 batch: int = 16, unreachable_s: float = 30.0) -> None:  # fmt: skip
+        if not cluster or not cluster.isprintable():
+            raise ConfigError(f"the cluster name must be printable text, not {cluster!r}")
+        self._redis = import_redis()
+        # Any: redis-py types each reply as a union over its protocol versions, which no caller can narrow.
+        self._client: Any = connect(url)
+        self.where = redact(url)
+        self.cluster = cluster
+        self._keys = cluster_keys(cluster)
+        self._lease_ms = int(lease_s * 1000)
+        self._poll_ms = int(poll_s * 1000)
+        self._batch = batch
+        self._unreachable_s = unreachable_s
+        self.consumer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._enqueue = self._client.register_script(_ENQUEUE)
+        self._finish = self._client.register_script(_FINISH)
+        # The entries this worker holds: by URL as its Result gives it (no password), their ids, oldest first.
+        self._taken: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._keeper: threading.Thread | None = None
+        try:
+            self._client.xgroup_create(self._keys["queue"], GROUP, id="0", mkstream=True)
+        except self._redis.exceptions.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise ConfigError(f"cannot use Redis at {self.where}: {exc}") from None
+        except self._redis.exceptions.RedisError as exc:
+            raise ConfigError(f"cannot use Redis at {self.where}: {exc}") from None
+
+    # -- enqueue --------------------------------------------------------------------------------
+
+    def enqueue(self, entries: Iterable[Entry]) -> tuple[int, int]:
+        """Queue each entry's URL unless the cluster has queued it before: (added, already there)."""
+        added = seen = 0
+        batch: list[str] = []
+        for entry in entries:
+            batch += [normalize(entry.url), json.dumps(_entry_fields(entry), separators=(",", ":"))]
+            if len(batch) >= 2 * BATCH:
+                now = int(self._enqueue(keys=[self._keys["seen"], self._keys["queue"]], args=batch))
+                added, seen, batch = added + now, seen + len(batch) // 2 - now, []
+        if batch:
+            now = int(self._enqueue(keys=[self._keys["seen"], self._keys["queue"]], args=batch))
+            added, seen = added + now, seen + len(batch) // 2 - now
+        return added, seen
+
+    # -- work -----------------------------------------------------------------------------------
+
+    def entries(self) -> Iterator[Entry]:
+        """The entries this worker takes, until the queue is drained (see the module docs).
+
+        While Redis is unreachable it waits (downloads in flight go on); past ``unreachable_s`` it
+        raises URLListError, which ends the run as a list that could not be read to its end.
+        """
+        self._start_keeper()
+        lost_at: float | None = None
+        while not self._stopped.is_set():
+            try:
+                messages, drained = self._next_messages()
+            except self._redis.exceptions.RedisError as exc:
+                now = time.monotonic()
+                if lost_at is None:
+                    lost_at = now
+                    log.warning("Redis at %s is unreachable (%s): no new URL until it is back", self.where, exc)
+                if now - lost_at > self._unreachable_s:
+                    raise URLListError(f"the cluster's queue at {self.where} was unreachable for "
+                                       f"{self._unreachable_s:g}s: {exc}") from None  # fmt: skip
+                self._stopped.wait(self._poll_ms / 1000)
+                continue
+            lost_at = None
+            if drained:
+                return
+            for entry_id, fields in messages:
+                entry = _entry(fields)
+                with self._lock:
+                    self._taken.setdefault(redact(entry.url), []).append(_text(entry_id))
+                yield entry
+
+    def _next_messages(self) -> tuple[list[Any], bool]:
+        """New entries for this worker, else those of a worker that stopped; True when the queue is drained."""
+        stream = self._keys["queue"]
+        answer = self._client.xreadgroup(GROUP, self.consumer, {stream: ">"}, count=self._batch, block=self._poll_ms)
+        messages = answer[0][1] if answer else []
+        if not messages:
+            _, claimed, *_ = self._client.xautoclaim(stream, GROUP, self.consumer, self._lease_ms, "0-0",
+                                                     count=self._batch)  # fmt: skip
+            messages = [m for m in claimed if m[1]]  # an entry deleted meanwhile comes back empty
+            if messages:
+                log.info("took over %d URL(s) of a worker that stopped", len(messages))
+        return messages, not messages and self._others_pending() == 0
+
+    def finished(self, result: Result) -> None:
+        """*result* is its URL's record in this run: keep it as the cluster's, unless it is not final."""
+        if result.status in NOT_FINAL:
+            return  # left pending: another worker takes it over after the lease
+        with self._lock:
+            ids = self._taken.get(result.url)
+            if not ids:
+                return  # not one of ours (it cannot be)
+            entry_id = ids.pop(0)
+            if not ids:
+                del self._taken[result.url]
+        record = json.dumps(result.to_record(), default=str, separators=(",", ":"))
+        self._finish(keys=[self._keys["records"], self._keys["totals"], self._keys["queue"]],
+                     args=[result.url, record, str(result.status), entry_id, GROUP])  # fmt: skip
+
+    def _others_pending(self) -> int:
+        """Entries that other workers hold now."""
+        summary = self._client.xpending(self._keys["queue"], GROUP)
+        mine = sum(int(c["pending"]) for c in summary.get("consumers") or () if _text(c["name"]) == self.consumer)
+        return int(summary.get("pending") or 0) - mine
+
+    def _start_keeper(self) -> None:
+        if self._keeper is None:
+            self._keeper = threading.Thread(target=self._keep_fresh, name="fetcher-queue-lease", daemon=True)
+            self._keeper.start()
+
+    def _keep_fresh(self) -> None:
+        """Now and every third of a lease: reset the idle time of the entries this worker holds, and say it is
+        alive."""
+        while True:
+            with self._lock:
+                held = [entry_id for ids in self._taken.values() for entry_id in ids]
+            try:
+                seconds, micros = self._client.time()
+                self._client.zadd(self._keys["workers"], {self.consumer: seconds * 1000 + micros // 1000})
+                for start in range(0, len(held), 500):
+                    self._client.xclaim(self._keys["queue"], GROUP, self.consumer, 0, held[start:start + 500],
+                                        justid=True)  # fmt: skip
+            except self._redis.exceptions.RedisError as exc:
+                log.warning("could not keep this worker's URLs (Redis at %s): %s", self.where, exc)
+            if self._stopped.wait(self._lease_ms / 3000):
+                return
+
+    def close(self) -> None:
+        """Stop keeping this worker's entries (any still held go to the others after the lease)."""
+        self._stopped.set()
+        try:
+            self._client.zrem(self._keys["workers"], self.consumer)
+        except self._redis.exceptions.RedisError:
+            pass
+        self._client.close()
+
+
+def _entry_fields(entry: Entry) -> dict[str, Any]:
+    fields: dict[str, Any] = {"url": entry.url, "line": entry.line}
+    if entry.checksum is not None:
+        fields["checksum"] = f"{entry.checksum.algorithm}={entry.checksum.hexdigest}"
+    if entry.out is not None:
+        fields["out"] = entry.out
+    return fields
+
+
+def _entry(fields: dict[Any, Any]) -> Entry:
+    data = json.loads(_text(fields.get(b"entry") or fields.get("entry") or "{}"))
+    return Entry(url=data["url"], line=data.get("line", 0), checksum=data.get("checksum"), out=data.get("out"))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def valid_entries(entries: Iterable[Entry], invalid: list[tuple[Entry, str]]) -> Iterator[Entry]:
+    """The entries whose URL and options can be downloaded; the others go into *invalid* with why."""
+    for entry in entries:
+        why = entry.problem or check_url(entry.url)
+        if why is None:
+            yield entry
+        else:
+            invalid.append((entry, why))
+
