@@ -71,8 +71,9 @@ def _work(**params: Any) -> int:
     """
     from ..cluster.queue import ClusterQueue
 
+    # A batch as big as the slots: what a worker takes beyond what it can start soon waits in its hands.
     queue = ClusterQueue(params["redis_url"], params["cluster"], lease_s=params["lease"],
-                         unreachable_s=params["timeout"])  # fmt: skip
+                         unreachable_s=params["timeout"], batch=params["max_concurrent"])  # fmt: skip
     try:
         source = f"cluster {params['cluster']} at {queue.where}"
         return int(get.callback(url_list=source, input_file=None, queue=queue, **params))  # type: ignore[misc]

@@ -48,6 +48,9 @@ log = logging.getLogger("fetcher")
 GROUP = "workers"
 #: Entries sent in one script by ``enqueue``.
 BATCH = 500
+#: Final records kept in Redis at once, and the longest one waits.
+FLUSH_COUNT = 64
+FLUSH_S = 0.5
 #: Statuses that do not end a URL in a cluster: another worker takes it over.
 NOT_FINAL = frozenset({Status.CANCELLED, Status.NOT_STARTED})
 
@@ -63,14 +66,18 @@ end
 return added
 """
 
-# KEYS: records, totals, stream.  ARGV: url, record JSON, status, entry id, group.  Returns 1 if the record is new.
+# KEYS: records, totals, stream.  ARGV: the group, then per URL: url, record JSON, status, entry id.
+# A URL's first final record is kept (HSETNX) and counted; every entry is acknowledged.
 _FINISH = """
-local new = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
-if new == 1 then
-  redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+local kept = 0
+for i = 2, #ARGV, 4 do
+  if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then
+    redis.call('HINCRBY', KEYS[2], ARGV[i + 2], 1)
+    kept = kept + 1
+  end
+  redis.call('XACK', KEYS[3], ARGV[1], ARGV[i + 3])
 end
-redis.call('XACK', KEYS[3], ARGV[5], ARGV[4])
-return new
+return kept
 """
 
 
@@ -97,6 +104,8 @@ class ClusterQueue:
         # The entries this worker holds: by URL as its Result gives it (no password), their ids, oldest first.
         self._taken: dict[str, list[str]] = {}
         self._lock = threading.Lock()
+        self._finished: list[tuple[str, str, str, str]] = []  # final records not yet kept in Redis
+        self._first_finished: float | None = None
         self._stopped = threading.Event()
         self._keeper: threading.Thread | None = None
         try:
@@ -149,10 +158,12 @@ class ClusterQueue:
             lost_at = None
             if drained:
                 return
-            for entry_id, fields in messages:
-                entry = _entry(fields)
-                with self._lock:
-                    self._taken.setdefault(redact(entry.url), []).append(_text(entry_id))
+            # Held from now on, and kept fresh, even those the run has not read yet (a batch is small).
+            batch = [(_text(entry_id), _entry(fields)) for entry_id, fields in messages]
+            with self._lock:
+                for entry_id, entry in batch:
+                    self._taken.setdefault(redact(entry.url), []).append(entry_id)
+            for _, entry in batch:
                 yield entry
 
     def _next_messages(self) -> tuple[list[Any], bool]:
@@ -169,9 +180,14 @@ class ClusterQueue:
         return messages, not messages and self._others_pending() == 0
 
     def finished(self, result: Result) -> None:
-        """*result* is its URL's record in this run: keep it as the cluster's, unless it is not final."""
+        """*result* is its URL's record in this run: keep it as the cluster's, unless it is not final.
+
+        Kept in batches (FLUSH_COUNT records, or FLUSH_S seconds): a worker that dies loses at most a
+        batch of acknowledgements, and those URLs are done again elsewhere, still with one record each.
+        """
         if result.status in NOT_FINAL:
             return  # left pending: another worker takes it over after the lease
+        record = json.dumps(result.to_record(), default=str, separators=(",", ":"))
         with self._lock:
             ids = self._taken.get(result.url)
             if not ids:
@@ -179,9 +195,27 @@ class ClusterQueue:
             entry_id = ids.pop(0)
             if not ids:
                 del self._taken[result.url]
-        record = json.dumps(result.to_record(), default=str, separators=(",", ":"))
-        self._finish(keys=[self._keys["records"], self._keys["totals"], self._keys["queue"]],
-                     args=[result.url, record, str(result.status), entry_id, GROUP])  # fmt: skip
+            self._finished.append((result.url, record, str(result.status), entry_id))
+            if self._first_finished is None:
+                self._first_finished = time.monotonic()
+            # Sooner than a lease could run out: an entry finished here is no longer kept fresh.
+            waited = time.monotonic() - self._first_finished
+            due = len(self._finished) >= FLUSH_COUNT or waited >= min(FLUSH_S, self._lease_ms / 6000)
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        """Keep the final records waiting in this worker, now (one round trip)."""
+        with self._lock:
+            batch, self._finished, self._first_finished = self._finished, [], None
+        if not batch:
+            return
+        args = [GROUP, *(value for finished in batch for value in finished)]
+        try:
+            self._finish(keys=[self._keys["records"], self._keys["totals"], self._keys["queue"]], args=args)
+        except self._redis.exceptions.RedisError as exc:
+            log.warning("could not keep %d final record(s) in Redis at %s (their URLs will be done again "
+                        "elsewhere): %s", len(batch), self.where, exc)  # fmt: skip
 
     def _others_pending(self) -> int:
         """Entries that other workers hold now."""
@@ -208,12 +242,15 @@ class ClusterQueue:
                                         justid=True)  # fmt: skip
             except self._redis.exceptions.RedisError as exc:
                 log.warning("could not keep this worker's URLs (Redis at %s): %s", self.where, exc)
+            self.flush()  # records that waited for a batch: no longer than a third of a lease
             if self._stopped.wait(self._lease_ms / 3000):
                 return
 
     def close(self) -> None:
-        """Stop keeping this worker's entries (any still held go to the others after the lease)."""
+        """Keep the records waiting; stop keeping this worker's entries (any still held go to the others after
+        the lease)."""
         self._stopped.set()
+        self.flush()
         try:
             self._client.zrem(self._keys["workers"], self.consumer)
         except self._redis.exceptions.RedisError:

@@ -23,9 +23,12 @@ How it works:
     a few leases); a gate that asks for another count is refused with both
     numbers.
 
+    A waiter blocks on a list (``BLPOP``) into which every release pushes a
+    token, so a slot given back on one machine wakes a waiter on another at
+    once; it also looks again every second, for the slots of dead holders.
+
 What it is not:
-    Not a queue: waiters poll (every ``poll_s``, doubling up to ten times
-    that), and whoever asks first after a release wins.  Not exact while
+    Not a queue: whoever a token wakes first takes the slot.  Not exact while
     Redis is unreachable: no new slot is given then (a waiter keeps waiting,
     within its acquire timeout), downloads in flight go on, and their leases
     may run out meanwhile, so the cap may be passed by those downloads until
@@ -57,6 +60,8 @@ log = logging.getLogger("fetcher")
 
 #: Seconds a slot's lease lasts without renewal: how soon a dead holder's slot comes back.
 DEFAULT_LEASE_S = 10.0
+#: The longest a waiter goes without looking again (a dead holder's lease runs out with no token).
+LOOK_AGAIN_S = 1.0
 #: What to install for the cluster options.
 INSTALL_HINT = "the cluster options need redis-py: pip install 'fetcher[redis]'"
 
@@ -102,13 +107,25 @@ return renewed
 """
 
 
+# KEYS: slots, capacity, released.  ARGV: holder, capacity, lease ms.  One token per release wakes one waiter;
+# at most capacity of them wait for nobody.
+_RELEASE = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+  redis.call('LPUSH', KEYS[3], '1')
+  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[2]) - 1)
+  redis.call('PEXPIRE', KEYS[3], 3 * tonumber(ARGV[3]))
+end
+return 1
+"""
+
+
 def cluster_keys(cluster: str) -> dict[str, str]:
     """Every Redis key of cluster *cluster*, by what it holds: all in one hash slot (``{cluster}``), so that
     a script may use them together, on a Redis Cluster too.  The slots and the count are this module's; the
     queue, the URLs ever queued, the final records, their counts by status and the workers seen are
     fetcher/cluster/queue.py's."""
     base = f"fetcher:{{{cluster}}}"
-    names = ("slots", "capacity", "queue", "seen", "records", "totals", "workers")
+    names = ("slots", "capacity", "released", "queue", "seen", "records", "totals", "workers")
     return {name: f"{base}:{name}" for name in names}
 
 
@@ -133,8 +150,7 @@ def connect(url: str) -> redis_module.Redis:
 class RedisGate:
     """``capacity`` slots shared through Redis by every process of cluster *cluster* (see the module docs)."""
 
-    def __init__(self, url: str, cluster: str, capacity: int, *, lease_s: float = DEFAULT_LEASE_S,
-                 poll_s: float = 0.01) -> None:  # fmt: skip
+    def __init__(self, url: str, cluster: str, capacity: int, *, lease_s: float = DEFAULT_LEASE_S) -> None:
         if not cluster or not cluster.isprintable():
             raise ConfigError(f"the cluster name must be printable text, not {cluster!r}")
         if lease_s < 0.1:
@@ -145,11 +161,12 @@ class RedisGate:
         self.cluster = cluster
         self._capacity = capacity
         self._lease_ms = int(lease_s * 1000)
-        self._poll_s = poll_s
         names = cluster_keys(cluster)
         self._keys = [names["slots"], names["capacity"]]
+        self._wake = names["released"]
         self._take = self._client.register_script(_TAKE)
         self._renew = self._client.register_script(_RENEW)
+        self._release = self._client.register_script(_RELEASE)
         self._me = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._numbers = itertools.count()
         self._lock = threading.Lock()
@@ -186,11 +203,11 @@ class RedisGate:
         return int(self._client.zcount(self._keys[0], f"({now_s * 1000 + now_us // 1000}", "+inf"))
 
     def acquire(self, timeout: float | None = None) -> Slot | None:
-        slot = self._try()
+        # Holding every slot ourselves, a take is sure to fail: wait for a release instead of asking.
+        slot = None if len(self._held) >= self._capacity else self._try()
         if slot is not None or (timeout is not None and timeout <= 0):
             return slot
         deadline = None if timeout is None else time.monotonic() + timeout
-        pause = self._poll_s
         with self._lock:
             self._waiting += 1
         try:
@@ -198,15 +215,23 @@ class RedisGate:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     return None
-                self._closed.wait(pause if left is None else min(pause, left))
+                self._wait_for_a_release(LOOK_AGAIN_S if left is None else min(LOOK_AGAIN_S, left))
                 slot = self._try()
                 if slot is not None:
                     return slot
-                pause = min(pause * 2, self._poll_s * 10)
             return None
         finally:
             with self._lock:
                 self._waiting -= 1
+
+    def _wait_for_a_release(self, seconds: float) -> None:
+        """Until a slot is given back anywhere in the cluster (each release pushes a token) or *seconds* pass."""
+        try:
+            self._client.blpop([self._wake], timeout=max(0.01, seconds))
+        except self._redis.exceptions.RedisError as exc:
+            if not self._closed.is_set():
+                self._unreachable(exc)
+                self._closed.wait(seconds)
 
     def _try(self) -> Slot | None:
         holder = f"{self._me}:{next(self._numbers)}"
@@ -233,7 +258,7 @@ class RedisGate:
         with self._lock:
             self._held.discard(holder)
         try:
-            self._client.zrem(self._keys[0], holder)
+            self._release(keys=[*self._keys, self._wake], args=[holder, self._capacity, self._lease_ms])
         except self._redis.exceptions.RedisError as exc:
             log.warning("could not give a cluster slot back (its lease will run out): %s", exc)
 
