@@ -42,7 +42,7 @@ def records(redis_url: str, cluster: str) -> dict[str, dict[str, object]]:
         raw = client.hgetall(cluster_keys(cluster)["records"])
     finally:
         client.close()
-    return {url.decode(): json.loads(record) for url, record in raw.items()}
+    return {url.decode() if isinstance(url, bytes) else url: json.loads(record) for url, record in raw.items()}
 
 
 def test_enqueue_queues_each_url_once_and_names_invalid_lines(

@@ -21,7 +21,7 @@ def new_queue(redis_server: str, cluster_name: str) -> Iterator[NewQueue]:
     made: list[ClusterQueue] = []
 
     def make(**options: float) -> ClusterQueue:
-        made.append(ClusterQueue(redis_server, cluster_name, **options))
+        made.append(ClusterQueue(redis_server, cluster_name, **options))  # type: ignore[arg-type]
         return made[-1]
 
     yield make
