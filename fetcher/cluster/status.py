@@ -9,7 +9,7 @@ from typing import Any
 from .._errors import ConfigError
 from .._text import redact
 from ..limits.redis import DEFAULT_LEASE_S, cluster_keys, connect, import_redis
-from .queue import GROUP
+from .queue import GROUP, _text
 
 #: A worker counts as alive when it said so within this many seconds (it says so every third of a lease).
 ALIVE_S = 2 * DEFAULT_LEASE_S
@@ -78,8 +78,4 @@ def status_text(status: ClusterStatus) -> str:
         f"slots     {slots}",
         f"workers   {status.workers_alive} alive (seen within {ALIVE_S:g}s)",
     ]) + "\n"  # fmt: skip
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
