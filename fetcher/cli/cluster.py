@@ -1,17 +1,23 @@
-"""``fetcher enqueue``, ``fetcher work`` and ``fetcher cluster status``: one list for many machines, on Redis.
+"""``fetcher enqueue``, ``fetcher work`` and ``fetcher cluster status|export|report``: one list for many machines.
 
 ``enqueue`` puts a URL list into the cluster's queue, each URL once.
 ``work`` is ``get`` with its URLs taken from that queue (every download
 option of ``get`` applies, and its report, display and exit codes are
 ``get``'s); it ends when the queue is drained.  ``cluster status`` reads
-the queue, the slots and the workers.  The work itself is the library's
+the queue, the slots and the workers; ``cluster export`` writes the final
+records of every worker as one report, and ``cluster report`` summarises
+them as ``fetcher report`` does.  The work itself is the library's
 (fetcher/cluster/); these only parse options and print.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -19,6 +25,7 @@ from .._text import escape, redact
 from .._urllist import open_url_list
 from .exits import EXIT_FAILED, EXIT_OK
 from .get import get
+from .report import report
 from .stderr import say
 
 #: Invalid lines that enqueue names (it counts them all).
@@ -27,12 +34,17 @@ INVALID_NAMED = 20
 _REDIS = click.option("--redis", "redis_url", required=True, metavar="URL",
                       help="The Redis server of the cluster (redis://HOST:6379/0).")  # fmt: skip
 _CLUSTER = click.option("--cluster", required=True, metavar="NAME", help="The cluster's name.")
+_Decorated = TypeVar("_Decorated", bound="Callable[..., Any] | click.Command")
+
+
+def _cluster_options(command: _Decorated) -> _Decorated:
+    """--redis and --cluster, which every command of a cluster takes."""
+    return _REDIS(_CLUSTER(command))
 
 
 @click.command("enqueue", short_help="Put a URL list into a cluster's queue, each URL once (for 'fetcher work').")
 @click.argument("url_list", metavar="URL_LIST")
-@_REDIS
-@_CLUSTER
+@_cluster_options
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing unless a line is invalid.")
 def enqueue(url_list: str, redis_url: str, cluster: str, quiet: bool) -> int:
     """Put every URL of URL_LIST (a file, or - for standard input) into the queue of cluster NAME.
@@ -88,7 +100,7 @@ work = click.Command(
     callback=_work,
     params=[
         *(p for p in get.params if p.name not in _LIST_OPTIONS | {"redis_url", "cluster"}),
-        *_REDIS(_CLUSTER(click.Command("x"))).params,
+        *_cluster_options(click.Command("x")).params,
     ],
     help=_work.__doc__,
     short_help="Download the URLs of a cluster's queue until it is drained.",
@@ -96,14 +108,13 @@ work = click.Command(
 )
 
 
-@click.group("cluster", short_help="See a cluster: its queue, slots and workers.")
+@click.group("cluster", short_help="See a cluster: its queue, slots and workers, and its whole run as one report.")
 def cluster_group() -> None:
     """Commands about a cluster of fetchers sharing a Redis server."""
 
 
 @cluster_group.command("status")
-@_REDIS
-@_CLUSTER
+@_cluster_options
 @click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
 def status(redis_url: str, cluster: str, as_json: bool) -> int:
     """Show the queue (waiting, in progress, done by status), the slots in use and the workers alive."""
@@ -112,3 +123,56 @@ def status(redis_url: str, cluster: str, as_json: bool) -> int:
     now = read_status(redis_url, cluster)
     click.echo(json.dumps(now.to_record()) if as_json else status_text(now), nl=as_json)
     return EXIT_OK
+
+
+@cluster_group.command("export", short_help="Write every worker's final records as one report, for 'fetcher report'.")
+@click.argument("path", metavar="FILE")
+@_cluster_options
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing on success.")
+def export(path: str, redis_url: str, cluster: str, quiet: bool) -> int:
+    """Write the final records of every worker of cluster NAME as one report FILE (JSON Lines; - for stdout).
+
+    The whole cluster is one run, cluster-NAME, which 'fetcher report FILE' summarises.  FILE is written
+    under a temporary name beside it and renamed at the end: an export that fails leaves FILE as it was.
+    Exit status 0; 2 when Redis cannot be used, the cluster has no final records, or FILE cannot be written.
+    """
+    from ..cluster.export import export_to, write_records
+
+    if path == "-":
+        done = write_records(redis_url, cluster, sys.stdout.buffer)
+    else:
+        done = export_to(redis_url, cluster, path)
+    if not quiet:
+        where = "standard output" if path == "-" else escape(path)
+        left_out = f", {done.unreadable:,} unreadable left out" if done.unreadable else ""
+        say(f"fetcher: exported {done.records:,} records of cluster {escape(cluster)} to {where} "
+            f"(run {escape(done.run_id)}, {done.ended}{left_out})")  # fmt: skip
+    return EXIT_OK
+
+
+def _cluster_report(redis_url: str, cluster: str, **display: Any) -> int:
+    """Summarise the whole run of cluster NAME, every worker's final records at once, as 'fetcher report' does.
+
+    The same summary, --json and --html as 'fetcher report' on the file that 'fetcher cluster export' writes
+    (exported to a temporary file, removed at the end).  Exit status 0; 2 when Redis cannot be used or the
+    cluster has no final records.
+    """
+    from ..cluster.export import export_to
+
+    with tempfile.TemporaryDirectory(prefix="fetcher-cluster-") as folder:
+        path = Path(folder) / "cluster.jsonl"
+        export_to(redis_url, cluster, path)
+        return int(report.callback(path=str(path), run_id=None, last=False, **display))  # type: ignore[misc]
+
+
+# report's display options (--html, --json); the report and its run are the cluster's.
+cluster_group.add_command(click.Command(
+    "report",
+    callback=_cluster_report,
+    params=[
+        *(p for p in report.params if p.name not in {"path", "run_id", "last"}),
+        *_cluster_options(click.Command("x")).params,
+    ],
+    help=_cluster_report.__doc__,
+    short_help="Summarise the whole cluster's run, as 'fetcher report' does for one report.",
+))  # fmt: skip

@@ -1,5 +1,5 @@
-"""``fetcher enqueue``, ``fetcher work`` and ``fetcher cluster status``, as processes against a real Redis-protocol
-server (valkey-server) and loopback HTTP servers."""
+"""``fetcher enqueue``, ``fetcher work`` and ``fetcher cluster status|export|report``, as processes against a real
+Redis-protocol server (valkey-server) and loopback HTTP servers."""
 
 from __future__ import annotations
 
@@ -128,7 +128,10 @@ def test_a_worker_whose_urls_fail_exits_1_and_the_cluster_counts_them(
         urls[0]: "failed", urls[1]: "ok"}  # fmt: skip
 
 
-@pytest.mark.parametrize("args", [["work"], ["enqueue", "urls.txt"], ["cluster", "status"]])
+@pytest.mark.parametrize(
+    "args",
+    [["work"], ["enqueue", "urls.txt"], ["cluster", "status"], ["cluster", "export", "-"], ["cluster", "report"]],
+)
 def test_the_cluster_commands_need_redis_and_a_cluster(
     args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -141,3 +144,99 @@ def test_an_unreachable_redis_is_one_line(tmp_path: Path, capsys: pytest.Capture
     err = capsys.readouterr().err
     assert err.startswith("fetcher: error: cannot use Redis at redis://127.0.0.1:1/0: ") and "pw" not in err
     assert len(err.splitlines()) == 1
+
+
+def work(redis_url: str, cluster: str, dest: Path) -> int:
+    return fetcher("work", "--redis", redis_url, "--cluster", cluster, "-q", "-d", dest)
+
+
+def test_cluster_export_gives_a_report_with_the_counts_of_cluster_status(
+    server: LoopbackServer, tmp_path: Path, redis_server: str, cluster_name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    urls = [server.route(f"/e/{n}", srv.body(b"x" * 10)) for n in range(3)] + [server.route("/gone", srv.status(404))]
+    cluster = ["--redis", redis_server, "--cluster", cluster_name]
+    assert fetcher("enqueue", listing(tmp_path, urls), *cluster, "-q") == 0
+    assert work(redis_server, cluster_name, tmp_path / "out") == 1
+    assert fetcher("cluster", "status", *cluster, "--json") == 0
+    status = json.loads(capsys.readouterr().out)
+    assert fetcher("cluster", "export", *cluster, tmp_path / "cluster.jsonl") == 0
+    exported = f"exported 4 records of cluster {cluster_name} to {tmp_path / 'cluster.jsonl'}"
+    assert capsys.readouterr().err == f"fetcher: {exported} (run cluster-{cluster_name}, finished)\n"
+    assert fetcher("report", tmp_path / "cluster.jsonl", "--json") == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["urls"], summary["statuses"], summary["ended"]) == (status["done"], status["statuses"], "finished")
+    assert summary["statuses"] == {"ok": 3, "failed": 1}
+
+
+def test_cluster_report_sums_up_every_workers_run_as_one(
+    server: LoopbackServer, tmp_path: Path, redis_server: str, cluster_name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cluster = ["--redis", redis_server, "--cluster", cluster_name]
+    for k in range(2):  # two worker runs, one after the other, each with its own report
+        urls = [server.route(f"/r{k}/{n}", srv.body(b"x")) for n in range(2)]
+        assert fetcher("enqueue", listing(tmp_path, urls, f"urls{k}.txt"), *cluster, "-q") == 0
+        assert work(redis_server, cluster_name, tmp_path / f"out{k}") == 0
+    assert fetcher("report", tmp_path / "out1" / "fetcher-report.jsonl", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["urls"] == 2  # the last worker's run only
+    assert fetcher("cluster", "report", *cluster, "--json", "--html", tmp_path / "cluster.html") == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["run_id"], summary["urls"], summary["statuses"]) == (f"cluster-{cluster_name}", 4, {"ok": 4})
+    assert "<svg" in (tmp_path / "cluster.html").read_text()
+    assert fetcher("cluster", "report", *cluster) == 0
+    assert capsys.readouterr().out.startswith(f"run cluster-{cluster_name}: finished, fetcher ")
+
+
+def test_cluster_export_to_stdout(
+    server: LoopbackServer, tmp_path: Path, redis_server: str, cluster_name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cluster = ["--redis", redis_server, "--cluster", cluster_name]
+    assert fetcher("enqueue", listing(tmp_path, [server.route("/s", srv.body(b"x"))]), *cluster, "-q") == 0
+    assert work(redis_server, cluster_name, tmp_path / "out") == 0
+    capsys.readouterr()
+    assert fetcher("cluster", "export", *cluster, "-", "-q") == 0
+    out, err = capsys.readouterr()
+    assert ([json.loads(line).get("record") for line in out.splitlines()], err) == ([None, "run"], "")
+
+
+def test_a_password_in_a_queued_url_reaches_neither_redis_nor_the_export(
+    server: LoopbackServer, tmp_path: Path, redis_server: str, cluster_name: str
+) -> None:
+    url = server.route("/p", srv.body(b"x")).replace("http://", "http://user:secret@")
+    cluster = ["--redis", redis_server, "--cluster", cluster_name]
+    assert fetcher("enqueue", listing(tmp_path, [url]), *cluster, "-q") == 0
+    assert work(redis_server, cluster_name, tmp_path / "out") == 0
+    assert "secret" not in json.dumps(records(redis_server, cluster_name))
+    assert fetcher("cluster", "export", *cluster, tmp_path / "cluster.jsonl", "-q") == 0
+    assert "secret" not in (tmp_path / "cluster.jsonl").read_text()
+
+
+UNREACHABLE = "redis://:pw@127.0.0.1:1/0"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["export", "--redis", UNREACHABLE, "out.jsonl"], "cannot use Redis at redis://127.0.0.1:1/0: "),
+        (["report", "--redis", UNREACHABLE], "cannot use Redis at redis://127.0.0.1:1/0: "),
+        (["export", "--redis", "REDIS", "out.jsonl"], "cluster NAME at REDIS has no final records (nothing is queued"),
+        (["report", "--redis", "REDIS"], "cluster NAME at REDIS has no final records (nothing is queued"),
+        (["export", "--redis", "REDIS", "a-file/out.jsonl"], "cannot write a-file/out.jsonl: Not a directory"),
+    ],
+    ids=["export-unreachable", "report-unreachable", "export-no-records", "report-no-records", "unwritable"],
+)
+def test_cluster_export_and_report_fail_in_one_line_with_exit_2(
+    args: list[str], says: str, tmp_path: Path, redis_server: str, cluster_name: str,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("")
+    if "a-file" in args[-1]:  # a cluster with a record, so that the file is what fails
+        client = redis.Redis.from_url(redis_server)
+        client.hset(cluster_keys(cluster_name)["records"], "https://a.example/", '{"status": "ok"}')
+        client.close()
+    args = [redis_server if arg == "REDIS" else arg for arg in args]
+    assert fetcher("cluster", *args, "--cluster", cluster_name) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fetcher: error: " + says.replace("NAME", cluster_name).replace("REDIS", redis_server))
+    assert len(err.splitlines()) == 1 and "pw" not in err and "Traceback" not in err
+    assert [path.name for path in tmp_path.iterdir()] == ["a-file"]
