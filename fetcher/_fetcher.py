@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._config import DEFAULT_CHUNK_SIZE, DEFAULT_USER_AGENT, FetcherConfig, RunLimits
 from ._errors import ClosedError, ConfigError, DestinationError, StateError
@@ -288,8 +288,9 @@ class Fetcher:
                 folder = self.config.shared_slots_dir or default_directory(os.environ)
                 self._shared_gate = SharedGate(shared_slots, self.config.max_concurrent, directory=folder)
             elif self.config.redis is not None and self.config.cluster is not None:
-                self._shared_gate = RedisGate(self.config.redis, self.config.cluster, self.config.max_concurrent,
-                                              lease_s=self.config.cluster_lease)  # fmt: skip
+                config, url, cluster = self.config, self.config.redis, self.config.cluster
+                self._shared_gate = RedisGate(url, cluster, config.max_concurrent,
+                                              lease_s=config.cluster_lease, limits=_cluster_limits(config))  # fmt: skip
         except BaseException:
             if self._state is not None:
                 self._state.close()
@@ -316,12 +317,9 @@ class Fetcher:
                 wait_max=self.config.retry_wait_max,
                 retry_after_max=self.config.retry_after_max,
             ),
-            hosts=HostLimits(max_per_host=max_per_host, rate_per_host=self.config.rate_per_host, clock=clock,
-                             adaptive=_adaptive_cap(self.config)),
-            request_rate=None if self.config.rate is None else TokenBucket(self.config.rate, clock=clock),
-            byte_rate=None if limit_rate is None else TokenBucket(limit_rate, burst=_burst(limit_rate), clock=clock),
+            **_limits(self.config, self._shared_gate, clock),
             gate_limit=_gate_limit(self._shared_gate),
-            describe_slot=self._shared_gate.describe if isinstance(self._shared_gate, SharedGate) else None,
+            describe_slot=None if self._shared_gate is None else self._shared_gate.describe,
             processes=self._processes,
         )  # fmt: skip
 
@@ -414,6 +412,7 @@ class Fetcher:
         self._temp_files.remove_all()
         if self._state is not None:
             self._state.close()
+        self._shared.hosts.close()
         if self._shared_gate is not None:
             self._shared_gate.close()
 
@@ -555,6 +554,35 @@ def _prepare_folder(folder: Path) -> None:
         probe.remove(path)
     except OSError as exc:
         raise DestinationError(f"cannot write to destination '{folder}': {exc.strerror or exc}") from exc
+
+
+def _cluster_limits(config: FetcherConfig) -> dict[str, Any]:
+    """The limits every fetcher of a cluster must share, beside --max."""
+    return {"max_per_host": config.max_per_host, "rate": config.rate, "rate_per_host": config.rate_per_host,
+            "limit_rate": config.limit_rate, "adaptive": config.adaptive}  # fmt: skip
+
+
+def _limits(config: FetcherConfig, gate: SharedGate | RedisGate | None, clock: Callable[[], float]) -> dict[str, Any]:
+    """The per-host limits and the rates: this process's, or a cluster's (on Redis) for a RedisGate."""
+    limit_rate, adaptive = config.limit_rate, _adaptive_cap(config)
+    if not isinstance(gate, RedisGate):
+        return {
+            "hosts": HostLimits(max_per_host=config.max_per_host, rate_per_host=config.rate_per_host,
+                                adaptive=adaptive, clock=clock),
+            "request_rate": None if config.rate is None else TokenBucket(config.rate, clock=clock),
+            "byte_rate": None if limit_rate is None else TokenBucket(limit_rate, burst=_burst(limit_rate), clock=clock),
+        }  # fmt: skip
+    from .limits.redis_hosts import ClusterHostLimits
+    from .limits.redis_rate import RedisBucket
+
+    link = gate.link
+    return {
+        "hosts": ClusterHostLimits(gate, max_per_host=config.max_per_host, rate_per_host=config.rate_per_host,
+                                   adaptive=adaptive, clock=clock),
+        "request_rate": None if config.rate is None else RedisBucket(link, link.keys["rate"], config.rate, clock=clock),
+        "byte_rate": None if limit_rate is None else RedisBucket(link, link.keys["bytes"], limit_rate,
+                                                                  burst=_burst(limit_rate), clock=clock),
+    }  # fmt: skip
 
 
 def _gate_limit(shared: SharedGate | RedisGate | None) -> str:

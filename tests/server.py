@@ -252,10 +252,11 @@ class LoopbackServer:
         with self._hangup_seen:
             return self._hangup_seen.wait_for(lambda: self.hangups[path] >= count, timeout)
 
-    def max_in_any_window(self, window_s: float) -> int:
-        """The most requests that started within any *window_s* seconds (ends included), from ``log``."""
+    def max_in_any_window(self, window_s: float, where: Callable[[Hit], bool] | None = None) -> int:
+        """The most requests (those *where* admits) that started within any *window_s* seconds (ends
+        included), from ``log``."""
         with self._lock:
-            starts = sorted(hit.started for hit in self.log)
+            starts = sorted(hit.started for hit in self.log if where is None or where(hit))
         most, first = 0, 0
         for last, start in enumerate(starts):
             while start - starts[first] > window_s:

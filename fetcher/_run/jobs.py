@@ -20,7 +20,8 @@ from .._pool import WorkerPool
 from .._result import Result
 from .._text import redact
 from .._urllist import Entry
-from ..limits import SLOTS, Gate, HostLimits, Slot, TokenBucket
+from ..limits import SLOTS, Gate, HostLimits, Slot
+from ..limits.rate import Bucket
 from ..state import StateStore
 from ..transfer.outcome import WatchStart
 from ..transfer.retry import RetryPolicy
@@ -50,9 +51,9 @@ class Shared:
     retry: RetryPolicy
     hosts: HostLimits
     #: --rate: requests started per second, over all hosts.
-    request_rate: TokenBucket | None = None
+    request_rate: Bucket | None = None
     #: --limit-rate: bytes per second, over all downloads.
-    byte_rate: TokenBucket | None = None
+    byte_rate: Bucket | None = None
     #: What a URL that waited for a slot of ``gate`` waited on (the report's ``waited_on``).
     gate_limit: str = SLOTS
     #: Records which URL holds a slot, where others can see it (``fetcher slots``).

@@ -123,16 +123,20 @@ class HostLimits:
             closed = self._closed(host, now)
             if closed is not None:
                 return closed
-            self._paused.pop(host, None)  # a pause that is over: any_paused need not stay on for it
             if self.rate_per_host is not None:
                 self._bucket(host).try_take()  # its turn, free under this lock a moment ago
-            if self._counting:
-                self._in_flight[host] = in_flight = self._in_flight.get(host, 0) + 1
-            self._starts += 1
-            if self._starts % _PRUNE_EVERY == 0:
-                self._prune(now)
-            if self._paces is not None:
-                return HostPermit(self, host, now, in_flight >= self._paces.law(host).allowed)
+            return self._started(host, now)
+
+    def _started(self, host: str, now: float) -> HostPermit:
+        """Count a download of *host* as started, and its permit; under the lock."""
+        self._paused.pop(host, None)  # a pause that is over: any_paused need not stay on for it
+        if self._counting:
+            self._in_flight[host] = in_flight = self._in_flight.get(host, 0) + 1
+        self._starts += 1
+        if self._starts % _PRUNE_EVERY == 0:
+            self._prune(now)
+        if self._paces is not None:
+            return HostPermit(self, host, now, in_flight >= self._paces.law(host).allowed)
         return HostPermit(self if self._counting else None, host)
 
     def check(self, host: str) -> Closed | None:
@@ -214,6 +218,9 @@ class HostLimits:
         """Each host's adaptive limit over the run so far (empty without adaptive limits)."""
         with self._lock:
             return [] if self._paces is None else self._paces.history()
+
+    def close(self) -> None:
+        """Stop what these limits run in the background: nothing here (a cluster's listen for pauses)."""
 
     def _release(self, host: str, permit: HostPermit) -> None:
         with self._lock:

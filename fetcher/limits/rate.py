@@ -23,9 +23,28 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 # recent_rate looks back at most this many seconds; older per-second counts are dropped.
 RECENT_MAX_S = 10.0
+
+
+class Bucket(Protocol):
+    """What fetcher asks of a rate: a ``TokenBucket``, or a cluster's (redis_rate.py)."""
+
+    @property
+    def rate(self) -> float: ...
+
+    @property
+    def burst(self) -> float: ...
+
+    def delay(self, units: float = 1.0) -> float: ...
+
+    def try_take(self, units: float = 1.0) -> bool: ...
+
+    def reserve(self, units: float = 1.0, *, not_before: float | None = None) -> float: ...
+
+    def recent_rate(self, window: float = 2.0) -> float: ...
 
 
 class TokenBucket:

@@ -15,13 +15,16 @@ How it works:
     a lease (one script for all of them), so a download that runs for an hour
     keeps its slot; a holder that dies (SIGKILL, a lost machine) stops
     renewing, and its slots come back when their leases run out, never
-    sooner.  Giving a slot back is one ``ZREM``: two round trips per download
-    on the fast path.
+    sooner.  Giving a slot back is one script: two round trips per download
+    on the fast path.  The same thread renews the per-host leases of
+    redis_hosts.py, and says what each slot is downloading (its host, for
+    ``fetcher cluster status``).
 
-    "The first fixes the count": ``fetcher:{cluster}:capacity`` holds the
-    count while the cluster lives (every take and renewal keeps it alive for
-    a few leases); a gate that asks for another count is refused with both
-    numbers.
+    "The first fixes the limits": ``fetcher:{cluster}:limits`` holds the
+    limits the cluster runs with (``--max`` and those of redis_hosts.py and
+    redis_rate.py, as JSON) while the cluster lives (every take and renewal
+    keeps it alive for a few leases); a gate that asks for other limits is
+    refused, naming each that differs.
 
     A waiter blocks on a list (``BLPOP``) into which every release pushes a
     token, so a slot given back on one machine wakes a waiter on another at
@@ -41,20 +44,21 @@ connection pool and URL parsing, not a protocol of fetcher's own.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 from .._errors import ConfigError
-from .._text import redact
 from .gate import Slot
+from .redis_link import INSTALL_HINT, Link, cluster_keys, connect, import_redis
 
-if TYPE_CHECKING:
-    import redis as redis_module
+__all__ = ["DEFAULT_LEASE_S", "INSTALL_HINT", "RedisGate", "cluster_keys", "connect", "import_redis"]
 
 log = logging.getLogger("fetcher")
 
@@ -62,130 +66,125 @@ log = logging.getLogger("fetcher")
 DEFAULT_LEASE_S = 10.0
 #: The longest a waiter goes without looking again (a dead holder's lease runs out with no token).
 LOOK_AGAIN_S = 1.0
-#: What to install for the cluster options.
-INSTALL_HINT = "the cluster options need redis-py: pip install 'fetcher[redis]'"
 
-# KEYS: slots, capacity.  ARGV: capacity, lease ms, holder.  {1, cap}: taken; {0, cap}: full; {-1, cap}: another count.
+# KEYS: slots, limits.  ARGV: capacity, lease ms, holder, the limits as JSON.
+# {1, limits}: taken; {0, limits}: full; {-1, limits}: the cluster runs with other limits.
 _TAKE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local keep = 3 * tonumber(ARGV[2])
-local cap = redis.call('GET', KEYS[2])
-if not cap then
-  redis.call('SET', KEYS[2], ARGV[1], 'PX', keep)
-  cap = ARGV[1]
-elseif cap ~= ARGV[1] then
-  return {-1, tonumber(cap)}
+local limits = redis.call('GET', KEYS[2])
+if not limits then
+  redis.call('SET', KEYS[2], ARGV[4], 'PX', keep)
+  limits = ARGV[4]
+elseif limits ~= ARGV[4] then
+  return {-1, limits}
 else
   redis.call('PEXPIRE', KEYS[2], keep)
 end
 if ARGV[3] == '' then
-  return {0, tonumber(cap)}
+  return {0, limits}
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) < tonumber(cap) then
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
-  return {1, tonumber(cap)}
+  return {1, limits}
 end
-return {0, tonumber(cap)}
+return {0, limits}
 """
 
-# KEYS: slots, capacity.  ARGV: lease ms, then the holders.  Returns how many were still held (and renewed).
+# KEYS: limits, downloading, then the sorted set of each lease.  ARGV: lease ms, then per lease its holder
+# and what it downloads ('' if not told).  Returns how many were still held (and renewed).
 _RENEW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('PEXPIRE', KEYS[2], 3 * tonumber(ARGV[1]))
+local lease = tonumber(ARGV[1])
+redis.call('PEXPIRE', KEYS[1], 3 * lease)
 local renewed = 0
-for i = 2, #ARGV do
-  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
+for i = 3, #KEYS do
+  local holder = ARGV[2 * (i - 2)]
+  local score = redis.call('ZSCORE', KEYS[i], holder)
   if score and tonumber(score) > now then
-    redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[i])
+    redis.call('ZADD', KEYS[i], 'XX', now + lease, holder)
+    redis.call('PEXPIRE', KEYS[i], 3 * lease)
     renewed = renewed + 1
+    local what = ARGV[2 * (i - 2) + 1]
+    if what ~= '' then
+      redis.call('HSET', KEYS[2], holder, what)
+    end
   end
 end
+redis.call('PEXPIRE', KEYS[2], 3 * lease)
 return renewed
 """
 
-
-# KEYS: slots, capacity, released.  ARGV: holder, capacity, lease ms.  One token per release wakes one waiter;
-# at most capacity of them wait for nobody.
+# KEYS: slots, released, downloading.  ARGV: holder, capacity, lease ms.  One token per release wakes one
+# waiter; at most capacity of them wait for nobody.
 _RELEASE = """
+redis.call('HDEL', KEYS[3], ARGV[1])
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
-  redis.call('LPUSH', KEYS[3], '1')
-  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[2]) - 1)
-  redis.call('PEXPIRE', KEYS[3], 3 * tonumber(ARGV[3]))
+  redis.call('LPUSH', KEYS[2], '1')
+  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
+  redis.call('PEXPIRE', KEYS[2], 3 * tonumber(ARGV[3]))
 end
 return 1
 """
 
 
-def cluster_keys(cluster: str) -> dict[str, str]:
-    """Every Redis key of cluster *cluster*, by what it holds: all in one hash slot (``{cluster}``), so that
-    a script may use them together, on a Redis Cluster too.  The slots and the count are this module's; the
-    queue, the URLs ever queued, the final records, their counts by status and the workers seen are
-    fetcher/cluster/queue.py's."""
-    base = f"fetcher:{{{cluster}}}"
-    names = ("slots", "capacity", "released", "queue", "seen", "records", "totals", "workers")
-    return {name: f"{base}:{name}" for name in names}
-
-
-def import_redis() -> Any:
-    """redis-py, or a ConfigError that says what to install."""
-    try:
-        import redis
-    except ImportError:
-        raise ConfigError(INSTALL_HINT) from None
-    return redis
-
-
-def connect(url: str) -> redis_module.Redis:
-    """A client for *url* (``redis://``, ``rediss://``, ``unix://``); a ConfigError for a URL it cannot use."""
-    redis = import_redis()
-    try:
-        return redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)  # type: ignore[no-any-return]
-    except ValueError as exc:
-        raise ConfigError(f"--redis {redact(url)}: {exc}") from None
-
-
 class RedisGate:
-    """``capacity`` slots shared through Redis by every process of cluster *cluster* (see the module docs)."""
+    """``capacity`` slots shared through Redis by every process of cluster *cluster* (see the module docs).
 
-    def __init__(self, url: str, cluster: str, capacity: int, *, lease_s: float = DEFAULT_LEASE_S) -> None:
-        if not cluster or not cluster.isprintable():
-            raise ConfigError(f"the cluster name must be printable text, not {cluster!r}")
+    ``limits``: the cluster's other limits, by name (JSON values); every
+    fetcher of a cluster must give the same, as it must give the same
+    ``capacity``.
+    """
+
+    def __init__(self, url: str, cluster: str, capacity: int, *, lease_s: float = DEFAULT_LEASE_S,
+                 limits: Mapping[str, Any] | None = None) -> None:  # fmt: skip
         if lease_s < 0.1:
             raise ConfigError(f"the lease must be at least 0.1 s, not {lease_s!r}")
-        self._redis = redis = import_redis()
-        self._client = connect(url)
-        self._where = redact(url)
+        self.link = link = Link(url, cluster)
+        self._where = link.where
         self.cluster = cluster
         self._capacity = capacity
         self._lease_ms = int(lease_s * 1000)
-        names = cluster_keys(cluster)
-        self._keys = [names["slots"], names["capacity"]]
-        self._wake = names["released"]
-        self._take = self._client.register_script(_TAKE)
-        self._renew = self._client.register_script(_RENEW)
-        self._release = self._client.register_script(_RELEASE)
+        self._limits = {"max": capacity, **(limits or {})}
+        self._limits_json = json.dumps(self._limits, sort_keys=True, separators=(",", ":"))
+        keys = link.keys
+        self._keys = [keys["slots"], keys["limits"]]
+        self._wake = keys["released"]
+        self._downloading = keys["downloading"]
+        client = link.client
+        self._take = client.register_script(_TAKE)
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
         self._me = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._numbers = itertools.count()
         self._lock = threading.Lock()
+        self._freed = threading.Condition(self._lock)
         self._held: set[str] = set()
+        # Every lease this process holds, the gate's and redis_hosts.py's: holder -> (its key, what it downloads).
+        self._leases: dict[str, tuple[str, str]] = {}
+        self._slot_holders: dict[int, str] = {}
         self._waiting = 0
         self._closed = threading.Event()
         self._renewer: threading.Thread | None = None
-        self._unreachable_since: float | None = None
         try:
-            answer, cap = self._take(keys=self._keys, args=[capacity, self._lease_ms, ""])
-        except redis.exceptions.RedisError as exc:
+            answer, fixed = self._take(keys=self._keys, args=[capacity, self._lease_ms, "", self._limits_json])
+        except link.errors as exc:
+            link.close()
             raise ConfigError(f"cannot use Redis at {self._where}: {exc}") from None
         if answer == -1:
-            raise ConfigError(f"cluster {cluster!r} runs with --max {cap}; this fetcher asks for --max {capacity} "
-                              "(every fetcher of a cluster must give the same)")  # fmt: skip
+            link.close()
+            raise ConfigError(_other_limits(cluster, fixed, self._limits))
 
     @property
     def capacity(self) -> int:
         return self._capacity
+
+    @property
+    def lease_ms(self) -> int:
+        return self._lease_ms
 
     @property
     def in_use(self) -> int:
@@ -199,11 +198,34 @@ class RedisGate:
 
     def in_use_by_all(self) -> int:
         """Slots held now by the whole cluster (one round trip)."""
-        now_s, now_us = self._client.time()
-        return int(self._client.zcount(self._keys[0], f"({now_s * 1000 + now_us // 1000}", "+inf"))
+        now_s, now_us = self.link.client.time()
+        return int(self.link.client.zcount(self._keys[0], f"({now_s * 1000 + now_us // 1000}", "+inf"))
+
+    def new_holder(self) -> str:
+        """A name for one lease of this process, unique in the cluster."""
+        return f"{self._me}:{next(self._numbers)}"
+
+    def hold(self, key: str, holder: str) -> None:
+        """Renew *holder*'s lease in the sorted set *key* with the gate's own, until ``drop``."""
+        with self._lock:
+            self._leases[holder] = (key, "")
+            self._start_renewing()
+
+    def drop(self, holder: str) -> None:
+        with self._lock:
+            self._leases.pop(holder, None)
+
+    def describe(self, slot: Slot, url: str) -> None:
+        """What *slot* downloads (its host is shown by ``fetcher cluster status``), told at the next renewal."""
+        from .._urls import host_key
+
+        with self._lock:
+            holder = self._slot_holders.get(id(slot))
+            if holder is not None and holder in self._leases:
+                self._leases[holder] = (self._keys[0], host_key(url))
 
     def acquire(self, timeout: float | None = None) -> Slot | None:
-        # Holding every slot ourselves, a take is sure to fail: wait for a release instead of asking.
+        # Holding every slot ourselves, a take is sure to fail: wait for one of ours instead of asking.
         slot = None if len(self._held) >= self._capacity else self._try()
         if slot is not None or (timeout is not None and timeout <= 0):
             return slot
@@ -225,81 +247,121 @@ class RedisGate:
                 self._waiting -= 1
 
     def _wait_for_a_release(self, seconds: float) -> None:
-        """Until a slot is given back anywhere in the cluster (each release pushes a token) or *seconds* pass."""
+        """Until a slot is given back anywhere in the cluster (each release pushes a token) or *seconds* pass.
+
+        While this process holds every slot, only its own release can free one: it waits for that
+        here, and asks Redis nothing.
+        """
+        with self._lock:
+            if len(self._held) >= self._capacity:
+                self._freed.wait(seconds)
+                return
         try:
-            self._client.blpop([self._wake], timeout=max(0.01, seconds))
-        except self._redis.exceptions.RedisError as exc:
+            self.link.client.blpop([self._wake], timeout=max(0.01, seconds))
+        except self.link.errors as exc:
             if not self._closed.is_set():
-                self._unreachable(exc)
+                self.link.unreachable(exc)
                 self._closed.wait(seconds)
 
     def _try(self) -> Slot | None:
-        holder = f"{self._me}:{next(self._numbers)}"
+        holder = self.new_holder()
         try:
-            answer, cap = self._take(keys=self._keys, args=[self._capacity, self._lease_ms, holder])
-        except self._redis.exceptions.RedisError as exc:
-            self._unreachable(exc)
+            answer, fixed = self._take(keys=self._keys, args=[self._capacity, self._lease_ms, holder,
+                                                              self._limits_json])  # fmt: skip
+        except self.link.errors as exc:
+            self.link.unreachable(exc)
             return None
-        self._reachable()
+        self.link.reachable()
         if answer == -1:
-            log.error("cluster %s now runs with --max %s, not %d: no new download starts", self.cluster, cap,
-                      self._capacity)  # fmt: skip
+            log.error("%s: no new download starts", _other_limits(self.cluster, fixed, self._limits))
             return None
         if answer != 1:
             return None
+        slot = Slot(lambda: self._give_back(holder, id(slot)))
         with self._lock:
             self._held.add(holder)
-            if self._renewer is None:
-                self._renewer = threading.Thread(target=self._renew_loop, name="fetcher-lease", daemon=True)
-                self._renewer.start()
-        return Slot(lambda: self._give_back(holder))
+            self._leases[holder] = (self._keys[0], "")
+            self._slot_holders[id(slot)] = holder
+            self._start_renewing()
+        return slot
 
-    def _give_back(self, holder: str) -> None:
+    def _start_renewing(self) -> None:
+        """Under the lock."""
+        if self._renewer is None:
+            self._renewer = threading.Thread(target=self._renew_loop, name="fetcher-lease", daemon=True)
+            self._renewer.start()
+
+    def _give_back(self, holder: str, slot_id: int) -> None:
         with self._lock:
             self._held.discard(holder)
+            self._leases.pop(holder, None)
+            self._slot_holders.pop(slot_id, None)
+            self._freed.notify()
         try:
-            self._release(keys=[*self._keys, self._wake], args=[holder, self._capacity, self._lease_ms])
-        except self._redis.exceptions.RedisError as exc:
+            self._release(keys=[self._keys[0], self._wake, self._downloading],
+                          args=[holder, self._capacity, self._lease_ms])  # fmt: skip
+        except self.link.errors as exc:
             log.warning("could not give a cluster slot back (its lease will run out): %s", exc)
 
     def _renew_loop(self) -> None:
         every = self._lease_ms / 3000
         while not self._closed.wait(every):
             with self._lock:
-                held = list(self._held)
-            if not held:
+                leases = list(self._leases.items())
+            if not leases:
                 continue
+            args: list[Any] = [self._lease_ms]
+            for holder, (_, what) in leases:
+                args += [holder, what]
             try:
-                renewed = self._renew(keys=self._keys, args=[self._lease_ms, *held])
-            except self._redis.exceptions.RedisError as exc:
-                self._unreachable(exc)
+                renewed = self._renew(keys=[self._keys[1], self._downloading, *(key for _, (key, _) in leases)],
+                                      args=args)  # fmt: skip
+            except self.link.errors as exc:
+                self.link.unreachable(exc)
                 continue
-            self._reachable()
-            if renewed < len(held):
-                log.warning("%d cluster slot lease(s) ran out before renewal (Redis was unreachable for too long?)",
-                            len(held) - renewed)  # fmt: skip
-
-    def _unreachable(self, exc: Exception) -> None:
-        if self._unreachable_since is None:
-            self._unreachable_since = time.monotonic()
-            log.warning("Redis at %s is unreachable (%s): no new download starts until it is back", self._where, exc)
-
-    def _reachable(self) -> None:
-        if self._unreachable_since is not None:
-            log.warning("Redis at %s is back after %.1fs", self._where, time.monotonic() - self._unreachable_since)
-            self._unreachable_since = None
+            self.link.reachable()
+            if renewed < len(leases):
+                log.warning("%d cluster lease(s) ran out before renewal (Redis was unreachable for too long?)",
+                            len(leases) - renewed)  # fmt: skip
 
     def close(self) -> None:
         """Give back every slot still held, stop renewing, close the connection."""
         self._closed.set()
         with self._lock:
             held, self._held = list(self._held), set()
+            self._leases.clear()
+            self._freed.notify_all()
         try:
             if held:
-                self._client.zrem(self._keys[0], *held)
-        except self._redis.exceptions.RedisError:
+                self.link.client.zrem(self._keys[0], *held)
+                self.link.client.hdel(self._downloading, *held)
+        except self.link.errors:
             pass  # their leases run out
-        self._client.close()
+        self.link.close()
 
     def __repr__(self) -> str:
         return f"<RedisGate {self.cluster} in_use={self.in_use}/{self._capacity} at {self._where}>"
+
+
+def _other_limits(cluster: str, fixed: bytes | str, mine: Mapping[str, Any]) -> str:
+    """The error for a fetcher whose limits are not those cluster *cluster* runs with (*fixed*, as JSON)."""
+    try:
+        theirs = json.loads(fixed)
+    except ValueError:
+        theirs = {}
+    names = sorted(name for name in {*mine, *theirs} if mine.get(name) != theirs.get(name))
+    shown = ", ".join(f"{_option(name)} {_value(theirs.get(name))} (this fetcher: {_value(mine.get(name))})"
+                      for name in names)  # fmt: skip
+    return f"cluster {cluster!r} runs with {shown}; every fetcher of a cluster must give the same limits"
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _value(value: Any) -> str:
+    if value is None or value is False:
+        return "none"
+    if value is True:
+        return "on"
+    return f"{value:g}" if isinstance(value, float) else str(value)

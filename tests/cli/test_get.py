@@ -20,6 +20,7 @@ from typing import Any, cast
 import certifi
 import pytest
 
+from fetcher import Fetcher
 from fetcher._errors import URLListError
 from fetcher._fetcher import usable_cores
 from fetcher._urllist import Entry
@@ -568,6 +569,19 @@ def test_a_cluster_run_records_its_redis_without_the_password(
     options = cast(dict[str, object], run["options"])
     assert (options["redis"], options["cluster"]) == (redis_server, cluster_name)
     assert "hunter2" not in (dest / "fetcher-report.jsonl").read_text()
+
+
+def test_a_fetcher_with_other_limits_than_its_cluster_is_one_usage_error_naming_them(
+    server: srv.LoopbackServer, tmp_path: Path, dest: Path, redis_server: str, cluster_name: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    listed = url_list(tmp_path, server.route("/a", srv.body(b"x")))
+    cluster = ["--redis", redis_server, "--cluster", cluster_name, "--max", "4"]
+    with Fetcher(dest=tmp_path / "first", max_concurrent=4, rate=5.0, redis=redis_server, cluster=cluster_name):
+        assert fetcher(listed, *cluster, "--rate", "6", "-q", "-d", dest) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == (f"fetcher: error: cluster '{cluster_name}' runs with --rate 5 (this fetcher: 6); "
+                    "every fetcher of a cluster must give the same limits")  # fmt: skip
 
 
 @pytest.mark.parametrize(

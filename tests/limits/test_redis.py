@@ -16,6 +16,7 @@ import pytest
 
 from fetcher import ConfigError, Fetcher, Status
 from fetcher.limits.redis import RedisGate
+from tests.cluster_runs import run_side_by_side
 from tests.server import Capacity, LoopbackServer
 
 NewGate = Callable[..., RedisGate]
@@ -26,8 +27,8 @@ def new_gate(redis_server: str, cluster_name: str) -> Iterator[NewGate]:
     """Makes gates of the test's own cluster (``cluster=`` another), on the session's server; closed at its end."""
     made: list[RedisGate] = []
 
-    def make(capacity: int, *, cluster: str = cluster_name, **options: float) -> RedisGate:
-        made.append(RedisGate(redis_server, cluster, capacity, **options))
+    def make(capacity: int, *, cluster: str = cluster_name, lease_s: float = 10.0) -> RedisGate:
+        made.append(RedisGate(redis_server, cluster, capacity, lease_s=lease_s))
         return made[-1]
 
     yield make
@@ -68,7 +69,7 @@ def test_a_slot_given_back_wakes_a_waiter(new_gate: NewGate) -> None:
 
 def test_a_cluster_refuses_another_count_naming_both(new_gate: NewGate) -> None:
     new_gate(4)
-    with pytest.raises(ConfigError, match=r"runs with --max 4; this fetcher asks for --max 5"):
+    with pytest.raises(ConfigError, match=r"runs with --max 4 \(this fetcher: 5\)"):
         new_gate(5)
 
 
@@ -134,15 +135,8 @@ def test_three_processes_sharing_max_4_never_pass_4_at_the_server(
     server: LoopbackServer, tmp_path: Path, redis_server: str, cluster_name: str
 ) -> None:
     slow = Capacity(b"x" * 100, service_s=0.05, capacity=lambda t: None)
-    runs = []
-    for k in range(3):
-        listing = tmp_path / f"urls{k}.txt"
-        listing.write_text("".join(server.route(f"/p{k}/{n}", slow) + "\n" for n in range(12)))
-        runs.append(subprocess.Popen(
-            [sys.executable, "-m", "fetcher", str(listing), "-d", str(tmp_path / f"out{k}"), "--max", "4",
-             "--redis", redis_server, "--cluster", cluster_name, "-q"], stderr=subprocess.PIPE, text=True))  # fmt: skip
-    for run in runs:
-        assert run.wait(60) == 0, run.stderr.read() if run.stderr else ""
+    cluster = ("--max", "4", "--redis", redis_server, "--cluster", cluster_name)
+    run_side_by_side(server, tmp_path, slow, *cluster, processes=3, urls=12)
     assert slow.requests == 36
     assert slow.max_in_flight() == 4
 
