@@ -99,6 +99,8 @@ def main() -> int:
                 # inside the server (ZADD, XACK...), which cost no trip; those the clients send besides
                 # (the lease keeper's TIME and ZADD, every few seconds) are left out as negligible.
                 calls = sum(stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ROUND_TRIPS)
+                if os.environ.get("BENCH_TRIPS"):
+                    print({k[8:]: v["calls"] for k, v in stats.items() if v["calls"] > 10}, file=sys.stderr)
                 figures.setdefault(f"fetcher work x {workers}", []).append(
                     (args.files / wall, (children_cpu() - cpu) * 1000 / args.files, calls / args.files))
                 for k in range(workers):

@@ -15,10 +15,14 @@ How it works:
     a lease (one script for all of them), so a download that runs for an hour
     keeps its slot; a holder that dies (SIGKILL, a lost machine) stops
     renewing, and its slots come back when their leases run out, never
-    sooner.  Giving a slot back is one script: two round trips per download
-    on the fast path.  The same thread renews the per-host leases of
-    redis_hosts.py, and says what each slot is downloading (its host, for
-    ``fetcher cluster status``).
+    sooner (redis_leases.py renews them, the per-host leases of
+    redis_hosts.py with them).  Giving a slot back is one script: two round
+    trips per download at most.  Fewer on the fast path: a slot given back
+    is kept ``HAND_ON_WAIT_S`` for this process's next download, which takes
+    it with no round trip, up to ``HAND_ON_MAX`` downloads in a row; then it
+    goes back to the cluster, where a waiter of another process may win it.
+    One fetcher alone in its cluster so asks Redis about once per
+    ``HAND_ON_MAX`` downloads.
 
     "The first fixes the limits": ``fetcher:{cluster}:limits`` holds the
     limits the cluster runs with (``--max`` and those of redis_hosts.py and
@@ -55,7 +59,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._errors import ConfigError
+from .._urls import host_key
 from .gate import Slot
+from .redis_leases import Leases
 from .redis_link import INSTALL_HINT, Link, cluster_keys, connect, import_redis
 
 __all__ = ["DEFAULT_LEASE_S", "INSTALL_HINT", "RedisGate", "cluster_keys", "connect", "import_redis"]
@@ -66,6 +72,10 @@ log = logging.getLogger("fetcher")
 DEFAULT_LEASE_S = 10.0
 #: The longest a waiter goes without looking again (a dead holder's lease runs out with no token).
 LOOK_AGAIN_S = 1.0
+#: How many downloads in a row one lease may serve in this process before it goes back to the cluster
+#: (where a waiter of another process may win it), and how long it is kept for the next one.
+HAND_ON_MAX = 4
+HAND_ON_WAIT_S = 0.01
 
 # KEYS: slots, limits.  ARGV: capacity, lease ms, holder, the limits as JSON.
 # {1, limits}: taken; {0, limits}: full; {-1, limits}: the cluster runs with other limits.
@@ -91,31 +101,6 @@ if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
   return {1, limits}
 end
 return {0, limits}
-"""
-
-# KEYS: limits, downloading, then the sorted set of each lease.  ARGV: lease ms, then per lease its holder
-# and what it downloads ('' if not told).  Returns how many were still held (and renewed).
-_RENEW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local lease = tonumber(ARGV[1])
-redis.call('PEXPIRE', KEYS[1], 3 * lease)
-local renewed = 0
-for i = 3, #KEYS do
-  local holder = ARGV[2 * (i - 2)]
-  local score = redis.call('ZSCORE', KEYS[i], holder)
-  if score and tonumber(score) > now then
-    redis.call('ZADD', KEYS[i], 'XX', now + lease, holder)
-    redis.call('PEXPIRE', KEYS[i], 3 * lease)
-    renewed = renewed + 1
-    local what = ARGV[2 * (i - 2) + 1]
-    if what ~= '' then
-      redis.call('HSET', KEYS[2], holder, what)
-    end
-  end
-end
-redis.call('PEXPIRE', KEYS[2], 3 * lease)
-return renewed
 """
 
 # KEYS: slots, released, downloading.  ARGV: holder, capacity, lease ms.  One token per release wakes one
@@ -144,36 +129,30 @@ class RedisGate:
         if lease_s < 0.1:
             raise ConfigError(f"the lease must be at least 0.1 s, not {lease_s!r}")
         self.link = link = Link(url, cluster)
-        self._where = link.where
         self.cluster = cluster
         self._capacity = capacity
-        self._lease_ms = int(lease_s * 1000)
         self._limits = {"max": capacity, **(limits or {})}
         self._limits_json = json.dumps(self._limits, sort_keys=True, separators=(",", ":"))
-        keys = link.keys
-        self._keys = [keys["slots"], keys["limits"]]
-        self._wake = keys["released"]
-        self._downloading = keys["downloading"]
-        client = link.client
-        self._take = client.register_script(_TAKE)
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
+        self._keys = [link.keys["slots"], link.keys["limits"]]
+        self._take = link.client.register_script(_TAKE)
+        self._release = link.client.register_script(_RELEASE)
+        #: Every lease this process holds, the gate's and redis_hosts.py's, renewed by one thread.
+        self.leases = Leases(link, int(lease_s * 1000))
+        self.leases.chore = (self._next_unwanted, self._give_back_unwanted)
         self._me = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._numbers = itertools.count()
-        self._lock = threading.Lock()
-        self._freed = threading.Condition(self._lock)
+        self._freed = threading.Condition(threading.Lock())
         self._held: set[str] = set()
-        # Every lease this process holds, the gate's and redis_hosts.py's: holder -> (its key, what it downloads).
-        self._leases: dict[str, tuple[str, str]] = {}
         self._slot_holders: dict[int, str] = {}
+        self._handed: list[tuple[str, float]] = []  # leases kept for a next download of this process, since when
+        self._served: dict[str, int] = {}  # downloads in a row each held lease served
         self._waiting = 0
         self._closed = threading.Event()
-        self._renewer: threading.Thread | None = None
         try:
-            answer, fixed = self._take(keys=self._keys, args=[capacity, self._lease_ms, "", self._limits_json])
+            answer, fixed = self._take(keys=self._keys, args=[capacity, self.leases.lease_ms, "", self._limits_json])
         except link.errors as exc:
             link.close()
-            raise ConfigError(f"cannot use Redis at {self._where}: {exc}") from None
+            raise ConfigError(f"cannot use Redis at {link.where}: {exc}") from None
         if answer == -1:
             link.close()
             raise ConfigError(_other_limits(cluster, fixed, self._limits))
@@ -181,10 +160,6 @@ class RedisGate:
     @property
     def capacity(self) -> int:
         return self._capacity
-
-    @property
-    def lease_ms(self) -> int:
-        return self._lease_ms
 
     @property
     def in_use(self) -> int:
@@ -205,32 +180,18 @@ class RedisGate:
         """A name for one lease of this process, unique in the cluster."""
         return f"{self._me}:{next(self._numbers)}"
 
-    def hold(self, key: str, holder: str) -> None:
-        """Renew *holder*'s lease in the sorted set *key* with the gate's own, until ``drop``."""
-        with self._lock:
-            self._leases[holder] = (key, "")
-            self._start_renewing()
-
-    def drop(self, holder: str) -> None:
-        with self._lock:
-            self._leases.pop(holder, None)
-
     def describe(self, slot: Slot, url: str) -> None:
         """What *slot* downloads (its host is shown by ``fetcher cluster status``), told at the next renewal."""
-        from .._urls import host_key
-
-        with self._lock:
-            holder = self._slot_holders.get(id(slot))
-            if holder is not None and holder in self._leases:
-                self._leases[holder] = (self._keys[0], host_key(url))
+        holder = self._slot_holders.get(id(slot))
+        if holder is not None:
+            self.leases.describe(holder, host_key(url))
 
     def acquire(self, timeout: float | None = None) -> Slot | None:
-        # Holding every slot ourselves, a take is sure to fail: wait for one of ours instead of asking.
-        slot = None if len(self._held) >= self._capacity else self._try()
+        slot = self._next_slot()
         if slot is not None or (timeout is not None and timeout <= 0):
             return slot
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._lock:
+        with self._freed:
             self._waiting += 1
         try:
             while not self._closed.is_set():
@@ -238,13 +199,24 @@ class RedisGate:
                 if left is not None and left <= 0:
                     return None
                 self._wait_for_a_release(LOOK_AGAIN_S if left is None else min(LOOK_AGAIN_S, left))
-                slot = self._try()
+                slot = self._next_slot()
                 if slot is not None:
                     return slot
             return None
         finally:
-            with self._lock:
+            with self._freed:
                 self._waiting -= 1
+
+    def _next_slot(self) -> Slot | None:
+        """A slot kept from a download of this process, or one taken from the cluster, or None.
+
+        Holding every slot ourselves, a take is sure to fail: None without asking.
+        """
+        if self._handed:
+            with self._freed:
+                if self._handed:
+                    return self._slot(self._handed.pop()[0])
+        return None if len(self._held) >= self._capacity else self._try()
 
     def _wait_for_a_release(self, seconds: float) -> None:
         """Until a slot is given back anywhere in the cluster (each release pushes a token) or *seconds* pass.
@@ -252,12 +224,14 @@ class RedisGate:
         While this process holds every slot, only its own release can free one: it waits for that
         here, and asks Redis nothing.
         """
-        with self._lock:
+        with self._freed:
+            if self._handed:
+                return
             if len(self._held) >= self._capacity:
-                self._freed.wait(seconds)
+                self._freed.wait_for(lambda: self._handed or len(self._held) < self._capacity, seconds)
                 return
         try:
-            self.link.client.blpop([self._wake], timeout=max(0.01, seconds))
+            self.link.client.blpop([self.link.keys["released"]], timeout=max(0.01, seconds))
         except self.link.errors as exc:
             if not self._closed.is_set():
                 self.link.unreachable(exc)
@@ -266,7 +240,7 @@ class RedisGate:
     def _try(self) -> Slot | None:
         holder = self.new_holder()
         try:
-            answer, fixed = self._take(keys=self._keys, args=[self._capacity, self._lease_ms, holder,
+            answer, fixed = self._take(keys=self._keys, args=[self._capacity, self.leases.lease_ms, holder,
                                                               self._limits_json])  # fmt: skip
         except self.link.errors as exc:
             self.link.unreachable(exc)
@@ -277,70 +251,83 @@ class RedisGate:
             return None
         if answer != 1:
             return None
-        slot = Slot(lambda: self._give_back(holder, id(slot)))
-        with self._lock:
+        self.leases.hold(self._keys[0], holder)
+        with self._freed:
             self._held.add(holder)
-            self._leases[holder] = (self._keys[0], "")
-            self._slot_holders[id(slot)] = holder
-            self._start_renewing()
+            self._served[holder] = 0
+            return self._slot(holder)
+
+    def _slot(self, holder: str) -> Slot:
+        """The Slot of held lease *holder*, for one more download; under the lock."""
+        slot = Slot(lambda: self._give_back(holder, id(slot)))
+        self._slot_holders[id(slot)] = holder
+        self._served[holder] += 1
         return slot
 
-    def _start_renewing(self) -> None:
-        """Under the lock."""
-        if self._renewer is None:
-            self._renewer = threading.Thread(target=self._renew_loop, name="fetcher-lease", daemon=True)
-            self._renewer.start()
-
     def _give_back(self, holder: str, slot_id: int) -> None:
-        with self._lock:
-            self._held.discard(holder)
-            self._leases.pop(holder, None)
+        """A download ended: keep its lease a moment for this process's next, or give it back to the cluster."""
+        with self._freed:
             self._slot_holders.pop(slot_id, None)
-            self._freed.notify()
+            if self._served.get(holder, HAND_ON_MAX) < HAND_ON_MAX and not self._closed.is_set():
+                self._handed.append((holder, time.monotonic()))
+                self._freed.notify()
+                first = len(self._handed) == 1
+            else:
+                self._forget(holder)
+                first = None
+        if first is None:
+            self._release_in_redis(holder)
+        elif first:
+            self.leases.wake()  # the chore that gives it back if it is not wanted
+
+    def _forget(self, holder: str) -> None:
+        """*holder*'s lease goes back to the cluster; under the lock."""
+        self._held.discard(holder)
+        self._served.pop(holder, None)
+        self._freed.notify()
+
+    def _release_in_redis(self, holder: str) -> None:
+        self.leases.drop(holder)
         try:
-            self._release(keys=[self._keys[0], self._wake, self._downloading],
-                          args=[holder, self._capacity, self._lease_ms])  # fmt: skip
+            self._release(keys=[self._keys[0], self.link.keys["released"], self.link.keys["downloading"]],
+                          args=[holder, self._capacity, self.leases.lease_ms])  # fmt: skip
         except self.link.errors as exc:
             log.warning("could not give a cluster slot back (its lease will run out): %s", exc)
 
-    def _renew_loop(self) -> None:
-        every = self._lease_ms / 3000
-        while not self._closed.wait(every):
-            with self._lock:
-                leases = list(self._leases.items())
-            if not leases:
-                continue
-            args: list[Any] = [self._lease_ms]
-            for holder, (_, what) in leases:
-                args += [holder, what]
-            try:
-                renewed = self._renew(keys=[self._keys[1], self._downloading, *(key for _, (key, _) in leases)],
-                                      args=args)  # fmt: skip
-            except self.link.errors as exc:
-                self.link.unreachable(exc)
-                continue
-            self.link.reachable()
-            if renewed < len(leases):
-                log.warning("%d cluster lease(s) ran out before renewal (Redis was unreachable for too long?)",
-                            len(leases) - renewed)  # fmt: skip
+    def _next_unwanted(self) -> float | None:
+        """When the oldest lease kept for a next download is no longer kept (None: none is)."""
+        handed = self._handed
+        return handed[0][1] + HAND_ON_WAIT_S if handed else None
+
+    def _give_back_unwanted(self) -> None:
+        """Leases kept longer than ``HAND_ON_WAIT_S`` that no download took: back to the cluster."""
+        before = time.monotonic() - HAND_ON_WAIT_S
+        with self._freed:
+            unwanted = [holder for holder, since in self._handed if since <= before]
+            self._handed = [(holder, since) for holder, since in self._handed if since > before]
+            for holder in unwanted:
+                self._forget(holder)
+        for holder in unwanted:
+            self._release_in_redis(holder)
 
     def close(self) -> None:
         """Give back every slot still held, stop renewing, close the connection."""
         self._closed.set()
-        with self._lock:
+        with self._freed:
             held, self._held = list(self._held), set()
-            self._leases.clear()
+            self._handed.clear()
             self._freed.notify_all()
+        self.leases.close()
         try:
             if held:
                 self.link.client.zrem(self._keys[0], *held)
-                self.link.client.hdel(self._downloading, *held)
+                self.link.client.hdel(self.link.keys["downloading"], *held)
         except self.link.errors:
             pass  # their leases run out
         self.link.close()
 
     def __repr__(self) -> str:
-        return f"<RedisGate {self.cluster} in_use={self.in_use}/{self._capacity} at {self._where}>"
+        return f"<RedisGate {self.cluster} in_use={self.in_use}/{self._capacity} at {self.link.where}>"
 
 
 def _other_limits(cluster: str, fixed: bytes | str, mine: Mapping[str, Any]) -> str:

@@ -171,7 +171,7 @@ class ClusterHostLimits(HostLimits):
             code, ms, _ = self._start(
                 keys=[link.keys["pauses"], key, link.key("hostrate", host) + ":tat",
                       link.key("hostrate", host) + ":recent", link.keys["adaptive"]],
-                args=[host, "" if self._cap is None else self._cap, self._gate.lease_ms, holder, rate,
+                args=[host, "" if self._cap is None else self._cap, self._gate.leases.lease_ms, holder, rate,
                       RECENT_KEPT_S, "1" if self._paces is not None else ""],
             )  # fmt: skip
         except link.errors as exc:
@@ -187,7 +187,7 @@ class ClusterHostLimits(HostLimits):
         if code == 4:
             return Closed(HOST_RATE, now + wait)
         if holder:
-            self._gate.hold(key, holder)
+            self._gate.leases.hold(key, holder)
         return key, holder
 
     def reserve_request(self, host: str) -> float:
@@ -214,7 +214,7 @@ class ClusterHostLimits(HostLimits):
             before = None if self._paces is None else self._paces.allowed(host)
         if lease is not None:
             key, holder = lease
-            self._gate.drop(holder)
+            self._gate.leases.drop(holder)
             try:
                 self._link.client.zrem(key, holder)
             except self._link.errors as exc:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from fetcher import ConfigError, Fetcher, Status
-from fetcher.limits.redis import RedisGate
+from fetcher.limits.redis import HAND_ON_MAX, HAND_ON_WAIT_S, RedisGate
 from tests.cluster_runs import run_side_by_side
 from tests.server import Capacity, LoopbackServer
 
@@ -42,7 +42,41 @@ def test_slots_are_shared_by_every_gate_of_a_cluster(new_gate: NewGate) -> None:
     assert all(held) and one.acquire(0) is None and two.acquire(0) is None
     assert one.in_use_by_all() == 2 and (one.in_use, two.in_use) == (1, 1)
     held[0].release()  # type: ignore[union-attr]
-    assert two.acquire(0) is not None
+    assert two.acquire(1.0) is not None  # once one keeps it no longer for a next download of its own
+
+
+def members(gate: RedisGate) -> list[bytes]:
+    return list(gate.link.client.zrange(gate.link.keys["slots"], 0, -1))
+
+
+def test_a_slot_given_back_serves_the_next_download_of_its_process_with_no_round_trip(new_gate: NewGate) -> None:
+    one = new_gate(1)
+    first = one.acquire(0)
+    assert first is not None
+    lease = members(one)
+    first.release()
+    assert one.acquire(0) is not None and members(one) == lease  # the same lease, not given back
+
+
+def test_a_kept_slot_no_download_takes_goes_back_to_the_cluster_soon(new_gate: NewGate) -> None:
+    one, two = new_gate(1), new_gate(1)
+    held = one.acquire(0)
+    assert held is not None
+    held.release()
+    began = time.monotonic()
+    assert two.acquire(2.0) is not None
+    assert time.monotonic() - began < HAND_ON_WAIT_S + 1.0
+
+
+def test_a_lease_goes_back_to_the_cluster_after_serving_its_run_of_downloads(new_gate: NewGate) -> None:
+    one = new_gate(1)
+    leases = []
+    for _ in range(HAND_ON_MAX + 1):
+        slot = one.acquire(1.0)
+        assert slot is not None
+        leases.append(members(one))
+        slot.release()
+    assert leases[:HAND_ON_MAX] == [leases[0]] * HAND_ON_MAX and leases[HAND_ON_MAX] != leases[0]
 
 
 def test_clusters_do_not_share_slots(new_gate: NewGate) -> None:
