@@ -164,8 +164,8 @@ class _DefaultCommand(click.Command):
     "--cluster",
     default=None,
     metavar="NAME",
-    help="Share the --max slots with every fetcher, on any machine, that gives the same --redis and NAME; "
-    "the first fixes the count.",
+    help="Share every limit (--max, --max-per-host, the rates, host pauses, --adaptive) with every fetcher, "
+    "on any machine, that gives the same --redis and NAME; the first fixes the limits.",
 )
 @click.option(
     "--lease",
