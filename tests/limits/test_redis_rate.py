@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from fetcher import Fetcher
 from fetcher.limits.redis_link import Link
 from fetcher.limits.redis_rate import UNREACHABLE_WAIT_S, RedisBucket
 from tests.cluster_runs import run_side_by_side
@@ -118,3 +119,24 @@ def test_three_processes_sharing_rate_10_keep_it_at_the_server(
     starts = sorted(hit.started for hit in server.log if not hit.path.endswith("/0"))
     assert starts[-1] - starts[0] >= 1.9  # 21 requests at 10/s: 2.0 s (the three did not each take 10/s)
 
+
+
+def test_two_fetchers_share_one_byte_rate(
+    server: LoopbackServer, tmp_path: Path, redis_server: str, cluster_name: str
+) -> None:
+    urls = [server.route(f"/big/{n}", body(b"x" * 60_000)) for n in range(2)]
+    options = {"max_concurrent": 2, "limit_rate": 100_000, "redis": redis_server, "cluster": cluster_name,
+               "state": False}  # fmt: skip
+    statuses: list[str] = []
+    with Fetcher(dest=tmp_path / "a", **options) as one, Fetcher(dest=tmp_path / "b", **options) as two:  # type: ignore[arg-type]
+        began = time.monotonic()
+        runs = [threading.Thread(target=lambda f=f, u=u: statuses.extend(r.status for r in f.fetch([u])))
+                for f, u in ((one, urls[0]), (two, urls[1]))]  # fmt: skip
+        for run in runs:
+            run.start()
+        for run in runs:
+            run.join(20)
+        elapsed = time.monotonic() - began
+    assert statuses == ["ok", "ok"]
+    # 120,000 bytes at 100,000 a second between them, less the burst (10,000): 1.1 s; each alone, 0.5 s.
+    assert elapsed >= 1.0
