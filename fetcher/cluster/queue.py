@@ -12,13 +12,23 @@
   no wait, which resets their idle time), so a worker that dies (SIGKILL, a
   lost machine) leaves entries that go idle, and after the lease another
   worker takes them over (``XAUTOCLAIM``).  ``entries()`` ends when nothing
-  is left to read and no other worker holds an entry.
+  is left to read and no other worker holds an entry.  An entry this worker
+  holds already (its keeping fresh lapsed while Redis was unreachable, and
+  it took it over from itself) is not yielded again.
 - ``finished(result)``: a URL's final record, kept in the cluster's records
   (a hash by URL: the first record wins, so a URL that two workers ended
   still has exactly one) and counted by status, and its entry
   acknowledged, in one script.  A URL cut short (``cancelled``,
   ``not-started``) is not final: its entry stays pending, and another
   worker takes it over after the lease.
+
+While Redis is unreachable, downloads in flight go on and their final
+records wait in this worker (their entries are kept fresh with the others
+once it is back), to be kept when it is back: a URL done during an outage is
+neither done again nor counted twice.  Past ``unreachable_s`` without
+Redis, ``entries()`` ends the run (URLListError).  A Redis that comes back
+without the queue (restarted without its data) ends it at once: what is
+left to do is no longer known.
 
 Nothing here downloads: ``fetcher work`` feeds ``entries()`` to a Fetcher
 and hands each result to ``finished``.
@@ -106,6 +116,7 @@ class ClusterQueue:
         self._lock = threading.Lock()
         self._finished: list[tuple[str, str, str, str]] = []  # final records not yet kept in Redis
         self._first_finished: float | None = None
+        self._unkept_since: float | None = None  # since when Redis has refused the final records (then: the keeper's)
         self._stopped = threading.Event()
         self._keeper: threading.Thread | None = None
         try:
@@ -138,7 +149,8 @@ class ClusterQueue:
         """The entries this worker takes, until the queue is drained (see the module docs).
 
         While Redis is unreachable it waits (downloads in flight go on); past ``unreachable_s`` it
-        raises URLListError, which ends the run as a list that could not be read to its end.
+        raises URLListError, which ends the run as a list that could not be read to its end.  A queue
+        that is gone (Redis came back without its data) raises it at once.
         """
         self._start_keeper()
         lost_at: float | None = None
@@ -146,6 +158,9 @@ class ClusterQueue:
             try:
                 messages, drained = self._next_messages()
             except self._redis.exceptions.RedisError as exc:
+                if str(exc).startswith("NOGROUP"):  # the stream or its group is no more
+                    raise URLListError(f"the cluster's queue at {self.where} is gone (Redis restarted without its "
+                                       "data?): the URLs left to do are not known") from None  # fmt: skip
                 now = time.monotonic()
                 if lost_at is None:
                     lost_at = now
@@ -155,12 +170,18 @@ class ClusterQueue:
                                        f"{self._unreachable_s:g}s: {exc}") from None  # fmt: skip
                 self._stopped.wait(self._poll_ms / 1000)
                 continue
+            except Exception:
+                if self._stopped.is_set():
+                    return  # closed meanwhile, its connection with it (redis-py then fails as it may)
+                raise
             lost_at = None
             if drained:
                 return
             # Held from now on, and kept fresh, even those the run has not read yet (a batch is small).
             batch = [(_text(entry_id), _entry(fields)) for entry_id, fields in messages]
             with self._lock:
+                held = set(self._held())
+                batch = [(entry_id, entry) for entry_id, entry in batch if entry_id not in held]
                 for entry_id, entry in batch:
                     self._taken.setdefault(redact(entry.url), []).append(entry_id)
             for _, entry in batch:
@@ -198,14 +219,17 @@ class ClusterQueue:
             self._finished.append((result.url, record, str(result.status), entry_id))
             if self._first_finished is None:
                 self._first_finished = time.monotonic()
-            # Sooner than a lease could run out: an entry finished here is no longer kept fresh.
+            # Soon (an entry finished here is kept fresh until its record is kept).  While Redis refuses
+            # the records, only the keeper tries again: the run's loop never waits on Redis for them.
             waited = time.monotonic() - self._first_finished
-            due = len(self._finished) >= FLUSH_COUNT or waited >= min(FLUSH_S, self._lease_ms / 6000)
+            due = self._unkept_since is None and (len(self._finished) >= FLUSH_COUNT or
+                                                  waited >= min(FLUSH_S, self._lease_ms / 6000))  # fmt: skip
         if due:
             self.flush()
 
     def flush(self) -> None:
-        """Keep the final records waiting in this worker, now (one round trip)."""
+        """Keep the final records waiting in this worker, now (one round trip); if Redis does not answer,
+        they wait for the next flush."""
         with self._lock:
             batch, self._finished, self._first_finished = self._finished, [], None
         if not batch:
@@ -214,8 +238,19 @@ class ClusterQueue:
         try:
             self._finish(keys=[self._keys["records"], self._keys["totals"], self._keys["queue"]], args=args)
         except self._redis.exceptions.RedisError as exc:
-            log.warning("could not keep %d final record(s) in Redis at %s (their URLs will be done again "
-                        "elsewhere): %s", len(batch), self.where, exc)  # fmt: skip
+            with self._lock:
+                self._finished[:0] = batch
+                first, self._unkept_since = self._unkept_since is None, self._unkept_since or time.monotonic()
+            if first:
+                log.warning("could not keep %d final record(s) in Redis at %s (kept here until it is back): %s",
+                            len(batch), self.where, exc)  # fmt: skip
+            return
+        with self._lock:
+            self._unkept_since = None
+
+    def _held(self) -> list[str]:
+        """Under the lock: the ids of the entries this worker holds, taken or finished but not yet kept."""
+        return [*(entry_id for ids in self._taken.values() for entry_id in ids), *(f[3] for f in self._finished)]
 
     def _others_pending(self) -> int:
         """Entries that other workers hold now."""
@@ -233,7 +268,7 @@ class ClusterQueue:
         alive."""
         while True:
             with self._lock:
-                held = [entry_id for ids in self._taken.values() for entry_id in ids]
+                held = self._held()
             try:
                 seconds, micros = self._client.time()
                 self._client.zadd(self._keys["workers"], {self.consumer: seconds * 1000 + micros // 1000})
@@ -247,10 +282,14 @@ class ClusterQueue:
                 return
 
     def close(self) -> None:
-        """Keep the records waiting; stop keeping this worker's entries (any still held go to the others after
+        """Keep the records waiting (those Redis refuses now are lost here: their URLs are done again elsewhere,
+        still with one record each); stop keeping this worker's entries (any still held go to the others after
         the lease)."""
         self._stopped.set()
         self.flush()
+        if self._finished:
+            log.warning("%d final record(s) not kept in Redis at %s: their URLs will be done again elsewhere",
+                        len(self._finished), self.where)  # fmt: skip
         try:
             self._client.zrem(self._keys["workers"], self.consumer)
         except self._redis.exceptions.RedisError:
