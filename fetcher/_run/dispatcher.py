@@ -15,10 +15,11 @@ import dataclasses
 import functools
 import time
 
+from .._errors import FetcherError
 from .._text import redact
 from ..limits import RATE, HostPermit, Slot
 from .attempt import LONG_LIST, Worker
-from .jobs import Job, now, state_key
+from .jobs import Failed, Job, now, state_key
 from .runstate import POLL_S, RunState
 from .settle import Settle, state_call
 from .stops import Stops
@@ -61,7 +62,11 @@ class Dispatcher:
                     continue
                 if not self._rate_allows():
                     continue
-                slot = self._slot()
+                try:
+                    slot = self._slot()
+                except FetcherError as exc:  # the gate can give no slot any more (a cluster's Redis gone too long)
+                    run.results.put(Failed(exc))
+                    return
                 if slot is None:
                     continue
                 # The --rate turn and the host's turn are taken together, just before the

@@ -39,7 +39,11 @@ What it is not:
     Redis is unreachable: no new slot is given then (a waiter keeps waiting,
     within its acquire timeout), downloads in flight go on, and their leases
     may run out meanwhile, so the cap may be passed by those downloads until
-    Redis is back.
+    Redis is back.  Nor is a slot handed on while Redis does not answer: its
+    lease is not renewed then, and may be gone (a restart without the data).
+    Not patient for ever: a gate given ``unreachable_s`` (the Fetcher gives
+    its ``timeout``) raises RedisUnreachable from ``acquire`` once Redis has
+    not answered it for that long, which ends the run.
 
 redis-py (``pip install 'fetcher[redis]'``) is the client: its scripts,
 connection pool and URL parsing, not a protocol of fetcher's own.
@@ -116,16 +120,22 @@ return 1
 """
 
 
+class RedisUnreachable(ConfigError):
+    """The cluster's Redis has not answered for longer than the gate may wait: no slot can be given (as at
+    the start, "cannot use Redis": a usage error, exit 2)."""
+
+
 class RedisGate:
     """``capacity`` slots shared through Redis by every process of cluster *cluster* (see the module docs).
 
     ``limits``: the cluster's other limits, by name (JSON values); every
     fetcher of a cluster must give the same, as it must give the same
-    ``capacity``.
+    ``capacity``.  ``unreachable_s``: how long ``acquire`` waits for a Redis
+    that does not answer before it raises RedisUnreachable (None: for ever).
     """
 
     def __init__(self, url: str, cluster: str, capacity: int, *, lease_s: float = DEFAULT_LEASE_S,
-                 limits: Mapping[str, Any] | None = None) -> None:  # fmt: skip
+                 limits: Mapping[str, Any] | None = None, unreachable_s: float | None = None) -> None:  # fmt: skip
         if lease_s < 0.1:
             raise ConfigError(f"the lease must be at least 0.1 s, not {lease_s!r}")
         self.link = link = Link(url, cluster)
@@ -148,6 +158,9 @@ class RedisGate:
         self._served: dict[str, int] = {}  # downloads in a row each held lease served
         self._waiting = 0
         self._closed = threading.Event()
+        self._unreachable_s = unreachable_s
+        # Since when acquire has found Redis not answering, and its last error; None while it answers.
+        self._lost: tuple[float, Exception] | None = None
         try:
             answer, fixed = self._take(keys=self._keys, args=[capacity, self.leases.lease_ms, "", self._limits_json])
         except link.errors as exc:
@@ -188,6 +201,8 @@ class RedisGate:
 
     def acquire(self, timeout: float | None = None) -> Slot | None:
         slot = self._next_slot()
+        if slot is None:
+            self._give_up_if_lost()
         if slot is not None or (timeout is not None and timeout <= 0):
             return slot
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -202,6 +217,7 @@ class RedisGate:
                 slot = self._next_slot()
                 if slot is not None:
                     return slot
+                self._give_up_if_lost()
             return None
         finally:
             with self._freed:
@@ -212,7 +228,7 @@ class RedisGate:
 
         Holding every slot ourselves, a take is sure to fail: None without asking.
         """
-        if self._handed:
+        if self._handed and not self.link.down:
             with self._freed:
                 if self._handed:
                     return self._slot(self._handed.pop()[0])
@@ -234,7 +250,7 @@ class RedisGate:
             self.link.client.blpop([self.link.keys["released"]], timeout=max(0.01, seconds))
         except self.link.errors as exc:
             if not self._closed.is_set():
-                self.link.unreachable(exc)
+                self._unanswered(exc)
                 self._closed.wait(seconds)
 
     def _try(self) -> Slot | None:
@@ -243,8 +259,9 @@ class RedisGate:
             answer, fixed = self._take(keys=self._keys, args=[self._capacity, self.leases.lease_ms, holder,
                                                               self._limits_json])  # fmt: skip
         except self.link.errors as exc:
-            self.link.unreachable(exc)
+            self._unanswered(exc)
             return None
+        self._lost = None
         self.link.reachable()
         if answer == -1:
             log.error("%s: no new download starts", _other_limits(self.cluster, fixed, self._limits))
@@ -257,6 +274,17 @@ class RedisGate:
             self._served[holder] = 0
             return self._slot(holder)
 
+    def _unanswered(self, exc: Exception) -> None:
+        self._lost = (self._lost[0] if self._lost is not None else time.monotonic(), exc)
+        self.link.unreachable(exc)
+
+    def _give_up_if_lost(self) -> None:
+        """Raise RedisUnreachable if Redis has not answered acquire for longer than ``unreachable_s``."""
+        lost = self._lost
+        if lost is None or self._unreachable_s is None or time.monotonic() - lost[0] <= self._unreachable_s:
+            return
+        raise RedisUnreachable(f"Redis at {self.link.where} was unreachable for {self._unreachable_s:g}s: {lost[1]}")
+
     def _slot(self, holder: str) -> Slot:
         """The Slot of held lease *holder*, for one more download; under the lock."""
         slot = Slot(lambda: self._give_back(holder, id(slot)))
@@ -268,7 +296,10 @@ class RedisGate:
         """A download ended: keep its lease a moment for this process's next, or give it back to the cluster."""
         with self._freed:
             self._slot_holders.pop(slot_id, None)
-            if self._served.get(holder, HAND_ON_MAX) < HAND_ON_MAX and not self._closed.is_set():
+            # Not while Redis does not answer: the lease is not renewed then, and may be gone (a restart
+            # without the data), so no download starts on it until Redis answers again.
+            kept = self._served.get(holder, HAND_ON_MAX) < HAND_ON_MAX
+            if kept and not self._closed.is_set() and not self.link.down:
                 self._handed.append((holder, time.monotonic()))
                 self._freed.notify()
                 first = len(self._handed) == 1

@@ -289,9 +289,6 @@ def test_a_record_finished_while_redis_is_down_is_kept_once_it_is_back(tmp_path:
 
 
 #: Why a download starts while Redis is down.
-HANDED_ON = ("RedisGate hands a slot given back on to this process's next download with no round trip (6774f75), "
-             "even while Redis does not answer: the next URL starts on a lease no longer renewed, maybe gone; "
-             "fix proposed for fetcher/limits/redis.py")  # fmt: skip
 
 
 # -- through a restart: fetcher work (with the data kept), fetcher LIST --redis --cluster ------
@@ -312,7 +309,6 @@ def test_the_downloads_in_flight_finish_while_redis_is_down(restarted: Outcome) 
     assert restarted.done_while_down
 
 
-@pytest.mark.xfail(reason=HANDED_ON, strict=True)
 def test_no_download_starts_while_redis_is_down(restarted: Outcome) -> None:
     assert restarted.alive_when_back and restarted.started_while_down() == []
 
@@ -366,9 +362,6 @@ def test_work_without_the_queue_keeps_only_what_finished_while_redis_was_down(wo
 # -- fetcher work, Redis gone past --timeout --------------------------------------------------
 
 #: Why a run with a download in flight, or a list run, does not end past --timeout yet.
-GATE_WAITS = ("RedisGate waits for Redis for ever, and the run with it; fetcher work's queue counts its --timeout "
-              "only while the run asks it for URLs, which it does not while a download in flight keeps its "
-              "read-ahead full; fix proposed for fetcher/limits/redis.py, _run/dispatcher.py, _fetcher.py")  # fmt: skip
 
 # Both downloads in flight finish while Redis is down, and it does not come back.
 work_timeout = scenario("work_timeout", work=True, keep_data=True, restart=False, timeout_s=SHORT_TIMEOUT_S,
@@ -394,7 +387,6 @@ def test_work_ends_past_timeout_with_one_clear_line_and_exit_2(work_timeout: Out
     ends_past_timeout_with_one_clear_line(work_timeout)
 
 
-@pytest.mark.xfail(reason=HANDED_ON, strict=True)
 def test_work_past_timeout_starts_no_download(work_timeout: Outcome) -> None:
     assert work_timeout.started_while_down() == []
     assert work_timeout.requests() == Counter(work_timeout.in_flight)
@@ -405,12 +397,10 @@ def test_work_past_timeout_keeps_what_finished_whole_and_nothing_else(work_timeo
     assert work_timeout.saved() == sorted(path.rsplit("/", 1)[1] for path in work_timeout.in_flight)
 
 
-@pytest.mark.xfail(reason=GATE_WAITS, strict=True)
 def test_work_ends_past_timeout_with_a_download_still_in_flight(work_timeout_slow: Outcome) -> None:
     ends_past_timeout_with_one_clear_line(work_timeout_slow)
 
 
-@pytest.mark.xfail(reason=GATE_WAITS, strict=True)
 def test_work_cut_short_past_timeout_leaves_no_partial_file_under_a_final_name(work_timeout_slow: Outcome) -> None:
     assert work_timeout_slow.ended_at is not None, "the run did not end on its own"
     finished, _ = work_timeout_slow.in_flight
@@ -421,7 +411,6 @@ def test_work_cut_short_past_timeout_leaves_no_partial_file_under_a_final_name(w
 # -- fetcher LIST --redis --cluster, Redis gone past --timeout --------------------------------
 
 
-@pytest.mark.xfail(reason=GATE_WAITS, strict=True)
 def test_a_list_run_ends_past_timeout_with_one_clear_line(tmp_path: Path) -> None:
     outcome = through_an_outage(tmp_path, work=False, keep_data=False, restart=False, timeout_s=SHORT_TIMEOUT_S,
                                 end_within=SHORT_TIMEOUT_S + 10.0)  # fmt: skip
