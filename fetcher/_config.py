@@ -53,7 +53,8 @@ class FetcherConfig:
     retry_wait_max: float = 60.0
     retry_after_max: float = 300.0
     #: The state database (validators of saved files, resumable partial
-    #: files); None keeps no state, so every run downloads everything.
+    #: files); None keeps no state, so every run downloads everything
+    #: (unless shared_state keeps it in a cluster's Redis).
     state: Path | None = None
     #: Give each saved file the server's Last-Modified as its mtime.
     remote_time: bool = True
@@ -96,6 +97,11 @@ class FetcherConfig:
     redis: str | None = field(default=None, repr=False)
     cluster: str | None = None
     cluster_lease: float = 10.0
+    #: Keep the state (validators, resumable partial files, file names) in the
+    #: cluster's Redis instead of a database in DEST (fetcher/state/redis_store.py):
+    #: every fetcher of the cluster reads what any of them saved.  Needs redis and
+    #: cluster, and no ``state`` path.
+    shared_state: bool = False
     #: A CA bundle (PEM) trusted for HTTPS instead of the system's; None:
     #: the system's (or $REQUESTS_CA_BUNDLE / $CURL_CA_BUNDLE).
     ca_certificate: Path | None = None
@@ -126,7 +132,7 @@ class FetcherConfig:
             if not isinstance(self.state, (str, os.PathLike)):
                 raise ConfigError(f"state must be a path or None, not {self.state!r}")
             object.__setattr__(self, "state", Path(self.state))
-        for name in ("remote_time", "force", "skip_existing", "adaptive"):
+        for name in ("remote_time", "force", "skip_existing", "adaptive", "shared_state"):
             flag(self, name)
         if self.force and self.skip_existing:
             raise ConfigError("force and skip_existing cannot both be set")
@@ -158,6 +164,10 @@ class FetcherConfig:
         if self.redis is not None and self.shared_slots is not None:
             raise ConfigError("give either a cluster (redis) or shared_slots, not both")
         seconds(self, "cluster_lease", allow_zero=False)
+        if self.shared_state and self.cluster is None:
+            raise ConfigError("shared_state keeps the state in a cluster's Redis: it needs redis and cluster")
+        if self.shared_state and self.state is not None:
+            raise ConfigError("give either a state database (state) or shared_state, not both")
         if self.ca_certificate is not None:
             if not isinstance(self.ca_certificate, (str, os.PathLike)):
                 raise ConfigError(f"ca_certificate must be a path or None, not {self.ca_certificate!r}")

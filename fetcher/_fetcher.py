@@ -26,6 +26,7 @@ from .limits import CLUSTER, SHARED, SLOTS, Gate, HostLimits, HostPace, LocalGat
 from .limits.redis import RedisGate
 from .limits.shared import SharedGate, default_directory
 from .state import DEFAULT_STATE_NAME, StateStore
+from .state.base import Store
 from .transfer.outcome import WatchStart
 from .transfer.retry import RetryPolicy
 from .transfer.tempfiles import Cleanup, TempFiles, remove_leftovers
@@ -111,6 +112,7 @@ class Fetcher:
         redis: str | None = None,
         cluster: str | None = None,
         cluster_lease: float = 10.0,
+        shared_state: bool = False,
         ca_certificate: str | Path | None = None,
         workers: int | None = None,
         gate: Gate | None = None,
@@ -208,6 +210,16 @@ class Fetcher:
           cluster name (needs ``pip install 'fetcher[redis]'``); the first
           fixes the count.  A slot is a lease: a holder that dies gives it
           back after ``cluster_lease`` seconds (10), never sooner.
+        - ``shared_state``: with ``redis`` and ``cluster``, keep the state
+          (the validators of saved files, resumable partial files, file
+          names) in the cluster's Redis instead of a database in DEST, so
+          that every fetcher of the cluster, on any machine, asks with what
+          any of them saved: with one DEST shared by all (a shared folder),
+          a URL done last night by another machine is asked for with a
+          conditional GET, and a partial file another left is resumed.
+          With a DEST of its own, a fetcher downloads in full a URL whose
+          file is in another's DEST; its name is still the cluster's.  Not
+          with a ``state`` path or ``state=False``.
 
         A 429, or a 503 with Retry-After, pauses every new request to that
         host.  A URL waiting on a host never holds up another host's URLs.
@@ -232,6 +244,9 @@ class Fetcher:
         """
         if not isinstance(state, (bool, str, os.PathLike)):
             raise ConfigError(f"state must be True, False or a path, not {state!r}")
+        if shared_state is True and state is not True:
+            raise ConfigError("give either a state database (state: a path, or False for none) or shared_state, "
+                              "not both")
         self.config = FetcherConfig(
             max_concurrent=max_concurrent,
             dest=_path(dest, "dest"),
@@ -243,7 +258,7 @@ class Fetcher:
             retries=retries,
             retry_wait_max=retry_wait_max,
             retry_after_max=retry_after_max,
-            state=_state_path(state, _path(dest, "dest")),
+            state=None if shared_state is True else _state_path(state, _path(dest, "dest")),
             remote_time=remote_time,
             force=force,
             skip_existing=skip_existing,
@@ -261,6 +276,7 @@ class Fetcher:
             redis=redis,
             cluster=cluster,
             cluster_lease=cluster_lease,
+            shared_state=shared_state,
             ca_certificate=None if ca_certificate is None else _path(ca_certificate, "ca_certificate"),
             workers=workers,
         )
@@ -270,30 +286,23 @@ class Fetcher:
             self.config = dataclasses.replace(self.config, chunk_size=_chunk_size(self.config.limit_rate))
         if gate is not None and shared_slots is not None:
             raise ConfigError("give either gate or shared_slots, not both")
-        _prepare_folder(self.config.dest)
-        self.dest = self.config.dest.resolve()
-        self._state = None if self.config.state is None else StateStore(self.config.state)
-        try:
-            #: What the start-up clean-up of partial files left by earlier runs did.
-            self.cleanup = _clean_up(self.dest, self._state)
-        except BaseException:
-            if self._state is not None:
-                self._state.close()
-            raise
-        self._shared_gate: SharedGate | RedisGate | None = None
         if gate is not None and redis is not None:
             raise ConfigError("give either gate or a cluster (redis), not both")
+        _prepare_folder(self.config.dest)
+        self.dest = self.config.dest.resolve()
+        self._shared_gate: SharedGate | RedisGate | None = None
+        self._state: Store | None = None
         try:
-            if shared_slots is not None:
-                folder = self.config.shared_slots_dir or default_directory(os.environ)
-                self._shared_gate = SharedGate(shared_slots, self.config.max_concurrent, directory=folder)
-            elif self.config.redis is not None and self.config.cluster is not None:
-                config, url, cluster = self.config, self.config.redis, self.config.cluster
-                self._shared_gate = RedisGate(url, cluster, config.max_concurrent,
-                                              lease_s=config.cluster_lease, limits=_cluster_limits(config))  # fmt: skip
+            # The gate first: a shared state goes through its connection to the cluster.
+            self._shared_gate = _open_shared_gate(self.config)
+            self._state = _open_state(self.config, self.dest, self._shared_gate)
+            #: What the start-up clean-up of partial files left by earlier runs did.
+            self.cleanup = _clean_up(self.dest, self._state, forget_gone=not self.config.shared_state)
         except BaseException:
             if self._state is not None:
                 self._state.close()
+            if self._shared_gate is not None:
+                self._shared_gate.close()
             raise
         # "is not None", not "or": a gate may well be falsy (one with a __len__ of its slots in use).
         self.gate: Gate = gate if gate is not None else self._shared_gate or LocalGate(self.config.max_concurrent)
@@ -496,12 +505,40 @@ def _state_names(state: Path | None, dest: Path) -> list[str]:
     return [state.name + suffix for suffix in ("", "-wal", "-shm", "-journal")]
 
 
-def _clean_up(dest: Path, store: StateStore | None) -> Cleanup:
-    """Remove partial files of earlier runs that nothing can use; forget partials that are gone."""
+def _open_shared_gate(config: FetcherConfig) -> SharedGate | RedisGate | None:
+    """The slots shared with other processes that *config* names (its ``shared_slots`` or cluster), if any."""
+    if config.shared_slots is not None:
+        folder = config.shared_slots_dir or default_directory(os.environ)
+        return SharedGate(config.shared_slots, config.max_concurrent, directory=folder)
+    if config.redis is not None and config.cluster is not None:
+        return RedisGate(config.redis, config.cluster, config.max_concurrent, lease_s=config.cluster_lease,
+                         limits=_cluster_limits(config))  # fmt: skip
+    return None
+
+
+def _open_state(config: FetcherConfig, dest: Path, shared_gate: SharedGate | RedisGate | None) -> Store | None:
+    """The state *config* asks for: the cluster's in Redis (through the gate's link), a database, or none."""
+    if config.shared_state:
+        from .state.redis_store import RedisStateStore  # only a cluster needs redis-py
+
+        assert isinstance(shared_gate, RedisGate)  # shared_state needs a cluster, and a cluster has no other gate
+        return RedisStateStore(shared_gate.link, dest)
+    return None if config.state is None else StateStore(config.state)
+
+
+def _clean_up(dest: Path, store: Store | None, *, forget_gone: bool = True) -> Cleanup:
+    """Remove partial files of earlier runs that nothing can use; forget partials that are gone.
+
+    Not with *forget_gone* False (a cluster's shared state): a partial file on record that is not in
+    this DEST may be in another fetcher's, which may still resume it.  One that is gone for good is
+    forgotten when its URL is next saved.
+    """
     if store is None:
         return remove_leftovers(dest, resumable=())
     partials = store.partials()
     cleanup = remove_leftovers(dest, resumable={partial.path for partial in partials})
+    if not forget_gone:
+        return cleanup
     for partial in partials:
         if Path(partial.path).parent == dest and not os.path.exists(partial.path):
             try:

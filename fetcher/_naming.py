@@ -13,11 +13,15 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
+from ._errors import StateError
 from ._urls import normalize
 from .state.seen import Seen
+
+#: Names a URL tries to claim, each taken by another process just before, before its store is deemed failing.
+_CLAIMS = 100
 
 #: The name used when the URL's last segment leaves nothing (``https://host/dir/``).
 FALLBACK_NAME = "index.html"
@@ -80,14 +84,26 @@ def _fit(name: str, limit: int = MAX_NAME_BYTES) -> str:
 class NameStore(Protocol):
     """Where names given in earlier runs are kept (``StateStore.names(dest)`` is one).
 
-    *url* is ``name_key(url)``; *name_folded* a name's ``casefold()``.
+    *url* is ``name_key(url)``; *name_folded* a name's ``casefold()``.  ``claim``
+    returns False when another URL has the name (a store that claims at once,
+    shared with other processes); anything else means it is *url*'s now.  A
+    StateError from any of them goes to the caller of ``Namer.name_for``.
     """
 
     def name_of(self, url: str) -> str | None: ...
 
     def owner_of(self, name_folded: str) -> str | None: ...
 
-    def claim(self, name: str, url: str) -> None: ...
+    def claim(self, name: str, url: str) -> bool | None: ...
+
+
+@runtime_checkable
+class ClaimingNameStore(NameStore, Protocol):
+    """A NameStore that can look a URL's name up and claim one in the same step (one round trip to a server)."""
+
+    def known_or_claim(self, name: str, url: str) -> str | None:
+        """*url*'s name on record; else *name*, now claimed for it, if no other URL has it; else None."""
+        ...
 
 
 def name_key(url: str) -> str:
@@ -123,6 +139,10 @@ class Namer:
     record for one URL is not given to another.  A name on record is given
     again only while it is still one the URL could get (from its last path
     segment or its ``out=``, plain or with a suffix) and not *reserved*.
+    A store shared with other processes as they run (a cluster's, in Redis)
+    claims each name at once and may refuse it; the URL then gets its next
+    name.  Such a store may fail (StateError, from ``name_for``): ``own_name``
+    is then a name no other URL gets.
     Without a store, "first" is within this Namer.
 
     Thread-safe.  Memory does not grow with the number of URLs named: with a
@@ -133,6 +153,7 @@ class Namer:
     def __init__(self, reserved: Iterable[str] = (), *, store: NameStore | None = None) -> None:
         self._lock = threading.Lock()
         self._store = store
+        self._claiming = store if isinstance(store, ClaimingNameStore) else None
         self._reserved: frozenset[str] = frozenset(name.casefold() for name in reserved)
         # Without a store only: "u" + a URL as written -> its name, and "n" + a name given, casefolded -> "".
         self._seen: Seen[str] = Seen("file names")
@@ -141,15 +162,20 @@ class Namer:
         """*url*'s name; *preferred* (the list's ``out=``) instead of the URL's own, made safe.
 
         *key*: ``name_key(url)``, if the caller has it already (the run's feeder
-        does, to find duplicates): it is worked out here otherwise.
+        does, to find duplicates): it is worked out here otherwise.  Raises
+        StateError when the store cannot tell (a cluster's Redis is down).
         """
-        base = name_from_url(url) if preferred is None else safe_name(preferred)
-        if key is None:
-            key = name_key(url)
+        base, key = _base(url, preferred), key or name_key(url)
         with self._lock:
             if self._store is not None:
                 return self._recorded(self._store, base, key)
             return self._remembered(url, base, key)
+
+    def own_name(self, url: str, *, preferred: str | None = None, key: str | None = None) -> str:
+        """A name for *url* when the store cannot tell which names are taken: its name with the suffix of its own
+        hash (``rfc791-3fa2c1d0.txt``), which no other URL gets; not recorded."""
+        base, key = _base(url, preferred), key or name_key(url)
+        return _pick(key, base, lambda folded: folded == base.casefold() or folded in self._reserved)
 
     def _remembered(self, url: str, base: str, key: str) -> str:
         seen = self._seen
@@ -165,16 +191,27 @@ class Namer:
         return name
 
     def _recorded(self, store: NameStore, base: str, key: str) -> str:
-        known = store.name_of(key)
+        if self._claiming is not None and base.casefold() not in self._reserved:
+            known = self._claiming.known_or_claim(base, key)  # on a re-run, or a name no one has: all it takes
+        else:
+            known = store.name_of(key)
         if known is not None and known.casefold() not in self._reserved and _comes_from(known, base):
             return known
 
         def taken(folded: str) -> bool:
             return folded in self._reserved or store.owner_of(folded) not in (None, key)
 
-        name = _pick(key, base, taken)
-        store.claim(name, key)
-        return name
+        for _ in range(_CLAIMS):
+            name = _pick(key, base, taken)
+            if store.claim(name, key) is not False:
+                return name
+            # Another process claimed it since it was looked up: now it is taken, so the next pick differs.
+        raise StateError(f"the names for {base!r} were all taken by others as they were claimed, {_CLAIMS} times")
+
+
+def _base(url: str, preferred: str | None) -> str:
+    """The name *url* gets if no other URL has it: from the URL, or from its ``out=`` (*preferred*)."""
+    return name_from_url(url) if preferred is None else safe_name(preferred)
 
 
 def _pick(key: str, base: str, taken: Callable[[str], bool]) -> str:

@@ -229,3 +229,19 @@ def test_adaptive_is_off_unless_asked_for_and_must_be_a_flag() -> None:
     assert FetcherConfig().adaptive is False
     with pytest.raises(ConfigError, match="adaptive"):
         FetcherConfig(adaptive="yes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"shared_state": "yes", "redis": "redis://r", "cluster": "c"}, "shared_state must be True or False"),
+        ({"shared_state": True}, "shared_state keeps the state in a cluster's Redis: it needs redis and cluster"),
+        ({"shared_state": True, "redis": "redis://r", "cluster": "c", "state": Path("s.db")},
+         "give either a state database \\(state\\) or shared_state, not both"),
+    ],
+    ids=["not-a-flag", "no-cluster", "and-a-database"],
+)  # fmt: skip
+def test_shared_state_is_a_flag_that_needs_a_cluster_and_no_database(settings: dict[str, Any], message: str) -> None:
+    assert FetcherConfig().shared_state is False
+    with pytest.raises(ConfigError, match=f"^{message}"):
+        FetcherConfig(**settings)

@@ -658,3 +658,9 @@ def test_max_per_host_holds_in_worker_processes(
     with Fetcher(dest=tmp_path, max_concurrent=4, max_per_host=2, workers=2, state=False) as fetcher:
         assert all(r.ok for r in fetcher.fetch(urls))
     assert (on_a.most, on_b.most) == (2, 2)
+
+
+@pytest.mark.parametrize("state", [False, "elsewhere.db"], ids=["none", "a-path"])
+def test_shared_state_comes_without_a_state_database(tmp_path: Path, state: bool | str) -> None:
+    with pytest.raises(ConfigError, match="give either a state database .* or shared_state, not both"):
+        Fetcher(dest=tmp_path, state=state, shared_state=True, redis="redis://127.0.0.1:1/0", cluster="c")

@@ -13,6 +13,7 @@ import hypothesis
 import pytest
 from hypothesis import strategies as st
 
+from fetcher._errors import StateError
 from fetcher._naming import FALLBACK_NAME, MAX_NAME_BYTES, Namer, name_from_url, name_key, safe_name
 from fetcher.state import StateStore, seen
 
@@ -413,3 +414,48 @@ def test_a_url_named_again_after_its_claim_was_written_keeps_its_name(tmp_path: 
         store.flush()
         assert [namer.name_for(A), namer.name_for(B)] == first
         assert first[0] == "rfc795.txt" and first[1] != first[0]
+
+
+class _Racing:
+    """A store shared with another process, which claims ``data.csv`` just before this one does."""
+
+    def __init__(self) -> None:
+        self.owners: dict[str, str] = {}
+        self.names: dict[str, str] = {}
+
+    def name_of(self, url: str) -> str | None:
+        return self.names.get(url)
+
+    def owner_of(self, name_folded: str) -> str | None:
+        return self.owners.get(name_folded)
+
+    def claim(self, name: str, url: str) -> bool:
+        if name == "data.csv":
+            self.owners.setdefault("data.csv", "https://another.example/data.csv")  # the other was first
+        if self.owners.setdefault(name.casefold(), url) != url:
+            return False
+        self.names[url] = name
+        return True
+
+
+def test_a_name_another_process_claimed_first_is_given_up_for_the_next() -> None:
+    store = _Racing()
+    name = Namer(store=store).name_for("https://a.example/data.csv")
+    assert name.startswith("data-") and name.endswith(".csv")
+    assert store.owners["data.csv"] == "https://another.example/data.csv"
+
+
+def test_own_name_is_the_urls_name_with_the_suffix_of_its_own_hash() -> None:
+    namer = Namer()
+    own = namer.own_name("https://a.example/data.csv")
+    assert re.fullmatch(r"data-[0-9a-f]{8}\.csv", own) and own == namer.own_name("https://A.example:443/data.csv")
+    assert own != namer.own_name("https://b.example/data.csv")
+
+
+def test_a_store_that_refuses_every_claim_is_a_state_error_not_a_loop() -> None:
+    class Refusing(_Racing):
+        def claim(self, name: str, url: str) -> bool:
+            return False
+
+    with pytest.raises(StateError, match="were all taken by others as they were claimed, 100 times"):
+        Namer(store=Refusing()).name_for("https://a.example/data.csv")

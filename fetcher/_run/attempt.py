@@ -36,7 +36,8 @@ from .._result import Result, Status
 from .._urllist import Entry
 from .._urls import host_key
 from ..limits import HostPermit, Slot
-from ..state import Partial, Saved, StateStore
+from ..state import Partial, Saved
+from ..state.base import Store
 from ..transfer.outcome import Ask, Outcome
 from ..transfer.validators import PartialFile, Validators
 from ..workers.wire import Task
@@ -198,7 +199,7 @@ class Worker:
         resume = resumable(state_call(store.partial, state_key(job.entry.url)), job.target)
         return resume, self._saved_record(job, store), deadline
 
-    def _saved_record(self, job: Job, store: StateStore) -> Saved | None:
+    def _saved_record(self, job: Job, store: Store) -> Saved | None:
         """*job*'s saved record: as the dispatcher read it ahead, or else read now."""
         run = self._run
         with run.lock:

@@ -2,8 +2,9 @@
 
 It reads the caller's items one by one and gives each URL its place: a line
 that is no URL, a URL listed before, a file to skip and a run already cut
-short are recorded at once; every other URL gets its file name and goes into
-the schedule as a new Job, "ready" from now (its acquire timeout counts from
+short are recorded at once; every other URL gets its file name (waiting for
+it while a cluster's Redis, which keeps the names, does not answer) and goes
+into the schedule as a new Job, "ready" from now (its acquire timeout counts from
 here).  It reads at most ``read_ahead`` URLs ahead of the caller (``Window``),
 and never waits for a slot, so a slow input and a busy gate never hold each
 other up.
@@ -16,10 +17,13 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
+from .._errors import StateError
 from .._memory import TRIMMER
 from .._naming import name_key
 from .._result import Status, duplicate_error
+from .._text import redact
 from .._urllist import Entry
 from .._urls import check_url, host_key
 from ..state.seen import Bloom, Seen
@@ -31,6 +35,10 @@ log = logging.getLogger("fetcher")
 
 # How many URLs the feeder reads between two ticks of the trimmer (_memory.py): a tick reads the clock.
 _TRIM_EVERY_URLS = 1024
+
+#: The first wait before a file name is asked for again, when its store did not answer (then twice as long,
+#: up to a second).
+NAME_RETRY_S = 0.05
 
 
 class Window:
@@ -74,6 +82,7 @@ class Feeder:
         self._stops = stops
         self._urls = urls
         self.window = Window(run.config.read_ahead)
+        self._named_own = False  # a URL was given a name of its own, its store silent past --timeout (said once)
 
     def feed(self) -> None:
         run = self._run
@@ -129,8 +138,8 @@ class Feeder:
         if reason is not None:
             run.emit(seq, run.result(entry, Status.INVALID, ready, ready_at, error=reason, attempts=0))
             return
-        target = run.shared.dest / run.shared.namer.name_for(entry.url, preferred=entry.out, key=key)
-        if self._stops.stopped():
+        target = self._target(entry, key)
+        if target is None or self._stops.stopped():
             run.emit(seq, run.result(entry, Status.NOT_STARTED, ready, ready_at, error=run.cut, attempts=0))
             return
         if run.config.skip_existing and os.path.lexists(target):
@@ -143,3 +152,25 @@ class Feeder:
         job = Job(seq=seq, entry=entry, target=target, host=host_key(entry.url), ready=ready, ready_at=ready_at,
                   expires=expires)  # fmt: skip
         run.schedule.put(job, job.host, seq=seq, expires=expires)
+
+    def _target(self, entry: Entry, key: str) -> Path | None:
+        """*entry*'s file in DEST.  While its name cannot be had (a cluster's Redis, which keeps the names, does
+        not answer: no download starts then anyway), wait for it, up to --timeout, and then give the URL a name
+        of its own, unrecorded; None if the run stops meanwhile."""
+        run = self._run
+        namer, pause, waiting_since = run.shared.namer, NAME_RETRY_S, None
+        while True:
+            try:
+                return run.shared.dest / namer.name_for(entry.url, preferred=entry.out, key=key)
+            except StateError as exc:
+                waiting_since = waiting_since or time.monotonic()
+                if time.monotonic() - waiting_since >= run.config.timeout:
+                    own = namer.own_name(entry.url, preferred=entry.out, key=key)
+                    (log.debug if self._named_own else log.warning)(
+                        "%s; until it answers, a URL is named with a suffix of its own, unrecorded (%s: %s)",
+                        exc, redact(entry.url), own)  # fmt: skip
+                    self._named_own = True
+                    return run.shared.dest / own
+            if run.cancelled.wait(pause) or self._stops.stopped():
+                return None
+            pause = min(2 * pause, 1.0)

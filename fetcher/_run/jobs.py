@@ -22,7 +22,7 @@ from .._text import redact
 from .._urllist import Entry
 from ..limits import SLOTS, Gate, HostLimits, Slot
 from ..limits.rate import Bucket
-from ..state import StateStore
+from ..state.base import Store
 from ..transfer.outcome import WatchStart
 from ..transfer.retry import RetryPolicy
 from ..transfer.tempfiles import TempFiles
@@ -44,7 +44,7 @@ class Shared:
     namer: Namer
     temp_files: TempFiles
     watch: WatchStart | None
-    state: StateStore | None
+    state: Store | None
     #: Monotonic seconds, for everything the run waits for: retry due times,
     #: acquire timeouts, pauses and rates (tests pass a faster one).
     clock: Callable[[], float]

@@ -27,7 +27,8 @@ from .._result import Result, Status
 from .._units import format_duration, format_size
 from .._urls import host_key
 from ..limits import ADAPTIVE, CLUSTER, HOST_CAP, HOST_RATE, PAUSED, RATE, SHARED, SLOTS, HostPermit
-from ..state import Partial, Saved, StateStore
+from ..state import Partial, Saved
+from ..state.base import Store
 from ..transfer.outcome import Outcome
 from ..transfer.validators import PartialFile, Validators
 from .jobs import Job, now, state_key
@@ -139,7 +140,7 @@ class Settle:
         if self._run.shared.state is not None:
             state_call(self._run.shared.state.forget_partial, state_key(url))  # no query when none is on record
 
-    def remember_partial(self, store: StateStore, url: str, partial: PartialFile) -> bool:
+    def remember_partial(self, store: Store, url: str, partial: PartialFile) -> bool:
         """Record a partial file worth resuming in a later run; True if it is on record."""
         validators = partial.validators
         record = Partial(

@@ -1,6 +1,7 @@
 """``fetcher enqueue``, ``fetcher work`` and ``fetcher cluster status|export|report``: one list for many machines.
 
-``enqueue`` puts a URL list into the cluster's queue, each URL once.
+``enqueue`` puts a URL list into the cluster's queue, each URL once
+(``--again`` starts a new run of the cluster first: a nightly re-run).
 ``work`` is ``get`` with its URLs taken from that queue (every download
 option of ``get`` applies, and its report, display and exit codes are
 ``get``'s); it ends when the queue is drained.  ``cluster status`` reads
@@ -45,18 +46,28 @@ def _cluster_options(command: _Decorated) -> _Decorated:
 @click.command("enqueue", short_help="Put a URL list into a cluster's queue, each URL once (for 'fetcher work').")
 @click.argument("url_list", metavar="URL_LIST")
 @_cluster_options
+@click.option("--again", is_flag=True,
+              help="Start a new run of the cluster first (a nightly re-run): its URLs may be queued again, its "
+                   "final records are cleared; the validators stay.  Refused while URLs are waiting or in progress.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing unless a line is invalid.")
-def enqueue(url_list: str, redis_url: str, cluster: str, quiet: bool) -> int:
+def enqueue(url_list: str, redis_url: str, cluster: str, again: bool, quiet: bool) -> int:
     """Put every URL of URL_LIST (a file, or - for standard input) into the queue of cluster NAME.
 
-    A URL the cluster has queued before (in any list, in normal form) is not queued again.  Invalid
-    lines are named and not queued (exit 1).  'fetcher work' on any machine then downloads them.
+    A URL the cluster has queued before (in any list, in normal form) is not queued again, unless
+    --again starts a new run first.  Invalid lines are named and not queued (exit 1).  'fetcher work'
+    on any machine then downloads them.
     """
+    from ..cluster.again import new_round
     from ..cluster.queue import ClusterQueue, valid_entries
 
     entries = open_url_list(url_list)
     invalid: list[Any] = []
     try:
+        if again:
+            cleared = new_round(redis_url, cluster)
+            if not quiet:
+                say(f"fetcher: a new run of cluster {escape(cluster)} ({cleared:,} final records of the last "
+                    "one cleared)")  # fmt: skip
         queue = ClusterQueue(redis_url, cluster)
         try:
             added, before = queue.enqueue(valid_entries(entries, invalid))

@@ -165,7 +165,8 @@ class _DefaultCommand(click.Command):
     default=None,
     metavar="NAME",
     help="Share every limit (--max, --max-per-host, the rates, host pauses, --adaptive) with every fetcher, "
-    "on any machine, that gives the same --redis and NAME; the first fixes the limits.",
+    "on any machine, that gives the same --redis and NAME; the first fixes the limits.  The state (validators, "
+    "partial files, file names) is the cluster's too, in that Redis, unless --state FILE is given.",
 )
 @click.option(
     "--lease",
@@ -264,7 +265,7 @@ class _DefaultCommand(click.Command):
     metavar="FILE",
     default=None,
     help=f"State database that makes re-runs conditional and resumes partial downloads. "
-    f"[default: DEST/{DEFAULT_STATE_NAME}]",
+    f"[default: DEST/{DEFAULT_STATE_NAME}; with --cluster, the cluster's, in its Redis]",
 )
 @click.option(
     "--ca-certificate",
@@ -482,6 +483,7 @@ def get(
                     retry_wait_max=retry_wait_max,
                     retry_after_max=retry_after_max,
                     state=True if state is None else state,
+                    shared_state=_shared_state(cluster, state),
                     ca_certificate=ca_certificate,
                     force=force,
                     skip_existing=skip_existing,
@@ -655,9 +657,18 @@ def _options(given: dict[str, Any], *, source: str, report: Path, queued: bool =
     dest = Path(given["dest"]).resolve()
     options["dest"] = str(dest)
     options["list"] = source if source == "-" or queued else _absolute(source)
-    options["state"] = str(dest / DEFAULT_STATE_NAME if given["state"] is None else Path(given["state"]).resolve())
+    options["shared_state"] = shared = _shared_state(given["cluster"], given["state"])
+    if shared:
+        options["state"] = None  # in the cluster's Redis
+    else:
+        options["state"] = str(dest / DEFAULT_STATE_NAME if given["state"] is None else Path(given["state"]).resolve())
     options["report"] = str(report.resolve())
     return options
+
+
+def _shared_state(cluster: str | None, state: Path | None) -> bool:
+    """Whether the run keeps its state in the cluster's Redis: with --cluster, unless --state FILE says where."""
+    return cluster is not None and state is None
 
 
 def _absolute(source: str) -> str:

@@ -15,9 +15,10 @@ stream (standard output).
 The records are read with HSCAN, EXPORT_BATCH at a time, and each is written
 as it comes, so memory stays flat however many there are.  Nothing is kept
 to drop repeats: HSCAN may give an item twice only when the hash shrinks
-between calls, and the records hash only grows (one HSETNX per URL, never a
-delete).  An export taken while workers still run holds the URLs finished
-before it, and may or may not hold those finished meanwhile.
+between calls, and the records hash only grows while a run lasts (one
+HSETNX per URL; only ``enqueue --again`` deletes it, between runs).  An
+export taken while workers still run holds the URLs finished before it, and
+may or may not hold those finished meanwhile.
 
 The file is written beside *path* under a hidden temporary name and renamed
 over *path* at the end: a failed or interrupted export leaves *path* as it

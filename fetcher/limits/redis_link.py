@@ -30,9 +30,10 @@ INSTALL_HINT = "the cluster options need redis-py: pip install 'fetcher[redis]'"
 # release tokens, host pauses and their channel, the hosts' adaptive limits, the
 # buckets of --rate and --limit-rate (this package's); the queue, the
 # URLs ever queued, the final records, their counts by status and the workers
-# seen (fetcher/cluster/queue.py's); what each held slot is downloading.
+# seen (fetcher/cluster/queue.py's); what each held slot is downloading; the shared state (the saved
+# files' validators, the partial files, the file names both ways: fetcher/state/redis_store.py's).
 _NAMES = ("slots", "limits", "released", "pauses", "paused", "adaptive", "rate", "bytes", "queue", "seen",
-          "records", "totals", "workers", "downloading")  # fmt: skip
+          "records", "totals", "workers", "downloading", "saved", "partials", "names", "named")  # fmt: skip
 
 
 def cluster_keys(cluster: str) -> dict[str, str]:

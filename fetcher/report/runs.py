@@ -42,7 +42,9 @@ class RunRecord:
     - ``options``: the options that shape the run, by name, as plain JSON values
       (str, int, float, bool, None, lists and dicts of those): max, max_per_host,
       rate, rate_per_host, limit_rate, shared_slots, acquire_timeout, timeout,
-      retries, max_time, deadline, quota, dest, list, state, report.
+      retries, max_time, deadline, quota, dest, list, state, shared_state, report
+      (``shared_state``: the state was the cluster's, in its Redis; ``state``,
+      the database's path, is then None).
     - ``totals``: URL records by status value (``"ok"``, ``"failed"``, ...) -> count.
     - ``bytes``: bytes of the URLs that succeeded.
     - ``cleanup``: what the start-of-run cleanup of partial files did, e.g.

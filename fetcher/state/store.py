@@ -49,15 +49,14 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from .._errors import ConfigError, StateError
+from .behind import WRITE_EVERY_S as WRITE_EVERY_S  # the writer commits at least this often while records wait
+from .behind import Behind
 from .seen import Bloom, fingerprint
 
 log = logging.getLogger("fetcher")
 
 #: The file's name in DEST.  Hidden: URL names never start with a dot.
 DEFAULT_STATE_NAME = ".fetcher-state.db"
-
-#: The writer thread commits at least this often while records wait.
-WRITE_EVERY_S = 0.1
 
 #: Records handed to the writer and not yet being written, at most: a caller that
 #: would add more waits for the writer (a bounded queue: memory must not grow when
@@ -481,17 +480,18 @@ class _Batch:
             self.claim(folder, name, url)
 
 
-class _Writer:
+class _Writer(Behind):
     """A thread that writes saved records and name claims in batches, through a connection of its own."""
 
     def __init__(self, path: Path, *, max_pending: int = MAX_PENDING) -> None:
+        # Bounded: a writer stuck behind another process's lock logs it and drops the batch after the busy
+        # timeout; never hang the caller on it.
+        super().__init__(max_pending=max_pending, flush_wait_s=BUSY_TIMEOUT_S * 2 + 1,
+                         close_wait_s=BUSY_TIMEOUT_S * 3, thread_name="fetcher-state-writer")  # fmt: skip
         self._path = path
-        self._max_pending = max_pending
-        self._changed = threading.Condition(threading.Lock())
         self._waiting = _Batch()  # handed over, not yet being written
         self._writing = _Batch()  # in the transaction under way
         self._lost = _Batch()  # claims that could not be written: still answered, so no name is given twice
-        self._closing = False
         # By folder, the names claimed through this writer, as a Bloom filter (about a byte and a
         # half a name): in a fresh folder, a name not in it can only be another process's (owner_of).
         self._claimed: dict[str, Bloom] = {}
@@ -499,8 +499,6 @@ class _Writer:
         self._alone: set[str] = set()  # fresh folders where no one else has written names (alone_in)
         self._others_write = False  # another connection has written to the file since the first transaction
         self._version: int | None = None  # PRAGMA data_version in the last transaction
-        self._hurry = 0  # callers in flush(): write at once, without gathering a batch
-        self._thread: threading.Thread | None = None
 
     def put(self, saved: Saved) -> None:
         with self._changed:
@@ -539,24 +537,21 @@ class _Writer:
             return claimed is not None and claimed.may_hold(*_hashed(name_folded))
 
     def _take(self, what: str) -> None:
-        """Check a record can be taken, and start the thread on first use (a store that only reads needs none).
-
-        With MAX_PENDING records waiting, wait for the writer to take them (as long as it runs).
-        """
+        """Check a record can be taken (see Behind._make_room)."""
         if self._closing:
             raise StateError(f"could not record {what}: state database '{self._path}' is closed")
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="fetcher-state-writer", daemon=True)
-            self._thread.start()
-        while len(self._waiting) >= self._max_pending and self._thread.is_alive() and not self._closing:
-            self._changed.notify_all()  # a full batch need not gather any longer
-            self._changed.wait(WRITE_EVERY_S)
+        self._make_room()
 
-    def _wake(self) -> None:
-        # Only the first record of a batch wakes the writer (and a full one): a
-        # wake-up per record would cost a thread switch, and the GIL, per URL.
-        if len(self._waiting) == 1 or len(self._waiting) >= self._max_pending:
-            self._changed.notify_all()
+    def _count(self) -> int:
+        return len(self._waiting)
+
+    def _busy(self) -> bool:
+        return bool(self._waiting or self._writing)
+
+    def _write_now(self) -> bool:
+        # Not the first claims in a fresh folder: until they are written, every name given there is
+        # looked up in the database (see alone_in), and a long list's first URLs come fast.
+        return bool(self._unchecked)
 
     def pending(self, url: str) -> Saved | None:
         with self._changed:
@@ -572,27 +567,6 @@ class _Writer:
         with self._changed:
             return self._waiting.owners.get(key) or self._writing.owners.get(key) or self._lost.owners.get(key)
 
-    def flush(self) -> None:
-        # Bounded: a writer stuck behind another process's lock logs it and
-        # drops the batch after the busy timeout; never hang the caller on it.
-        deadline = time.monotonic() + BUSY_TIMEOUT_S * 2 + 1
-        with self._changed:
-            self._hurry += 1
-            self._changed.notify_all()
-            try:
-                while (self._waiting or self._writing) and (left := deadline - time.monotonic()) > 0:
-                    self._changed.wait(left)
-            finally:
-                self._hurry -= 1
-
-    def close(self) -> None:
-        with self._changed:
-            self._closing = True
-            self._changed.notify_all()
-            thread = self._thread
-        if thread is not None:
-            thread.join(BUSY_TIMEOUT_S * 3)
-
     def _run(self) -> None:
         conn: sqlite3.Connection | None = None
         try:
@@ -600,19 +574,8 @@ class _Writer:
             conn.execute("PRAGMA synchronous=NORMAL")
             while True:
                 with self._changed:
-                    while not self._waiting and not self._closing:
-                        self._changed.wait()
-                    if not self._waiting:
+                    if not self._gathered():
                         return  # closing, and everything is written
-                    # Let a batch gather for WRITE_EVERY_S, whatever wakes the thread meanwhile.  Not the
-                    # first claims in a fresh folder: until they are written, every name given there is
-                    # looked up in the database (see alone_in), and a long list's first URLs come fast.
-                    gathered_at = time.monotonic() + WRITE_EVERY_S
-                    while (
-                        not self._closing and not self._hurry and not self._unchecked
-                        and len(self._waiting) < self._max_pending and (left := gathered_at - time.monotonic()) > 0
-                    ):  # fmt: skip
-                        self._changed.wait(left)
                     self._writing, self._waiting = self._waiting, _Batch()
                     self._changed.notify_all()  # callers waiting for room
                 written = self._write(conn, self._writing)

@@ -240,3 +240,54 @@ def test_cluster_export_and_report_fail_in_one_line_with_exit_2(
     assert err.startswith("fetcher: error: " + says.replace("NAME", cluster_name).replace("REDIS", redis_server))
     assert len(err.splitlines()) == 1 and "pw" not in err and "Traceback" not in err
     assert [path.name for path in tmp_path.iterdir()] == ["a-file"]
+
+
+# -- the state shared in Redis, and a nightly re-run ------------------------------------------------------------
+
+
+def test_a_nightly_rerun_of_the_same_list_asks_only_with_conditional_gets(
+    server: LoopbackServer, tmp_path: Path, redis_server: str, cluster_name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = [f"/n/{n}.txt" for n in range(10)]
+    urls = [server.route(path, srv.Resource(path.encode())) for path in paths]
+    cluster = ["--redis", redis_server, "--cluster", cluster_name]
+    assert fetcher("enqueue", listing(tmp_path, urls), *cluster, "-q") == 0
+    assert work(redis_server, cluster_name, tmp_path / "shared") == 0
+    assert fetcher("enqueue", "--again", listing(tmp_path, urls), *cluster) == 0
+    assert capsys.readouterr().err == (
+        f"fetcher: a new run of cluster {cluster_name} (10 final records of the last one cleared)\n"
+        f"fetcher: queued 10 URLs in cluster {cluster_name} (0 queued before)\n")  # fmt: skip
+    assert work(redis_server, cluster_name, tmp_path / "shared") == 0
+    assert all(server.statuses[path] == [200, 304] for path in paths)
+    assert {record["status"] for record in records(redis_server, cluster_name).values()} == {"unchanged"}
+
+
+def test_enqueue_again_is_refused_while_urls_of_the_run_are_waiting(
+    tmp_path: Path, redis_server: str, cluster_name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cluster = ["--redis", redis_server, "--cluster", cluster_name]
+    assert fetcher("enqueue", listing(tmp_path, ["https://a.example/1"]), *cluster, "-q") == 0
+    assert fetcher("enqueue", "--again", listing(tmp_path, ["https://a.example/1"]), *cluster, "-q") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"fetcher: error: cluster {cluster_name} at {redis_server} has URLs waiting or in progress")
+    assert len(err.splitlines()) == 1
+
+
+def test_a_cluster_run_keeps_its_state_in_redis_unless_state_names_a_file(
+    server: LoopbackServer, tmp_path: Path, redis_server: str, cluster_name: str
+) -> None:
+    listed = listing(tmp_path, [server.route("/a.txt", srv.body(b"x"))])
+    cluster = ["--redis", redis_server, "--cluster", cluster_name, "-q"]
+    assert fetcher(listed, *cluster, "-d", tmp_path / "shared") == 0
+    assert sorted(os.listdir(tmp_path / "shared")) == ["a.txt", "fetcher-report.jsonl"]
+    assert fetcher(listed, *cluster, "-d", tmp_path / "local", "--state", tmp_path / "local" / "state.db") == 0
+    assert (tmp_path / "local" / "state.db").exists()
+    options = [run_options(tmp_path / dest) for dest in ("shared", "local")]
+    assert [(o["shared_state"], o["state"]) for o in options] == [
+        (True, None), (False, str((tmp_path / "local" / "state.db").resolve()))]  # fmt: skip
+
+
+def run_options(dest: Path) -> dict[str, object]:
+    lines = (dest / "fetcher-report.jsonl").read_text().splitlines()
+    [run] = [record for record in map(json.loads, lines) if record.get("record") == "run"]
+    return dict(run["options"])

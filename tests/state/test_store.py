@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from fetcher._errors import ConfigError, StateError
-from fetcher.state import DEFAULT_STATE_NAME, Partial, Saved, StateStore
+from fetcher.state import DEFAULT_STATE_NAME, Partial, Saved, StateStore, behind
 from fetcher.state import store as store_module
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -610,7 +610,7 @@ def test_in_a_fresh_folder_the_first_claims_are_written_without_waiting_for_a_ba
     store: StateStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Until they are written, every other name given there is looked up: a long list's first URLs.
-    monkeypatch.setattr(store_module, "WRITE_EVERY_S", 60.0)
+    monkeypatch.setattr(behind, "WRITE_EVERY_S", 60.0)
     names = store.names(FOLDER)
     names.claim("a.txt", URL)
     wait_until(lambda: store._writer.alone_in(FOLDER), limit_s=10.0)
