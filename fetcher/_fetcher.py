@@ -512,7 +512,7 @@ def _open_shared_gate(config: FetcherConfig) -> SharedGate | RedisGate | None:
         return SharedGate(config.shared_slots, config.max_concurrent, directory=folder)
     if config.redis is not None and config.cluster is not None:
         return RedisGate(config.redis, config.cluster, config.max_concurrent, lease_s=config.cluster_lease,
-                         limits=_cluster_limits(config))  # fmt: skip
+                         limits=_cluster_limits(config), unreachable_s=config.timeout)  # fmt: skip
     return None
 
 
