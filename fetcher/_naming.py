@@ -17,6 +17,7 @@ from typing import Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 from ._errors import StateError
+from ._text import redact
 from ._urls import normalize
 from .state.seen import Seen
 
@@ -101,8 +102,12 @@ class NameStore(Protocol):
 class ClaimingNameStore(NameStore, Protocol):
     """A NameStore that can look a URL's name up and claim one in the same step (one round trip to a server)."""
 
-    def known_or_claim(self, name: str, url: str) -> str | None:
-        """*url*'s name on record; else *name*, now claimed for it, if no other URL has it; else None."""
+    def known_or_claim(self, name: str, url: str, *, state_key: str | None = None) -> str | None:
+        """*url*'s name on record; else *name*, now claimed for it, if no other URL has it; else None.
+
+        *state_key*: the URL as the state knows it (without its password), if the store may read its
+        state ahead in the same step.
+        """
         ...
 
 
@@ -168,7 +173,7 @@ class Namer:
         base, key = _base(url, preferred), key or name_key(url)
         with self._lock:
             if self._store is not None:
-                return self._recorded(self._store, base, key)
+                return self._recorded(self._store, base, key, url)
             return self._remembered(url, base, key)
 
     def own_name(self, url: str, *, preferred: str | None = None, key: str | None = None) -> str:
@@ -190,9 +195,10 @@ class Namer:
             seen.add("u" + url, name)
         return name
 
-    def _recorded(self, store: NameStore, base: str, key: str) -> str:
+    def _recorded(self, store: NameStore, base: str, key: str, url: str) -> str:
         if self._claiming is not None and base.casefold() not in self._reserved:
-            known = self._claiming.known_or_claim(base, key)  # on a re-run, or a name no one has: all it takes
+            # On a re-run, or a name no one has: all it takes (and the URL's state read with it).
+            known = self._claiming.known_or_claim(base, key, state_key=redact(url))
         else:
             known = store.name_of(key)
         if known is not None and known.casefold() not in self._reserved and _comes_from(known, base):

@@ -80,7 +80,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .._errors import ConfigError, StateError
 from ..limits.redis_link import Link
@@ -91,6 +91,8 @@ log = logging.getLogger("fetcher")
 
 #: Saved records written by one script.
 BATCH = 500
+
+_R = TypeVar("_R")
 
 #: Partial-file lookups read ahead and not yet asked for, at most (oldest dropped first: asked for one by one).
 AHEAD_MAX = 10_000
@@ -114,16 +116,22 @@ end
 return #ARGV / 3
 """
 
-# KEYS: names, named.  ARGV: the URL, a name's casefold(), the name as {"name", "folded"} JSON.
-# The URL's name on record; else the name, claimed for the URL if no other URL owns it; else nothing.
+# KEYS: names, named, saved, partials.  ARGV: the URL, a name's casefold(), the name as {"name", "folded"}
+# JSON, and the URL as the state knows it ('' for none).  Returns {the name: the URL's name on record; else the
+# name, claimed for the URL if no other URL owns it; else false, then its saved record and its partial file}.
 _KNOWN_OR_CLAIM = """
+local saved, partial = false, false
+if ARGV[4] ~= '' then
+  saved = redis.call('HGET', KEYS[3], ARGV[4])
+  partial = redis.call('HGET', KEYS[4], ARGV[4])
+end
 local known = redis.call('HGET', KEYS[2], ARGV[1])
-if known then return known end
+if known then return {known, saved, partial} end
 local owner = redis.call('HGET', KEYS[1], ARGV[2])
-if owner and owner ~= ARGV[1] then return false end
+if owner and owner ~= ARGV[1] then return {false, saved, partial} end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-return ARGV[3]
+return {ARGV[3], saved, partial}
 """
 
 # The same arguments.  Give the URL the name, in place of the name it had, unless another URL owns it: 1 if it
@@ -169,6 +177,8 @@ class RedisStateStore:
         self._lock = threading.Lock()
         # Read ahead by saved_many: URL -> its partial file on record (None: none), until partial() asks.
         self._ahead: OrderedDict[str, Partial | None] = OrderedDict()
+        # Read with its name (RedisNames): URL -> its saved record (None: none), until saved_many asks.
+        self._named_ahead: OrderedDict[str, Saved | None] = OrderedDict()
         # URLs whose partial file this fetcher has seen on record: forget_partial asks Redis about no other.
         self._partial_urls: set[str] = set()
         self._writer = _Writer(self._write, max_pending=max_pending)
@@ -190,7 +200,16 @@ class RedisStateStore:
         """The saved records of those *urls* that have one, and their partial files (for ``partial``): one round
         trip."""
         found = {url: saved for url in urls if (saved := self._writer.pending(url)) is not None}
-        rest = [url for url in urls if url not in found]
+        rest = []
+        with self._lock:
+            for url in urls:
+                if url in found:
+                    continue
+                if url in self._named_ahead:  # read with its name
+                    if (saved := self._named_ahead.pop(url)) is not None:
+                        found[url] = saved
+                else:
+                    rest.append(url)
         if not rest:
             return found
 
@@ -212,11 +231,16 @@ class RedisStateStore:
             ahead[url] = None if raw is None else self._partial(url, raw)
         with self._lock:
             for url, partial in ahead.items():
-                self._ahead[url] = partial
-                self._ahead.move_to_end(url)
-            while len(self._ahead) > AHEAD_MAX:
-                self._ahead.popitem(last=False)
+                _keep_ahead(self._ahead, url, partial)
         return found
+
+    def _read_ahead(self, url: str, saved: bytes | None, partial: bytes | None) -> None:
+        """Keep *url*'s saved record and partial file, read with its name, for ``saved_many`` and ``partial``."""
+        record = None if saved is None else self._saved(url, saved)
+        kept = None if partial is None else self._partial(url, partial)
+        with self._lock:
+            _keep_ahead(self._named_ahead, url, record)
+            _keep_ahead(self._ahead, url, kept)
 
     def record_saved(self, saved: Saved) -> None:
         """Remember *saved* in place of the URL's old record, and forget its older partial file: written behind."""
@@ -224,6 +248,7 @@ class RedisStateStore:
             raise StateError(f"could not record a saved file: the state in Redis at {self.link.where} is closed")
         with self._lock:
             self._ahead.pop(saved.url, None)
+            self._named_ahead.pop(saved.url, None)
             self._partial_urls.discard(saved.url)
         self._writer.put(saved, self._encode(saved, _SAVED_FIELDS))
 
@@ -389,10 +414,19 @@ class RedisNames:
         """Give *url* the name *name*, in place of any name it had; False if another URL has it."""
         return bool(self._ask(lambda: self._store._claim(keys=self._keys, args=_claim_args(name, url))))
 
-    def known_or_claim(self, name: str, url: str) -> str | None:
-        """*url*'s name on record; else *name*, now claimed for it, if no other URL has it; else None."""
-        raw = self._ask(lambda: self._store._known_or_claim(keys=self._keys, args=_claim_args(name, url)))
-        return None if raw is None else _name(raw)
+    def known_or_claim(self, name: str, url: str, *, state_key: str | None = None) -> str | None:
+        """*url*'s name on record; else *name*, now claimed for it, if no other URL has it; else None.
+
+        With *state_key*, the URL's saved record and partial file come in the same round trip, kept for
+        the run's look-ahead (``saved_many``), which then asks Redis nothing for it.
+        """
+        store = self._store
+        keys = [*self._keys, store._saved_key, store._partials_key]
+        args = [*_claim_args(name, url), state_key or ""]
+        raw, saved, partial = self._ask(lambda: store._known_or_claim(keys=keys, args=args))
+        if state_key:
+            store._read_ahead(state_key, saved or None, partial or None)
+        return None if not raw else _name(raw)
 
     def _ask(self, call: Callable[[], Any]) -> Any:
         try:
@@ -407,6 +441,14 @@ class RedisNames:
 
     def __repr__(self) -> str:
         return f"<RedisNames of {self._store!r}>"
+
+
+def _keep_ahead(ahead: OrderedDict[str, _R], url: str, value: _R) -> None:
+    """Keep *url*'s *value* read ahead, the oldest dropped past ``AHEAD_MAX`` (then asked for one by one)."""
+    ahead[url] = value
+    ahead.move_to_end(url)
+    while len(ahead) > AHEAD_MAX:
+        ahead.popitem(last=False)
 
 
 def _claim_args(name: str, url: str) -> list[str]:

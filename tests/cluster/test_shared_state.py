@@ -172,7 +172,7 @@ def test_a_shared_state_run_keeps_no_database_in_dest(server: LoopbackServer, tm
 def names_fail(monkeypatch: pytest.MonkeyPatch) -> None:
     """The cluster's names cannot be looked up (what a Redis that does not answer does), the rest works."""
 
-    def failing(*args: object) -> None:
+    def failing(*args: object, **kwargs: object) -> None:
         raise StateError("could not look up a file name in Redis at redis://somewhere: Connection refused")
 
     for method in ("known_or_claim", "name_of", "owner_of", "claim"):

@@ -132,6 +132,20 @@ def test_saved_many_reads_the_partial_files_ahead_so_partial_asks_nothing_more(
     assert store.partial("https://files.example/none") is None
 
 
+def test_a_urls_state_comes_with_its_name_so_the_look_ahead_asks_nothing_more(
+    new_store: NewStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = new_store()
+    writer.record_saved(saved_record())
+    writer.flush()
+    writer.record_partial(partial_record())  # after: a saved record forgets an older partial
+    store = new_store()
+    Namer(store=store.names(HERE)).name_for(URL)  # the name, and the URL's saved record and partial file with it
+    refuse_every_call(store, monkeypatch)
+    assert store.saved_many([URL]) == {URL: saved_record()}
+    assert store.partial(URL) == partial_record()
+
+
 def test_many_saved_records_are_written_by_a_few_scripts(new_store: NewStore, redis_server: str) -> None:
     store = new_store()
     client = redis.Redis.from_url(redis_server)
