@@ -39,8 +39,10 @@ What it is not:
     Redis is unreachable: no new slot is given then (a waiter keeps waiting,
     within its acquire timeout), downloads in flight go on, and their leases
     may run out meanwhile, so the cap may be passed by those downloads until
-    Redis is back.  Nor is a slot handed on while Redis does not answer: its
-    lease is not renewed then, and may be gone (a restart without the data).
+    Redis is back.  Nor is a slot handed on unless Redis answered within
+    ``HAND_ON_FRESH_S``: a lease nobody can renew may be gone (a restart
+    without the data), so a Redis that died is found by a round trip within
+    that time, not by downloads started on such leases.
     Not patient for ever: a gate given ``unreachable_s`` (the Fetcher gives
     its ``timeout``) raises RedisUnreachable from ``acquire`` once Redis has
     not answered it for that long, which ends the run.
@@ -80,6 +82,9 @@ LOOK_AGAIN_S = 1.0
 #: (where a waiter of another process may win it), and how long it is kept for the next one.
 HAND_ON_MAX = 4
 HAND_ON_WAIT_S = 0.01
+#: A slot is handed on only if Redis answered the gate this recently: a Redis that died since is
+#: noticed by a round trip, not by a download that starts on a lease nobody can renew.
+HAND_ON_FRESH_S = 0.25
 
 # KEYS: slots, limits.  ARGV: capacity, lease ms, holder, the limits as JSON.
 # {1, limits}: taken; {0, limits}: full; {-1, limits}: the cluster runs with other limits.
@@ -159,8 +164,6 @@ class RedisGate:
         self._waiting = 0
         self._closed = threading.Event()
         self._unreachable_s = unreachable_s
-        # Since when acquire has found Redis not answering, and its last error; None while it answers.
-        self._lost: tuple[float, Exception] | None = None
         try:
             answer, fixed = self._take(keys=self._keys, args=[capacity, self.leases.lease_ms, "", self._limits_json])
         except link.errors as exc:
@@ -250,7 +253,7 @@ class RedisGate:
             self.link.client.blpop([self.link.keys["released"]], timeout=max(0.01, seconds))
         except self.link.errors as exc:
             if not self._closed.is_set():
-                self._unanswered(exc)
+                self.link.unreachable(exc)
                 self._closed.wait(seconds)
 
     def _try(self) -> Slot | None:
@@ -259,9 +262,8 @@ class RedisGate:
             answer, fixed = self._take(keys=self._keys, args=[self._capacity, self.leases.lease_ms, holder,
                                                               self._limits_json])  # fmt: skip
         except self.link.errors as exc:
-            self._unanswered(exc)
+            self.link.unreachable(exc)
             return None
-        self._lost = None
         self.link.reachable()
         if answer == -1:
             log.error("%s: no new download starts", _other_limits(self.cluster, fixed, self._limits))
@@ -274,16 +276,13 @@ class RedisGate:
             self._served[holder] = 0
             return self._slot(holder)
 
-    def _unanswered(self, exc: Exception) -> None:
-        self._lost = (self._lost[0] if self._lost is not None else time.monotonic(), exc)
-        self.link.unreachable(exc)
-
     def _give_up_if_lost(self) -> None:
-        """Raise RedisUnreachable if Redis has not answered acquire for longer than ``unreachable_s``."""
-        lost = self._lost
-        if lost is None or self._unreachable_s is None or time.monotonic() - lost[0] <= self._unreachable_s:
+        """Raise RedisUnreachable if Redis has not answered for longer than ``unreachable_s`` (this process's
+        calls: the gate's, its lease renewals, the other limits')."""
+        down_s, error = self.link.down_for()
+        if self._unreachable_s is None or error is None or down_s <= self._unreachable_s:
             return
-        raise RedisUnreachable(f"Redis at {self.link.where} was unreachable for {self._unreachable_s:g}s: {lost[1]}")
+        raise RedisUnreachable(f"Redis at {self.link.where} was unreachable for {self._unreachable_s:g}s: {error}")
 
     def _slot(self, holder: str) -> Slot:
         """The Slot of held lease *holder*, for one more download; under the lock."""
@@ -298,8 +297,8 @@ class RedisGate:
             self._slot_holders.pop(slot_id, None)
             # Not while Redis does not answer: the lease is not renewed then, and may be gone (a restart
             # without the data), so no download starts on it until Redis answers again.
-            kept = self._served.get(holder, HAND_ON_MAX) < HAND_ON_MAX
-            if kept and not self._closed.is_set() and not self.link.down:
+            kept = self._served.get(holder, HAND_ON_MAX) < HAND_ON_MAX and not self._closed.is_set()
+            if kept and not self.link.down and time.monotonic() - self.link.answered_at < HAND_ON_FRESH_S:
                 self._handed.append((holder, time.monotonic()))
                 self._freed.notify()
                 first = len(self._handed) == 1

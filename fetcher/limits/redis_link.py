@@ -11,6 +11,7 @@ once when Redis stops answering and once when it is back.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -81,6 +82,9 @@ class Link:
         self.keys = cluster_keys(cluster)
         self._lock = threading.Lock()
         self._unreachable_since: float | None = None
+        self._last_error: Exception | None = None
+        #: When a call last answered (monotonic; -inf: none yet), as its caller said with ``reachable``.
+        self.answered_at = -math.inf
 
     def key(self, kind: str, host: str) -> str:
         return per_host(self.cluster, kind, host)
@@ -90,9 +94,15 @@ class Link:
         """Whether the last call failed (and none has answered since)."""
         return self._unreachable_since is not None
 
+    def down_for(self) -> tuple[float, Exception | None]:
+        """Seconds since a call first failed, and its error, while none has answered since; (0.0, None) if up."""
+        since = self._unreachable_since
+        return (0.0, None) if since is None else (time.monotonic() - since, self._last_error)
+
     def unreachable(self, exc: Exception) -> None:
         """A call failed: say so, once until Redis answers again."""
         with self._lock:
+            self._last_error = exc
             if self._unreachable_since is not None:
                 return
             self._unreachable_since = time.monotonic()
@@ -100,6 +110,7 @@ class Link:
 
     def reachable(self) -> None:
         """A call answered: say so if Redis was unreachable."""
+        self.answered_at = time.monotonic()
         if self._unreachable_since is None:
             return
         with self._lock:
