@@ -78,9 +78,10 @@ def enqueue(url_list: str, redis_url: str, cluster: str, again: bool, quiet: boo
     for entry, why in invalid[:INVALID_NAMED]:
         say(f"fetcher: line {entry.line}: {escape(why)}: {escape(redact(entry.url))}")
     if len(invalid) > INVALID_NAMED:
-        say(f"fetcher: and {len(invalid) - INVALID_NAMED:,} more invalid lines")
+        more = len(invalid) - INVALID_NAMED
+        say(f"fetcher: and {more:,} more invalid line{'s' if more != 1 else ''}")
     if not quiet or invalid:
-        skipped = f", {len(invalid):,} invalid lines" if invalid else ""
+        skipped = f", {len(invalid):,} invalid line{'s' if len(invalid) != 1 else ''}" if invalid else ""
         say(f"fetcher: queued {added:,} URLs in cluster {escape(cluster)} ({before:,} queued before{skipped})")
     return EXIT_FAILED if invalid else EXIT_OK
 

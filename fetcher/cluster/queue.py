@@ -198,6 +198,10 @@ class ClusterQueue:
             messages = [m for m in claimed if m[1]]  # an entry deleted meanwhile comes back empty
             if messages:
                 log.info("took over %d URL(s) of a worker that stopped", len(messages))
+            else:
+                # Nothing left to take: what this worker finished goes now, not at its next batch, which may
+                # never come; the others wait for exactly that (their drain is ours) before they end.
+                self.flush()
         return messages, not messages and self._others_pending() == 0
 
     def finished(self, result: Result) -> None:

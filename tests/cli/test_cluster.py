@@ -53,7 +53,7 @@ def test_enqueue_queues_each_url_once_and_names_invalid_lines(
     assert fetcher("enqueue", first, "--redis", redis_server, "--cluster", cluster_name) == 1
     err = capsys.readouterr().err
     assert "fetcher: line 3: not a URL" in err
-    assert f"fetcher: queued 2 URLs in cluster {cluster_name} (0 queued before, 1 invalid lines)" in err
+    assert f"fetcher: queued 2 URLs in cluster {cluster_name} (0 queued before, 1 invalid line)" in err
     assert fetcher("enqueue", second, "--redis", redis_server, "--cluster", cluster_name, "-q") == 0
     assert capsys.readouterr().err == ""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 
@@ -72,6 +73,25 @@ def test_the_entries_end_once_the_queue_is_drained_and_finished(new_queue: NewQu
         taken.append(entry)
         queue.finished(result(entry.url))
     assert len(taken) == 3
+
+
+def test_two_workers_end_together_soon_after_the_last_url_not_at_their_next_batch(new_queue: NewQueue) -> None:
+    one, two = new_queue(poll_s=0.05, batch=1), new_queue(poll_s=0.05, batch=1)
+    one.enqueue(urls(2))
+    ends: list[float] = []
+
+    def work(queue: ClusterQueue) -> None:
+        for entry in queue.entries():
+            queue.finished(result(entry.url))  # one record: no batch is full, none is due yet
+        ends.append(time.monotonic())
+
+    began = time.monotonic()
+    workers = [threading.Thread(target=work, args=(queue,)) for queue in (one, two)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(10)
+    assert len(ends) == 2 and max(ends) - began < 1.5  # each waited for the other's records: flushed at once
 
 
 def test_a_url_has_one_final_record_even_if_two_workers_finish_it(new_queue: NewQueue) -> None:
