@@ -33,7 +33,7 @@ INSTALL_HINT = "the cluster options need redis-py: pip install 'fetcher[redis]'"
 # URLs ever queued, the final records, their counts by status and the workers
 # seen (fetcher/cluster/queue.py's); what each held slot is downloading; the shared state (the saved
 # files' validators, the partial files, the file names both ways: fetcher/state/redis_store.py's).
-_NAMES = ("slots", "limits", "released", "pauses", "paused", "adaptive", "rate", "bytes", "queue", "seen",
+_NAMES = ("slots", "limits", "released", "pauses", "paused", "adaptive", "rate", "bytes", "partial_at", "queue", "seen",
           "records", "totals", "workers", "downloading", "saved", "partials", "names", "named")  # fmt: skip
 
 

@@ -2,11 +2,14 @@
 
 What it is: the records a StateStore keeps in ``DEST/.fetcher-state.db`` (the
 validators of each saved file, the partial files worth resuming, the file
-name each URL was given), kept instead in four hashes of the cluster, so that
+name each URL was given), kept instead in five hashes of the cluster, so that
 every fetcher of the cluster, on any machine, reads what any of them saved:
 
 - ``fetcher:{NAME}:saved``: URL -> its Saved record as JSON (the URL aside);
 - ``fetcher:{NAME}:partials``: URL -> its Partial record as JSON;
+- ``fetcher:{NAME}:partial_at``: URL -> when its partial was recorded, in µs by the server's clock (a saved
+  record forgets a partial recorded before it was made, the server's time less its age by the maker's clock,
+  to within the round trip of its write: the machines' clocks are never compared);
 - ``fetcher:{NAME}:names``: a name's ``casefold()`` -> the URL that owns it;
 - ``fetcher:{NAME}:named``: URL -> ``{"name": ..., "folded": ...}``, its name.
 
@@ -25,7 +28,7 @@ them: without their password.
 
 The keys carry the cluster's name only (no run, no night): the records
 outlive the queue's rounds, so the next night's run of the same cluster asks
-with last night's validators.  Nothing expires them; ``DEL`` the four keys to
+with last night's validators.  Nothing expires them; ``DEL`` the five keys to
 start afresh.
 
 Costs, in round trips to Redis (what makes a cluster's small download slow):
@@ -100,20 +103,31 @@ AHEAD_MAX = 10_000
 #: The longest ``flush`` waits for the writer (two socket timeouts and a batch).
 FLUSH_WAIT_S = 11.0
 
-# KEYS: saved, partials.  ARGV: per record its URL, its JSON and its saved_at.  A saved record forgets
-# only a partial older than itself: one recorded since (another fetcher, another fetch of the URL) stays.
+# KEYS: saved, partials, partial_at.  ARGV: per record its URL, its JSON and its age (µs since it was made,
+# by the maker's clock).  A saved record forgets only a partial recorded before it was made: one recorded since
+# (another fetcher, another fetch of the URL) stays.  Both times are the server's (TIME), never two machines'.
 _RECORD_SAVED = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 for i = 1, #ARGV, 3 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-  local partial = redis.call('HGET', KEYS[2], ARGV[i])
-  if partial then
-    local ok, record = pcall(cjson.decode, partial)
-    if not ok or type(record) ~= 'table' or (tonumber(record.updated_at) or 0) <= tonumber(ARGV[i + 2]) then
+  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 1 then
+    local recorded = tonumber(redis.call('HGET', KEYS[3], ARGV[i]) or '0')
+    if recorded <= now - tonumber(ARGV[i + 2]) then
       redis.call('HDEL', KEYS[2], ARGV[i])
+      redis.call('HDEL', KEYS[3], ARGV[i])
     end
   end
 end
 return #ARGV / 3
+"""
+
+# KEYS: partials, partial_at.  ARGV: the URL, its Partial as JSON.  Recorded with the server's time.
+_RECORD_PARTIAL = """
+local t = redis.call('TIME')
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], t[1] .. string.format('%06d', tonumber(t[2])))
+return 1
 """
 
 # KEYS: names, named, saved, partials.  ARGV: the URL, a name's casefold(), the name as {"name", "folded"}
@@ -172,6 +186,8 @@ class RedisStateStore:
         self._saved_key, self._partials_key = keys["saved"], keys["partials"]
         self._names_keys = [keys["names"], keys["named"]]
         self._record = link.client.register_script(_RECORD_SAVED)
+        self._record_partial = link.client.register_script(_RECORD_PARTIAL)
+        self._partial_at_key = keys["partial_at"]
         self._known_or_claim = link.client.register_script(_KNOWN_OR_CLAIM)
         self._claim = link.client.register_script(_CLAIM)
         self._lock = threading.Lock()
@@ -262,9 +278,8 @@ class RedisStateStore:
         return None if raw is None else self._partial(url, raw)
 
     def record_partial(self, partial: Partial) -> None:
-        self._write_now("record a partial download",
-                        lambda: self.link.client.hset(self._partials_key, partial.url,
-                                                      self._encode(partial, _PARTIAL_FIELDS)))  # fmt: skip
+        keys, args = [self._partials_key, self._partial_at_key], [partial.url, self._encode(partial, _PARTIAL_FIELDS)]
+        self._write_now("record a partial download", lambda: self._record_partial(keys=keys, args=args))
         with self._lock:
             self._ahead.pop(partial.url, None)
             self._partial_urls.add(partial.url)
@@ -274,7 +289,13 @@ class RedisStateStore:
             self._ahead.pop(url, None)
             if url not in self._partial_urls:
                 return  # none on record, as far as this fetcher knows: no round trip
-        self._write_now("forget a partial download", lambda: self.link.client.hdel(self._partials_key, url))
+        def forget() -> None:
+            pipe = self.link.client.pipeline(transaction=False)
+            pipe.hdel(self._partials_key, url)
+            pipe.hdel(self._partial_at_key, url)
+            pipe.execute()
+
+        self._write_now("forget a partial download", forget)
         with self._lock:
             self._partial_urls.discard(url)
 
@@ -370,13 +391,14 @@ class RedisStateStore:
         self.link.reachable()
         return answer
 
-    def _write(self, batch: list[tuple[Saved, str]]) -> None:
+    def _write(self, batch: list[tuple[Saved, str, float]]) -> None:
         """The writer thread's: write *batch*, a script per BATCH records; a batch Redis refuses is dropped."""
         for start in range(0, len(batch), BATCH):
             chunk = batch[start : start + BATCH]
-            args = [value for saved, text in chunk for value in (saved.url, text, repr(saved.saved_at))]
+            now = time.monotonic()
+            args = [value for saved, text, made in chunk for value in (saved.url, text, int((now - made) * 1e6))]
             try:
-                self._record(keys=[self._saved_key, self._partials_key], args=args)
+                self._record(keys=[self._saved_key, self._partials_key, self._partial_at_key], args=args)
             except self.link.errors as exc:
                 self.link.unreachable(exc)
                 log.debug("%d saved files not recorded in Redis at %s: the next run downloads them in full",
@@ -475,19 +497,21 @@ def _one_line(exc: BaseException) -> str:
 class _Writer(Behind):
     """A thread that writes the saved records handed to it, in batches (``write`` is the store's)."""
 
-    def __init__(self, write: Callable[[list[tuple[Saved, str]]], None], *, max_pending: int) -> None:
+    def __init__(self, write: Callable[[list[tuple[Saved, str, float]]], None], *, max_pending: int) -> None:
         super().__init__(max_pending=max_pending, flush_wait_s=FLUSH_WAIT_S, close_wait_s=FLUSH_WAIT_S,
                          thread_name="fetcher-redis-state")  # fmt: skip
         self._write = write
-        self._waiting: dict[str, tuple[Saved, str]] = {}  # handed over, not yet being written
-        self._writing: dict[str, tuple[Saved, str]] = {}  # in the script under way
+        # Each record with its JSON and when it was made (monotonic): handed over, not yet being written,
+        # and in the script under way.
+        self._waiting: dict[str, tuple[Saved, str, float]] = {}
+        self._writing: dict[str, tuple[Saved, str, float]] = {}
 
     def put(self, saved: Saved, text: str) -> None:
         """Hand *saved* over, with its JSON *text*."""
         with self._changed:
             # Started on first use, so after the Fetcher's worker processes are forked.
             self._make_room()
-            self._waiting[saved.url] = (saved, text)
+            self._waiting[saved.url] = (saved, text, time.monotonic())
             self._wake()
 
     def pending(self, url: str) -> Saved | None:

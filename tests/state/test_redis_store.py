@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -207,12 +208,21 @@ def test_a_saved_record_forgets_an_older_partial_of_its_url(new_store: NewStore)
     assert new_store().partial(URL) is None
 
 
-def test_a_saved_record_keeps_a_partial_recorded_after_it(new_store: NewStore) -> None:
+def test_a_saved_record_keeps_a_partial_recorded_after_it_was_made(new_store: NewStore) -> None:
+    saver, other = new_store(), new_store()
+    saver.record_saved(saved_record(saved_at=1000.0))  # made now, written behind
+    time.sleep(0.05)  # "since": by more than the write's round trip, the precision of "when it was made"
+    other.record_partial(partial_record(updated_at=999.0))  # another machine's, recorded since
+    saver.flush()
+    assert new_store().partial(URL) == partial_record(updated_at=999.0)
+
+
+def test_which_came_first_is_the_servers_say_not_the_machines_clocks(new_store: NewStore) -> None:
     store = new_store()
-    store.record_partial(partial_record(updated_at=1001.0))
+    store.record_partial(partial_record(updated_at=5_000_000_000.0))  # a machine whose clock is years ahead
     store.record_saved(saved_record(saved_at=1000.0))
     store.flush()
-    assert new_store().partial(URL) == partial_record(updated_at=1001.0)
+    assert new_store().partial(URL) is None
 
 
 # -- names ------------------------------------------------------------------------------------
