@@ -28,9 +28,14 @@ most recent change set.
 What it is not:
     Not exact while Redis is unreachable: pauses published then are missed
     (the script still sees them once Redis is back), and no start that needs
-    Redis is allowed.  A host closed by the cluster's cap (not this
-    process's) is asked again every ``RECHECK_S``: another process's release
-    does not reach this one.
+    Redis is allowed.
+
+A host held at the cluster's cap (or adaptive limit) by other fetchers opens
+again when one of them gives a slot of it back: a release that frees a slot
+of a full host publishes it, and every fetcher reopens the host at once.
+``RECHECK_S`` is the fallback for the slots of a holder that died (no one
+releases those: their leases run out) and for a message lost while Redis was
+away.
 """
 
 from __future__ import annotations
@@ -47,8 +52,10 @@ from .redis_rate import GCRA, RECENT_KEPT_S, RedisBucket
 
 log = logging.getLogger("fetcher")
 
-#: How soon a host closed by the cluster's cap is asked again.
-RECHECK_S = 0.2
+#: How soon a host closed by the cluster's cap is asked again, if no release of it is heard first.
+RECHECK_S = 1.0
+#: A message on the channel that says a slot of a full host was given back: this, then the host.
+FREED = "+"
 #: How long the listener for pauses waits before it subscribes again after Redis failed.
 RESUBSCRIBE_S = 1.0
 
@@ -115,6 +122,22 @@ return ARGV[2]
 """
 
 
+# KEYS: the host's leases, the adaptive limits.  ARGV: holder, host, cap ('' for none), adaptive ('1' or ''),
+# the channel.  Gives the lease back; if the host was full, says so to every fetcher of the cluster.
+_FREE = """
+local before = redis.call('ZCARD', KEYS[1])
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+local limit = tonumber(ARGV[3]) or math.huge
+if ARGV[4] == '1' then
+  limit = math.min(limit, tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '2'))
+end
+if before >= limit then
+  redis.call('PUBLISH', ARGV[5], '+' .. ARGV[2])
+end
+return 1
+"""
+
+
 class ClusterHostLimits(HostLimits):
     """``HostLimits`` whose caps, rates, pauses and adaptive limits are the cluster's (see the module docs)."""
 
@@ -134,6 +157,7 @@ class ClusterHostLimits(HostLimits):
         self._link = link = gate.link
         self._start = link.client.register_script(_START)
         self._pause = link.client.register_script(_PAUSE)
+        self._free = link.client.register_script(_FREE)
         self._remote = max_per_host is not None or rate_per_host is not None or adaptive is not None
         self._cap = max_per_host if max_per_host is not None else adaptive
         self._leases: dict[int, tuple[str, str]] = {}  # id(permit) -> (key, holder)
@@ -216,7 +240,9 @@ class ClusterHostLimits(HostLimits):
             key, holder = lease
             self._gate.leases.drop(holder)
             try:
-                self._link.client.zrem(key, holder)
+                self._free(keys=[key, self._link.keys["adaptive"]],
+                           args=[holder, host, "" if self._cap is None else self._cap,
+                                 "1" if self._paces is not None else "", self._link.keys["paused"]])  # fmt: skip
             except self._link.errors as exc:
                 log.warning("could not give a cluster host slot back (its lease will run out): %s", exc)
         super()._release(host, permit)
@@ -284,11 +310,19 @@ class ClusterHostLimits(HostLimits):
                 HostLimits.pause(self, host.decode(), (float(until) - now_ms) / 1000)
 
     def _apply(self, data: bytes) -> None:
+        """A message of another fetcher: a host paused (``host ms``), or a slot of a full host freed (``+host``)."""
         try:
-            host, ms = data.decode().rsplit(" ", 1)
+            text = data.decode()
+            if text.startswith(FREED):
+                with self._lock:
+                    listeners = self._listeners
+                for listener in listeners:  # outside the lock, as _release calls them
+                    listener(text[len(FREED):])
+                return
+            host, ms = text.rsplit(" ", 1)
             HostLimits.pause(self, host, float(ms) / 1000)
         except (UnicodeDecodeError, ValueError):
-            log.debug("ignored a malformed pause message: %r", data)
+            log.debug("ignored a malformed message: %r", data)
 
     def close(self) -> None:
         # Not joined: the listener ends within its half-second read, and a run's end need not wait for it.

@@ -28,11 +28,13 @@ log = logging.getLogger("fetcher")
 INSTALL_HINT = "the cluster options need redis-py: pip install 'fetcher[redis]'"
 
 # The names cluster_keys gives: the slots, the limits the cluster runs with, the
-# release tokens, host pauses and their channel, the hosts' adaptive limits, the
-# buckets of --rate and --limit-rate (this package's); the queue, the
-# URLs ever queued, the final records, their counts by status and the workers
-# seen (fetcher/cluster/queue.py's); what each held slot is downloading; the shared state (the saved
-# files' validators, the partial files, the file names both ways: fetcher/state/redis_store.py's).
+# release tokens, host pauses and the channel of news of hosts (paused, or a slot
+# of a full host freed), the hosts' adaptive limits, the buckets of --rate and
+# --limit-rate (this package's); the queue, the URLs ever queued, the final
+# records, their counts by status and the workers seen (fetcher/cluster/queue.py's);
+# what each held slot is downloading; the shared state (the saved files'
+# validators, the partial files and when each was recorded, the file names both
+# ways: fetcher/state/redis_store.py's).
 _NAMES = ("slots", "limits", "released", "pauses", "paused", "adaptive", "rate", "bytes", "partial_at", "queue", "seen",
           "records", "totals", "workers", "downloading", "saved", "partials", "names", "named")  # fmt: skip
 

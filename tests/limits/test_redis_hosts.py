@@ -184,3 +184,29 @@ def test_a_servers_pause_holds_every_fetcher_of_the_cluster(
         assert firsts == [Status.OK]
     later = [hit.started for hit in server.log if hit.path.startswith("/other/")]
     assert min(later) - paused_at[0] >= 1.7  # Retry-After: 2, told to the other fetcher
+
+
+def test_a_slot_another_fetcher_frees_of_a_full_host_reopens_it_at_once(new_limits: NewLimits) -> None:
+    one, two = new_limits(max_per_host=1), new_limits(max_per_host=1)
+    held = permit(one.try_start(HOST))
+    freed: list[str] = []
+    two.add_listener(freed.append)
+    assert isinstance(two.try_start(HOST), Closed)  # full; two now listens
+    time.sleep(0.2)  # subscribed
+    held.release()
+    give_up = time.monotonic() + 3.0
+    while HOST not in freed and time.monotonic() < give_up:
+        time.sleep(0.01)
+    assert HOST in freed and time.monotonic() < give_up - 3.0 + RECHECK_S  # before the fallback recheck
+    permit(two.try_start(HOST))
+
+
+def test_a_release_of_a_host_that_was_not_full_tells_no_one(new_limits: NewLimits) -> None:
+    one, two = new_limits(max_per_host=2), new_limits(max_per_host=2)
+    freed: list[str] = []
+    two.add_listener(freed.append)
+    permit(two.try_start("warm.example:80"))  # two listens
+    time.sleep(0.2)
+    permit(one.try_start(HOST)).release()
+    time.sleep(0.3)
+    assert freed == []
