@@ -21,11 +21,10 @@ DEST keeps its share anyway).
 
 from __future__ import annotations
 
-from typing import Any
-
 from .._errors import ConfigError
 from .._text import escape, redact
-from ..limits.redis import cluster_keys, connect, import_redis
+from ..limits.redis import cluster_keys
+from ..limits.redis_link import redis_client
 from .queue import GROUP
 
 # KEYS: queue, seen, records, totals.  ARGV: the consumer group.  Refused ({-1, pending}) while an entry is waiting
@@ -53,16 +52,10 @@ def new_round(url: str, cluster: str) -> int:
 
     A ConfigError when Redis cannot be used, or URLs of the run are still waiting or in progress.
     """
-    redis = import_redis()
-    client: Any = connect(url)  # Any: see queue.py
     keys = cluster_keys(cluster)
-    try:
+    with redis_client(url) as client:
         cleared, pending = client.eval(_NEW_ROUND, 4, keys["queue"], keys["seen"], keys["records"], keys["totals"],
                                        GROUP)  # fmt: skip
-    except redis.exceptions.RedisError as exc:
-        raise ConfigError(f"cannot use Redis at {redact(url)}: {exc}") from None
-    finally:
-        client.close()
     if int(cleared) < 0:
         raise ConfigError(f"cluster {escape(cluster)} at {redact(url)} has URLs waiting or in progress "
                           f"({int(pending):,} in progress): its run is not over; let 'fetcher work' finish "

@@ -45,7 +45,8 @@ from .._errors import ConfigError
 from .._result import FIELDS, Status
 from .._text import escape, redact
 from .._version import __version__
-from ..limits.redis import cluster_keys, connect, import_redis
+from ..limits.redis import cluster_keys
+from ..limits.redis_link import redis_client
 from ..report.runs import RunRecord
 from ..report.writer import report_format
 from .status import ClusterStatus, read_status
@@ -124,23 +125,18 @@ def _cannot_write(name: str, exc: OSError) -> ConfigError:
 
 def _write(url: str, cluster: str, stream: IO[bytes], status: ClusterStatus, name: str) -> Exported:
     """The URL records, each written as HSCAN gives it, then the run record; then *stream* is flushed."""
-    redis = import_redis()
-    client: Any = connect(url)  # Any: see queue.py
     run_id = cluster_run_id(cluster)
     run = _Run()
-    try:
-        for _, value in client.hscan_iter(cluster_keys(cluster)["records"], count=EXPORT_BATCH):
-            record = run.add(value, run_id)
-            if record is not None:
-                stream.write(_line(record))
-        stream.write(_line(run.record(run_id, url, cluster, status.waiting + status.in_progress, status.slots)))
-        stream.flush()
-    except redis.exceptions.RedisError as exc:
-        raise ConfigError(f"cannot use Redis at {redact(url)}: {exc}") from None
-    except OSError as exc:
-        raise _cannot_write(name, exc) from None
-    finally:
-        client.close()
+    with redis_client(url) as client:
+        try:
+            for _, value in client.hscan_iter(cluster_keys(cluster)["records"], count=EXPORT_BATCH):
+                record = run.add(value, run_id)
+                if record is not None:
+                    stream.write(_line(record))
+            stream.write(_line(run.record(run_id, url, cluster, status.waiting + status.in_progress, status.slots)))
+            stream.flush()
+        except OSError as exc:
+            raise _cannot_write(name, exc) from None
     return Exported(run_id=run_id, records=run.records, ended=run.ended, unreadable=run.unreadable)
 
 

@@ -51,7 +51,8 @@ from .._result import Result, Status
 from .._text import redact
 from .._urllist import Entry
 from .._urls import check_url, normalize
-from ..limits.redis import DEFAULT_LEASE_S, cluster_keys, connect, import_redis
+from ..limits.redis import DEFAULT_LEASE_S
+from ..limits.redis_link import Link, server_ms
 
 log = logging.getLogger("fetcher")
 
@@ -96,14 +97,12 @@ class ClusterQueue:
 
     def __init__(self, url: str, cluster: str, *, lease_s: float = DEFAULT_LEASE_S, poll_s: float = 0.2,
                  batch: int = 16, unreachable_s: float = 30.0) -> None:  # fmt: skip
-        if not cluster or not cluster.isprintable():
-            raise ConfigError(f"the cluster name must be printable text, not {cluster!r}")
-        self._redis = import_redis()
-        # Any: redis-py types each reply as a union over its protocol versions, which no caller can narrow.
-        self._client: Any = connect(url)
-        self.where = redact(url)
+        link = Link(url, cluster)  # the name checked, redis-py, the client, the key names
+        self._redis = link.redis
+        self._client: Any = link.client
+        self.where = link.where
         self.cluster = cluster
-        self._keys = cluster_keys(cluster)
+        self._keys = link.keys
         self._lease_ms = int(lease_s * 1000)
         self._poll_ms = int(poll_s * 1000)
         self._batch = batch
@@ -274,8 +273,7 @@ class ClusterQueue:
             with self._lock:
                 held = self._held()
             try:
-                seconds, micros = self._client.time()
-                self._client.zadd(self._keys["workers"], {self.consumer: seconds * 1000 + micros // 1000})
+                self._client.zadd(self._keys["workers"], {self.consumer: int(server_ms(self._client))})
                 for start in range(0, len(held), 500):
                     self._client.xclaim(self._keys["queue"], GROUP, self.consumer, 0, held[start:start + 500],
                                         justid=True)  # fmt: skip

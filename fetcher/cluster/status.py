@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .._errors import ConfigError
 from .._text import escape, redact
 from .._units import format_size
-from ..limits.redis import DEFAULT_LEASE_S, cluster_keys, connect, import_redis
+from ..limits.redis import DEFAULT_LEASE_S, cluster_keys
+from ..limits.redis_link import redis_client, server_ms
 from ..limits.redis_rate import recent_rate
 from .queue import GROUP, _text
 
@@ -52,12 +52,9 @@ class ClusterStatus:
 
 def read_status(url: str, cluster: str) -> ClusterStatus:
     """The status of *cluster* on the Redis server at *url*; a ConfigError if it cannot be read."""
-    redis = import_redis()
-    client: Any = connect(url)  # Any: see queue.py
     names = cluster_keys(cluster)
-    try:
-        seconds, micros = client.time()
-        now_ms = seconds * 1000 + micros // 1000
+    with redis_client(url) as client:
+        now_ms = server_ms(client)
         waiting = in_progress = 0
         if client.exists(names["queue"]):
             for group in client.xinfo_groups(names["queue"]):
@@ -85,15 +82,11 @@ def read_status(url: str, cluster: str) -> ClusterStatus:
             slots=limits.get("max"),
             workers_alive=int(client.zcount(names["workers"], now_ms - int(ALIVE_S * 1000), "+inf")),
             hosts=dict(sorted(hosts.items(), key=lambda item: (-item[1], item[0]))),
-            request_rate=None if limits.get("rate") is None else recent_rate(client, names["rate"] + ":recent"),
-            byte_rate=None if limits.get("limit_rate") is None else recent_rate(client, names["bytes"] + ":recent"),
+            request_rate=None if limits.get("rate") is None else recent_rate(client, names["rate"]),
+            byte_rate=None if limits.get("limit_rate") is None else recent_rate(client, names["bytes"]),
             limits=limits,
             paused={host: left for host, left in sorted(paused.items()) if left > 0},
         )
-    except redis.exceptions.RedisError as exc:
-        raise ConfigError(f"cannot use Redis at {redact(url)}: {exc}") from None
-    finally:
-        client.close()
 
 
 def status_text(status: ClusterStatus) -> str:

@@ -68,7 +68,7 @@ from .._errors import ConfigError
 from .._urls import host_key
 from .gate import Slot
 from .redis_leases import Leases
-from .redis_link import INSTALL_HINT, Link, cluster_keys, connect, import_redis
+from .redis_link import INSTALL_HINT, Link, cluster_keys, connect, import_redis, server_ms
 
 __all__ = ["DEFAULT_LEASE_S", "INSTALL_HINT", "RedisGate", "cluster_keys", "connect", "import_redis"]
 
@@ -189,8 +189,7 @@ class RedisGate:
 
     def in_use_by_all(self) -> int:
         """Slots held now by the whole cluster (one round trip)."""
-        now_s, now_us = self.link.client.time()
-        return int(self.link.client.zcount(self._keys[0], f"({now_s * 1000 + now_us // 1000}", "+inf"))
+        return int(self.link.client.zcount(self._keys[0], f"({server_ms(self.link.client)}", "+inf"))
 
     def new_holder(self) -> str:
         """A name for one lease of this process, unique in the cluster."""

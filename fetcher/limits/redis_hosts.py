@@ -48,7 +48,8 @@ from collections.abc import Callable
 from .hosts import Closed, HostLimits, HostPermit
 from .kinds import ADAPTIVE, CLUSTER, HOST_CAP, HOST_RATE, PAUSED
 from .redis import RedisGate
-from .redis_rate import GCRA, RECENT_KEPT_S, RedisBucket
+from .redis_link import server_ms
+from .redis_rate import GCRA, RECENT_KEPT_S, RedisBucket, bucket_keys
 
 log = logging.getLogger("fetcher")
 
@@ -193,8 +194,7 @@ class ClusterHostLimits(HostLimits):
         rate = "" if self.rate_per_host is None else repr(self.rate_per_host)
         try:
             code, ms, _ = self._start(
-                keys=[link.keys["pauses"], key, link.key("hostrate", host) + ":tat",
-                      link.key("hostrate", host) + ":recent", link.keys["adaptive"]],
+                keys=[link.keys["pauses"], key, *bucket_keys(link.key("hostrate", host)), link.keys["adaptive"]],
                 args=[host, "" if self._cap is None else self._cap, self._gate.leases.lease_ms, holder, rate,
                       RECENT_KEPT_S, "1" if self._paces is not None else ""],
             )  # fmt: skip
@@ -303,8 +303,7 @@ class ClusterHostLimits(HostLimits):
     def _catch_up(self) -> None:
         """The pauses set before this listener subscribed."""
         link = self._link
-        (now_s, now_us), pauses = link.client.time(), link.client.hgetall(link.keys["pauses"])
-        now_ms = now_s * 1000 + now_us / 1000
+        now_ms, pauses = server_ms(link.client), link.client.hgetall(link.keys["pauses"])
         for host, until in pauses.items():
             if float(until) > now_ms:
                 HostLimits.pause(self, host.decode(), (float(until) - now_ms) / 1000)

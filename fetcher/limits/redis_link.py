@@ -10,10 +10,12 @@ once when Redis stops answering and once when it is back.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError
@@ -66,6 +68,26 @@ def connect(url: str) -> redis_module.Redis:
         return redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)  # type: ignore[no-any-return]
     except ValueError as exc:
         raise ConfigError(f"--redis {redact(url)}: {exc}") from None
+
+
+def server_ms(client: Any) -> float:
+    """The Redis server's clock now (``TIME``), in ms: the one clock the machines of a cluster share."""
+    seconds, micros = client.time()
+    return int(seconds) * 1000 + int(micros) / 1000
+
+
+@contextlib.contextmanager
+def redis_client(url: str) -> Iterator[Any]:
+    """A client for a command's few calls to the Redis at *url*, closed after them; a Redis error among them
+    becomes one ConfigError line (``cannot use Redis at URL: why``, without the password)."""
+    redis = import_redis()
+    client: Any = connect(url)  # Any: redis-py types each reply as a union over its protocol versions
+    try:
+        yield client
+    except redis.exceptions.RedisError as exc:
+        raise ConfigError(f"cannot use Redis at {redact(url)}: {exc}") from None
+    finally:
+        client.close()
 
 
 class Link:

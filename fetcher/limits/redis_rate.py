@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .redis_link import Link
+from .redis_link import Link, server_ms
 
 #: While Redis is unreachable, how long ``delay`` tells a caller to wait before asking again.
 UNREACHABLE_WAIT_S = 0.5
@@ -76,7 +76,8 @@ class RedisBucket:
         if not (math.isfinite(rate) and rate > 0 and math.isfinite(burst) and burst > 0):
             raise ValueError(f"rate and burst must be finite numbers above 0, not {rate!r} and {burst!r}")
         self._link = link
-        self._keys = [f"{name}:tat", f"{name}:recent"]
+        self._name = name
+        self._keys = bucket_keys(name)
         self._rate = float(rate)
         self._burst = float(burst)
         self._script = link.client.register_script(_BUCKET)
@@ -113,7 +114,7 @@ class RedisBucket:
     def recent_rate(self, window: float = 2.0) -> float:
         """Units per second the cluster took over the last *window* seconds (by whole seconds); 0.0 if unknown."""
         try:
-            return recent_rate(self._link.client, self._keys[1], window)
+            return recent_rate(self._link.client, self._name, window)
         except self._link.errors:
             return 0.0
 
@@ -132,11 +133,15 @@ class RedisBucket:
         return f"<RedisBucket {self._keys[0]} rate={self._rate:g}/s burst={self._burst:g}>"
 
 
-def recent_rate(client: Any, key: str, window: float = 2.0) -> float:
-    """Units per second taken over the last *window* seconds, from the counts by second at *key*."""
-    (now_s, now_us), counts = client.time(), client.hgetall(key)
-    now = now_s + now_us / 1e6
+def bucket_keys(name: str) -> list[str]:
+    """The keys of bucket *name*: its theoretical arrival time, and its units taken by second."""
+    return [f"{name}:tat", f"{name}:recent"]
+
+
+def recent_rate(client: Any, name: str, window: float = 2.0) -> float:
+    """Units per second bucket *name* gave over the last *window* seconds, from its counts by second."""
+    now, counts = server_ms(client) / 1000, client.hgetall(bucket_keys(name)[1])
     first = math.floor(now - window)
-    units = sum(float(count) for second, count in counts.items() if first <= int(second) <= now_s)
+    units = sum(float(count) for second, count in counts.items() if first <= int(second) <= now)
     span = now - first
     return units / span if span > 0 else 0.0
