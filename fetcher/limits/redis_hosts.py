@@ -45,6 +45,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from .adaptive import START
 from .hosts import Closed, HostLimits, HostPermit
 from .kinds import ADAPTIVE, CLUSTER, HOST_CAP, HOST_RATE, PAUSED
 from .redis import RedisGate
@@ -61,13 +62,13 @@ FREED = "+"
 RESUBSCRIBE_S = 1.0
 
 # KEYS: pauses, the host's leases, its arrival time, its counts by second, the adaptive limits.
-# ARGV: host, cap ('' for none), lease ms, holder, rate per s ('' for none), seconds of counts kept,
-# adaptive ('1' or '').  Returns {1, ms, full}: started; {2, ms}: paused for ms; {3, 0}: at the cap;
-# {4, ms}: the rate's turn in ms; {5, 0}: at the adaptive limit.
+# ARGV: host, cap ('' for none), lease ms, holder, rate per s ('' for none), seconds of counts kept, the
+# adaptive limit of a host none has set ('' for no adaptive limits).  Returns {1, 0}: started; {2, ms}:
+# paused for ms; {3, 0}: at the cap; {4, ms}: the rate's turn in ms; {5, 0}: at the adaptive limit.
 _START = GCRA + """
 local paused = redis.call('HGET', KEYS[1], ARGV[1])
 if paused and tonumber(paused) > now then
-  return {2, tostring(tonumber(paused) - now), 0}
+  return {2, tostring(tonumber(paused) - now)}
 end
 local cap = tonumber(ARGV[2])
 local count = 0
@@ -75,28 +76,24 @@ if cap then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
   count = redis.call('ZCARD', KEYS[2])
   if count >= cap then
-    return {3, '0', 0}
+    return {3, '0'}
   end
 end
-local limit = cap
-if ARGV[7] == '1' then
-  limit = tonumber(redis.call('HGET', KEYS[5], ARGV[1]) or '2')
-  if count >= limit then
-    return {5, '0', 0}
-  end
+if ARGV[7] ~= '' and count >= tonumber(redis.call('HGET', KEYS[5], ARGV[1]) or ARGV[7]) then
+  return {5, '0'}
 end
 local rate = tonumber(ARGV[5])
 if rate then
   local taken, wait = gcra(KEYS[3], KEYS[4], rate, 1, 1, 'try', now, now, tonumber(ARGV[6]))
   if not taken then
-    return {4, tostring(wait), 0}
+    return {4, tostring(wait)}
   end
 end
 if cap then
   redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[4])
   redis.call('PEXPIRE', KEYS[2], 3 * tonumber(ARGV[3]))
 end
-return {1, '0', (limit and count + 1 >= limit) and 1 or 0}
+return {1, '0'}
 """
 
 # KEYS: pauses.  ARGV: host, ms, the channel.  A longer pause already set stands.  Returns the ms set.
@@ -123,14 +120,15 @@ return ARGV[2]
 """
 
 
-# KEYS: the host's leases, the adaptive limits.  ARGV: holder, host, cap ('' for none), adaptive ('1' or ''),
-# the channel.  Gives the lease back; if the host was full, says so to every fetcher of the cluster.
+# KEYS: the host's leases, the adaptive limits.  ARGV: holder, host, cap ('' for none), the adaptive limit of a
+# host none has set ('' for no adaptive limits), the channel.  Gives the lease back; if the host was full, says
+# so to every fetcher of the cluster.
 _FREE = """
 local before = redis.call('ZCARD', KEYS[1])
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 local limit = tonumber(ARGV[3]) or math.huge
-if ARGV[4] == '1' then
-  limit = math.min(limit, tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '2'))
+if ARGV[4] ~= '' then
+  limit = math.min(limit, tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or ARGV[4]))
 end
 if before >= limit then
   redis.call('PUBLISH', ARGV[5], '+' .. ARGV[2])
@@ -161,6 +159,8 @@ class ClusterHostLimits(HostLimits):
         self._free = link.client.register_script(_FREE)
         self._remote = max_per_host is not None or rate_per_host is not None or adaptive is not None
         self._cap = max_per_host if max_per_host is not None else adaptive
+        # The adaptive limit of a host no fetcher has set one for yet, as the scripts take it ('' for none).
+        self._first_limit = "" if adaptive is None or self._cap is None else str(min(self._cap, START))
         self._leases: dict[int, tuple[str, str]] = {}  # id(permit) -> (key, holder)
         self._said: dict[str, int] = {}  # the adaptive limit last written, by host
         self._closing = threading.Event()
@@ -193,10 +193,10 @@ class ClusterHostLimits(HostLimits):
         holder = self._gate.new_holder() if self._cap is not None else ""
         rate = "" if self.rate_per_host is None else repr(self.rate_per_host)
         try:
-            code, ms, _ = self._start(
+            code, ms = self._start(
                 keys=[link.keys["pauses"], key, *bucket_keys(link.key("hostrate", host)), link.keys["adaptive"]],
                 args=[host, "" if self._cap is None else self._cap, self._gate.leases.lease_ms, holder, rate,
-                      RECENT_KEPT_S, "1" if self._paces is not None else ""],
+                      RECENT_KEPT_S, self._first_limit],
             )  # fmt: skip
         except link.errors as exc:
             link.unreachable(exc)
@@ -241,8 +241,8 @@ class ClusterHostLimits(HostLimits):
             self._gate.leases.drop(holder)
             try:
                 self._free(keys=[key, self._link.keys["adaptive"]],
-                           args=[holder, host, "" if self._cap is None else self._cap,
-                                 "1" if self._paces is not None else "", self._link.keys["paused"]])  # fmt: skip
+                           args=[holder, host, "" if self._cap is None else self._cap, self._first_limit,
+                                 self._link.keys["paused"]])  # fmt: skip
             except self._link.errors as exc:
                 log.warning("could not give a cluster host slot back (its lease will run out): %s", exc)
         super()._release(host, permit)

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .rate import _positive_finite
 from .redis_link import Link, server_ms
 
 #: While Redis is unreachable, how long ``delay`` tells a caller to wait before asking again.
@@ -73,7 +74,7 @@ class RedisBucket:
 
     def __init__(self, link: Link, name: str, rate: float, *, burst: float = 1.0,
                  clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
-        if not (math.isfinite(rate) and rate > 0 and math.isfinite(burst) and burst > 0):
+        if not (_positive_finite(rate) and _positive_finite(burst)):
             raise ValueError(f"rate and burst must be finite numbers above 0, not {rate!r} and {burst!r}")
         self._link = link
         self._name = name
