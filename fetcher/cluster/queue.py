@@ -20,7 +20,11 @@
   still has exactly one) and counted by status, and its entry
   acknowledged, in one script.  A URL cut short (``cancelled``,
   ``not-started``) is not final: its entry stays pending, and another
-  worker takes it over after the lease.
+  worker takes it over after the lease.  Such a URL also means the run was
+  cut short (``--deadline``, ``--quota``, Ctrl-C): ``entries()`` then takes
+  no more, so the queue is not drained into a run that starts nothing (a
+  list's run reads to its end, to give every line a record; the queue's
+  URLs are the other workers' to do).
 
 While Redis is unreachable, downloads in flight go on and their final
 records wait in this worker (their entries are kept fresh with the others
@@ -117,6 +121,7 @@ class ClusterQueue:
         self._first_finished: float | None = None
         self._unkept_since: float | None = None  # since when Redis has refused the final records (then: the keeper's)
         self._stopped = threading.Event()
+        self._cut_short = threading.Event()  # a URL of the run was not final: the run takes no more
         self._keeper: threading.Thread | None = None
         try:
             self._client.xgroup_create(self._keys["queue"], GROUP, id="0", mkstream=True)
@@ -153,7 +158,7 @@ class ClusterQueue:
         """
         self._start_keeper()
         lost_at: float | None = None
-        while not self._stopped.is_set():
+        while not self._stopped.is_set() and not self._cut_short.is_set():
             try:
                 messages, drained = self._next_messages()
             except self._redis.exceptions.RedisError as exc:
@@ -184,6 +189,8 @@ class ClusterQueue:
                 for entry_id, entry in batch:
                     self._taken.setdefault(redact(entry.url), []).append(entry_id)
             for _, entry in batch:
+                if self._cut_short.is_set():
+                    return  # the rest stay this worker's until it ends, then the others' after the lease
                 yield entry
 
     def _next_messages(self) -> tuple[list[Any], bool]:
@@ -210,6 +217,7 @@ class ClusterQueue:
         batch of acknowledgements, and those URLs are done again elsewhere, still with one record each.
         """
         if result.status in NOT_FINAL:
+            self._cut_short.set()
             return  # left pending: another worker takes it over after the lease
         record = json.dumps(result.to_record(), default=str, separators=(",", ":"))
         with self._lock:

@@ -158,3 +158,15 @@ def test_a_queue_lost_for_too_long_ends_the_list(cluster_name: str) -> None:
             take(queue, 1)
     finally:
         queue.close()
+
+
+def test_a_run_cut_short_takes_no_more_of_the_queue(new_queue: NewQueue) -> None:
+    one = new_queue(batch=2)
+    one.enqueue(urls(10))
+    entries = one.entries()
+    first = next(entries)
+    one.finished(result(first.url, Status.NOT_STARTED))  # a --deadline, a Ctrl-C: the run is cut short
+    rest = list(entries)  # at most what the batch read already, not the other workers' 8
+    assert len(rest) <= 1
+    two = new_queue(poll_s=0.05)
+    assert len(take(two, 7)) == 7  # still in the queue for the others
