@@ -306,6 +306,10 @@ class _Attempt:
         bounded = guarded or speed is not None or self.ask.deadline is not None or self.ask.stop_at is not None
         throttle = self.ask.throttle
         wire = response.raw.tell()  # bytes off the wire so far: --limit-rate counts them, not decoded ones
+        # A plain body of known length ends with its last byte: asking for more
+        # would only hear so (about 10 µs, on every small file).  urllib3 has
+        # already given the connection back by then.
+        whole_at = None if expected is None or "Content-Encoding" in response.headers else expected
         try:
             # read1: whatever has arrived, up to chunk_size.  A full
             # read(chunk_size) would wait for a whole chunk, so a slow
@@ -329,6 +333,8 @@ class _Attempt:
                     now_on_wire = response.raw.tell()
                     throttle(now_on_wire - wire)
                     wire = now_on_wire
+                if whole_at is not None and response.raw.tell() >= whole_at:
+                    break
         except urllib3.exceptions.ProtocolError as exc:
             raise _short_body(self.url, response, expected) from exc
         if expected is None and self.cancelled.is_set():

@@ -612,6 +612,19 @@ def test_a_304_keeps_the_connection_for_the_next_request(server: srv.LoopbackSer
     assert server.connections == 1
 
 
+def test_plain_bodies_of_known_length_keep_the_connection_for_the_next_file(
+    server: srv.LoopbackServer, tmp_path: Path
+) -> None:
+    url = server.route("/f", srv.Resource(b"x" * 100))
+    settings = FetcherConfig(dest=tmp_path, timeout=5.0)
+    with new_session(settings) as session:
+        for n in range(3):
+            outcome = download(session, url, tmp_path / f"f{n}", config=settings, temp_files=TempFiles(),
+                               cancelled=threading.Event())  # fmt: skip
+            assert outcome.error is None and (tmp_path / f"f{n}").read_bytes() == b"x" * 100
+    assert server.connections == 1
+
+
 def test_a_small_error_page_keeps_the_connection_for_the_retry(server: srv.LoopbackServer, tmp_path: Path) -> None:
     url = server.route("/busy", srv.body(b"try again later", status=503))
     settings = FetcherConfig(dest=tmp_path, timeout=5.0)
