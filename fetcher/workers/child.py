@@ -39,7 +39,7 @@ from ..transfer.download import Ask, Outcome, download, new_session
 from ..transfer.lines import HangUps
 from ..transfer.tempfiles import TempFiles
 from ..transfer.validators import PartialFile
-from .wire import Answer, Call, Done, Halt, Hello, Logged, Task, ToParent, Watch
+from .wire import Answer, Call, Done, Frames, Halt, Hello, Logged, Task, ToParent, Watch
 from .zygote import ignore_stop_signals
 
 log = logging.getLogger("fetcher")
@@ -125,7 +125,8 @@ class Child:
         self._at_end = at_end  # last, before the process exits
         self._threads = hello.threads
         self._control = control
-        self._tasks_in = tasks
+        self._tasks_pipe = tasks  # kept: the pipe closes with it
+        self._tasks_in = Frames(tasks.fileno())  # read by one thread at a time (_reading)
         self._outbox = outbox
         self._tasks: collections.deque[Task] = collections.deque()  # read, not started
         self._tasks_lock = threading.Lock()
@@ -218,14 +219,15 @@ class Child:
                     if self._tasks:  # another thread read a batch while this one waited to read
                         return self._tasks.popleft()
                 try:
-                    batch: list[Task] = self._tasks_in.recv()
+                    batches: list[list[Task]] = self._tasks_in.read()
                 except (EOFError, OSError):
                     self._end()  # the parent is gone, or has closed the pipe
-                if batch:
+                tasks = [task for batch in batches for task in batch]
+                if tasks:
                     with self._tasks_lock:
-                        self._tasks.extend(batch[1:])
+                        self._tasks.extend(tasks[1:])
                     self._trimmer.tick()
-                    return batch[0]
+                    return tasks[0]
 
     def _work(self) -> None:
         session = new_session(self.config)

@@ -30,7 +30,7 @@ from ..transfer.outcome import Outcome, Watcher, WatchStart
 from ..transfer.tempfiles import TEMP_PREFIX, TEMP_SUFFIX
 from ..transfer.validators import PartialFile
 from .spawn import Child, came_up, start
-from .wire import Answer, Call, Done, Halt, Logged, Task, ToParent, Watch
+from .wire import Answer, Call, Done, Frames, Halt, Logged, Task, ToParent, Watch
 from .zygote import Zygote
 
 log = logging.getLogger("fetcher")
@@ -224,25 +224,28 @@ class ProcessPool:
         # One selector for the pool's life: multiprocessing's wait() would make and fill one per wake-up.
         selector = selectors.DefaultSelector()
         for each in self._children:
-            selector.register(each.outbox.fileno(), selectors.EVENT_READ, each)
+            selector.register(each.outbox.fileno(), selectors.EVENT_READ, (each, Frames(each.outbox.fileno())))
         while selector.get_map():
             try:
                 readable = selector.select()
             except (OSError, ValueError):
                 return  # closed under us: the pool is shutting down
             for key, _ in readable:
-                child: Child = key.data
+                child, frames = key.data
                 try:
-                    batch: list[ToParent] = child.outbox.recv()
+                    # Every whole message the pipe holds: none is left in the buffer for a select that
+                    # would not wake for it.
+                    batches: list[list[ToParent]] = frames.read()
                 except (EOFError, OSError, ValueError):
                     selector.unregister(key.fd)
                     self._lost(child)
                     continue
-                for message in batch:
-                    try:
-                        self._take(child, message)
-                    except Exception:  # one task's bug must not stop the others' results
-                        log.exception("unexpected error taking a worker process's result")
+                for batch in batches:
+                    for message in batch:
+                        try:
+                            self._take(child, message)
+                        except Exception:  # one task's bug must not stop the others' results
+                            log.exception("unexpected error taking a worker process's result")
 
     def _take(self, child: Child, message: ToParent) -> None:
         if isinstance(message, Done):

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import copyreg
 import dataclasses
+import os
+import pickle
+import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -108,12 +112,14 @@ ToParent = Done | Call | Watch | Logged
 # dataclasses.fields() for every object: ~15 µs for an Outcome, more than the
 # rest of its trip.  These go as a plain tuple of their fields instead.
 _FIELDS: dict[type, tuple[str, ...]] = {}
+#: Each field's slot setter, in _FIELDS' order: what object.__setattr__ finds by name, found once.
+_SETTERS: dict[type, tuple[Callable[[Any, Any], None], ...]] = {}
 
 
 def _rebuild(cls: type, values: tuple[Any, ...]) -> Any:
     made: Any = object.__new__(cls)
-    for name, value in zip(_FIELDS[cls], values, strict=True):
-        object.__setattr__(made, name, value)
+    for set_field, value in zip(_SETTERS[cls], values, strict=True):
+        set_field(made, value)
     return made
 
 
@@ -141,9 +147,97 @@ def _reduce_done(done: Done) -> tuple[Any, ...]:
     return _done_from, (done.id, done.kept, tuple(values))
 
 
+def _task_from(values: tuple[Any, ...]) -> Task:
+    entry = _rebuild(Entry, values[_ENTRY_AT : _ENTRY_AT + _ENTRY_LENGTH])
+    task_values = [*values[:_ENTRY_AT], entry, *values[_ENTRY_AT + _ENTRY_LENGTH :]]
+    task_values[_TARGET_AT] = Path(task_values[_TARGET_AT])
+    return cast(Task, _rebuild(Task, tuple(task_values)))
+
+
+def _reduce_task(task: Task) -> tuple[Any, ...]:
+    """A Task as one flat tuple, its Entry's fields inline and its target as text: the parent sends one
+    per URL, and the nested reductions and a pickled Path took 8 µs to dump and 11 µs to load, where
+    this takes about 4 and 5."""
+    entry = task.entry
+    values: list[Any] = []
+    for name in _FIELDS[Task]:
+        value = getattr(task, name)
+        if value is entry:
+            values.extend([getattr(entry, field) for field in _FIELDS[Entry]])
+        elif name == "target":
+            values.append(str(value))
+        else:
+            values.append(value)
+    return _task_from, (tuple(values),)
+
+
 for _cls in (Outcome, Validators, PartialFile, Saved, Entry, Checksum, Hello, Task, Halt, Done, Call, Answer, Watch,
              Logged):  # fmt: skip
     _FIELDS[_cls] = tuple(field.name for field in dataclasses.fields(_cls))
+    _SETTERS[_cls] = tuple(getattr(_cls, name).__set__ for name in _FIELDS[_cls])
     copyreg.pickle(_cls, _reduce)
 copyreg.pickle(Done, _reduce_done)
+copyreg.pickle(Task, _reduce_task)
 _VALIDATORS_AT = _FIELDS[Outcome].index("validators")
+_ENTRY_AT = _FIELDS[Task].index("entry")
+_ENTRY_LENGTH = len(_FIELDS[Entry])
+_TARGET_AT = _FIELDS[Task].index("target")  # counted in the Task's fields, once the Entry is one again
+
+
+class Frames:
+    """The messages on a pipe that ``Connection.send`` writes, read as many at a time as one read brings.
+
+    ``Connection.recv`` reads each message's length, then its body: two reads,
+    and two hand-overs of the GIL among the reader's threads, per message.
+    ``read`` takes what the pipe holds (up to 64 KiB) in one read and hands
+    back every whole message in it, so a burst of messages costs one wake-up.
+    Once a pipe is read here, its Connection must not read it again: a part of
+    the next message may wait in this buffer.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._buffer = bytearray()
+
+    def read(self) -> list[Any]:
+        """The whole messages the next read completes, unpickled, in order; at least one.
+
+        Blocks until one is whole.  EOFError once the writer has closed the pipe.
+        """
+        buffer = self._buffer
+        while True:
+            data = os.read(self._fd, _READ_SIZE)
+            if not data:
+                raise EOFError
+            buffer += data
+            messages = []
+            start = 0
+            while (frame := _frame_at(buffer, start)) is not None:
+                body, start = frame
+                messages.append(pickle.loads(buffer[body:start]))
+            if start:
+                del buffer[:start]
+            if messages:
+                return messages
+
+
+_READ_SIZE = 64 << 10
+
+
+def _frame_at(buffer: bytearray, start: int) -> tuple[int, int] | None:
+    """(where the body starts, where it ends) of the whole message at *start*; None if not whole yet.
+
+    multiprocessing's framing: a signed 4-byte big-endian length, or -1 then an 8-byte one.
+    """
+    have = len(buffer) - start
+    if have < 4:
+        return None
+    (size,) = struct.unpack_from("!i", buffer, start)
+    body = start + 4
+    if size == -1:
+        if have < 12:
+            return None
+        (size,) = struct.unpack_from("!Q", buffer, body)
+        body += 8
+    end = body + size
+    return (body, end) if end <= len(buffer) else None

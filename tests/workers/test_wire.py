@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import pickle
-from multiprocessing.connection import Pipe
+import threading
+from collections.abc import Iterator
+from multiprocessing.connection import Connection, Pipe
 from pathlib import Path
 
 import certifi
@@ -15,7 +18,7 @@ from fetcher._urllist import Entry
 from fetcher.state import Saved
 from fetcher.transfer.outcome import Outcome
 from fetcher.transfer.validators import PartialFile, Validators
-from fetcher.workers.wire import Answer, Call, Done, Halt, Hello, Logged, Task, Watch
+from fetcher.workers.wire import Answer, Call, Done, Frames, Halt, Hello, Logged, Task, Watch
 
 URL = "http://files.example/a.iso"
 SHA = "sha-256=" + "ab" * 32
@@ -105,3 +108,67 @@ def test_a_hello_brings_the_config_the_child_downloads_with(tmp_path: Path) -> N
                            max_time=60.0, ca_certificate=Path(certifi.where()), workers=2)  # fmt: skip
     hello = Hello(config, threads=4, log_level=10, index=1)
     assert through_a_pipe(hello) == hello
+
+
+# -- Frames: the messages a pipe holds, read at once -------------------------------------------------
+
+
+@pytest.fixture
+def pipe() -> Iterator[tuple[Frames, Connection]]:
+    """A pipe read by Frames and written by a Connection, as the pool and the children use them."""
+    read_end, write_end = os.pipe()
+    writer = Connection(write_end, readable=False)
+    try:
+        yield Frames(read_end), writer
+    finally:
+        writer.close()
+        os.close(read_end)
+
+
+def test_frames_hand_back_every_whole_message_one_read_brings(pipe: tuple[Frames, Connection]) -> None:
+    frames, writer = pipe
+    for n in range(3):
+        writer.send([n])
+    assert frames.read() == [[0], [1], [2]]
+
+
+def test_frames_wait_for_the_rest_of_a_message_that_arrives_in_parts(pipe: tuple[Frames, Connection]) -> None:
+    frames, writer = pipe
+    message = b"".join(os.urandom(16) for _ in range(8))
+    whole = pickle.dumps(message)
+    framed = len(whole).to_bytes(4, "big") + whole
+    os.write(writer.fileno(), framed[:10])
+    rest = threading.Timer(0.05, os.write, (writer.fileno(), framed[10:]))
+    rest.start()
+    try:
+        assert frames.read() == [message]
+    finally:
+        rest.join(5)
+
+
+def test_frames_read_a_message_larger_than_one_read(pipe: tuple[Frames, Connection]) -> None:
+    frames, writer = pipe
+    big = os.urandom(300_000)  # past the 64 KiB of a read and a pipe's buffer: written from another thread
+    sender = threading.Thread(target=writer.send, args=(big,))
+    sender.start()
+    try:
+        assert frames.read() == [big]
+    finally:
+        sender.join(5)
+
+
+def test_frames_keep_the_start_of_the_next_message_for_the_next_read(pipe: tuple[Frames, Connection]) -> None:
+    frames, writer = pipe
+    first, second = pickle.dumps("first"), pickle.dumps("second")
+    framed = len(first).to_bytes(4, "big") + first + len(second).to_bytes(4, "big") + second
+    os.write(writer.fileno(), framed[:-3])
+    assert frames.read() == ["first"]
+    os.write(writer.fileno(), framed[-3:])
+    assert frames.read() == ["second"]
+
+
+def test_frames_end_when_the_writer_closes(pipe: tuple[Frames, Connection]) -> None:
+    frames, writer = pipe
+    writer.close()
+    with pytest.raises(EOFError):
+        frames.read()
