@@ -501,17 +501,19 @@ def compile_fetcher(exe: str) -> str:
     python = Path(exe).parent / "python"
     if not python.is_file():
         python = Path(sys.executable)
-    where = first_line_of([str(python), "-c", "import fetcher, os; print(os.path.dirname(fetcher.__file__))"])
+    # Run from "/": the current folder, first on the path of `python -c`, may hold another copy.
+    where = first_line_of([str(python), "-c", "import fetcher, os; print(os.path.dirname(fetcher.__file__))"],
+                          cwd="/")
     if not where:
         return "not compiled (its package was not found)"
     done = subprocess.run([str(python), "-m", "compileall", "-q", where], capture_output=True, timeout=120)
     return f"compiled ({where})" if done.returncode == 0 else f"not compiled (compileall exit {done.returncode})"
 
 
-def first_line_of(cmd: list[str]) -> str | None:
+def first_line_of(cmd: list[str], cwd: str | None = None) -> str | None:
     """First output line of a quick command, or None if it fails."""
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30, cwd=cwd)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if out.returncode != 0:
