@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -250,3 +252,10 @@ def test_a_run_without_adaptive_has_no_limit_column(
 ) -> None:
     summary, text = summary_of(downloaded(tmp_path, [server.route("/a", srv.body(b"x"))]), capsys)
     assert summary["hosts"][0]["limit"] is None and "limit" not in text
+
+
+def test_the_commands_start_without_the_summary_or_the_html_page() -> None:
+    # Every command imports the report command's module at its start: what only `fetcher report` uses waits.
+    check = "import sys, fetcher.cli.main; print(sorted(m for m in sys.modules if m.startswith('fetcher.report.')))"
+    loaded = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60, check=True)
+    assert "summary" not in loaded.stdout and "html" not in loaded.stdout, loaded.stdout
