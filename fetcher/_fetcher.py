@@ -370,6 +370,11 @@ class Fetcher:
         """Like ``fetch()`` (the same arguments), but yield each Result as soon as it is ready."""
         return self._results(urls, run_id=run_id, ordered=False, limits=RunLimits(deadline=deadline, quota=quota))
 
+    @property
+    def worker_processes(self) -> int:
+        """The processes a long list's downloads are spread over; 0 when every download runs in this one."""
+        return 0 if self._processes is None else self._processes.size
+
     def stats(self) -> Stats:
         """A snapshot of the load: slots in all and in use, URLs waiting and retrying, hosts paused, rates."""
         with self._lock:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 from ..report import DEFAULT_REPORT_NAME, ReportWriter, RunRecord
 from ..state import DEFAULT_STATE_NAME
 from ..transfer.tempfiles import Cleanup
+from ..workers.cores import kept_to, parent_core
 from .borrowed import (
     OutputName,
     Tries,
@@ -513,7 +514,11 @@ def get(
                 run = _RunRecorder(options=options, cleanup=cleanup)
                 try:
                     stopping = _Stopping(display, fetcher, tally, total, writer)
-                    with StopOnSignal(stopping) as stopper:
+                    # A long list's run keeps this process's threads to one core, its workers to theirs
+                    # (workers/cores.py); the threads of the run start inside and inherit it.
+                    long_list = total is not None and total >= LONG_LIST
+                    with StopOnSignal(stopping) as stopper, kept_to(parent_core(fetcher.worker_processes)
+                                                                     if long_list else None):  # fmt: skip
                         for result in fetcher.as_completed(entries, run_id=run.run_id, deadline=deadline, quota=quota):
                             # The record first: a second signal may end the loop anywhere, and the
                             # summary must not count what the report lacks.  It is written with the

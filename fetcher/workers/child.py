@@ -39,6 +39,7 @@ from ..transfer.download import Ask, Outcome, download, new_session
 from ..transfer.lines import HangUps
 from ..transfer.tempfiles import TempFiles
 from ..transfer.validators import PartialFile
+from .cores import keep_to, usable, worker_core
 from .wire import Answer, Call, Done, Frames, Halt, Hello, Logged, Task, ToParent, Watch
 from .zygote import ignore_stop_signals
 
@@ -293,21 +294,6 @@ class Child:
             return side
 
 
-def _keep_to_one_core(index: int) -> None:
-    """Run this process's threads on one of the cores it may use, a different one for each worker.
-
-    Threads of one process that run on two cores hand the GIL across cores for every blocking call: on
-    2,000 small files that doubled the CPU a URL costs (bench/README.md, "one core per worker").  The
-    parent is not kept to a core: its own threads stay free to use whichever is idle.
-    """
-    try:
-        cores = sorted(os.sched_getaffinity(0))
-        if len(cores) > 1:
-            os.sched_setaffinity(0, {cores[index % len(cores)]})
-    except (AttributeError, OSError):
-        pass  # not Linux, or not allowed: the threads go where the scheduler puts them
-
-
 def main(argv: list[str]) -> None:
     ignore_stop_signals()
     serve(int(argv[1]), int(argv[2]), int(argv[3]))
@@ -326,7 +312,8 @@ def serve(control_fd: int, tasks_fd: int, outbox_fd: int, at_end: Callable[[], N
     except (EOFError, OSError):
         return
     assert isinstance(hello, Hello)
-    _keep_to_one_core(hello.index)
+    # On 2,000 small files, threads free to use both cores cost twice the CPU a URL (bench/README.md).
+    keep_to(worker_core(hello.index, hello.cores or usable()))
     Child(hello, control, tasks, outbox, at_end).run()
 
 

@@ -29,6 +29,7 @@ from .._errors import Cancelled, DownloadError, TransportError
 from ..transfer.outcome import Outcome, Watcher, WatchStart
 from ..transfer.tempfiles import TEMP_PREFIX, TEMP_SUFFIX
 from ..transfer.validators import PartialFile
+from .cores import usable
 from .spawn import Child, came_up, start
 from .wire import Answer, Call, Done, Frames, Halt, Logged, Task, ToParent, Watch
 from .zygote import Zygote
@@ -79,6 +80,7 @@ class ProcessPool:
         self._eager = eager
         self._up = threading.Event()  # set once the start is over, whether or not a child came up
         self._receiver: threading.Thread | None = None
+        self._cores = usable()  # now, before a run may keep this process's threads to one core
         # Made now, while the caller has not started a run's threads yet.  It lives as long as the pool:
         # it waits for the workers it forked (see Zygote.close).
         self._zygote = Zygote.fork()
@@ -199,7 +201,8 @@ class ProcessPool:
         children: list[Child] = []
         for index in range(self._size):
             try:
-                children.append(start(self._config, self._threads, index, self._zygote, last=index == self._size - 1))
+                children.append(start(self._config, self._threads, index, self._zygote, last=index == self._size - 1,
+                                      cores=self._cores))
             except OSError as exc:
                 log.warning("could not start a worker process (%s); downloading in this process", exc)
                 break

@@ -64,22 +64,24 @@ class Child:
 
 def start(
     config: FetcherConfig, threads: int, index: int, zygote: Zygote | None, level: int | None = None,
-    *, last: bool = False,
+    *, last: bool = False, cores: tuple[int, ...] = (),
 ) -> Child:
     """Start worker process *index*, with *threads* download threads, and send it its Hello; it sends
     back log records at *level* (by default, what the ``fetcher`` logger lets through here).
 
     It is forked by *zygote* when there is one, else started afresh.  *last*: no worker is asked for
-    after this one, so the zygote becomes it.
+    after this one, so the zygote becomes it.  *cores*: those the worker's core is chosen among.
     """
     if zygote is None:
-        return spawn(config, threads, index, level)
+        return spawn(config, threads, index, level, cores=cores)
     worker = zygote.start_worker(last=last)
     control, tasks, results = worker.fds
-    return _hello(worker, control, tasks, results, config, threads, index, level)
+    return _hello(worker, control, tasks, results, config, threads, index, level, cores)
 
 
-def spawn(config: FetcherConfig, threads: int, index: int, level: int | None = None) -> Child:
+def spawn(
+    config: FetcherConfig, threads: int, index: int, level: int | None = None, *, cores: tuple[int, ...] = ()
+) -> Child:
     """Start worker process *index* afresh, with *threads* download threads, and send it its Hello."""
     # Pipes are not inherited by other processes (PEP 446): each is passed to its own child only.
     child_controls, parent_controls = os.pipe()
@@ -103,19 +105,19 @@ def spawn(config: FetcherConfig, threads: int, index: int, level: int | None = N
         # Only the child holds its ends now: when it dies, the parent reads EOF (and the other way round).
         for fd in (child_controls, child_reads, child_writes):
             os.close(fd)
-    return _hello(process, parent_controls, parent_writes, parent_reads, config, threads, index, level)
+    return _hello(process, parent_controls, parent_writes, parent_reads, config, threads, index, level, cores)
 
 
 def _hello(
     process: Process, control_fd: int, tasks_fd: int, results_fd: int, config: FetcherConfig, threads: int,
-    index: int, level: int | None,
+    index: int, level: int | None, cores: tuple[int, ...] = (),
 ) -> Child:
     control = Connection(control_fd, readable=False)
     inbox = Connection(tasks_fd, readable=False)
     outbox = Connection(results_fd, writable=False)
     if level is None:
         level = logging.getLogger("fetcher").getEffectiveLevel()
-    control.send(Hello(config, threads, level, index))
+    control.send(Hello(config, threads, level, index, cores))
     return Child(process, control, inbox, outbox)
 
 

@@ -35,6 +35,9 @@ class Hello:
     threads: int
     log_level: int
     index: int  # 0 for the first child started, 1 for the next...
+    # The cores the pool's process could use when the pool was made (a worker started afresh inherits
+    # the affinity of the thread that starts it, which may keep to one core by then); empty: its own.
+    cores: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

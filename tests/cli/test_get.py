@@ -488,6 +488,29 @@ def test_worker_processes_are_prepared_only_for_a_list_that_may_reach_500_urls(
         process.communicate(timeout=15)
 
 
+@pytest.mark.skipif(usable_cores() < 2, reason="one core: no worker processes by default")
+@pytest.mark.parametrize(("quick", "one_core"), [(499, True), (1, False)], ids=["long list", "short list"])
+def test_a_long_lists_run_keeps_the_deciding_process_to_one_core(
+    server: srv.LoopbackServer, tmp_path: Path, dest: Path, quick: int, one_core: bool
+) -> None:
+    # Its threads hand every URL among themselves: on one core, without waking the other (workers/cores.py).
+    cores = set(os.sched_getaffinity(0))
+    held = server.route("/held.iso", srv.stalled(b"x" * 1000, claimed=10_000_000, stall=8))
+    quick_url = server.route("/q", srv.body(b"q"))
+    listed = url_list(tmp_path, *(f"{quick_url}?n={n}" for n in range(quick)), held)
+    process = spawn(listed, "-q", "-d", dest, "--timeout", "20")
+    try:
+        for _ in range(300):  # bounded: the held download starts within seconds
+            if any(p.name.endswith(".part") for p in dest.glob(".*")) or process.poll() is not None:
+                break
+            time.sleep(0.05)
+        kept = os.sched_getaffinity(process.pid)  # its main thread, where the run's threads start
+        assert (len(kept) == 1 and kept < cores) if one_core else kept == cores
+    finally:
+        process.kill()
+        process.communicate(timeout=15)
+
+
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_mid_download_exits_cleanly_and_leaves_no_partial_file(
     server: srv.LoopbackServer, tmp_path: Path, dest: Path, signum: int, code: int

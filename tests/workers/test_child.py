@@ -19,6 +19,7 @@ from fetcher._urllist import Entry
 from fetcher.transfer.download import KEEP_FROM
 from fetcher.transfer.tempfiles import TEMP_PREFIX, TEMP_SUFFIX
 from fetcher.transfer.validators import PartialFile, Validators
+from fetcher.workers.cores import kept_to
 from fetcher.workers.spawn import spawn
 from fetcher.workers.wire import Answer, Call, Done, Halt, Logged, Task, ToParent, Watch
 from tests import server as srv
@@ -328,6 +329,21 @@ def test_a_ctrl_c_or_sigterm_to_the_child_leaves_its_downloads_and_its_end_to_it
     own_child.process.send_signal(signal.SIGTERM)
     assert own_child.done(1)[1].outcome.error is None
     assert own_child.process.poll() is None
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores to choose from")
+def test_a_worker_started_from_a_thread_kept_to_one_core_still_gets_its_own(tmp_path: Path) -> None:
+    # The run's threads keep to one core by the time the pool starts its workers (workers/cores.py).
+    cores = tuple(sorted(os.sched_getaffinity(0)))
+    with kept_to(cores[0]):
+        child = spawn(_config.FetcherConfig(dest=tmp_path), 1, 1, cores=cores)
+    try:
+        assert child.outbox.poll(WAIT_S), "the child did not come up"
+        assert os.sched_getaffinity(child.process.pid) == {cores[1]}
+    finally:
+        child.close()
+        child.process.wait(WAIT_S)
+        child.outbox.close()
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores to choose from")
