@@ -7,7 +7,8 @@ process, whose four threads (feeding, dispatching, receiving, the caller's
 loop) pass every URL among themselves, keeps them to one core too
 (``parent_core``): the one after the workers', which is a free core when
 there are fewer workers than cores.  On 2,000 small files with two workers
-that took 5.8 % off the run's CPU (bench/README.md, stop 31).
+that took 5 % off the run's CPU (bench/README.md, stop 31).  The ``fetcher``
+command does it for its main thread; a library caller's threads are its own.
 
 Linux only; elsewhere, or where the process may use one core, nothing is kept.
 """
