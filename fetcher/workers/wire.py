@@ -161,16 +161,9 @@ def _reduce_task(task: Task) -> tuple[Any, ...]:
     """A Task as one flat tuple, its Entry's fields inline and its target as text: the parent sends one
     per URL, and the nested reductions and a pickled Path took 8 µs to dump and 11 µs to load, where
     this takes about 4 and 5."""
-    entry = task.entry
-    values: list[Any] = []
-    for name in _FIELDS[Task]:
-        value = getattr(task, name)
-        if value is entry:
-            values.extend([getattr(entry, field) for field in _FIELDS[Entry]])
-        elif name == "target":
-            values.append(str(value))
-        else:
-            values.append(value)
+    values = [getattr(task, name) for name in _FIELDS[Task]]
+    values[_TARGET_AT] = str(task.target)
+    values[_ENTRY_AT : _ENTRY_AT + 1] = [getattr(task.entry, name) for name in _FIELDS[Entry]]
     return _task_from, (tuple(values),)
 
 
