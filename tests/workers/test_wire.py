@@ -125,6 +125,12 @@ def pipe() -> Iterator[tuple[Frames, Connection]]:
         os.close(read_end)
 
 
+def framed(value: object) -> bytes:
+    """*value* as Connection.send puts it on the pipe: its pickle's length, then the pickle."""
+    whole = pickle.dumps(value)
+    return len(whole).to_bytes(4, "big") + whole
+
+
 def test_frames_hand_back_every_whole_message_one_read_brings(pipe: tuple[Frames, Connection]) -> None:
     frames, writer = pipe
     for n in range(3):
@@ -135,10 +141,9 @@ def test_frames_hand_back_every_whole_message_one_read_brings(pipe: tuple[Frames
 def test_frames_wait_for_the_rest_of_a_message_that_arrives_in_parts(pipe: tuple[Frames, Connection]) -> None:
     frames, writer = pipe
     message = b"".join(os.urandom(16) for _ in range(8))
-    whole = pickle.dumps(message)
-    framed = len(whole).to_bytes(4, "big") + whole
-    os.write(writer.fileno(), framed[:10])
-    rest = threading.Timer(0.05, os.write, (writer.fileno(), framed[10:]))
+    parts = framed(message)
+    os.write(writer.fileno(), parts[:10])
+    rest = threading.Timer(0.05, os.write, (writer.fileno(), parts[10:]))
     rest.start()
     try:
         assert frames.read() == [message]
@@ -159,11 +164,10 @@ def test_frames_read_a_message_larger_than_one_read(pipe: tuple[Frames, Connecti
 
 def test_frames_keep_the_start_of_the_next_message_for_the_next_read(pipe: tuple[Frames, Connection]) -> None:
     frames, writer = pipe
-    first, second = pickle.dumps("first"), pickle.dumps("second")
-    framed = len(first).to_bytes(4, "big") + first + len(second).to_bytes(4, "big") + second
-    os.write(writer.fileno(), framed[:-3])
+    both = framed("first") + framed("second")
+    os.write(writer.fileno(), both[:-3])
     assert frames.read() == ["first"]
-    os.write(writer.fileno(), framed[-3:])
+    os.write(writer.fileno(), both[-3:])
     assert frames.read() == ["second"]
 
 
