@@ -152,7 +152,8 @@ class Namer:
 
     Thread-safe.  Memory does not grow with the number of URLs named: with a
     store, the store holds them; without one, a ``Seen`` (a temporary file
-    past the first few thousand) holds each URL's name and every name given.
+    past the first few thousand) holds every name given, with a tag of the URL
+    it was given to, and the name of each URL whose name is not its plain one.
     """
 
     def __init__(self, reserved: Iterable[str] = (), *, store: NameStore | None = None) -> None:
@@ -160,8 +161,10 @@ class Namer:
         self._store = store
         self._claiming = store if isinstance(store, ClaimingNameStore) else None
         self._reserved: frozenset[str] = frozenset(name.casefold() for name in reserved)
-        # Without a store only: "u" + a URL as written -> its name, and "n" + a name given, casefolded -> "".
+        # Without a store only: "n" + a name given, casefolded -> its URL's tag; "u" + a URL's key -> its
+        # name, only where that is not the URL's plain name (most URLs cost one entry, not two).
         self._seen: Seen[str] = Seen("file names")
+        self._tagger = hashlib.blake2b(digest_size=8, key=os.urandom(16))
 
     def name_for(self, url: str, *, preferred: str | None = None, key: str | None = None) -> str:
         """*url*'s name; *preferred* (the list's ``out=``) instead of the URL's own, made safe.
@@ -174,7 +177,7 @@ class Namer:
         with self._lock:
             if self._store is not None:
                 return self._recorded(self._store, base, key, url)
-            return self._remembered(url, base, key)
+            return self._remembered(url, base, key, base if preferred is None else None)
 
     def own_name(self, url: str, *, preferred: str | None = None, key: str | None = None) -> str:
         """A name for *url* when the store cannot tell which names are taken: its name with the suffix of its own
@@ -182,18 +185,35 @@ class Namer:
         base, key = _base(url, preferred), key or name_key(url)
         return _pick(key, base, lambda folded: folded == base.casefold() or folded in self._reserved)
 
-    def _remembered(self, url: str, base: str, key: str) -> str:
-        seen = self._seen
-        name = seen.get("u" + url)
-        if name is None:
+    def _remembered(self, url: str, base: str, key: str, plain: str | None) -> str:
+        """*url*'s name, given already or now; *plain*: its name from the URL, if the caller has it."""
+        seen, reserved = self._seen, self._reserved
+        plain = plain or name_from_url(url)
+        plain_folded = plain.casefold()
+        plain_owner = seen.get("n" + plain_folded)
+        tag = self._tag(key)
+        if plain_owner == tag:
+            return plain
+        name = seen.get("u" + key)
+        if name is not None:
+            return name
 
-            def taken(folded: str) -> bool:
-                return folded in self._reserved or seen.may_hold("n" + folded)
+        def taken(folded: str) -> bool:
+            if folded in reserved:
+                return True
+            return (plain_owner if folded == plain_folded else seen.get("n" + folded)) is not None
 
-            name = _pick(key, base, taken)
-            seen.add("n" + name.casefold(), "")
-            seen.add("u" + url, name)
+        name = _pick(key, base, taken)
+        seen.add("n" + name.casefold(), tag)
+        if name != plain:
+            seen.add("u" + key, name)
         return name
+
+    def _tag(self, key: str) -> str:
+        """Which URL a name was given to: a keyed digest of its *key*, 64 bits."""
+        tagger = self._tagger.copy()
+        tagger.update(key.encode("utf-8", "surrogatepass"))
+        return tagger.hexdigest()
 
     def _recorded(self, store: NameStore, base: str, key: str, url: str) -> str:
         if self._claiming is not None and base.casefold() not in self._reserved:

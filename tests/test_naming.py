@@ -310,6 +310,21 @@ def test_without_a_store_a_url_keeps_its_first_name_after_it_went_to_disk(monkey
     assert namer.name_for(A, preferred="other.txt") == first == "first.txt"
 
 
+def test_without_a_store_a_url_given_its_plain_name_keeps_it_when_asked_with_an_out_name() -> None:
+    namer = Namer()
+    assert namer.name_for(A) == "rfc795.txt"
+    assert namer.name_for(A, preferred="other.txt") == "rfc795.txt"
+    assert namer.name_for("https://c.example/other.txt") == "other.txt"
+
+
+def test_without_a_store_a_url_given_its_plain_name_costs_one_entry() -> None:
+    namer = Namer()
+    for i in range(100):
+        namer.name_for(f"https://a.example/{i}/file{i}.txt")
+    namer.name_for("https://b.example/0/file0.txt")  # a collision: its name and its URL's entry
+    assert len(namer._seen) == 102
+
+
 # -- names kept from run to run in a state database ---------------------------------------
 
 A = "https://a.example/rfc795.txt"
