@@ -11,6 +11,8 @@ from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any
 
+from ._frozen import quick_init
+
 
 class Status(str, enum.Enum):
     """How one URL ended."""
@@ -43,6 +45,7 @@ def duplicate_error(kept_line: int) -> str:
     return f"same as line {kept_line}"
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Result:
     """One URL's outcome.  The fields are the report's columns, in order."""

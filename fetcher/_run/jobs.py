@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .._config import FetcherConfig
+from .._frozen import quick_init
 from .._naming import Namer
 from .._pool import WorkerPool
 from .._result import Result
@@ -62,6 +63,7 @@ class Shared:
     processes: ProcessPool | None = None
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Job:
     """One URL on its way: what the schedule holds, and what each attempt is given."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .._errors import DownloadError
+from .._frozen import quick_init
 from .checksum import Checksum
 from .validators import PartialFile, Validators
 
@@ -29,6 +30,7 @@ class Watcher(Protocol):
 WatchStart = Callable[[str, str, "int | None"], Watcher]
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Outcome:
     """What one download attempt did.  ``error`` is None when the file is in place (or unchanged).
