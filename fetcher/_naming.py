@@ -165,6 +165,8 @@ class Namer:
         # name, only where that is not the URL's plain name (most URLs cost one entry, not two).
         self._seen: Seen[str] = Seen("file names")
         self._tagger = hashlib.blake2b(digest_size=8, key=os.urandom(16))
+        # Whether a URL was given a name from its out= that its plain name's entry does not tell of (below).
+        self._named_by_preference = False
 
     def name_for(self, url: str, *, preferred: str | None = None, key: str | None = None) -> str:
         """*url*'s name; *preferred* (the list's ``out=``) instead of the URL's own, made safe.
@@ -194,9 +196,13 @@ class Namer:
         tag = self._tag(key)
         if plain_owner == tag:
             return plain
-        name = seen.get("u" + key)
-        if name is not None:
-            return name
+        # A URL's own entry is there only if its name is not its plain one: because the plain name was taken
+        # (then it still is), is reserved, or came from out=.  Most URLs are named once, so this look-up is
+        # skipped where none of those can be.
+        if plain_owner is not None or plain_folded in reserved or self._named_by_preference:
+            name = seen.get("u" + key)
+            if name is not None:
+                return name
 
         def taken(folded: str) -> bool:
             if folded in reserved:
@@ -207,6 +213,8 @@ class Namer:
         seen.add("n" + name.casefold(), tag)
         if name != plain:
             seen.add("u" + key, name)
+            if plain_owner is None and plain_folded not in reserved:
+                self._named_by_preference = True
         return name
 
     def _tag(self, key: str) -> str:

@@ -474,3 +474,16 @@ def test_a_store_that_refuses_every_claim_is_a_state_error_not_a_loop() -> None:
 
     with pytest.raises(StateError, match="were all taken by others as they were claimed, 100 times"):
         Namer(store=Refusing()).name_for("https://a.example/data.csv")
+
+
+def test_without_a_store_a_url_named_from_its_out_name_keeps_it_when_asked_without_one() -> None:
+    namer = Namer()
+    assert namer.name_for(A, preferred="first.txt") == "first.txt"
+    assert namer.name_for(A) == "first.txt"
+
+
+def test_without_a_store_a_url_whose_plain_name_is_reserved_keeps_the_name_it_was_given() -> None:
+    namer = Namer(["rfc795.txt"])
+    given = namer.name_for(A)
+    assert given != "rfc795.txt"
+    assert namer.name_for(A) == given
