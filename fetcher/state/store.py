@@ -423,9 +423,31 @@ class Names:
 
     def claim(self, name: str, url: str) -> None:
         """Give *url* the name *name* (in place of any name it had), written behind."""
+        self._writer_open().claim(self.folder, name, url, fresh=self._fresh)
+
+    def known_or_claim(self, name: str, url: str, *, state_key: str | None = None) -> str | None:
+        """*url*'s name on record; else *name*, now claimed for it, if no other URL has it; else None.
+
+        In a fresh folder where only this process writes names, one step under the writer's lock;
+        elsewhere ``name_of``, ``owner_of`` and ``claim`` in turn.  *state_key* is not used: the
+        state is read when asked.
+        """
+        if self._fresh:
+            answered, found = self._writer_open().known_or_claim(self.folder, name, url)
+            if answered:
+                return found
+        known = self.name_of(url)
+        if known is not None:
+            return known
+        if self.owner_of(name.casefold()) is not None:
+            return None
+        self.claim(name, url)
+        return name
+
+    def _writer_open(self) -> _Writer:
         if self._store._conn is None:
             raise StateError(f"could not record a file name: state database '{self._store.path}' is closed")
-        self._store._writer.claim(self.folder, name, url, fresh=self._fresh)
+        return self._store._writer
 
     def _lookup(self, doing: str, query: str, value: str | None) -> str | None:
         arguments = (self.folder,) if value is None else (self.folder, value)
@@ -508,15 +530,39 @@ class _Writer(Behind):
 
     def claim(self, folder: str, name: str, url: str, *, fresh: bool = False) -> None:
         with self._changed:
-            self._take("a file name")
-            self._waiting.claim(folder, name, url)
+            self._claim(folder, name, url, _hashed(name.casefold()), fresh=fresh)
+
+    def known_or_claim(self, folder: str, name: str, url: str) -> tuple[bool, str | None]:
+        """``Names.known_or_claim`` in one step, where no query is needed: (True, its answer); else (False, None).
+
+        It can tell in a folder this writer is ``alone_in``: there only this process's claims, all
+        known here, can hold a name.
+        """
+        folded = name.casefold()
+        with self._changed:
+            known = self._name((folder, url))
+            if known is not None:
+                return True, known
+            if self._owner((folder, folded)) is not None:
+                return True, None
+            hashed = _hashed(folded)
             claimed = self._claimed.get(folder)
-            if claimed is None:
-                claimed = self._claimed[folder] = Bloom(last_bits=CLAIMED_FILTER_BITS)
-                if fresh:
-                    self._unchecked.append(folder)
-            claimed.add(*_hashed(name.casefold()))
-            self._wake()
+            if folder not in self._alone or claimed is None or claimed.may_hold(*hashed):
+                return False, None
+            self._claim(folder, name, url, hashed, fresh=True)
+            return True, name
+
+    def _claim(self, folder: str, name: str, url: str, hashed: tuple[int, int], *, fresh: bool) -> None:
+        """Under the lock: ``claim``, with the hash of the name's ``casefold()``."""
+        self._take("a file name")
+        self._waiting.claim(folder, name, url)
+        claimed = self._claimed.get(folder)
+        if claimed is None:
+            claimed = self._claimed[folder] = Bloom(last_bits=CLAIMED_FILTER_BITS)
+            if fresh:
+                self._unchecked.append(folder)
+        claimed.add(*hashed)
+        self._wake()
 
     def alone_in(self, folder: str) -> bool:
         """Whether, as of this writer's last transaction, only this writer has written names to *folder*.
@@ -558,14 +604,18 @@ class _Writer(Behind):
             return self._waiting.saved.get(url) or self._writing.saved.get(url)
 
     def pending_name(self, folder: str, url: str) -> str | None:
-        key = (folder, url)
         with self._changed:
-            return self._waiting.names.get(key) or self._writing.names.get(key) or self._lost.names.get(key)
+            return self._name((folder, url))
 
     def pending_owner(self, folder: str, name_folded: str) -> str | None:
-        key = (folder, name_folded)
         with self._changed:
-            return self._waiting.owners.get(key) or self._writing.owners.get(key) or self._lost.owners.get(key)
+            return self._owner((folder, name_folded))
+
+    def _name(self, key: tuple[str, str]) -> str | None:
+        return self._waiting.names.get(key) or self._writing.names.get(key) or self._lost.names.get(key)
+
+    def _owner(self, key: tuple[str, str]) -> str | None:
+        return self._waiting.owners.get(key) or self._writing.owners.get(key) or self._lost.owners.get(key)
 
     def _run(self) -> None:
         conn: sqlite3.Connection | None = None

@@ -630,6 +630,41 @@ def test_in_a_fresh_folder_a_name_claimed_here_is_still_looked_up(
     assert reads == ["look up a file name"]
 
 
+def test_known_or_claim_claims_a_free_name(store: StateStore) -> None:
+    names = store.names(FOLDER)
+    assert names.known_or_claim("a.txt", URL) == "a.txt"
+    assert (names.name_of(URL), names.owner_of("a.txt")) == ("a.txt", URL)
+
+
+def test_known_or_claim_answers_a_urls_name_on_record(store: StateStore) -> None:
+    store.names(FOLDER).claim("old.txt", URL)
+    store.flush()
+    assert store.names(FOLDER).known_or_claim("new.txt", URL) == "old.txt"
+
+
+def test_known_or_claim_leaves_a_name_another_url_has(store: StateStore) -> None:
+    names = store.names(FOLDER)
+    names.claim("A.txt", URL + "?other")
+    assert names.known_or_claim("a.txt", URL) is None
+    assert names.name_of(URL) is None
+
+
+def test_in_a_fresh_folder_known_or_claim_of_a_name_claimed_by_no_one_needs_no_query(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = store.names(FOLDER)
+    names.claim("a.txt", URL)
+    store.flush()
+    reads = counting_reads(store, monkeypatch)
+    assert names.known_or_claim("b.txt", URL + "?b") == "b.txt"
+    assert reads == []
+
+
+def test_in_a_fresh_folder_known_or_claim_sees_a_name_another_process_gave(tmp_path: Path) -> None:
+    with given_by_another_after_a_write_here(tmp_path) as mine:
+        assert mine.known_or_claim("a.txt", URL + "?a") is None
+
+
 def test_a_name_another_process_gave_before_the_first_write_here_is_seen(tmp_path: Path) -> None:
     path = tmp_path / DEFAULT_STATE_NAME
     with StateStore(path) as first, StateStore(path) as second:
@@ -642,7 +677,9 @@ def test_a_name_another_process_gave_before_the_first_write_here_is_seen(tmp_pat
         assert mine.owner_of("a.txt") == URL + "?other"
 
 
-def test_a_name_another_process_gives_after_a_write_here_is_seen(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def given_by_another_after_a_write_here(tmp_path: Path) -> Iterator[store_module.Names]:
+    """This process's names in FOLDER, where another process gave "a.txt" after this one wrote a claim."""
     path = tmp_path / DEFAULT_STATE_NAME
     with StateStore(path) as first, StateStore(path) as second:
         mine, theirs = first.names(FOLDER), second.names(FOLDER)
@@ -652,6 +689,11 @@ def test_a_name_another_process_gives_after_a_write_here_is_seen(tmp_path: Path)
         second.flush()
         mine.claim("c.txt", URL + "?c")  # the transaction that notices the other's write
         first.flush()
+        yield mine
+
+
+def test_a_name_another_process_gives_after_a_write_here_is_seen(tmp_path: Path) -> None:
+    with given_by_another_after_a_write_here(tmp_path) as mine:
         assert mine.owner_of("a.txt") == URL + "?other"
 
 
