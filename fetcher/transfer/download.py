@@ -21,15 +21,13 @@ encoded bytes, and that is what is compared.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
 import shutil
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -38,39 +36,22 @@ import urllib3
 
 from .._config import FetcherConfig
 from .._errors import BodyError, Cancelled, DownloadError, HTTPStatusError, TransportError, timed_out, translate
-from .._units import format_duration, format_size
-from .bounds import SizeGuard, SpeedCheck, time_left, too_slow
-from .checksum import Hasher
-from .hangup import Line, line_of
+from .._units import format_size
+from .bodyfile import KEEP_FROM as KEEP_FROM
+from .bodyfile import BodyFile
+from .bounds import SizeGuard, SpeedCheck, too_slow
+from .hangup import Line, hung_up_on_stop, line_of, response_hung_up_on_stop
 from .outcome import Ask as Ask
 from .outcome import Outcome as Outcome
 from .outcome import Watcher as Watcher
 from .outcome import WatchStart as WatchStart
 from .session import new_session as new_session  # where the workers have always found it
 from .tempfiles import TempFiles
-from .validators import (
-    PartialFile,
-    Validators,
-    conditional_headers,
-    content_range,
-    identity_encoded,
-    last_modified_ns,
-    resumable,
-    resume_headers,
-)
+from .timelimits import TimeLimits
+from .validators import PartialFile, Validators, conditional_headers, content_range, identity_encoded, resume_headers
 
 log = logging.getLogger("fetcher")
 
-
-#: Last-Modified as an mtime, remembered: the files of one server often share a
-#: date, and parsing it costs more than the rest of setting a file's time.
-_mtime_of = functools.lru_cache(maxsize=256)(last_modified_ns)
-
-#: os.utime on the open descriptor where the platform has it: no second path lookup.
-_UTIME_BY_FD = os.utime in os.supports_fd
-
-#: A partial file smaller than this is not worth a state database write.
-KEEP_FROM = 1 << 20
 
 PLAIN = Ask()
 
@@ -112,18 +93,11 @@ class _Attempt:
         self.began = clock()
         self.http_status: int | None = None
         self.ttfb_s: float | None = None
-        self.fd: int | None = None
-        self.temp: Path | None = None
-        self.offset = 0  # bytes already in the temp file when this response's body began
+        self.body = BodyFile(target, temp_files, ask, config.chunk_size)
         self.received = 0  # bytes of this response's body written
-        self.partial: PartialFile | None = None  # set while the temp file could be continued
-        self.resumed_from: int | None = None
-        self.hasher: Hasher | None = None
         self.watcher: Watcher | None = None
-        self.kept = False
         self.guard = _size_guard(config.max_filesize)
-        self.speed_window: tuple[int, float] | None = None  # set when the socket timeout is the --speed-time window
-        self.read_timeout = config.timeout  # what the socket's timeout is now
+        self.limits = TimeLimits(config, url, clock, ask.deadline, ask.stop_at)
         # The session's sockets, for a stop to hang up: None for a session new_session did not make.
         self.line: Line | None = None if ask.on_stop is None else line_of(session, url)
 
@@ -133,8 +107,8 @@ class _Attempt:
         validators: Validators | None = None
         mtime_ns: int | None = None
         try:
-            resume = self._reopen(self.ask.resume)
-            with self._hung_up_on_stop():
+            resume = self.body.reopen(self.ask.resume)
+            with hung_up_on_stop(self.ask.on_stop, self.line):
                 try:
                     unchanged, validators, mtime_ns = self._exchange(resume)
                 except _StartOver:
@@ -144,27 +118,25 @@ class _Attempt:
                         self.ask.before_request(self.url)
                     unchanged, validators, mtime_ns = self._exchange(None)
         except Exception as exc:  # every failure of this URL becomes its Outcome
-            error = translate(exc, self.url, read_timeout=self.read_timeout)
+            limits = self.limits
+            error = translate(exc, self.url, read_timeout=limits.read_timeout)
             if self.cancelled.is_set() and not isinstance(error, Cancelled):
                 error = Cancelled(self.url, "cancelled")  # its connection was cut because the run stopped
-            elif error.transient and self._past(self.ask.deadline):
-                error = self._over_time()  # a read timed out because the time was up
-            elif error.transient and self.speed_window is not None and timed_out(exc):
+            elif error.transient and limits.past_max_time():
+                error = limits.over_time()  # a read timed out because the time was up
+            elif error.transient and limits.speed_window is not None and timed_out(exc):
                 # The read timeout was the speed window: the server sent nothing for that long.
-                error = BodyError(self.url, too_slow(*self.speed_window), transient=True)
+                error = BodyError(self.url, too_slow(*limits.speed_window), transient=True)
             log.debug("failed %s: %s", self.target.name, error)
         finally:
             self._close()
         # Kept only for what may pass (a cut, a stall) or was stopped: a body
         # that broke a limit or failed its checksum must not be resumed.
-        resumable = error is not None and (error.transient or isinstance(error, Cancelled))
-        kept = self.partial if resumable and self.temp is not None else None
-        if self.temp is not None and kept is None:
-            self.temp_files.remove(self.temp)
+        kept = self.body.release(error is not None and (error.transient or isinstance(error, Cancelled)))
         download_s = None if self.ttfb_s is None else self.clock() - self.began - self.ttfb_s
         return Outcome(
             http_status=self.http_status,
-            bytes=self.offset + self.received,
+            bytes=self.body.offset + self.received,
             ttfb_s=self.ttfb_s,
             download_s=download_s,
             error=error,
@@ -172,7 +144,7 @@ class _Attempt:
             validators=validators,
             mtime_ns=mtime_ns,
             partial=kept,
-            resumed_from=self.resumed_from,
+            resumed_from=self.body.resumed_from,
         )
 
     # -- one request and its response --------------------------------------------
@@ -181,16 +153,16 @@ class _Attempt:
         """Send the request, write the body; (unchanged, validators, mtime_ns) on success."""
         headers = {}
         if resume is not None:
-            headers = resume_headers(resume, self.offset)
+            headers = resume_headers(resume, self.body.offset)
         elif self.ask.saved:
             headers = conditional_headers(self.ask.saved)
         # None rather than {}: requests merges even an empty dict into the session's headers.
         hooks = None if self.ask.before_request is None else {"response": self._before_hop}
         with (
             self.session.get(
-                self.url, stream=True, timeout=self._timeout(), headers=headers or None, hooks=hooks
+                self.url, stream=True, timeout=self.limits.request_timeout(), headers=headers or None, hooks=hooks
             ) as response,
-            self._response_hung_up_on_stop(response),
+            response_hung_up_on_stop(self.ask.on_stop, self.line, response),
         ):
             self.ttfb_s = self.clock() - self.began
             self.http_status = response.status_code
@@ -208,61 +180,26 @@ class _Attempt:
             # The cheap checks before any file is made.  An encoded body's
             # Content-Length counts compressed bytes; the body check sees the decoded ones.
             expected = _content_length(response, self.url)
-            whole = (self.offset if ranged else 0) + (expected or 0)
+            whole = (self.body.offset if ranged else 0) + (expected or 0)
             encoded = "Content-Encoding" in response.headers
             if expected is not None and not encoded and (reason := self.guard.check_length(whole)):
                 raise BodyError(self.url, reason)  # before the body: leaving `with` closes it undrained
             _check_room(self.target.parent, expected, self.url)
             if not ranged:
-                self._start_body(response, expected)
+                if self.body.fd is not None:
+                    self._drop_partial()  # a 200 to a range request: the server sends it all
+                self.body.start(response.headers, expected)
+            offset = self.body.offset
             if self.watch is not None:
-                self.watcher = self.watch(
-                    self.url, self.target.name, None if expected is None else self.offset + expected
-                )
-                if self.offset:
+                self.watcher = self.watch(self.url, self.target.name, None if expected is None else offset + expected)
+                if offset:
                     self.watcher.advance(0)
             self._receive(response, expected)
             validators = Validators(
                 etag=response.headers.get("ETag"), last_modified=response.headers.get("Last-Modified")
             )
-        mtime_ns = self._finish(validators)
+        mtime_ns = self.body.finish(self.body.offset + self.received, validators, self.url)
         return False, validators, mtime_ns
-
-    def _hung_up_on_stop(self) -> contextlib.AbstractContextManager[object]:
-        """While the attempt runs: if the run stops, shut its connection, whatever it waits for."""
-        if self.ask.on_stop is None or self.line is None:
-            return _NOTHING  # nothing to heed, or a session whose sockets are out of reach: see below
-        return _OnStop(self.ask.on_stop, self.line)
-
-    def _response_hung_up_on_stop(self, response: requests.Response) -> contextlib.AbstractContextManager[object]:
-        """With a session not made by new_session, the most that can be done: shut the
-        connection once the response has come, so a read blocked in the body ends."""
-        if self.ask.on_stop is None or self.line is not None:
-            return _NOTHING
-        return self._response_cut(self.ask.on_stop, response)
-
-    @contextlib.contextmanager
-    def _response_cut(
-        self, on_stop: Callable[[Callable[[], None]], Callable[[], None]], response: requests.Response
-    ) -> Iterator[None]:
-        # The hang-up may come from another thread just as the body ends: once this
-        # attempt is done with the connection (the pool may hand it to another
-        # request), it must not be cut.
-        guard = threading.Lock()
-        in_flight = True
-
-        def hang_up() -> None:
-            with guard:
-                if in_flight:
-                    _hang_up(response)
-
-        undo = on_stop(hang_up)
-        try:
-            yield
-        finally:
-            with guard:
-                in_flight = False
-            undo()
 
     def _before_hop(self, response: requests.Response, *args: object, **kwargs: object) -> None:
         """A response hook: requests is about to follow this redirect, which is one more request."""
@@ -274,36 +211,22 @@ class _Attempt:
         span = content_range(response.headers.get("Content-Range"))
         # The whole rest, or nothing: a server that caps the range it sends
         # would leave a file that can never be checked as complete.
-        if response.status_code != 206 or span != (self.offset, resume.total - 1, resume.total):
+        if response.status_code != 206 or span != (self.body.offset, resume.total - 1, resume.total):
             log.debug("%s: range answer does not continue the partial file; starting over", self.target.name)
             raise _StartOver()
         if not identity_encoded(response.headers):
             raise _StartOver()
-        self.resumed_from = self.offset
-        self.partial = resume
-        self.hasher = self._hash_existing()
-
-    def _start_body(self, response: requests.Response, length: int | None) -> None:
-        """A whole body is coming: an empty temp file, and may it be resumed later?"""
-        if self.fd is None:
-            self.fd, self.temp = self.temp_files.create(self.target.parent)
-        else:
-            self._drop_partial()  # a 200 to a range request: the server sends it all
-        self.hasher = None if self.ask.checksum is None else self.ask.checksum.new_hasher()
-        found = resumable(response.headers, length)
-        self.partial = None
-        self.kept = False  # a new body, with its own validator: offer it afresh
-        if found is not None and length is not None and self.temp is not None:
-            if_range, validators = found
-            self.partial = PartialFile(path=self.temp, if_range=if_range, total=length, validators=validators)
+        self.body.continue_partial(resume)
 
     def _receive(self, response: requests.Response, expected: int | None) -> None:
-        assert self.fd is not None
+        body = self.body
+        fd, hasher, offset = body.fd, body.hasher, body.offset
+        assert fd is not None
         chunk_size = self.config.chunk_size
-        speed = self._speed_check()
+        speed = self.limits.speed_check()
         guarded = self.config.max_filesize is not None or "Content-Encoding" in response.headers
         # One flag per chunk when no bound is set: bounds nobody asked for cost nothing.
-        bounded = guarded or speed is not None or self.ask.deadline is not None or self.ask.stop_at is not None
+        bounded = guarded or speed is not None or self.limits.bounded
         throttle = self.ask.throttle
         wire = response.raw.tell()  # bytes off the wire so far: --limit-rate counts them, not decoded ones
         # A plain body of known length ends with its last byte: asking for more
@@ -319,14 +242,14 @@ class _Attempt:
                     raise Cancelled(self.url, "cancelled")
                 # Raw os.write on the descriptor: a file object would add an isatty
                 # ioctl, a seek and a stat per file, for no gain with large chunks.
-                _write_all(self.fd, chunk)
+                _write_all(fd, chunk)
                 self.received += len(chunk)
-                if self.hasher is not None:
-                    self.hasher.update(chunk)
+                if hasher is not None:
+                    hasher.update(chunk)
                 if self.watcher is not None:
                     self.watcher.advance(len(chunk))
-                if not self.kept and self.partial is not None and self.offset + self.received >= KEEP_FROM:
-                    self._offer_partial()
+                if not body.kept and body.partial is not None and offset + self.received >= KEEP_FROM:
+                    body.offer()
                 if bounded:
                     self._check_bounds(response, speed, guarded)
                 if throttle is not None:
@@ -346,173 +269,33 @@ class _Attempt:
 
     # -- bounds: --max-time, --speed-limit, --max-filesize -------------------------------
 
-    def _timeout(self) -> float:
-        """Socket timeout for this request: --timeout, never reaching past --max-time or --deadline."""
-        if self._past(self.ask.deadline):
-            raise self._over_time()
-        timeout = self.config.timeout
-        for end in (self.ask.deadline, self.ask.stop_at):
-            if (left := time_left(end, self.clock())) is not None:
-                timeout = min(timeout, max(left, 0.001))
-        speed = self.config.speed_check
-        if speed is not None and speed[1] < timeout:
-            timeout = speed[1]  # a silent server is as slow as can be
-            self.speed_window = speed
-        self.read_timeout = timeout
-        return timeout
-
-    def _speed_check(self) -> SpeedCheck | None:
-        speed = self.config.speed_check
-        return None if speed is None else SpeedCheck(limit=speed[0], window=speed[1], now=self.clock())
-
     def _check_bounds(self, response: requests.Response, speed: SpeedCheck | None, guarded: bool) -> None:
-        if self._past(self.ask.deadline):
-            raise self._over_time()
-        self._shrink_timeout(response)
+        limits = self.limits
+        if limits.past_max_time():
+            raise limits.over_time()
+        limits.shrink(response)
         if speed is not None and speed.update(self.received, self.clock()):
             raise BodyError(self.url, speed.reason, transient=True)  # retried, and resumed if it can be
         if guarded:
-            reason = self.guard.check_body(self.offset + self.received, self.offset + response.raw.tell())
+            offset = self.body.offset
+            reason = self.guard.check_body(offset + self.received, offset + response.raw.tell())
             if reason is not None:
                 raise BodyError(self.url, reason)
 
-    def _shrink_timeout(self, response: requests.Response) -> None:
-        """Let the next read wait no longer than the time left before --max-time or --deadline.
-
-        The timeout given with the request holds for every read of the body,
-        so without this a read late in a transfer could overrun by that much.
-        """
-        now = self.clock()
-        lefts = [left for end in (self.ask.deadline, self.ask.stop_at) if (left := time_left(end, now)) is not None]
-        if not lefts:
-            return
-        left = max(min(lefts), 0.001)
-        if left < self.read_timeout:
-            sock = getattr(getattr(response.raw, "connection", None), "sock", None)
-            if sock is not None:
-                sock.settimeout(left)  # urllib3 sets it afresh for the connection's next request
-                self.read_timeout = left
-
-    def _past(self, moment: float | None) -> bool:
-        return moment is not None and self.clock() >= moment
-
-    def _over_time(self) -> TransportError:
-        limit = format_duration(self.config.max_time or 0)
-        return TransportError(self.url, f"took longer than the --max-time of {limit}")
-
-    def _finish(self, validators: Validators) -> int:
-        """Check the whole body, set its time, put it under the final name; its mtime_ns."""
-        assert self.fd is not None and self.temp is not None
-        size = self.offset + self.received
-        if self.partial is not None and size != self.partial.total:
-            raise BodyError(self.url, f"joined file is {size} bytes, the server said {self.partial.total}")
-        checksum = self.ask.checksum
-        if checksum is not None and self.hasher is not None and not checksum.matches(self.hasher.hexdigest()):
-            raise BodyError(self.url, f"checksum mismatch: expected {checksum}, got {self.hasher.hexdigest()}")
-        remote_ns = _mtime_of(validators.last_modified) if self.ask.remote_time else None
-        if remote_ns is not None:
-            os.utime(self.fd if _UTIME_BY_FD else self.temp, ns=(time.time_ns(), remote_ns))
-        # Asked, not assumed to be remote_ns: a file system with coarse times
-        # (FAT: 2 s) rounds it, and the next run compares with what it stored.
-        mtime_ns = os.fstat(self.fd).st_mtime_ns
-        os.replace(self.temp, self.target)
-        self.temp_files.forget(self.temp)
-        self.temp = None
-        log.debug("saved %s (%d bytes)", self.target, size)
-        return mtime_ns
-
-    # -- the partial file -----------------------------------------------------------
-
-    def _reopen(self, resume: PartialFile | None) -> PartialFile | None:
-        if resume is None:
-            return None
-        fd = self.temp_files.reopen(resume.path)
-        if fd is None:
-            log.debug("%s: partial file is gone or in use by another run; starting over", self.target.name)
-            return None
-        size = os.fstat(fd).st_size
-        if not 0 < size < resume.total:
-            self.fd, self.temp = fd, resume.path
-            self._drop_partial()
-            return None
-        os.lseek(fd, size, os.SEEK_SET)
-        # Until the server says otherwise, the file can still be continued: an
-        # attempt that fails before any answer (a 503, a refused connection)
-        # hands it on rather than deleting it.
-        self.fd, self.temp, self.offset, self.partial = fd, resume.path, size, resume
-        # Kept only if this process marked it so; a partial from an earlier run
-        # is on record already, and is offered again so that this run keeps it too.
-        self.kept = self.temp_files.is_kept(resume.path)
-        if not self.kept and size >= KEEP_FROM:
-            self._offer_partial()
-        return resume
+    # -- the file ---------------------------------------------------------------------
 
     def _drop_partial(self) -> None:
-        """Empty the temp file so the whole body can be written from the start."""
-        if self.fd is not None:
-            os.ftruncate(self.fd, 0)
-            os.lseek(self.fd, 0, os.SEEK_SET)
-        if self.temp is not None:
-            # Whatever the state database says of this file no longer holds;
-            # the new body is offered afresh if it is worth keeping.
-            self.temp_files.unkeep(self.temp)
-        self.offset = 0
-        self.partial = None
-        self.resumed_from = None
-        self.kept = False
+        """Empty the file so the whole body can be written from the start, and show the progress afresh."""
+        self.body.drop()
         if self.watcher is not None:
             self.watcher.done()
             self.watcher = None
-
-    def _hash_existing(self) -> Hasher | None:
-        """A hasher that has already seen the bytes of the partial file."""
-        if self.ask.checksum is None or self.fd is None:
-            return None
-        hasher = self.ask.checksum.new_hasher()
-        position = 0
-        while position < self.offset:
-            block = os.pread(self.fd, min(self.config.chunk_size, self.offset - position), position)
-            if not block:
-                break
-            hasher.update(block)
-            position += len(block)
-        return hasher
-
-    def _offer_partial(self) -> None:
-        self.kept = True  # asked once, whatever the answer
-        if self.partial is not None and self.ask.on_resumable is not None and self.ask.on_resumable(self.partial):
-            self.temp_files.keep(self.partial.path)
 
     def _close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        self.body.close()
         if self.watcher is not None:
             self.watcher.done()
             self.watcher = None
-
-
-#: The context of an attempt with nothing to hang up (a plain class, not a
-#: generator: it is entered twice per file).
-_NOTHING = contextlib.nullcontext()
-
-
-class _OnStop:
-    """While an attempt runs, a stop of the run hangs up its session's line."""
-
-    __slots__ = ("line", "on_stop", "undo")
-
-    def __init__(self, on_stop: Callable[[Callable[[], None]], Callable[[], None]], line: Line) -> None:
-        self.on_stop, self.line = on_stop, line
-        self.undo: Callable[[], None] | None = None
-
-    def __enter__(self) -> None:
-        self.undo = self.on_stop(self.line.open())
-
-    def __exit__(self, *exc: object) -> None:
-        if self.undo is not None:
-            self.undo()
-        self.line.close()
 
 
 class _StartOver(Exception):
@@ -523,19 +306,6 @@ class _StartOver(Exception):
 #: is no longer than this, so its connection is kept for the next request:
 #: urllib3 closes a connection whose response was left unread.
 DRAIN_UP_TO = 64 << 10
-
-
-def _hang_up(response: requests.Response) -> None:
-    """Shut the connection *response* comes on, from another thread: a read blocked on it returns.
-
-    shutdown, not close: closing a socket another thread reads from does not
-    wake that read on Linux.
-    """
-    connection = getattr(response.raw, "_connection", None)
-    sock = getattr(connection, "sock", None)
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _finish_reading(response: requests.Response) -> None:

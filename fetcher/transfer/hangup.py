@@ -21,11 +21,13 @@ The name lookup cannot be cut either way (getaddrinfo cannot be woken).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import socket
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, cast
 
 import requests
@@ -303,3 +305,84 @@ class _HTTPPool(HTTPConnectionPool):
 
 class _HTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _ReportingTLS
+
+
+# -- an attempt's side: hung up while it runs ----------------------------------------
+
+#: An attempt's ``Ask.on_stop``: it takes the hang-up to call if the run stops, and gives back its undo.
+OnStop = Callable[[Callable[[], None]], Callable[[], None]]
+
+
+def hung_up_on_stop(on_stop: OnStop | None, line: Line | None) -> contextlib.AbstractContextManager[object]:
+    """While an attempt runs: if the run stops, shut its connection, whatever it waits for."""
+    if on_stop is None or line is None:
+        return _NOTHING  # nothing to heed, or a session whose sockets are out of reach: see below
+    return _OnStop(on_stop, line)
+
+
+def response_hung_up_on_stop(
+    on_stop: OnStop | None, line: Line | None, response: requests.Response
+) -> contextlib.AbstractContextManager[object]:
+    """With a session not made by new_session (no *line*), the most that can be done: shut the
+    connection once the response has come, so a read blocked in the body ends."""
+    if on_stop is None or line is not None:
+        return _NOTHING
+    return _response_cut(on_stop, response)
+
+
+@contextlib.contextmanager
+def _response_cut(on_stop: OnStop, response: requests.Response) -> Iterator[None]:
+    # The hang-up may come from another thread just as the body ends: once this
+    # attempt is done with the connection (the pool may hand it to another
+    # request), it must not be cut.
+    guard = threading.Lock()
+    in_flight = True
+
+    def hang_up() -> None:
+        with guard:
+            if in_flight:
+                _hang_up(response)
+
+    undo = on_stop(hang_up)
+    try:
+        yield
+    finally:
+        with guard:
+            in_flight = False
+        undo()
+
+
+#: The context of an attempt with nothing to hang up (a plain class, not a
+#: generator: it is entered twice per file).
+_NOTHING = contextlib.nullcontext()
+
+
+class _OnStop:
+    """While an attempt runs, a stop of the run hangs up its session's line."""
+
+    __slots__ = ("line", "on_stop", "undo")
+
+    def __init__(self, on_stop: OnStop, line: Line) -> None:
+        self.on_stop, self.line = on_stop, line
+        self.undo: Callable[[], None] | None = None
+
+    def __enter__(self) -> None:
+        self.undo = self.on_stop(self.line.open())
+
+    def __exit__(self, *exc: object) -> None:
+        if self.undo is not None:
+            self.undo()
+        self.line.close()
+
+
+def _hang_up(response: requests.Response) -> None:
+    """Shut the connection *response* comes on, from another thread: a read blocked on it returns.
+
+    shutdown, not close: closing a socket another thread reads from does not
+    wake that read on Linux.
+    """
+    connection = getattr(response.raw, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
