@@ -546,8 +546,7 @@ class _Writer(Behind):
             if self._owner((folder, folded)) is not None:
                 return True, None
             hashed = _hashed(folded)
-            claimed = self._claimed.get(folder)
-            if folder not in self._alone or claimed is None or claimed.may_hold(*hashed):
+            if folder not in self._alone or self._may_hold(folder, hashed):
                 return False, None
             self._claim(folder, name, url, hashed, fresh=True)
             return True, name
@@ -579,8 +578,12 @@ class _Writer(Behind):
     def may_have_claimed(self, folder: str, name_folded: str) -> bool:
         """False if no name claimed through this writer in *folder* has this ``casefold()``; else most likely."""
         with self._changed:
-            claimed = self._claimed.get(folder)
-            return claimed is not None and claimed.may_hold(*_hashed(name_folded))
+            return self._may_hold(folder, _hashed(name_folded))
+
+    def _may_hold(self, folder: str, hashed: tuple[int, int]) -> bool:
+        """Under the lock: ``may_have_claimed``, with the hash of the name's ``casefold()``."""
+        claimed = self._claimed.get(folder)
+        return claimed is not None and claimed.may_hold(*hashed)
 
     def _take(self, what: str) -> None:
         """Check a record can be taken (see Behind._make_room)."""

@@ -595,13 +595,20 @@ def counting_reads(store: StateStore, monkeypatch: pytest.MonkeyPatch) -> list[s
     return reads
 
 
+def claimed_and_written(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch, name: str = "a.txt"
+) -> tuple[store_module.Names, list[str]]:
+    """FOLDER's names, fresh, once *name* was claimed for URL and written; and the queries made from then on."""
+    names = store.names(FOLDER)
+    names.claim(name, URL)
+    store.flush()
+    return names, counting_reads(store, monkeypatch)
+
+
 def test_in_a_fresh_folder_a_name_claimed_by_no_one_needs_no_query(
     store: StateStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    names = store.names(FOLDER)
-    names.claim("a.txt", URL)
-    store.flush()
-    reads = counting_reads(store, monkeypatch)
+    names, reads = claimed_and_written(store, monkeypatch)
     assert names.owner_of("b.txt") is None
     assert reads == []
 
@@ -622,10 +629,7 @@ def test_in_a_fresh_folder_the_first_claims_are_written_without_waiting_for_a_ba
 def test_in_a_fresh_folder_a_name_claimed_here_is_still_looked_up(
     store: StateStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    names = store.names(FOLDER)
-    names.claim("A.txt", URL)
-    store.flush()
-    reads = counting_reads(store, monkeypatch)
+    names, reads = claimed_and_written(store, monkeypatch, "A.txt")
     assert names.owner_of("a.txt") == URL
     assert reads == ["look up a file name"]
 
@@ -652,10 +656,7 @@ def test_known_or_claim_leaves_a_name_another_url_has(store: StateStore) -> None
 def test_in_a_fresh_folder_known_or_claim_of_a_name_claimed_by_no_one_needs_no_query(
     store: StateStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    names = store.names(FOLDER)
-    names.claim("a.txt", URL)
-    store.flush()
-    reads = counting_reads(store, monkeypatch)
+    names, reads = claimed_and_written(store, monkeypatch)
     assert names.known_or_claim("b.txt", URL + "?b") == "b.txt"
     assert reads == []
 
