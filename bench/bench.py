@@ -1423,6 +1423,43 @@ def load_average() -> float:
     return os.getloadavg()[0]
 
 
+def file_system(path: Path) -> str:
+    """The file system *path* is on, as "(ext4)", "(tmpfs)" or "(ext4 without a journal: ...)"; "" if unknown.
+
+    An ext4 made without a journal skips, for every new inode, each inode of
+    its group deleted in the last minute (six, while its block is unwritten),
+    reading each one's deletion time first: so creating files soon after
+    deleting many costs CPU that grows with the number deleted, and processes
+    that create files in one folder at once spin on the folder's lock
+    meanwhile (Linux, fs/ext4/ialloc.c, ``recently_deleted``).  Each (b) run
+    follows the deletion of the last run's files and of the fs floor's, so
+    on such a disk the figures measure the deletions as much as the tool
+    (bench/README.md, "Files on disk").
+    """
+    try:
+        mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return ""
+    where, best = str(path.resolve()), None
+    for line in mounts:
+        fields = line.split()
+        point = fields[4].replace("\\040", " ")
+        dash = fields.index("-")
+        inside = where == point or where.startswith(point.rstrip("/") + "/")
+        if inside and (best is None or len(point) >= len(best[0])):
+            best = (point, fields[dash + 1], fields[dash + 2])
+    if best is None:
+        return ""
+    _, kind, source = best
+    if kind == "ext4":
+        device = os.path.basename(source)
+        journals = os.listdir("/proc/fs/jbd2") if os.path.isdir("/proc/fs/jbd2") else []
+        if not any(name.rsplit("-", 1)[0] == device for name in journals):
+            return ("(ext4 without a journal: creating files soon after deleting many costs more CPU, "
+                    "see bench/README.md)")
+    return f"({kind})"
+
+
 def speed_probe() -> float:
     """CPU ms of a fixed pure-Python loop: this VM's speed swings by 2x over hours."""
     best = float("inf")
@@ -1534,7 +1571,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  ({scenario.key}) run {run}/{args.runs} {tool.name:8} "
                           f"{record.wall_s:7.2f} s  {status}", file=sys.stderr, flush=True)
             context = {"server": f"{server.name} ({server.version})",
-                       "files_in": str(work.parent), "fetcher_args": " ".join(args.fetcher_args),
+                       "files_in": f"{work.parent} {file_system(work.parent)}".rstrip(),
+                       "fetcher_args": " ".join(args.fetcher_args),
                        "load_before": load_before, "load_after": load_average(),
                        "probe_ms_before": probe_before, "probe_ms_after": speed_probe()}
             contexts[scenario.key] = context
