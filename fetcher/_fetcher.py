@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from ._config import DEFAULT_CHUNK_SIZE, DEFAULT_USER_AGENT, FetcherConfig, RunLimits
 from ._errors import ClosedError, ConfigError, DestinationError, StateError
@@ -23,8 +23,6 @@ from ._pool import WorkerPool
 from ._result import Result
 from ._run import Item, Run, Shared
 from .limits import CLUSTER, SHARED, SLOTS, Gate, HostLimits, HostPace, LocalGate, TokenBucket
-from .limits.redis import RedisGate
-from .limits.shared import SharedGate, default_directory
 from .state import DEFAULT_STATE_NAME, StateStore
 from .state.base import Store
 from .transfer.outcome import WatchStart
@@ -34,6 +32,9 @@ from .workers import ProcessPool
 
 if TYPE_CHECKING:
     import requests
+
+    from .limits.redis import RedisGate
+    from .limits.shared import SharedGate
 
 log = logging.getLogger("fetcher")
 
@@ -511,11 +512,18 @@ def _state_names(state: Path | None, dest: Path) -> list[str]:
 
 
 def _open_shared_gate(config: FetcherConfig) -> SharedGate | RedisGate | None:
-    """The slots shared with other processes that *config* names (its ``shared_slots`` or cluster), if any."""
+    """The slots shared with other processes that *config* names (its ``shared_slots`` or cluster), if any.
+
+    Their modules are imported only here: most runs share no slots.
+    """
     if config.shared_slots is not None:
+        from .limits.shared import SharedGate, default_directory
+
         folder = config.shared_slots_dir or default_directory(os.environ)
         return SharedGate(config.shared_slots, config.max_concurrent, directory=folder)
     if config.redis is not None and config.cluster is not None:
+        from .limits.redis import RedisGate
+
         return RedisGate(config.redis, config.cluster, config.max_concurrent, lease_s=config.cluster_lease,
                          limits=_cluster_limits(config), unreachable_s=config.timeout)  # fmt: skip
     return None
@@ -526,7 +534,7 @@ def _open_state(config: FetcherConfig, dest: Path, shared_gate: SharedGate | Red
     if config.shared_state:
         from .state.redis_store import RedisStateStore  # only a cluster needs redis-py
 
-        assert isinstance(shared_gate, RedisGate)  # shared_state needs a cluster, and a cluster has no other gate
+        assert _on_redis(shared_gate)  # shared_state needs a cluster, and a cluster has no other gate
         return RedisStateStore(shared_gate.link, dest)
     return None if config.state is None else StateStore(config.state)
 
@@ -607,7 +615,7 @@ def _cluster_limits(config: FetcherConfig) -> dict[str, Any]:
 def _limits(config: FetcherConfig, gate: SharedGate | RedisGate | None, clock: Callable[[], float]) -> dict[str, Any]:
     """The per-host limits and the rates: this process's, or a cluster's (on Redis) for a RedisGate."""
     limit_rate, adaptive = config.limit_rate, _adaptive_cap(config)
-    if not isinstance(gate, RedisGate):
+    if not _on_redis(gate):
         return {
             "hosts": HostLimits(max_per_host=config.max_per_host, rate_per_host=config.rate_per_host,
                                 adaptive=adaptive, clock=clock),
@@ -631,7 +639,16 @@ def _gate_limit(shared: SharedGate | RedisGate | None) -> str:
     """What a URL waiting for a slot of the gate waited on (its record's ``waited_on``)."""
     if shared is None:
         return SLOTS
-    return SHARED if isinstance(shared, SharedGate) else CLUSTER
+    return CLUSTER if _on_redis(shared) else SHARED
+
+
+def _on_redis(gate: SharedGate | RedisGate | None) -> TypeGuard[RedisGate]:
+    """Whether *gate* is a cluster's (on Redis), not this machine's (SharedGate) nor none."""
+    if gate is None:
+        return False
+    from .limits.redis import RedisGate  # imported only where there is a gate: most runs have none
+
+    return isinstance(gate, RedisGate)
 
 
 def _adaptive_cap(config: FetcherConfig) -> int | None:

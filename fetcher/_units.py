@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import math
 import re
-from fractions import Fraction
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fractions import Fraction
 
 _SIZE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 _SIZE_HELP = "a number of bytes, or with K, M, G or T"
@@ -47,7 +50,11 @@ def parse_size(text: str) -> int:
     if match is None:
         raise ValueError(f"{text!r} is not a size ({_SIZE_HELP})")
     # Fraction, not float: "1.1T" must be exact to the byte, and a long
-    # string of digits must not turn into inf.
+    # string of digits must not turn into inf.  Imported here: fractions and
+    # the decimal module it imports cost 1.5 ms of every start, and most runs
+    # give no size.
+    from fractions import Fraction
+
     scale = _SIZE_UNITS[(match["unit"] or "").upper()]
     return math.floor(Fraction(match["number"]) * scale)
 
@@ -81,6 +88,9 @@ def parse_duration(text: str) -> float:
     match = _DURATION.fullmatch(stripped)
     if match is None or not stripped or (match["rest"] is not None and not _rest_unit(match)):
         raise ValueError(f"{text!r} is not a duration ({_DURATION_HELP})")
+    from fractions import Fraction  # as in parse_size
+
+    total: Fraction
     if match["bare"] is not None:
         total = Fraction(match["bare"])
     else:

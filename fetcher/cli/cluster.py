@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -169,6 +168,8 @@ def _cluster_report(redis_url: str, cluster: str, **display: Any) -> int:
     (exported to a temporary file, removed at the end).  Exit status 0; 2 when Redis cannot be used or the
     cluster has no final records.
     """
+    import tempfile  # here, not at every start: with shutil, 2 ms
+
     from ..cluster.export import export_to
 
     with tempfile.TemporaryDirectory(prefix="fetcher-cluster-") as folder:

@@ -22,7 +22,6 @@ from .._config import MAX_RATE, ca_bundle_problem
 from .._errors import ConfigError
 from .._units import DURATION_EXAMPLES, format_duration, parse_duration, parse_rate, parse_size
 from .._validate import MAX_SECONDS
-from ..limits.shared import locate
 
 #: A value shown bare when it reads as a number, else in quotes.
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
@@ -171,6 +170,8 @@ class SharedSlots(click.ParamType[Any, Any]):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, tuple):
             return value
+        from ..limits.shared import locate  # only a run given --shared-slots needs its module
+
         try:
             return locate(str(value), os.environ)
         except ConfigError as exc:

@@ -11,14 +11,17 @@ import os
 import sys
 import time
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import click
 
 from .._text import escape
 from .._units import format_duration
-from ..limits.shared import SlotsSnapshot, locate, read_slots
 from .exits import EXIT_OK
 from .params import Duration
+
+if TYPE_CHECKING:
+    from ..limits.shared import SlotsSnapshot
 
 
 @click.command("slots", short_help="Show who holds the shared download slots NAME, and who waits.")
@@ -38,6 +41,8 @@ def slots(name: str, as_json: bool, watch: float | None) -> int:
     else ~/.cache/fetcher/slots), or a path to a folder.  Each holder shows its pid, since when
     and the URL it downloads.  Exit status 0, also when no fetcher uses NAME.
     """
+    from ..limits.shared import locate, read_slots  # the one command that reads shared slots; not every start
+
     set_name, folder = locate(name, os.environ)
     try:
         while True:

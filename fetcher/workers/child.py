@@ -27,7 +27,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from multiprocessing.connection import Connection
 from pathlib import Path
 
 import requests
@@ -40,7 +39,7 @@ from ..transfer.lines import HangUps
 from ..transfer.tempfiles import TempFiles
 from ..transfer.validators import PartialFile
 from .cores import keep_to, usable, worker_core
-from .wire import Answer, Call, Done, Frames, Halt, Hello, Logged, Task, ToParent, Watch
+from .wire import Answer, Call, Done, Frames, Halt, Hello, Logged, PipeEnd, Task, ToParent, Watch
 from .zygote import ignore_stop_signals
 
 log = logging.getLogger("fetcher")
@@ -120,7 +119,7 @@ class _TempFiles(TempFiles):
 class Child:
     """The worker process: a reader (the main thread) that hands tasks to the download threads."""
 
-    def __init__(self, hello: Hello, control: Connection, tasks: Connection, outbox: Connection,
+    def __init__(self, hello: Hello, control: PipeEnd, tasks: PipeEnd, outbox: PipeEnd,
                  at_end: Callable[[], None] | None = None) -> None:  # fmt: skip
         self.config = hello.config
         self._at_end = at_end  # last, before the process exits
@@ -304,9 +303,7 @@ def serve(control_fd: int, tasks_fd: int, outbox_fd: int, at_end: Callable[[], N
 
     *at_end* is called last, just before the process exits.
     """
-    control = Connection(control_fd, writable=False)
-    tasks = Connection(tasks_fd, writable=False)
-    outbox = Connection(outbox_fd, readable=False)
+    control, tasks, outbox = PipeEnd(control_fd), PipeEnd(tasks_fd), PipeEnd(outbox_fd)
     try:
         hello = control.recv()
     except (EOFError, OSError):

@@ -10,11 +10,10 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from typing import Protocol
 
 from .._config import FetcherConfig
-from .wire import Hello, ToChild
+from .wire import Hello, PipeEnd, ToChild
 from .zygote import Zygote
 
 log = logging.getLogger("fetcher")
@@ -38,9 +37,9 @@ class Child:
     """One worker process, as the pool sees it."""
 
     process: Process
-    control: Connection  # we write: Hello, Halt, Answer
-    inbox: Connection  # we write: batches of Tasks
-    outbox: Connection  # we read
+    control: PipeEnd  # we write: Hello, Halt, Answer
+    inbox: PipeEnd  # we write: batches of Tasks
+    outbox: PipeEnd  # we read
     send_lock: threading.Lock = field(default_factory=threading.Lock)
     control_lock: threading.Lock = field(default_factory=threading.Lock)
     waiting: list[ToChild] = field(default_factory=list)  # gathered, not sent yet
@@ -112,9 +111,7 @@ def _hello(
     process: Process, control_fd: int, tasks_fd: int, results_fd: int, config: FetcherConfig, threads: int,
     index: int, level: int | None, cores: tuple[int, ...] = (),
 ) -> Child:
-    control = Connection(control_fd, readable=False)
-    inbox = Connection(tasks_fd, readable=False)
-    outbox = Connection(results_fd, writable=False)
+    control, inbox, outbox = PipeEnd(control_fd), PipeEnd(tasks_fd), PipeEnd(results_fd)
     if level is None:
         level = logging.getLogger("fetcher").getEffectiveLevel()
     control.send(Hello(config, threads, level, index, cores))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing.connection
 import os
 import pickle
 import threading
 from collections.abc import Iterator
-from multiprocessing.connection import Connection, Pipe
 from pathlib import Path
 
 import certifi
@@ -18,7 +18,7 @@ from fetcher._urllist import Entry
 from fetcher.state import Saved
 from fetcher.transfer.outcome import Outcome
 from fetcher.transfer.validators import PartialFile, Validators
-from fetcher.workers.wire import Answer, Call, Done, Frames, Halt, Hello, Logged, Task, Watch
+from fetcher.workers.wire import Answer, Call, Done, Frames, Halt, Hello, Logged, PipeEnd, Task, Watch
 
 URL = "http://files.example/a.iso"
 SHA = "sha-256=" + "ab" * 32
@@ -28,7 +28,8 @@ PARTIAL = PartialFile(path=Path("/data/.fetcher-1-ab-0.part"), if_range='"v1"', 
 
 def through_a_pipe(value: object) -> object:
     """*value* sent as the pool sends it (in a list, one message) and received on the other end."""
-    reader, writer = Pipe(duplex=False)
+    read_end, write_end = os.pipe()
+    reader, writer = PipeEnd(read_end), PipeEnd(write_end)
     try:
         writer.send([value])
         [received] = reader.recv()
@@ -114,10 +115,10 @@ def test_a_hello_brings_the_config_the_child_downloads_with(tmp_path: Path) -> N
 
 
 @pytest.fixture
-def pipe() -> Iterator[tuple[Frames, Connection]]:
-    """A pipe read by Frames and written by a Connection, as the pool and the children use them."""
+def pipe() -> Iterator[tuple[Frames, PipeEnd]]:
+    """A pipe read by Frames and written by a PipeEnd, as the pool and the children use them."""
     read_end, write_end = os.pipe()
-    writer = Connection(write_end, readable=False)
+    writer = PipeEnd(write_end)
     try:
         yield Frames(read_end), writer
     finally:
@@ -126,19 +127,19 @@ def pipe() -> Iterator[tuple[Frames, Connection]]:
 
 
 def framed(value: object) -> bytes:
-    """*value* as Connection.send puts it on the pipe: its pickle's length, then the pickle."""
+    """*value* as PipeEnd.send puts it on the pipe: its pickle's length, then the pickle."""
     whole = pickle.dumps(value)
     return len(whole).to_bytes(4, "big") + whole
 
 
-def test_frames_hand_back_every_whole_message_one_read_brings(pipe: tuple[Frames, Connection]) -> None:
+def test_frames_hand_back_every_whole_message_one_read_brings(pipe: tuple[Frames, PipeEnd]) -> None:
     frames, writer = pipe
     for n in range(3):
         writer.send([n])
     assert frames.read() == [[0], [1], [2]]
 
 
-def test_frames_wait_for_the_rest_of_a_message_that_arrives_in_parts(pipe: tuple[Frames, Connection]) -> None:
+def test_frames_wait_for_the_rest_of_a_message_that_arrives_in_parts(pipe: tuple[Frames, PipeEnd]) -> None:
     frames, writer = pipe
     message = b"".join(os.urandom(16) for _ in range(8))
     parts = framed(message)
@@ -151,7 +152,7 @@ def test_frames_wait_for_the_rest_of_a_message_that_arrives_in_parts(pipe: tuple
         rest.join(5)
 
 
-def test_frames_read_a_message_larger_than_one_read(pipe: tuple[Frames, Connection]) -> None:
+def test_frames_read_a_message_larger_than_one_read(pipe: tuple[Frames, PipeEnd]) -> None:
     frames, writer = pipe
     big = os.urandom(300_000)  # past the 64 KiB of a read and a pipe's buffer: written from another thread
     sender = threading.Thread(target=writer.send, args=(big,))
@@ -162,7 +163,7 @@ def test_frames_read_a_message_larger_than_one_read(pipe: tuple[Frames, Connecti
         sender.join(5)
 
 
-def test_frames_keep_the_start_of_the_next_message_for_the_next_read(pipe: tuple[Frames, Connection]) -> None:
+def test_frames_keep_the_start_of_the_next_message_for_the_next_read(pipe: tuple[Frames, PipeEnd]) -> None:
     frames, writer = pipe
     both = framed("first") + framed("second")
     os.write(writer.fileno(), both[:-3])
@@ -171,8 +172,80 @@ def test_frames_keep_the_start_of_the_next_message_for_the_next_read(pipe: tuple
     assert frames.read() == ["second"]
 
 
-def test_frames_end_when_the_writer_closes(pipe: tuple[Frames, Connection]) -> None:
+def test_frames_end_when_the_writer_closes(pipe: tuple[Frames, PipeEnd]) -> None:
     frames, writer = pipe
     writer.close()
     with pytest.raises(EOFError):
         frames.read()
+
+
+# -- PipeEnd: one end of a pipe, without multiprocessing -----------------------------------------------
+
+
+@pytest.fixture
+def ends() -> Iterator[tuple[PipeEnd, PipeEnd]]:
+    """(reader, writer) of one pipe."""
+    read_end, write_end = os.pipe()
+    reader, writer = PipeEnd(read_end), PipeEnd(write_end)
+    try:
+        yield reader, writer
+    finally:
+        reader.close()
+        writer.close()
+
+
+def test_a_pipe_end_frames_messages_as_multiprocessing_does(ends: tuple[PipeEnd, PipeEnd]) -> None:
+    reader, writer = ends
+    theirs_read, theirs_write = multiprocessing.connection.Pipe(duplex=False)
+    try:
+        writer.send(["to multiprocessing"])
+        os.write(theirs_write.fileno(), os.read(reader.fileno(), 1 << 16))
+        assert theirs_read.recv() == ["to multiprocessing"]
+        theirs_write.send(["from multiprocessing"])
+        os.write(writer.fileno(), os.read(theirs_read.fileno(), 1 << 16))
+        assert reader.recv() == ["from multiprocessing"]
+    finally:
+        theirs_read.close()
+        theirs_write.close()
+
+
+def test_a_pipe_end_sends_a_message_larger_than_the_pipe_holds(ends: tuple[PipeEnd, PipeEnd]) -> None:
+    reader, writer = ends
+    big = os.urandom(300_000)  # past the pipe's buffer: written from another thread while this one reads
+    sender = threading.Thread(target=writer.send, args=(big,))
+    sender.start()
+    try:
+        assert reader.recv() == big
+    finally:
+        sender.join(5)
+
+
+def test_a_pipe_end_reads_eof_once_the_writer_is_closed(ends: tuple[PipeEnd, PipeEnd]) -> None:
+    reader, writer = ends
+    writer.close()
+    with pytest.raises(EOFError):
+        reader.recv()
+
+
+def test_a_pipe_end_cannot_send_once_the_reader_is_gone(ends: tuple[PipeEnd, PipeEnd]) -> None:
+    reader, writer = ends
+    reader.close()
+    with pytest.raises(OSError):  # BrokenPipeError: Python ignores SIGPIPE
+        writer.send(["nobody reads this"])
+
+
+def test_a_closed_pipe_end_refuses_to_be_used(ends: tuple[PipeEnd, PipeEnd]) -> None:
+    _, writer = ends
+    writer.close()
+    writer.close()  # a second close does nothing
+    assert writer.closed
+    with pytest.raises(OSError, match="closed"):
+        writer.send([])
+
+
+def test_a_pipe_end_polls_until_a_message_comes(ends: tuple[PipeEnd, PipeEnd]) -> None:
+    reader, writer = ends
+    assert reader.poll(0.0) is False
+    writer.send([])
+    assert reader.poll(5.0) is True
+    assert reader.recv() == []
