@@ -1,8 +1,8 @@
-"""Worker processes, the parent's side: start them, hand them tasks in batches, and take back what they did.
+"""Worker processes, the parent's side: start them, and hand them tasks in batches.
 
 Each task's slot and host permit stay held in the parent while the task is
-out; ``done`` (called on this pool's receiving thread) settles the task and
-gives them back.  So every limit is kept where it always was, in the one
+out; ``done``, called on the pool's receiving thread (``receiver.py``) when
+the task's result comes back, settles the task and gives them back.  So every limit is kept where it always was, in the one
 parent, and the children only download.
 
 The children start when the first long list needs them (``start``), in the
@@ -17,45 +17,27 @@ from __future__ import annotations
 
 import itertools
 import logging
-import selectors
 import subprocess
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from .._config import FetcherConfig
-from .._errors import Cancelled, DownloadError, TransportError
-from ..transfer.outcome import Outcome, Watcher, WatchStart
+from ..transfer.outcome import WatchStart
 from ..transfer.tempfiles import TEMP_PREFIX, TEMP_SUFFIX
-from ..transfer.validators import PartialFile
 from .cores import usable
+from .receiver import Ledger, OnDone, OnPartial, Pending, Receiver
 from .spawn import Child, came_up, start
-from .wire import Answer, Call, Done, Frames, Halt, Logged, Task, ToParent, Watch
+from .wire import Halt, Task
 from .zygote import Zygote
 
 log = logging.getLogger("fetcher")
-
-#: What a task's owner is told when its attempt is over: (outcome, partial file kept for a resume).
-OnDone = Callable[[Outcome, bool], None]
-#: Asked whether a partial file worth resuming went on record.
-OnPartial = Callable[[PartialFile], bool]
 
 # The longest a task waits for an eager pool's children to come up, before it goes to a thread.
 _START_WAIT_S = 30.0
 
 # Tasks gathered for one child before they go even if the dispatcher has more to hand out.
 _BATCH_MAX = 64
-
-
-@dataclass(slots=True)
-class _Pending:
-    child: Child
-    url: str
-    done: OnDone
-    on_partial: OnPartial | None
-    watch: WatchStart | None
-    watcher: Watcher | None = None
 
 
 class ProcessPool:
@@ -70,13 +52,12 @@ class ProcessPool:
         self._config = config
         self._size = size
         self._threads = threads
-        self._lock = threading.Lock()
+        self._ledger = Ledger()
+        self._lock = self._ledger.lock  # over the children's counts and batches too
         self._children: list[Child] = []
-        self._pending: dict[int, _Pending] = {}
         self._ids = itertools.count(1)
         self._runs = itertools.count(1)
         self._started = False
-        self._closed = False
         self._eager = eager
         self._up = threading.Event()  # set once the start is over, whether or not a child came up
         self._receiver: threading.Thread | None = None
@@ -101,7 +82,7 @@ class ProcessPool:
     def start(self) -> None:
         """Start the children in the background, once; tasks go to threads until they are up."""
         with self._lock:
-            if self._started or self._closed:
+            if self._started or self._ledger.closed:
                 return
             self._started = True
         threading.Thread(target=self._start, name="fetcher-workers-start", daemon=True).start()
@@ -128,11 +109,11 @@ class ProcessPool:
         """
         with self._lock:
             live = [child for child in self._children if child.alive]
-            if not live or self._closed:
+            if not live or self._ledger.closed:
                 return False
             child = min(live, key=lambda c: c.out)
             task = task_of(next(self._ids))
-            self._pending[task.id] = _Pending(child, url, done, on_partial, watch)
+            self._ledger.pending[task.id] = Pending(child, url, done, on_partial, watch)
             child.out += 1
             child.waiting.append(task)
             full = len(child.waiting) >= _BATCH_MAX
@@ -155,7 +136,7 @@ class ProcessPool:
     def shutdown(self, wait_s: float) -> None:
         """End the children: they stop at once (their downloads end with them) and remove their partial files."""
         with self._lock:
-            self._closed = True
+            self._ledger.closed = True
             children = list(self._children)
             zygote, self._zygote = self._zygote, None
         for child in children:
@@ -209,7 +190,7 @@ class ProcessPool:
         deadline = time.monotonic() + _START_WAIT_S
         children = [child for child in children if came_up(child, deadline)]
         with self._lock:
-            if self._closed:
+            if self._ledger.closed:
                 for child in children:
                     child.close()
                     child.process.wait()
@@ -217,97 +198,6 @@ class ProcessPool:
             self._children = children
         if children:
             log.debug("%d worker processes started", len(children))
-            self._receiver = threading.Thread(target=self._receive, name="fetcher-workers-receive", daemon=True)
+            receiver = Receiver(self._ledger, children)
+            self._receiver = threading.Thread(target=receiver.run, name="fetcher-workers-receive", daemon=True)
             self._receiver.start()
-
-    # -- receiving -----------------------------------------------------------------
-
-    def _receive(self) -> None:
-        """The receiving thread: what the children did, settled as it comes."""
-        # One selector for the pool's life: multiprocessing's wait() would make and fill one per wake-up.
-        selector = selectors.DefaultSelector()
-        for each in self._children:
-            selector.register(each.outbox.fileno(), selectors.EVENT_READ, (each, Frames(each.outbox.fileno())))
-        while selector.get_map():
-            try:
-                readable = selector.select()
-            except (OSError, ValueError):
-                return  # closed under us: the pool is shutting down
-            for key, _ in readable:
-                child, frames = key.data
-                try:
-                    # Every whole message the pipe holds: none is left in the buffer for a select that
-                    # would not wake for it.
-                    batches: list[list[ToParent]] = frames.read()
-                except (EOFError, OSError, ValueError):
-                    selector.unregister(key.fd)
-                    self._lost(child)
-                    continue
-                for batch in batches:
-                    for message in batch:
-                        try:
-                            self._take(child, message)
-                        except Exception:  # one task's bug must not stop the others' results
-                            log.exception("unexpected error taking a worker process's result")
-
-    def _take(self, child: Child, message: ToParent) -> None:
-        if isinstance(message, Done):
-            with self._lock:
-                pending = self._pending.pop(message.id, None)
-                child.out -= 1
-            if pending is not None:
-                if pending.watcher is not None:
-                    pending.watcher.done()
-                pending.done(message.outcome, message.kept)
-        elif isinstance(message, Watch):
-            self._watched(message)
-        elif isinstance(message, Call):
-            with self._lock:
-                pending = self._pending.get(message.task)
-            recorded = False
-            if pending is not None and pending.on_partial is not None:
-                recorded = pending.on_partial(message.partial)
-            child.tell(Answer(message.id, recorded))
-        elif isinstance(message, Logged):
-            log.log(message.level, "%s", message.message)
-
-    def _watched(self, message: Watch) -> None:
-        with self._lock:
-            pending = self._pending.get(message.task)
-        if pending is None or pending.watch is None:
-            return
-        if message.name is not None:
-            if pending.watcher is not None:
-                pending.watcher.done()
-            pending.watcher = pending.watch(pending.url, message.name, message.total)
-        if pending.watcher is None:
-            return
-        if message.advance:
-            pending.watcher.advance(message.advance)
-        if message.done:
-            pending.watcher.done()
-            pending.watcher = None
-
-    def _lost(self, child: Child) -> None:
-        """A child died (or the pool closed): every task it held fails, as a connection lost would."""
-        with self._lock:
-            child.alive = False
-            lost = [(key, p) for key, p in self._pending.items() if p.child is child]
-            for key, _ in lost:
-                del self._pending[key]
-            closed = self._closed
-        child.outbox.close()
-        if lost and not closed:
-            log.warning("a worker process ended unexpectedly; %d downloads in it failed", len(lost))
-        for _, pending in lost:
-            if pending.watcher is not None:
-                pending.watcher.done()
-            error: DownloadError
-            if closed:
-                # Nobody waits for the result, but the task's slot and host permit must go back:
-                # the gate may be another Fetcher's too.
-                error = Cancelled(pending.url, "cancelled")
-            else:
-                error = TransportError(pending.url, "the worker process downloading it ended unexpectedly",
-                                       transient=True)  # fmt: skip
-            pending.done(Outcome(http_status=None, bytes=0, ttfb_s=None, download_s=None, error=error), False)

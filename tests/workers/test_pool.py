@@ -21,7 +21,7 @@ from fetcher._urllist import Entry
 from fetcher.transfer.download import KEEP_FROM, Outcome
 from fetcher.transfer.tempfiles import TEMP_PREFIX, TEMP_SUFFIX
 from fetcher.workers import ProcessPool
-from fetcher.workers.pool import OnDone
+from fetcher.workers.receiver import OnDone
 from fetcher.workers.wire import Task
 from tests import server as srv
 from tests.workers.processes import all_gone, socket_owner, wait_until, workers_of
