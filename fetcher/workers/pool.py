@@ -2,8 +2,9 @@
 
 Each task's slot and host permit stay held in the parent while the task is
 out; ``done``, called on the pool's receiving thread (``receiver.py``) when
-the task's result comes back, settles the task and gives them back.  So every limit is kept where it always was, in the one
-parent, and the children only download.
+the task's result comes back, settles the task and gives them back.  So
+every limit is kept where it always was, in the one parent, and the
+children only download.
 
 The children start when the first long list needs them (``start``), in the
 background: until they are up, and for every task they cannot take, the

@@ -209,6 +209,10 @@ class PipeEnd:
         if fd is not None:
             os.close(fd)
 
+    def __del__(self) -> None:
+        # As a Connection does: an end dropped unclosed (a child given up on) gives its descriptor back.
+        self.close()
+
     def send(self, message: Any) -> None:
         """Write *message* whole (blocking while the pipe is full); OSError once the reader is gone."""
         body = pickle.dumps(message)

@@ -249,3 +249,12 @@ def test_a_pipe_end_polls_until_a_message_comes(ends: tuple[PipeEnd, PipeEnd]) -
     writer.send([])
     assert reader.poll(5.0) is True
     assert reader.recv() == []
+
+
+def test_a_pipe_end_dropped_unclosed_gives_its_descriptor_back() -> None:
+    read_end, write_end = os.pipe()
+    reader = PipeEnd(read_end)
+    del reader
+    os.close(write_end)
+    with pytest.raises(OSError):
+        os.fstat(read_end)
