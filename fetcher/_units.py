@@ -49,14 +49,8 @@ def parse_size(text: str) -> int:
     match = _SIZE.fullmatch(stripped)
     if match is None:
         raise ValueError(f"{text!r} is not a size ({_SIZE_HELP})")
-    # Fraction, not float: "1.1T" must be exact to the byte, and a long
-    # string of digits must not turn into inf.  Imported here: fractions and
-    # the decimal module it imports cost 1.5 ms of every start, and most runs
-    # give no size.
-    from fractions import Fraction
-
     scale = _SIZE_UNITS[(match["unit"] or "").upper()]
-    return math.floor(Fraction(match["number"]) * scale)
+    return math.floor(_exact(match["number"]) * scale)
 
 
 _RATE = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?:/\s*(?P<per>s|m|h|sec|min|hour))?", re.IGNORECASE)
@@ -88,20 +82,32 @@ def parse_duration(text: str) -> float:
     match = _DURATION.fullmatch(stripped)
     if match is None or not stripped or (match["rest"] is not None and not _rest_unit(match)):
         raise ValueError(f"{text!r} is not a duration ({_DURATION_HELP})")
-    from fractions import Fraction  # as in parse_size
-
-    total: Fraction
+    total: int | Fraction
     if match["bare"] is not None:
-        total = Fraction(match["bare"])
+        total = _exact(match["bare"])
     else:
         given = {unit: match[unit] for unit in _DURATION_UNITS if match[unit]}
         if match["rest"] is not None:
             given[_rest_unit(match)] = match["rest"]
-        total = sum((Fraction(number) * _DURATION_UNITS[unit] for unit, number in given.items()), Fraction())
+        total = sum((_exact(number) * _DURATION_UNITS[unit] for unit, number in given.items()), 0)
     try:
         return float(total)
     except OverflowError:
         raise ValueError(f"{text!r} is not a duration: it is too long") from None
+
+
+def _exact(number: str) -> int | Fraction:
+    """*number* ("12", "1.5", ".5") exactly: not a float, so "1.1T" is exact to the byte and a long
+    string of digits does not turn into inf.
+
+    A Fraction only for a decimal point: fractions, and the decimal module it
+    imports, cost 1.5 ms of a start, and the defaults are whole numbers.
+    """
+    if "." not in number:
+        return int(number)
+    from fractions import Fraction
+
+    return Fraction(number)
 
 
 def _rest_unit(match: re.Match[str]) -> str:
