@@ -28,13 +28,13 @@ from .state.base import Store
 from .transfer.outcome import WatchStart
 from .transfer.retry import RetryPolicy
 from .transfer.tempfiles import Cleanup, TempFiles, remove_leftovers
-from .workers import ProcessPool
 
 if TYPE_CHECKING:
     import requests
 
     from .limits.redis import RedisGate
     from .limits.shared import SharedGate
+    from .workers import ProcessPool
 
 log = logging.getLogger("fetcher")
 
@@ -573,6 +573,8 @@ def _processes(config: FetcherConfig, allowed: bool) -> ProcessPool | None:
     count = min(count, config.max_concurrent)
     if not allowed or coupled or count == 0 or os.name != "posix":
         return None
+    from .workers.pool import ProcessPool  # here: a run that keeps to threads never imports the pool
+
     threads = -(-config.max_concurrent // count)
     return ProcessPool(config, count, threads=threads, eager=config.workers is not None)
 

@@ -26,7 +26,7 @@ def test_importing_the_command_imports_no_http_client_nor_what_only_some_runs_ne
     unneeded = {"requests", "urllib3", "http.client", "ssl", "idna", "email.utils", "portalocker", "tqdm"}
     # Nor what only some options and commands need: 12 ms of every start (bench/README.md, stop 34).
     unneeded |= {"multiprocessing", "tempfile", "shutil", "fractions", "decimal", "fetcher.limits.shared",
-                 "fetcher.limits.redis"}  # fmt: skip
+                 "fetcher.limits.redis", "fetcher.workers.pool", "fetcher.workers.wire", "subprocess"}  # fmt: skip
     code = f"import sys, fetcher.cli.main; print(sorted(set({sorted(unneeded)!r}) & set(sys.modules)))"
     told = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert told.stdout.strip() == "[]", told.stderr

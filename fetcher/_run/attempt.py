@@ -40,7 +40,6 @@ from ..state import Partial, Saved
 from ..state.base import Store
 from ..transfer.outcome import Ask, Outcome
 from ..transfer.validators import PartialFile, Validators
-from ..workers.wire import Task
 from .jobs import Job, now, state_key
 from .runstate import RunState
 from .settle import Settle, state_call
@@ -89,6 +88,8 @@ class Worker:
         processes = shared.processes
         if processes is None:
             return False
+        from ..workers.wire import Task  # here: a run without worker processes never imports it
+
         if not processes.ready():
             if run.fed >= LONG_LIST:
                 processes.start()

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .._config import FetcherConfig
 from .._frozen import quick_init
@@ -28,7 +29,9 @@ from ..transfer.outcome import WatchStart
 from ..transfer.retry import RetryPolicy
 from ..transfer.tempfiles import TempFiles
 from ..transfer.validators import PartialFile
-from ..workers import ProcessPool
+
+if TYPE_CHECKING:
+    from ..workers import ProcessPool
 
 #: What ``fetch()`` accepts: URLs, or Entries that carry their list line number.
 Item = str | Entry
