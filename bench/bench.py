@@ -1434,7 +1434,7 @@ def file_system(path: Path) -> str:
     meanwhile (Linux, fs/ext4/ialloc.c, ``recently_deleted``).  Each (b) run
     follows the deletion of the last run's files and of the fs floor's, so
     on such a disk the figures measure the deletions as much as the tool
-    (bench/README.md, "Files on disk").
+    (bench/README.md, "files on disk").
     """
     try:
         mounts = Path("/proc/self/mountinfo").read_text().splitlines()
