@@ -49,12 +49,15 @@ What it is not:
 
 The default folder is in the user's cache folder, not /tmp: a tmp cleaner
 that deleted a held slot file would let a second holder in silently.
+
+The files themselves (their names, locks and records, and the record of
+who waits) are ``slotfiles.py``'s; this module holds the gate and the
+monitor's ``read_slots``.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import math
 import os
@@ -69,6 +72,7 @@ from typing import TYPE_CHECKING
 
 from .._errors import ClosedError, ConfigError
 from .._text import redact
+from . import slotfiles as files
 from .gate import Slot
 
 if TYPE_CHECKING:
@@ -85,29 +89,8 @@ __all__ = ["Holder", "SharedGate", "SlotsSnapshot", "Waiter", "default_directory
 _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
 
 
-# Functions, not constants, so that importing this module does not import portalocker; each made once.
-@functools.cache
-def _exclusive_now() -> portalocker.LockFlags:
-    return portalocker.LOCK_EX | portalocker.LOCK_NB
-
-
-@functools.cache
-def _shared_now() -> portalocker.LockFlags:
-    return portalocker.LOCK_SH | portalocker.LOCK_NB
-
-
-_CAPACITY = "capacity"
-_USERS = "users"
-_SETUP = "setup"
-_WAIT_PREFIX = "wait."
 #: A process shows as waiting (a wait file) once one of its threads has waited this long.
 _SHOW_WAITER_AFTER_S = 0.05
-#: A process whose acquire timed out, and that has not tried again since, stops showing as waiting after this.
-_IDLE_WAITER_S = 0.5
-#: The size of every slot and wait file: one short JSON line, padded.
-_RECORD_SIZE = 4096
-#: The most a monitor reads of a slot or wait file.
-_READ_MAX = 8192
 #: A URL recorded as a slot's holder is cut to this many characters, to fit the record.
 _URL_SHOWN = 600
 
@@ -195,17 +178,14 @@ class SharedGate:
         self._holders: list[Slot | None] = [None] * capacity
         self._given_back_at = [-math.inf] * capacity  # by the clock, when this process last released each
         self._index: dict[int, int] = {}  # id(slot) -> slot number, for describe()
-        self._wait_lock = threading.Lock()
-        self._waiting = 0
-        self._wait_fd: int | None = None
-        self._wait_since = 0.0
+        self._waits = files.WaitFile(self._folder, self._pid, name)
         self._slot_fds: list[int] = []
-        _make_folders(self._folder)
-        self._users_fd = _open(self._folder / _USERS)
+        files.make_folders(self._folder)
+        self._users_fd = files.open_lock_file(self._folder / files.USERS)
         try:
-            self._agree()
+            files.join_users(self._folder, self._users_fd, name, capacity)
             for number in range(capacity):
-                self._slot_fds.append(_open(self._folder / _slot_name(number)))
+                self._slot_fds.append(files.open_lock_file(self._folder / files.slot_name(number)))
         except BaseException:
             self._closed = True
             self._close_fds()
@@ -231,38 +211,7 @@ class SharedGate:
     @property
     def waiting(self) -> int:
         """Threads of this process waiting in ``acquire``."""
-        return self._waiting
-
-    def _agree(self) -> None:
-        """Join the users of the slots, fixing the count if we are the only one."""
-        setup_fd = _open(self._folder / _SETUP)
-        try:
-            portalocker.lock(setup_fd, portalocker.LOCK_EX)  # held for microseconds by anyone
-            alone = _try_lock(self._users_fd, _exclusive_now())
-            if alone is None:
-                raise ConfigError(f"file locks do not work in {self._folder}; shared slots need them")
-            if alone:
-                _write_atomically(self._folder / _CAPACITY, f"{self._capacity}\n")
-            else:
-                agreed = _read_capacity(self._folder)
-                if agreed is None:
-                    raise ConfigError(
-                        f"the shared slots {self._name!r} are in use but their slot count cannot be read "
-                        f"from {self._folder / _CAPACITY} (wait until no fetcher uses them)"
-                    )
-                if agreed != self._capacity:
-                    raise ConfigError(
-                        f"the shared slots {self._name!r} are in use with {agreed} slots; this run asks for "
-                        f"{self._capacity} (use the same --max, or wait until no fetcher uses them)"
-                    )
-            # Converting our exclusive lock is not atomic in flock, but nobody
-            # else can look while we hold setup.
-            portalocker.lock(self._users_fd, _shared_now())
-            _remove_stale_waits(self._folder)
-        except portalocker.LockException as exc:
-            raise ConfigError(f"file locks do not work in {self._folder}; shared slots need them ({exc})") from exc
-        finally:
-            os.close(setup_fd)  # releases setup
+        return self._waits.waiting
 
     def acquire(self, timeout: float | None = None) -> Slot | None:
         released = self._released
@@ -285,11 +234,11 @@ class SharedGate:
                     return None
                 if not registered and now - began >= _SHOW_WAITER_AFTER_S:
                     # Only a wait that lasts is worth a file: most last milliseconds.
-                    self._wait_begins()
+                    self._waits.begin()
                     registered = True
         finally:
             if registered:
-                self._wait_ends(got=slot is not None)
+                self._waits.end(got=slot is not None)
 
     def _pause(self, seconds: float, released: int) -> None:
         """Sleep *seconds*, or less if a slot of this process comes back meanwhile (since *released*)."""
@@ -314,12 +263,12 @@ class SharedGate:
             for number, holder in enumerate(self._holders):
                 if holder is None and self._given_back_at[number] > left_to_others_since:
                     continue
-                if holder is None and _try_lock(self._slot_fds[number], _exclusive_now()):
+                if holder is None and files.try_lock(self._slot_fds[number], files.exclusive_now()):
                     slot = Slot(functools.partial(self._give_back, number))
                     self._holders[number] = slot
                     self._index[id(slot)] = number
                     # A holder shows its pid even before describe().
-                    _write_record(self._slot_fds[number], {"pid": self._pid, "url": "", "since": time.time()})
+                    files.write_record(self._slot_fds[number], {"pid": self._pid, "url": "", "since": time.time()})
                     return slot
         return None
 
@@ -350,19 +299,9 @@ class SharedGate:
     def _others_waiting(self) -> bool:
         """Whether another process shows as waiting for these slots (read at most once per ``poll_s``)."""
         now = self._clock()
-        if now - self._others_checked_at < self._poll_s:
-            return self._others
-        mine = f"{_WAIT_PREFIX}{self._pid}"
-        others = False
-        for path in _listing(self._folder, _WAIT_PREFIX):
-            if path.name == mine:
-                continue
-            record = _read_if_locked(path)
-            if record is not None and _waits(record, time.time()):
-                others = True
-                break
-        self._others, self._others_checked_at = others, now
-        return others
+        if now - self._others_checked_at >= self._poll_s:
+            self._others, self._others_checked_at = files.others_wait(self._folder, self._pid), now
+        return self._others
 
     def describe(self, slot: Slot, url: str) -> None:
         """Record in *slot*'s file who holds it and for what, for ``read_slots``.  Never raises."""
@@ -373,46 +312,7 @@ class SharedGate:
             shown = redact(url)
             if len(shown) > _URL_SHOWN:
                 shown = shown[: _URL_SHOWN - 1] + "…"
-            _write_record(self._slot_fds[number], {"pid": self._pid, "url": shown, "since": time.time()})
-
-    def _wait_begins(self) -> None:
-        with self._wait_lock:
-            self._check_open()
-            self._waiting += 1
-            if self._wait_fd is None:
-                self._wait_since = time.time()
-                self._wait_fd = _register_waiter(self._folder, self._pid)
-            self._write_waiting()
-
-    def _wait_ends(self, *, got: bool) -> None:
-        with self._wait_lock:
-            self._waiting -= 1
-            if self._waiting == 0 and got:
-                self._drop_wait_file()
-            else:
-                # A wait that timed out stays on show until a slot comes or the gate
-                # closes: a caller that polls in short acquires (fetcher's dispatcher)
-                # is still waiting between them, and other processes must see it.
-                self._write_waiting()
-
-    def _write_waiting(self) -> None:
-        if self._wait_fd is not None:
-            record: dict[str, object] = {"pid": self._pid, "waiting": self._waiting, "since": self._wait_since}
-            if self._waiting == 0:
-                record["idle_since"] = time.time()  # shown as waiting a little longer only: see _waits
-            _write_record(self._wait_fd, record)
-
-    def _drop_wait_file(self) -> None:
-        fd, self._wait_fd = self._wait_fd, None
-        if fd is None:
-            return
-        try:
-            # Unlinked while still locked: a process cleaning stale files
-            # (under setup) never mistakes a live waiter for a dead one.
-            (self._folder / f"{_WAIT_PREFIX}{self._pid}").unlink()
-        except OSError as exc:
-            log.debug("could not remove the wait file of shared slots %s: %s", self._name, exc)
-        os.close(fd)
+            files.write_record(self._slot_fds[number], {"pid": self._pid, "url": shown, "since": time.time()})
 
     def _check_open(self) -> None:
         if self._closed:
@@ -429,8 +329,7 @@ class SharedGate:
             self._closed = True
             self._holders = [None] * self._capacity
             self._index.clear()
-            with self._wait_lock:
-                self._drop_wait_file()
+            self._waits.close()
             self._close_fds()
 
     def _close_fds(self) -> None:
@@ -452,7 +351,7 @@ class SharedGate:
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else f"in_use={self.in_use}/{self._capacity} waiting={self._waiting}"
+        state = "closed" if self._closed else f"in_use={self.in_use}/{self._capacity} waiting={self.waiting}"
         return f"<SharedGate {self._name!r} in {self._folder.parent} {state}>"
 
 
@@ -500,215 +399,34 @@ def read_slots(name: str, directory: Path) -> SlotsSnapshot | None:
     folder = Path(directory) / _check_name(name)
     if not folder.is_dir():
         return None
-    capacity = _read_capacity(folder)
+    capacity = files.read_capacity(folder)
     if capacity is not None:
         numbers: list[int] = list(range(capacity))
     else:
-        numbers = sorted(n for n in (_slot_number(p.name) for p in _listing(folder, "slot.")) if n is not None)
+        found = (files.slot_number(path.name) for path in files.listing(folder, "slot."))
+        numbers = sorted(n for n in found if n is not None)
     holders: list[Holder] = []
     for number in numbers:
-        record = _read_if_locked(folder / _slot_name(number))
+        record = files.read_if_locked(folder / files.slot_name(number))
         if record is not None:
             holders.append(
                 Holder(
                     slot=number,
-                    pid=_whole(record.get("pid")),
-                    url=_text(record.get("url")),
-                    since=_seconds(record.get("since")),
+                    pid=files.as_whole(record.get("pid")),
+                    url=files.as_text(record.get("url")),
+                    since=files.as_seconds(record.get("since")),
                 )
             )
     waiters: list[Waiter] = []
-    for path in _listing(folder, _WAIT_PREFIX):
-        pid = path.name[len(_WAIT_PREFIX) :]
-        record = _read_if_locked(path) if pid.isdigit() else None
-        if record is not None and _waits(record, time.time()):  # an unlocked wait file is a dead process's
-            count = _whole(record.get("waiting"))
+    for path in files.listing(folder, files.WAIT_PREFIX):
+        pid = path.name[len(files.WAIT_PREFIX) :]
+        record = files.read_if_locked(path) if pid.isdigit() else None
+        if record is not None and files.waits(record, time.time()):  # an unlocked wait file is a dead process's
+            count = files.as_whole(record.get("waiting"))
             # The lock proves at least one thread waits, even before the count is written.
-            waiters.append(Waiter(pid=int(pid), waiting=max(count or 1, 1), since=_seconds(record.get("since"))))
+            since = files.as_seconds(record.get("since"))
+            waiters.append(Waiter(pid=int(pid), waiting=max(count or 1, 1), since=since))
     waiters.sort(key=lambda waiter: waiter.pid)
     return SlotsSnapshot(
         name=name, directory=Path(directory), capacity=capacity, holders=tuple(holders), waiters=tuple(waiters)
     )
-
-
-def _read_if_locked(path: Path) -> dict[str, object] | None:
-    """The JSON record in *path* if another holder locks it (``{}`` when unreadable), else None."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        if _try_lock(fd, _shared_now()) is not False:
-            return None  # free (our shared lock goes with the close), or no locks here
-        try:
-            record = json.loads(os.read(fd, _READ_MAX))
-        except (OSError, ValueError):
-            return {}
-        return record if isinstance(record, dict) else {}
-    finally:
-        os.close(fd)
-
-
-def _waits(record: dict[str, object], now: float) -> bool:
-    """Whether a live wait file's *record* says its process still waits.
-
-    A process whose acquire timed out keeps its file (it is likely to try again
-    at once, as fetcher's dispatcher does), with no thread waiting and the time
-    it went idle: once that is ``_IDLE_WAITER_S`` old, it waits no more.
-    """
-    idle_since = _seconds(record.get("idle_since"))
-    return idle_since is None or _whole(record.get("waiting")) != 0 or now - idle_since < _IDLE_WAITER_S
-
-
-def _whole(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _seconds(value: object) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
-
-
-# -- files ----------------------------------------------------------------
-
-
-def _slot_name(number: int) -> str:
-    return f"slot.{number:02d}"
-
-
-def _slot_number(filename: str) -> int | None:
-    digits = filename[len("slot.") :]
-    return int(digits) if digits.isdigit() and digits.isascii() else None
-
-
-def _listing(folder: Path, prefix: str) -> list[Path]:
-    """The files in *folder* whose names start with *prefix*, sorted.
-
-    os.scandir and a prefix, not Path.glob: the glob cost a millisecond a
-    call, and a releasing process looks for waiters up to 100 times a second.
-    """
-    try:
-        with os.scandir(folder) as entries:
-            return sorted(folder / entry.name for entry in entries if entry.name.startswith(prefix))
-    except OSError:
-        return []
-
-
-def _make_folders(folder: Path) -> None:
-    """Create *folder* and its missing parents, private (0o700); a folder that exists is used as it is."""
-    missing: list[Path] = []
-    for path in (folder, *folder.parents):
-        if path.is_dir():
-            break
-        missing.append(path)
-    for path in reversed(missing):
-        try:
-            os.mkdir(path, 0o700)
-        except FileExistsError:
-            pass  # made by another process meanwhile
-        except OSError as exc:
-            raise ConfigError(f"cannot make the folder for shared slots {path}: {exc.strerror or exc}") from exc
-
-
-def _open(path: Path) -> int:
-    """Open (creating) a lock file; read-only if we may not write it (a folder shared by several users)."""
-    try:
-        try:
-            return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask decides, as for any file
-        except PermissionError:
-            return os.open(path, os.O_RDONLY)  # flock needs no write access; describe() then fails quietly
-    except OSError as exc:
-        raise ConfigError(f"cannot open the shared slots file {path}: {exc.strerror or exc}") from exc
-
-
-def _try_lock(fd: int, flags: portalocker.LockFlags) -> bool | None:
-    """Lock *fd* without waiting: True if locked, False if another holder has it, None if locks fail here."""
-    try:
-        portalocker.lock(fd, flags)
-    except portalocker.AlreadyLocked:
-        return False
-    except portalocker.LockException as exc:
-        log.debug("cannot lock a shared slots file: %s", exc)
-        return None
-    return True
-
-
-def _write_record(fd: int, record: dict[str, object]) -> None:
-    """Replace the contents of the open file *fd* with *record* as one JSON line.  Never raises.
-
-    Padded with spaces to ``_RECORD_SIZE``, which JSON ignores: one pwrite
-    replaces any earlier record, with no truncate (a third of the cost of a
-    download's slot, measured).
-    """
-    data = (json.dumps(record, separators=(",", ":")) + "\n").encode()
-    if len(data) > _RECORD_SIZE:
-        log.debug("a shared slots record of %d bytes is not written", len(data))
-        return
-    try:
-        os.pwrite(fd, data.ljust(_RECORD_SIZE), 0)
-    except OSError as exc:
-        log.debug("could not record a shared slot's holder: %s", exc)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(text, encoding="ascii")
-        os.replace(temporary, path)
-    except OSError as exc:
-        temporary.unlink(missing_ok=True)
-        raise ConfigError(f"cannot write the shared slots count {path}: {exc.strerror or exc}") from exc
-
-
-def _read_capacity(folder: Path) -> int | None:
-    try:
-        text = (folder / _CAPACITY).read_text(encoding="ascii").strip()
-    except (OSError, ValueError):
-        return None
-    return int(text) if text.isdigit() and text.isascii() and int(text) >= 1 else None
-
-
-def _register_waiter(folder: Path, pid: int) -> int | None:
-    """Create and lock ``wait.<pid>``; its descriptor, or None if that cannot be done (then nobody sees us wait)."""
-    path = folder / f"{_WAIT_PREFIX}{pid}"
-    try:
-        setup_fd = os.open(folder / _SETUP, os.O_RDONLY)
-    except OSError as exc:
-        log.debug("cannot register a waiter for shared slots in %s: %s", folder, exc)
-        return None
-    try:
-        # Under setup, so a stale-file clean-up never removes this file between its creation and its lock.
-        portalocker.lock(setup_fd, portalocker.LOCK_EX)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    except (OSError, portalocker.LockException) as exc:
-        log.debug("cannot register a waiter for shared slots in %s: %s", folder, exc)
-        os.close(setup_fd)
-        return None
-    try:
-        if _try_lock(fd, _exclusive_now()):
-            return fd
-    finally:
-        os.close(setup_fd)
-    os.close(fd)  # the same pid in another pid namespace; waiting works, it just does not show
-    return None
-
-
-def _remove_stale_waits(folder: Path) -> None:
-    """Remove the wait files of processes that are gone (their lock is free).  Called under setup."""
-    for path in _listing(folder, _WAIT_PREFIX):
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            if _try_lock(fd, _exclusive_now()):
-                path.unlink()
-        except OSError as exc:
-            log.debug("could not remove a stale wait file %s: %s", path, exc)
-        finally:
-            os.close(fd)
