@@ -317,21 +317,14 @@ class BarDisplay(LineDisplay):
         self._columns = columns or _terminal_columns(stream)
         self._unicode = (getattr(stream, "encoding", None) or "utf-8").lower().replace("-", "").startswith("utf")
         self._stats: Callable[[], Stats] | None = None
-        self._gauge: Stats | None = None  # the last true snapshot of the Fetcher's load
-        self._lock = threading.Lock()  # every tqdm call, and the counts below
-        self._total = total
-        self._done = 0
-        self._bytes = 0
-        self._started = clock()
-        self._rate = RecentRate(self._started)
+        self._lock = threading.Lock()  # every tqdm call, and the counts
+        self._run = _RunFigures(total, clock())  # under the lock
         self._files: list[_FileBar] = []
         self._lines: list[str] = []  # the lines of finished URLs, printed above the bars at the next repaint
-        self._frozen = False  # the gauge keeps its last values
-        self._interrupted = False  # and the bar says why
         self._closed = False
         self._painted_at = -math.inf
         fit = self._fit()
-        text = _literal(lay_out(self._overall_pieces(self._started), fit, unicode=self._unicode))
+        text = _literal(lay_out(self._run.pieces(self._run.started), fit, unicode=self._unicode))
         self._overall = self._tqdm(total=total, file=stream, position=0, leave=True, ncols=fit, bar_format=text)
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -358,8 +351,8 @@ class BarDisplay(LineDisplay):
                 # line clears and redraws every bar, which is worth doing a few times a second, not per URL.
                 self._lines.append(line)
             # Once interrupted, the URLs the stop ends are not done: the bar keeps what finished.
-            if not (self._frozen and result.status in (Status.CANCELLED, Status.NOT_STARTED)):
-                self._done += 1
+            if not (self._run.frozen and result.status in (Status.CANCELLED, Status.NOT_STARTED)):
+                self._run.done += 1
             # Thousands of small files finish in a second: count each, repaint a few times a second.
             if self._clock() - self._painted_at < _SHOW_REPAINT_S:
                 return
@@ -378,7 +371,7 @@ class BarDisplay(LineDisplay):
         ticker repaints): a signal's stop must go through even if a repaint
         were stuck.
         """
-        self._frozen = self._interrupted = True
+        self._run.frozen = self._run.interrupted = True
 
     def tick(self) -> None:
         """Repaint: bars for downloads past BAR_DELAY_S, the clock, the rates, the gauge."""
@@ -386,7 +379,7 @@ class BarDisplay(LineDisplay):
         with self._lock:
             if self._closed:
                 return
-            self._take(snapshot)
+            self._run.take(snapshot)
             self._paint(self._clock())
 
     def close(self, *, completed: bool = True) -> None:
@@ -398,16 +391,17 @@ class BarDisplay(LineDisplay):
         self._stop.set()
         if self._ticker is not None:
             self._ticker.join(timeout=2.0)
-        self._frozen = False  # the run is over: what is in use and waiting now is the truth (none of either)
+        self._run.frozen = False  # the run is over: what is in use and waiting now is the truth (none of either)
         snapshot = self._read_stats()
         with self._lock:
             if self._closed:
                 return
-            self._frozen = True
+            run = self._run
+            run.frozen = True
             if snapshot is not None:
-                self._gauge = snapshot
-            if completed and self._total is not None and self._done != self._total:
-                self._total = self._done  # duplicates were counted in the total
+                run.gauge = snapshot
+            if completed and run.total is not None and run.done != run.total:
+                run.total = run.done  # duplicates were counted in the total
             for file in self._files:
                 if file.bar is not None:
                     file.bar.close()
@@ -429,7 +423,7 @@ class BarDisplay(LineDisplay):
     def _read_stats(self) -> Stats | None:
         # Outside the display's lock: Stats takes the Fetcher's locks, and a
         # download thread may hold those while it reports its bytes.
-        if self._stats is None or self._frozen:
+        if self._stats is None or self._run.frozen:
             return None
         try:
             return self._stats()
@@ -437,19 +431,11 @@ class BarDisplay(LineDisplay):
             log.debug("reading the Fetcher's load failed", exc_info=True)
             return None
 
-    def _take(self, snapshot: Stats | None) -> None:
-        if snapshot is None or self._frozen:
-            return
-        # Once a run has been seen, a snapshot without one is a Fetcher
-        # closing or cancelling: its empty queue is not what happened.
-        if snapshot.active_runs or self._gauge is None or not self._gauge.active_runs:
-            self._gauge = snapshot
-
     def _advance(self, file: _FileBar, n: int) -> None:
         now = self._clock()
         with self._lock:
             file.bytes += n
-            self._bytes += n
+            self._run.bytes += n
             if n:
                 file.last_byte_at = now
 
@@ -478,7 +464,7 @@ class BarDisplay(LineDisplay):
         self._painted_at = now
         fit = self._fit()
         self._overall.ncols = fit
-        self._overall.bar_format = _literal(lay_out(self._overall_pieces(now), fit, unicode=self._unicode))
+        self._overall.bar_format = _literal(lay_out(self._run.pieces(now), fit, unicode=self._unicode))
         self._overall.refresh()
         if not files:
             return
@@ -493,24 +479,46 @@ class BarDisplay(LineDisplay):
                 file.bar.bar_format = text
                 file.bar.refresh()
 
-    def _overall_pieces(self, now: float) -> list[Piece]:
-        pieces = [Piece("fetcher interrupted" if self._interrupted else "fetcher")]
-        if self._total:
+class _RunFigures:
+    """What the overall bar shows: the URLs done of the total, the bytes, the time, and the Fetcher's load."""
+
+    def __init__(self, total: int | None, started: float) -> None:
+        self.total = total
+        self.done = 0
+        self.bytes = 0
+        self.started = started
+        self.rate = RecentRate(started)
+        self.gauge: Stats | None = None  # the last true snapshot of the Fetcher's load
+        self.frozen = False  # the gauge keeps its last values
+        self.interrupted = False  # and the bar says why
+
+    def take(self, snapshot: Stats | None) -> None:
+        """A snapshot of the Fetcher's load, unless the gauge is frozen."""
+        if snapshot is None or self.frozen:
+            return
+        # Once a run has been seen, a snapshot without one is a Fetcher
+        # closing or cancelling: its empty queue is not what happened.
+        if snapshot.active_runs or self.gauge is None or not self.gauge.active_runs:
+            self.gauge = snapshot
+
+    def pieces(self, now: float) -> list[Piece]:
+        pieces = [Piece("fetcher interrupted" if self.interrupted else "fetcher")]
+        if self.total:
             pieces += [
-                Piece(f"{self._done}/{self._total}"),
-                Piece("", drop=5, fill=self._done / self._total),
-                Piece(f"{100 * self._done / self._total:3.0f}%", drop=3),
+                Piece(f"{self.done}/{self.total}"),
+                Piece("", drop=5, fill=self.done / self.total),
+                Piece(f"{100 * self.done / self.total:3.0f}%", drop=3),
             ]
         else:
-            pieces.append(Piece(f"{self._done}/{self._total}" if self._total == 0 else f"{self._done} done"))
-        pieces.append(Piece(human_bytes(self._bytes), drop=2))
-        gauge = self._gauge
-        rate = self._rate.rate(now, self._bytes)
+            pieces.append(Piece(f"{self.done}/{self.total}" if self.total == 0 else f"{self.done} done"))
+        pieces.append(Piece(human_bytes(self.bytes), drop=2))
+        gauge = self.gauge
+        rate = self.rate.rate(now, self.bytes)
         if gauge is not None and gauge.byte_rate_cap is not None:
             pieces.append(Piece(f"{human_rate(gauge.byte_rate)} of {human_rate(gauge.byte_rate_cap)}", drop=4))
         else:
             pieces.append(Piece(human_rate(rate), drop=4))
-        pieces.append(Piece(clock_text(now - self._started)))
+        pieces.append(Piece(clock_text(now - self.started)))
         if gauge is not None:
             text = f"slots {gauge.in_use}/{gauge.capacity} waiting {gauge.waiting}"
             if gauge.retrying:
