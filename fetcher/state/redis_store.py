@@ -180,7 +180,7 @@ class RedisStateStore:
                  max_pending: int = MAX_PENDING) -> None:  # fmt: skip
         self.link = link
         self.dest = Path(os.path.abspath(dest))
-        self._prefix = os.path.join(str(self.dest), "")
+        self._records = _Records(self.dest, link.where)
         self._clock = clock
         keys = link.keys
         self._saved_key, self._partials_key = keys["saved"], keys["partials"]
@@ -209,7 +209,7 @@ class RedisStateStore:
     def saved(self, url: str) -> Saved | None:
         found = self._writer.pending(url)  # not written yet
         if found is None and (raw := self._read(lambda: self.link.client.hget(self._saved_key, url))) is not None:
-            found = self._saved(url, raw)
+            found = self._records.saved(url, raw)
         return found
 
     def saved_many(self, urls: list[str]) -> dict[str, Saved]:
@@ -240,7 +240,7 @@ class RedisStateStore:
             return found
         saved_raw, partial_raw = answer
         for url, raw in zip(rest, saved_raw, strict=True):
-            if raw is not None and (saved := self._saved(url, raw)) is not None:
+            if raw is not None and (saved := self._records.saved(url, raw)) is not None:
                 found[url] = saved
         ahead: dict[str, Partial | None] = {}
         for url, raw in zip(rest, partial_raw, strict=True):
@@ -252,7 +252,7 @@ class RedisStateStore:
 
     def _read_ahead(self, url: str, saved: bytes | None, partial: bytes | None) -> None:
         """Keep *url*'s saved record and partial file, read with its name, for ``saved_many`` and ``partial``."""
-        record = None if saved is None else self._saved(url, saved)
+        record = None if saved is None else self._records.saved(url, saved)
         kept = None if partial is None else self._partial(url, partial)
         with self._lock:
             _keep_ahead(self._named_ahead, url, record)
@@ -266,7 +266,7 @@ class RedisStateStore:
             self._ahead.pop(saved.url, None)
             self._named_ahead.pop(saved.url, None)
             self._partial_urls.discard(saved.url)
-        self._writer.put(saved, self._encode(saved, _SAVED_FIELDS))
+        self._writer.put(saved, self._records.encode(saved, _SAVED_FIELDS))
 
     # -- partial files --------------------------------------------------------------------------
 
@@ -278,7 +278,8 @@ class RedisStateStore:
         return None if raw is None else self._partial(url, raw)
 
     def record_partial(self, partial: Partial) -> None:
-        keys, args = [self._partials_key, self._partial_at_key], [partial.url, self._encode(partial, _PARTIAL_FIELDS)]
+        keys = [self._partials_key, self._partial_at_key]
+        args = [partial.url, self._records.encode(partial, _PARTIAL_FIELDS)]
         self._write_now("record a partial download", lambda: self._record_partial(keys=keys, args=args))
         with self._lock:
             self._ahead.pop(partial.url, None)
@@ -329,38 +330,9 @@ class RedisStateStore:
         state = "closed" if self._closed else "open"
         return f"<RedisStateStore {state} {self.link.cluster!r} at {self.link.where} dest={str(self.dest)!r}>"
 
-    # -- records in and out ---------------------------------------------------------------------
-
-    def _encode(self, record: Saved | Partial, names: tuple[str, ...]) -> str:
-        values = {name: getattr(record, name) for name in names}
-        if values["path"].startswith(self._prefix):
-            values["path"] = values["path"][len(self._prefix) :]
-        return json.dumps(values, separators=(",", ":"))
-
-    def _decode(self, url: str, raw: bytes, names: tuple[str, ...]) -> dict[str, Any] | None:
-        try:
-            values = json.loads(raw)
-            values = {name: values[name] for name in names}
-            values["path"] = os.path.join(str(self.dest), values["path"])  # a path kept absolute stays so
-        except (ValueError, TypeError, KeyError):
-            log.debug("not a record of the state in Redis at %s, for %s: %r", self.link.where, url, raw[:200])
-            return None
-        values["url"] = url
-        return values
-
-    def _saved(self, url: str, raw: bytes) -> Saved | None:
-        values = self._decode(url, raw, _SAVED_FIELDS)
-        try:
-            return None if values is None else Saved(**values)
-        except ConfigError:
-            return None
-
     def _partial(self, url: str, raw: bytes) -> Partial | None:
-        values = self._decode(url, raw, _PARTIAL_FIELDS)
-        try:
-            partial = None if values is None else Partial(**values)
-        except ConfigError:
-            return None
+        """The partial file recorded as *raw*; then ``forget_partial`` knows to ask Redis about *url*."""
+        partial = self._records.partial(url, raw)
         if partial is not None:
             with self._lock:
                 self._partial_urls.add(url)
@@ -408,6 +380,45 @@ class RedisStateStore:
                 log.warning("could not record %d saved files in Redis at %s: %s", len(chunk), self.link.where, exc)
                 continue
             self.link.reachable()
+
+
+_Record = TypeVar("_Record", Saved, Partial)
+
+
+class _Records:
+    """Saved and partial records as the cluster keeps them: JSON, with a path in DEST kept relative to it."""
+
+    def __init__(self, dest: Path, where: str) -> None:
+        self._dest = str(dest)
+        self._prefix = os.path.join(self._dest, "")
+        self._where = where  # for the log
+
+    def encode(self, record: Saved | Partial, names: tuple[str, ...]) -> str:
+        values = {name: getattr(record, name) for name in names}
+        if values["path"].startswith(self._prefix):
+            values["path"] = values["path"][len(self._prefix) :]
+        return json.dumps(values, separators=(",", ":"))
+
+    def saved(self, url: str, raw: bytes) -> Saved | None:
+        return self._decode(Saved, url, raw, _SAVED_FIELDS)
+
+    def partial(self, url: str, raw: bytes) -> Partial | None:
+        return self._decode(Partial, url, raw, _PARTIAL_FIELDS)
+
+    def _decode(self, kind: type[_Record], url: str, raw: bytes, names: tuple[str, ...]) -> _Record | None:
+        """The *kind* of record *raw* holds for *url*; None for anything else."""
+        try:
+            values = json.loads(raw)
+            values = {name: values[name] for name in names}
+            values["path"] = os.path.join(self._dest, values["path"])  # a path kept absolute stays so
+        except (ValueError, TypeError, KeyError):
+            log.debug("not a record of the state in Redis at %s, for %s: %r", self._where, url, raw[:200])
+            return None
+        values["url"] = url
+        try:
+            return kind(**values)
+        except ConfigError:
+            return None
 
 
 class RedisNames:
