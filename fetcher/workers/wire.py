@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import copyreg
 import dataclasses
-import math
 import os
 import pickle
-import select
+import selectors
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -233,9 +232,10 @@ class PipeEnd:
 
     def poll(self, timeout: float) -> bool:
         """Whether a read would not block (a message, or the end of the pipe) within *timeout* seconds."""
-        poller = select.poll()
-        poller.register(self.fileno(), select.POLLIN)
-        return bool(poller.poll(math.ceil(max(0.0, timeout) * 1000)))
+        # A selector, not select.poll (macOS has none) nor select.select (no descriptor past 1023).
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.fileno(), selectors.EVENT_READ)
+            return bool(selector.select(max(0.0, timeout)))
 
     def _write_all(self, data: bytes) -> None:
         fd, view = self.fileno(), memoryview(data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing.connection
 import os
 import pickle
+import resource
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -258,3 +259,23 @@ def test_a_pipe_end_dropped_unclosed_gives_its_descriptor_back() -> None:
     os.close(write_end)
     with pytest.raises(OSError):
         os.fstat(read_end)
+
+
+def test_a_pipe_end_polls_on_a_descriptor_past_1023() -> None:
+    # select.select refuses descriptors past FD_SETSIZE; a library caller may hold many files open.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip(f"the hard limit on open files is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+    read_end, write_end = os.pipe()
+    high = os.dup2(read_end, 2000)
+    os.close(read_end)
+    reader, writer = PipeEnd(high), PipeEnd(write_end)
+    try:
+        writer.send(["far up"])
+        assert reader.poll(5.0) is True
+        assert reader.recv() == ["far up"]
+    finally:
+        reader.close()
+        writer.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
