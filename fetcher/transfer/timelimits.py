@@ -42,9 +42,8 @@ class TimeLimits:
         if self.past_max_time():
             raise self.over_time()
         timeout = self.config.timeout
-        for end in (self.deadline, self.stop_at):
-            if (left := time_left(end, self.clock())) is not None:
-                timeout = min(timeout, max(left, 0.001))
+        if (left := self._left(self.clock())) is not None:
+            timeout = min(timeout, left)
         speed = self.config.speed_check
         if speed is not None and speed[1] < timeout:
             timeout = speed[1]
@@ -59,16 +58,17 @@ class TimeLimits:
 
     def shrink(self, response: Any) -> None:
         """Let the next read of *response* (requests') wait no longer than the time left before an end."""
-        now = self.clock()
-        lefts = [left for end in (self.deadline, self.stop_at) if (left := time_left(end, now)) is not None]
-        if not lefts:
-            return
-        left = max(min(lefts), 0.001)
-        if left < self.read_timeout:
+        left = self._left(self.clock())
+        if left is not None and left < self.read_timeout:
             sock = getattr(getattr(response.raw, "connection", None), "sock", None)
             if sock is not None:
                 sock.settimeout(left)  # urllib3 sets it afresh for the connection's next request
                 self.read_timeout = left
+
+    def _left(self, now: float) -> float | None:
+        """Seconds to the nearer of the two ends, at least 1 ms; None when neither is set."""
+        lefts = [left for end in (self.deadline, self.stop_at) if (left := time_left(end, now)) is not None]
+        return max(min(lefts), 0.001) if lefts else None
 
     def past_max_time(self) -> bool:
         return self.deadline is not None and self.clock() >= self.deadline
