@@ -38,6 +38,7 @@ import errno
 import hashlib
 import logging
 import math
+import operator
 import os
 import sqlite3
 import threading
@@ -206,7 +207,6 @@ def _upsert(table: str, columns: tuple[str, ...]) -> str:
     return f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
 
 
-_PUT_SAVED = _upsert("saved", _SAVED)
 _PUT_PARTIAL = _upsert("partial", _PARTIAL)
 _GET_SAVED = f"SELECT {', '.join(_SAVED)} FROM saved WHERE url = ?"
 _GET_SAVED_IN = f"SELECT {', '.join(_SAVED)} FROM saved WHERE url IN"
@@ -220,8 +220,18 @@ _NAME_OF = "SELECT name FROM names WHERE folder = ? AND url = ?"
 _ANY_NAME = "SELECT 1 FROM names WHERE folder = ? LIMIT 1"
 _OWNER_OF = "SELECT url FROM names WHERE folder = ? AND name_folded = ?"
 # A URL's new name replaces its old one; a name another process claimed first stays its.
-_DROP_NAME = "DELETE FROM names WHERE folder = ? AND url = ?"
-_CLAIM_NAME = "INSERT OR IGNORE INTO names (folder, name_folded, url, name) VALUES (?, ?, ?, ?)"
+_DROP_NAMES = "DELETE FROM names WHERE folder = ? AND url IN "
+_CLAIM_NAMES = "INSERT OR IGNORE INTO names (folder, name_folded, url, name) VALUES "
+_PUT_SAVED_ROWS = f"INSERT OR REPLACE INTO saved ({', '.join(_SAVED)}) VALUES "
+_SAVED_VALUES = operator.attrgetter(*_SAVED)  # a Saved's row, in one call
+_ANY_PARTIAL = "SELECT 1 FROM partial LIMIT 1"
+
+#: Rows in one statement of the writer's (fewer where SQLite binds fewer values).
+ROWS_PER_STATEMENT = 500
+
+#: SQLite's limit on the values bound to one statement where it cannot be asked (Python 3.10), its
+#: default before SQLite 3.32.
+_VALUES_LIMIT_OLD = 999
 
 
 class StateStore:
@@ -265,7 +275,7 @@ class StateStore:
 
     def saved_many(self, urls: list[str]) -> dict[str, Saved]:
         """The saved records of those *urls* that have one: a query per 500 URLs, not per URL."""
-        found = {url: saved for url in urls if (saved := self._writer.pending(url)) is not None}
+        found = self._writer.pending_many(urls)
         rest = [url for url in urls if url not in found]
 
         def work(conn: sqlite3.Connection) -> dict[str, Saved]:
@@ -606,6 +616,14 @@ class _Writer(Behind):
         with self._changed:
             return self._waiting.saved.get(url) or self._writing.saved.get(url)
 
+    def pending_many(self, urls: list[str]) -> dict[str, Saved]:
+        """``pending`` for each of *urls* that has a record waiting, under one taking of the lock."""
+        with self._changed:
+            waiting, writing = self._waiting.saved, self._writing.saved
+            if not waiting and not writing:
+                return {}
+            return {url: saved for url in urls if (saved := waiting.get(url) or writing.get(url)) is not None}
+
     def pending_name(self, folder: str, url: str) -> str | None:
         with self._changed:
             return self._name((folder, url))
@@ -649,15 +667,27 @@ class _Writer(Behind):
                 conn.close()
 
     def _write(self, conn: sqlite3.Connection, batch: _Batch) -> bool:
+        # Many rows a statement, not one (executemany): sqlite3 lets go of the GIL for every step, and
+        # each time the run's other threads take it, so the writer waited for it 4 times a URL.
         records = list(batch.saved.values())
         claims = [(folder, name.casefold(), url, name) for (folder, url), name in batch.names.items()]
+        by_folder: dict[str, list[str]] = {}
+        for folder, _, url, _ in claims:
+            by_folder.setdefault(folder, []).append(url)
         try:
             with _transaction(conn):
                 self._look_for_others(conn)
-                conn.executemany(_PUT_SAVED, [_row(saved, _SAVED) for saved in records])
-                conn.executemany(_FORGET_OLDER_PARTIAL, [(saved.url, saved.saved_at) for saved in records])
-                conn.executemany(_DROP_NAME, [(folder, url) for folder, _, url, _ in claims])
-                conn.executemany(_CLAIM_NAME, claims)
+                _put_rows(conn, _PUT_SAVED_ROWS, [_SAVED_VALUES(saved) for saved in records])
+                # A saved record forgets the URL's older partial: there is none to look for when the
+                # table is empty, as it is on almost every run (the write lock is held: none comes).
+                if records and conn.execute(_ANY_PARTIAL).fetchone() is not None:
+                    conn.executemany(_FORGET_OLDER_PARTIAL, [(saved.url, saved.saved_at) for saved in records])
+                step = _rows_per_statement(conn, 1)
+                for folder, urls in by_folder.items():
+                    for start in range(0, len(urls), step):
+                        chunk = urls[start : start + step]
+                        conn.execute(f"{_DROP_NAMES}({', '.join('?' * len(chunk))})", [folder, *chunk])
+                _put_rows(conn, _CLAIM_NAMES, claims)
         except sqlite3.Error as exc:
             # This batch is lost; the next run downloads those files in full. Go on with the next.
             log.warning("could not record %d saved files and %d names: state database '%s' %s", len(records),
@@ -684,6 +714,25 @@ class _Writer(Behind):
             return
         self._version = version
         self._alone.update(folder for folder in folders if not conn.execute(_ANY_NAME, (folder,)).fetchone())
+
+
+def _rows_per_statement(conn: sqlite3.Connection, width: int) -> int:
+    """Rows of *width* values that one statement may bind on *conn* (one more value for the DELETE's folder)."""
+    getlimit = getattr(conn, "getlimit", None)  # Python 3.11+
+    values = _VALUES_LIMIT_OLD if getlimit is None else getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    return max(1, min(ROWS_PER_STATEMENT, (values - 1) // width))
+
+
+def _put_rows(conn: sqlite3.Connection, head: str, rows: list[tuple[Any, ...]]) -> None:
+    """``head`` (an INSERT up to ``VALUES``) with *rows*, in as few statements as SQLite allows, in order."""
+    if not rows:
+        return
+    width = len(rows[0])
+    step = _rows_per_statement(conn, width)
+    row = f"({', '.join('?' * width)})"
+    for start in range(0, len(rows), step):
+        chunk = rows[start : start + step]
+        conn.execute(head + ", ".join([row] * len(chunk)), [value for each in chunk for value in each])
 
 
 def _partial(row: tuple[Any, ...]) -> Partial:

@@ -515,6 +515,20 @@ def test_a_saved_record_forgets_only_partials_older_than_itself(store: StateStor
     assert [p.url for p in store.partials()] == [URL]
 
 
+def test_a_batch_larger_than_one_statement_is_written_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "ROWS_PER_STATEMENT", 3)  # 10 records and 10 names: 4 statements each
+    with StateStore(tmp_path / DEFAULT_STATE_NAME) as store:
+        names = store.names(FOLDER)
+        for n in range(10):
+            store.record_saved(saved_record(url=f"{URL}?{n}", size=n))
+            names.claim(f"rfc791-{n}.txt", f"{URL}?{n}")
+        store.flush()
+    with StateStore(tmp_path / DEFAULT_STATE_NAME) as reopened:
+        again = reopened.names(FOLDER)
+        assert [(s.size if (s := reopened.saved(f"{URL}?{n}")) else None) for n in range(10)] == list(range(10))
+        assert [again.name_of(f"{URL}?{n}") for n in range(10)] == [f"rfc791-{n}.txt" for n in range(10)]
+
+
 # -- names ---------------------------------------------------------------------------------
 
 FOLDER = DEST
@@ -564,6 +578,19 @@ def test_a_new_claim_frees_the_urls_old_name(store: StateStore) -> None:
     store.flush()
     next_run = store.names(FOLDER)
     assert (next_run.name_of(URL), next_run.owner_of("old.txt")) == ("new.txt", None)
+
+
+def test_new_claims_in_two_folders_free_only_that_folders_old_names(store: StateStore) -> None:
+    other_folder = os.path.join(FOLDER, "other")
+    store.names(FOLDER).claim("old.txt", URL)
+    store.names(other_folder).claim("kept.txt", URL)
+    store.flush()
+    store.names(FOLDER).claim("new.txt", URL)
+    store.names(other_folder).claim("kept-too.txt", URL + "?2")
+    store.flush()
+    here, other = store.names(FOLDER), store.names(other_folder)
+    assert (here.name_of(URL), here.owner_of("old.txt")) == ("new.txt", None)
+    assert (other.name_of(URL), other.name_of(URL + "?2")) == ("kept.txt", "kept-too.txt")
 
 
 def test_names_in_two_folders_are_apart(store: StateStore) -> None:
