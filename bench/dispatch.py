@@ -11,15 +11,21 @@ but the hand-out completes at once with a 2-byte "ok" Outcome instead of a
 download: what is measured is the parent's own cost per URL, the part that
 stays in one process however many worker processes download.  URLs go to
 50 hosts.  Prints URLs per second and CPU µs per URL (this process), the
-median of ``--rounds``.
+median of ``--rounds``, and on Linux each thread's share: the feeder (reads,
+de-duplicates and names each URL), the dispatcher (takes the slot and the
+host's turn, hands out, settles), the state database's writer and the
+caller's loop.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -44,6 +50,59 @@ def _hand_out_at_once(self: Worker, job, slot, permit) -> bool:  # type: ignore[
     return True
 
 
+class ThreadCPU:
+    """CPU seconds of each of this process's threads, by kind, read from /proc every 50 ms (Linux only)."""
+
+    KINDS = (("feeder", "fetcher-feed"), ("dispatcher", "fetcher-dispatch"), ("state writer", "fetcher-state-writer"),
+             ("caller", "MainThread"))  # fmt: skip
+
+    def __init__(self) -> None:
+        self._seen: dict[int, tuple[str, float]] = {}  # thread id -> (name, CPU seconds)
+        self._before: dict[int, float] = {}  # thread id -> CPU seconds when the block began
+        self._stop = threading.Event()
+        self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._thread = threading.Thread(target=self._sample_until_stopped, name="bench-sampler", daemon=True)
+
+    def __enter__(self) -> ThreadCPU:
+        if os.path.isdir("/proc/self/task"):
+            self._sample()
+            self._before = {tid: cpu for tid, (_, cpu) in self._seen.items()}  # the main thread's, so far
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _sample_until_stopped(self) -> None:
+        while True:
+            self._sample()
+            if self._stop.wait(0.05):
+                self._sample()
+                return
+
+    def _sample(self) -> None:
+        names = {t.native_id: t.name for t in threading.enumerate()}
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            name = names.get(int(tid)) or self._seen.get(int(tid), ("?", 0.0))[0]
+            self._seen[int(tid)] = (name, (int(fields[11]) + int(fields[12])) / self._tick)
+
+    def by_kind(self) -> dict[str, float]:
+        """CPU seconds by kind of thread (the worker threads, idle here, are left out)."""
+        totals = dict.fromkeys((kind for kind, _ in self.KINDS), 0.0)
+        for tid, (name, cpu) in self._seen.items():
+            for kind, prefix in self.KINDS:
+                if re.match(re.escape(prefix), name):
+                    totals[kind] += cpu - self._before.get(tid, 0.0)
+        return totals
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--urls", type=int, default=200_000)
@@ -53,19 +112,26 @@ def main() -> None:
     args = parser.parse_args()
     Worker.hand_out = _hand_out_at_once  # type: ignore[method-assign]
     urls = [f"http://h{i % 50}.example/files/{i}.bin" for i in range(args.urls)]
-    rates, cpus = [], []
+    rates, cpus, shares = [], [], []
     for _ in range(args.rounds):
-        with tempfile.TemporaryDirectory() as dest, Fetcher(max_concurrent=args.max, dest=dest,
-                                                            state=args.state, workers=0) as fetcher:
-            wall, cpu = time.perf_counter(), time.process_time()
-            count = sum(1 for _ in fetcher.fetch(urls))
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        with ThreadCPU() as threads:
+            with tempfile.TemporaryDirectory() as dest, Fetcher(max_concurrent=args.max, dest=dest,
+                                                                state=args.state, workers=0) as fetcher:
+                wall, cpu = time.perf_counter(), time.process_time()
+                count = sum(1 for _ in fetcher.fetch(urls))
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         assert count == len(urls)
         rates.append(count / wall)
         cpus.append(cpu / count * 1e6)
-        print(f"  {count / wall:9,.0f} URLs/s  {cpu / count * 1e6:6.1f} µs CPU/URL  ({wall:.2f} s)", flush=True)
+        shares.append({kind: seconds / count * 1e6 for kind, seconds in threads.by_kind().items()})
+        split = ", ".join(f"{kind} {us:.1f}" for kind, us in shares[-1].items() if us)
+        print(f"  {count / wall:9,.0f} URLs/s  {cpu / count * 1e6:6.1f} µs CPU/URL  ({wall:.2f} s)"
+              + (f"  [µs a URL: {split}]" if split else ""), flush=True)  # fmt: skip
     print(f"median: {statistics.median(rates):,.0f} URLs/s, {statistics.median(cpus):.1f} µs CPU per URL "
           f"({args.urls:,} URLs, --max {args.max}, state {'on' if args.state else 'off'})")
+    if any(shares[0].values()):
+        print("by thread, µs of CPU a URL (medians): " + ", ".join(
+            f"{kind} {statistics.median(share[kind] for share in shares):.1f}" for kind in shares[0]))  # fmt: skip
 
 
 if __name__ == "__main__":
