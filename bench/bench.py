@@ -11,10 +11,11 @@ Usage::
 A local HTTP/1.1 server (``bench/server.py``) runs in its own process on
 127.0.0.1, so its CPU time is never charged to the client being measured. It
 serves files generated into a temporary folder for six scenarios. With
-``--server nginx``, (b), (c) and (f) are served by nginx instead (a minimal
-config written into the temporary folder, nginx run as a child process, its
-master and worker charged to the server, not the client); (a), (d) and (e)
-need the built-in server's pacing, rate and counters and always use it:
+``--server nginx``, (b), (c), (d) and (f) are served by nginx instead (a
+minimal config written into the temporary folder, nginx run as a child
+process, its master and worker charged to the server, not the client; for
+(d), a second nginx counts the requests by status in its access log); (a)
+and (e) need the built-in server's pacing and rate and always use it:
 
 (a) concurrency-bound: 48 x 64 KiB files that the server paces so each response
     takes 1.0 s whatever the client does; ``--max 6``. The ideal wall time is
@@ -133,7 +134,8 @@ class Scenario:
     rated: bool = False  # sent at RATE bytes per second
     unique_blocks: bool = False  # no repeated MiB, so a misplaced resume shows in sha256
     scale: bool = False  # (f): report files per second
-    nginx_ok: bool = False  # may be served by nginx (needs no pacing, rate or counters)
+    nginx_ok: bool = False  # may be served by nginx (needs no pacing or rate)
+    counted: bool = False  # needs the server's requests by status and body bytes
     skip: tuple[tuple[str, str], ...] = ()  # (tool, reason): not run here, shown as n/a
 
     @property
@@ -163,7 +165,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("c", "a few large files: 4 x 256 MiB (sendfile)", 4, 256 * MIB, 4,
                  nginx_ok=True),
         Scenario("d", "re-run: the 2,000 x 2 KiB list of (b), run twice into the same folder",
-                 2000, 2 * KIB, 8, kind="rerun"),
+                 2000, 2 * KIB, 8, kind="rerun", nginx_ok=True, counted=True),
         Scenario("e", f"resume: 1 x 256 MiB sent at {RATE // MIB} MiB/s, SIGKILLed at "
                  f"{KILL_AT:.0%} sent, run again", 1, 256 * MIB, 1, kind="resume", rated=True,
                  unique_blocks=True),
@@ -353,13 +355,15 @@ class NginxServer:
 
     One master and one worker, both children of this script and both charged
     to the server (``cpu_seconds``), never to the client. Keep-alive, sendfile
-    and ETag/If-Modified-Since as nginx ships them; no access log. It has no
-    pacing, rate or counters, so only the scenarios that need none use it.
+    and ETag/If-Modified-Since as nginx ships them. No access log, unless
+    ``counted``: then each request's status and body bytes go to one, unbuffered,
+    for ``stats`` (the counters of (d)). It has no pacing or rate, so only the
+    scenarios that need neither use it.
     """
 
     name = "nginx"
 
-    def __init__(self, root: Path, work: Path, host: str = "127.0.0.1") -> None:
+    def __init__(self, root: Path, work: Path, host: str = "127.0.0.1", counted: bool = False) -> None:
         exe = find_nginx()
         if exe is None:
             raise RuntimeError("nginx is not installed")
@@ -372,6 +376,10 @@ class NginxServer:
         temp = "\n    ".join(f"{kind}_temp_path {work}/{kind};"
                               for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
         conf = work / "nginx.conf"
+        self._access_log = work / "access.log"
+        self._counted_from = 0  # the access log's bytes read by the last reset
+        access = (f"log_format counts '$status $body_bytes_sent';\n    access_log {self._access_log} counts;"
+                  if counted else "access_log off;")
         # keepalive_requests: nginx closes a connection after 1000 requests by
         # default; the built-in server never does, and (f) is 100,000 requests.
         conf.write_text(f"""daemon off;
@@ -383,7 +391,7 @@ error_log {self.log_path};
 events {{ worker_connections 1024; }}
 http {{
     default_type application/octet-stream;
-    access_log off;
+    {access}
     sendfile on;
     tcp_nopush on;
     keepalive_timeout 65;
@@ -433,6 +441,34 @@ http {{
             except OSError:
                 pass  # a worker that ended between the scan and the read
         return total
+
+    def stats(self, reset: bool = False) -> ServerStats:
+        """Requests by status and body bytes since the last reset, from the access log (``counted`` only).
+
+        nginx writes a request's line once the response is sent, so the client may have
+        read the last response first: the log is read until it stops growing for 50 ms.
+        """
+        lines: list[str] = []
+        size = -1
+        for _ in range(100):  # 5 s at most
+            try:
+                data = self._access_log.read_bytes()[self._counted_from:]
+            except FileNotFoundError:
+                data = b""
+            if len(data) == size:
+                break
+            size = len(data)
+            time.sleep(0.05)
+        lines = data.decode("ascii", "replace").splitlines()
+        status: dict[str, int] = {}
+        body = 0
+        for line in lines:
+            code, _, sent = line.partition(" ")
+            status[code] = status.get(code, 0) + 1
+            body += int(sent or 0)
+        if reset:
+            self._counted_from += size
+        return ServerStats(status=status, body_bytes=body)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -954,7 +990,7 @@ def two_runs_setup(tool: Tool, command: Callable[[RunSpec], list[str]], scenario
 
 
 def second_run(cmd: list[str], run_dir: Path, dest: Path, scenario: Scenario,
-               server: ServerProcess, timeout: float,
+               server: Server, timeout: float,
                via_shell: bool) -> tuple[ChildResult, float, ServerStats, list[str]]:
     """Run 2 of (d) or (e): the child, the server's CPU and counters, the problems."""
     server_cpu_before = server.cpu_seconds()
@@ -982,7 +1018,7 @@ def two_runs_record(tool: Tool, scenario: Scenario, run: int, cmd: list[str], ru
 
 
 def run_rerun(tool: Tool, scenario: Scenario, run: int, url_list: Path, urls: list[str],
-              server: ServerProcess, runs_root: Path, timeout: float,
+              server: Server, runs_root: Path, timeout: float,
               via_shell: bool) -> RunRecord:
     """(d): the tool's re-run command twice into one folder; the second run is measured."""
     assert tool.rerun is not None
@@ -1477,7 +1513,7 @@ class Places:
 
     def __init__(self) -> None:
         self.works: dict[Path, Path] = {}
-        self.servers: dict[tuple[str, Path], Server] = {}
+        self.servers: dict[tuple[str, Path, bool], Server] = {}
 
     def work(self, base: Path) -> Path:
         if base not in self.works:
@@ -1486,13 +1522,14 @@ class Places:
             self.works[base] = work
         return self.works[base]
 
-    def server(self, kind: str, work: Path, scenarios: list[Scenario]) -> Server:
-        """The ``kind`` server over ``work/www``, started at its first use."""
-        key = (kind, work)
+    def server(self, kind: str, work: Path, scenarios: list[Scenario], counted: bool = False) -> Server:
+        """The ``kind`` server over ``work/www``, started at its first use; an nginx that counts its requests
+        (for (d)) apart from the one that does not, so that no other scenario's server writes a log."""
+        key = (kind, work, counted and kind == "nginx")
         if key not in self.servers:
             www = work / "www"
             if kind == "nginx":
-                self.servers[key] = NginxServer(www, work / "nginx")
+                self.servers[key] = NginxServer(www, work / ("nginx-counted" if counted else "nginx"), counted=counted)
             else:
                 present = [s for s in scenarios if (www / s.key).is_dir()]
                 self.servers[key] = ServerProcess(
@@ -1544,7 +1581,7 @@ def main(argv: list[str] | None = None) -> int:
         for scenario in scenarios:
             work = places.work(scenario_base(scenario, args.tmpdir))
             kind = server_kind(scenario, args.server)
-            server = places.server(kind, work, scenarios)
+            server = places.server(kind, work, scenarios, counted=scenario.counted)
             url_list = work / f"urls-{scenario.key}.txt"
             urls = write_url_list(scenario, server.base_url, url_list)
             expected = (sha256_of(work / "www" / scenario.key / scenario.names()[0])
@@ -1554,7 +1591,6 @@ def main(argv: list[str] | None = None) -> int:
             for run in range(1, args.runs + 1):
                 for tool in (t for t in tools if t.available and t.name not in skipped):
                     if scenario.kind == "rerun" and tool.rerun:
-                        assert isinstance(server, ServerProcess)
                         record = run_rerun(tool, scenario, run, url_list, urls, server,
                                            work / "runs", args.timeout, via_shell)
                     elif scenario.kind == "resume" and tool.resume:
@@ -1578,7 +1614,7 @@ def main(argv: list[str] | None = None) -> int:
             contexts[scenario.key] = context
             text = (f"server: {context['server']}"
                     + ("" if kind == args.server or args.server is None
-                       else " (this scenario needs the built-in server's pacing, rate or counters)")
+                       else " (this scenario needs the built-in server's pacing or rate)")
                     + f"; files in {context['files_in']}\n"
                     + (f"fetcher args: {context['fetcher_args']}\n" if args.fetcher_args else "")
                     + f"load average (1 min): {load_before:.2f} before, "
