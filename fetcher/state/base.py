@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from .store import Partial, Saved
+from .records import Partial, Saved
 
 if TYPE_CHECKING:
     from .._naming import NameStore

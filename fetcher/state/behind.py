@@ -22,6 +22,11 @@ import time
 #: The writer thread writes at least this often while records wait.
 WRITE_EVERY_S = 0.1
 
+#: Records handed to the writer and not yet being written, at most: a caller that
+#: would add more waits for the writer (a bounded queue: memory must not grow when
+#: downloads finish faster than the store writes them).
+MAX_PENDING = 10_000
+
 
 class Behind:
     """The thread, its lock and its waits; see the module docs."""

@@ -87,8 +87,8 @@ from typing import Any, TypeVar
 
 from .._errors import ConfigError, StateError
 from ..limits.redis_link import Link
-from .behind import Behind
-from .store import MAX_PENDING, Partial, Saved
+from .behind import MAX_PENDING, Behind
+from .records import Partial, Saved
 
 log = logging.getLogger("fetcher")
 

@@ -1,9 +1,8 @@
-"""fetcher.state.store: records in and out, opening failures, threads, overlapping and killed processes."""
+"""fetcher.state.store: records and names in and out, threads, overlapping and killed processes."""
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import inspect
 import os
 import signal
@@ -17,39 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from fetcher._errors import ConfigError, StateError
-from fetcher.state import DEFAULT_STATE_NAME, Partial, Saved, StateStore, behind
+from fetcher._errors import StateError
+from fetcher.state import DEFAULT_STATE_NAME, Saved, StateStore, behind, sqlite_file
 from fetcher.state import store as store_module
+from tests.state.helpers import DEST, FOLDER, URL, partial_record, raw, saved_record, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-URL = "https://files.example/rfc791.txt"
-DEST = os.path.abspath(os.sep + "dest")
-
-
-def saved_record(url: str = URL, **changes: object) -> Saved:
-    values: dict[str, object] = {
-        "url": url,
-        "path": os.path.join(DEST, "rfc791.txt"),
-        "size": 98_765,
-        "mtime_ns": 1_700_000_000_123_456_789,
-        "etag": '"5f1b-3e2a"',
-        "last_modified": "Tue, 15 Nov 1994 08:12:31 GMT",
-        "checksum": "sha-256=" + "ab12" * 16,
-        "saved_at": 1000.25,
-    }
-    return Saved(**{**values, **changes})  # type: ignore[arg-type]
-
-
-def partial_record(url: str = URL, **changes: object) -> Partial:
-    values: dict[str, object] = {
-        "url": url,
-        "path": os.path.join(DEST, ".fetcher-1-ab-0.part"),
-        "etag": '"5f1b-3e2a"',
-        "last_modified": None,
-        "total": 1 << 20,
-        "updated_at": 999.5,
-    }
-    return Partial(**{**values, **changes})  # type: ignore[arg-type]
 
 
 def written(prefix: str, i: int) -> Saved:
@@ -68,6 +40,7 @@ def written(prefix: str, i: int) -> Saved:
 
 # Opens the store, says "ready", waits for a line on stdin, then records COUNT
 # URLs: each first as a partial, then as saved (which forgets the partial).
+
 CHILD = f"""
 import os, sys
 from fetcher.state import Partial, Saved, StateStore
@@ -83,7 +56,6 @@ with StateStore(db) as store:
                                      last_modified=None, total=None, updated_at=saved.saved_at - 1))
         store.record_saved(saved)
 """
-
 
 Starter = Callable[..., list[subprocess.Popen[str]]]
 
@@ -135,24 +107,6 @@ def count_rows(db: Path, table: str = "saved") -> int:
 def integrity(db: Path) -> str:
     with raw(db) as conn:
         return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
-
-
-def raw(db: Path) -> contextlib.closing[sqlite3.Connection]:
-    """A plain sqlite3 connection in autocommit mode, closed at the end of the with block."""
-    return contextlib.closing(sqlite3.connect(db, timeout=5, isolation_level=None))
-
-
-def wait_until(condition: Callable[[], bool], *, limit_s: float) -> None:
-    deadline = time.monotonic() + limit_s
-    while not condition():
-        assert time.monotonic() < deadline, f"still not true after {limit_s} s"
-        time.sleep(0.01)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[StateStore]:
-    with StateStore(tmp_path / DEFAULT_STATE_NAME, clock=lambda: 1234.5) as opened:
-        yield opened
 
 
 # -- records ---------------------------------------------------------------------
@@ -223,62 +177,7 @@ def test_now_is_the_injected_clock(store: StateStore) -> None:
     assert store.now() == 1234.5
 
 
-@pytest.mark.parametrize(
-    ("make", "field"),
-    [
-        (lambda: saved_record(size=-1), "size"),
-        (lambda: saved_record(size=True), "size"),
-        (lambda: saved_record(path="relative/file"), "path"),
-        (lambda: saved_record(url=""), "url"),
-        (lambda: saved_record(etag=b'"v1"'), "etag"),
-        (lambda: saved_record(saved_at=float("nan")), "saved_at"),
-        (lambda: partial_record(total=-5), "total"),
-        (lambda: partial_record(updated_at="now"), "updated_at"),
-    ],
-)
-def test_a_record_with_a_bad_field_is_refused_naming_it(make: Callable[[], object], field: str) -> None:
-    with pytest.raises(ConfigError, match=rf"^{field} must be"):
-        make()
-
-
-def test_timestamps_are_stored_as_floats(store: StateStore) -> None:
-    store.record_saved(saved_record(saved_at=1000))
-    record = store.saved(URL)
-    assert record is not None and type(record.saved_at) is float
-
-
-# -- the file ----------------------------------------------------------------------
-
-
-def test_opening_creates_the_hidden_file_and_missing_folders(tmp_path: Path) -> None:
-    path = tmp_path / "new" / "dest" / DEFAULT_STATE_NAME
-    with StateStore(path) as store:
-        assert store.path == path
-        assert path.is_file()
-        assert path.name.startswith(".")
-
-
-def test_the_database_is_in_wal_mode(store: StateStore) -> None:
-    with raw(store.path) as conn:
-        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == store_module.SCHEMA_VERSION
-
-
-def test_opening_waits_while_another_process_is_creating_the_file(tmp_path: Path) -> None:
-    # What a second run sees when the first is just switching the new file to
-    # WAL: SQLite itself fails at once there instead of waiting.
-    path = tmp_path / DEFAULT_STATE_NAME
-    with contextlib.closing(sqlite3.connect(path, isolation_level=None, check_same_thread=False)) as other:
-        other.execute("BEGIN IMMEDIATE")
-        release = threading.Timer(0.1, lambda: other.execute("COMMIT"))
-        release.start()
-        try:
-            with StateStore(path) as store:
-                store.record_saved(saved_record())
-        finally:
-            release.join(timeout=5)
-    with raw(path) as conn:
-        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+# -- closing, and a write another process holds up -------------------------------------
 
 
 def test_close_is_idempotent_and_later_use_is_a_state_error(tmp_path: Path) -> None:
@@ -289,59 +188,8 @@ def test_close_is_idempotent_and_later_use_is_a_state_error(tmp_path: Path) -> N
         store.saved(URL)
 
 
-# -- failures to open, each one readable line ----------------------------------------
-
-
-def test_a_junk_file_is_a_state_error_saying_to_move_it_away(tmp_path: Path) -> None:
-    path = tmp_path / DEFAULT_STATE_NAME
-    path.write_bytes(b"this is not a database\n" * 100)
-    with pytest.raises(StateError) as caught:
-        StateStore(path)
-    assert str(caught.value) == f"state database '{path}' is not a SQLite database (move it away to start afresh)"
-    assert path.read_bytes() == b"this is not a database\n" * 100
-
-
-def test_a_folder_at_the_path_is_a_state_error(tmp_path: Path) -> None:
-    (tmp_path / DEFAULT_STATE_NAME).mkdir()
-    with pytest.raises(StateError, match=r"^state database '.*' is a folder, not a file \(move it away"):
-        StateStore(tmp_path / DEFAULT_STATE_NAME)
-
-
-def test_a_path_under_a_file_is_a_state_error(tmp_path: Path) -> None:
-    (tmp_path / "file").write_text("")
-    path = tmp_path / "file" / DEFAULT_STATE_NAME
-    with pytest.raises(StateError) as caught:
-        StateStore(path)
-    assert str(caught.value) == f"cannot open state database '{path}': part of its path is a file, not a folder"
-
-
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root can write to a read-only folder")
-def test_a_read_only_folder_is_a_state_error(tmp_path: Path) -> None:
-    folder = tmp_path / "ro"
-    folder.mkdir(mode=0o555)
-    with pytest.raises(StateError, match=r"^cannot open state database '.*/ro/\.fetcher-state\.db': permission denied"):
-        StateStore(folder / DEFAULT_STATE_NAME)
-
-
-def test_a_newer_schema_is_a_state_error(tmp_path: Path) -> None:
-    path = tmp_path / DEFAULT_STATE_NAME
-    StateStore(path).close()
-    with raw(path) as conn:
-        conn.execute("PRAGMA user_version = 99")
-    with pytest.raises(StateError, match=r"^state database '.*' was written by a newer fetcher \(schema 99,"):
-        StateStore(path)
-
-
-def test_another_programs_database_is_a_state_error(tmp_path: Path) -> None:
-    path = tmp_path / "app.db"
-    with raw(path) as conn:
-        conn.execute("CREATE TABLE users (name TEXT)")
-    with pytest.raises(StateError, match=r"^state database '.*' belongs to some other program"):
-        StateStore(path)
-
-
 def test_a_write_locked_out_too_long_is_a_state_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(sqlite_file, "BUSY_TIMEOUT_S", 0.05)
     with StateStore(tmp_path / DEFAULT_STATE_NAME) as store:
         store.record_saved(saved_record())
         store.flush()
@@ -352,90 +200,6 @@ def test_a_write_locked_out_too_long_is_a_state_error(tmp_path: Path, monkeypatc
             assert store.saved(URL) == saved_record()  # WAL: reading goes on while another writes
             other.execute("ROLLBACK")
         store.record_partial(partial_record())
-
-
-def test_a_saved_record_is_answered_before_it_is_written(tmp_path: Path) -> None:
-    with StateStore(tmp_path / DEFAULT_STATE_NAME) as store:
-        with raw(store.path) as other:
-            other.execute("BEGIN IMMEDIATE")  # the writer cannot write yet
-            store.record_saved(saved_record())
-            assert store.saved(URL) == saved_record()
-            other.execute("ROLLBACK")
-
-
-def test_saved_records_are_written_by_close(tmp_path: Path) -> None:
-    path = tmp_path / DEFAULT_STATE_NAME
-    with StateStore(path) as store:
-        for n in range(300):
-            store.record_saved(saved_record(url=f"{URL}?{n}"))
-    with raw(path) as conn:
-        assert conn.execute("SELECT count(*) FROM saved").fetchone() == (300,)
-
-
-def test_a_batch_the_writer_cannot_write_is_logged_and_the_next_goes_on(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.05)
-    with StateStore(tmp_path / DEFAULT_STATE_NAME) as store:
-        with raw(store.path) as other:
-            other.execute("BEGIN IMMEDIATE")
-            store.record_saved(saved_record())
-            store.flush()
-            other.execute("ROLLBACK")
-        store.record_saved(saved_record(url=URL + "?next"))
-        store.flush()
-        assert store.saved(URL) is None and store.saved(URL + "?next") is not None
-    assert "could not record 1 saved files" in caplog.text
-
-
-def test_records_that_come_one_by_one_are_committed_in_batches(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    commits: list[int] = []
-    write = store_module._Writer._write
-
-    def counted(writer: store_module._Writer, conn: sqlite3.Connection, batch: store_module._Batch) -> bool:
-        commits.append(len(batch.saved) + len(batch.names))
-        return write(writer, conn, batch)
-
-    monkeypatch.setattr(store_module._Writer, "_write", counted)
-    with StateStore(tmp_path / DEFAULT_STATE_NAME) as store:
-        began = time.monotonic()
-        for n in range(200):  # about 0.3 s of downloads finishing one by one
-            store.record_saved(saved_record(url=f"{URL}?{n}"))
-            time.sleep(0.0015)
-        store.flush()
-        took = time.monotonic() - began
-    assert sum(commits) == 200
-    # One commit per WRITE_EVERY_S gathered, not one per record: a wake-up per record cut the gathering short.
-    assert len(commits) <= took / store_module.WRITE_EVERY_S + 3, commits
-
-
-def test_a_writer_that_falls_behind_makes_the_callers_wait_instead_of_piling_up(tmp_path: Path) -> None:
-    path = tmp_path / DEFAULT_STATE_NAME
-    StateStore(path).close()  # the tables
-    writer = store_module._Writer(path, max_pending=5)
-    done = threading.Event()
-
-    def record_twenty() -> None:
-        for n in range(20):
-            writer.put(saved_record(url=f"{URL}?{n}"))
-        done.set()
-
-    try:
-        with raw(path) as other:
-            other.execute("BEGIN IMMEDIATE")  # the writer's transaction waits for this one
-            caller = threading.Thread(target=record_twenty, daemon=True)
-            caller.start()
-            assert not done.wait(0.5), "20 records went into a writer that could take 5 and write none"
-            assert len(writer._waiting) <= 5
-            other.execute("ROLLBACK")
-        assert done.wait(10)
-        writer.flush()
-    finally:
-        writer.close()
-    with raw(path) as conn:
-        assert conn.execute("SELECT count(*) FROM saved").fetchone() == (20,)
 
 
 def test_recording_a_saved_file_forgets_its_partial_at_once(store: StateStore) -> None:
@@ -508,44 +272,7 @@ def test_a_process_killed_mid_write_leaves_every_record_whole(tmp_path: Path, st
         assert left == {written("k", i).url for i in range(done, done + len(left))}
 
 
-def test_a_saved_record_forgets_only_partials_older_than_itself(store: StateStore) -> None:
-    store.record_partial(partial_record(updated_at=2000.0))  # recorded after the file below was saved
-    store.record_saved(saved_record(saved_at=1500.0))
-    store.flush()
-    assert [p.url for p in store.partials()] == [URL]
-
-
-def test_a_batch_larger_than_one_statement_is_written_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "ROWS_PER_STATEMENT", 3)  # 10 records and 10 names: 4 statements each
-    with StateStore(tmp_path / DEFAULT_STATE_NAME) as store:
-        names = store.names(FOLDER)
-        for n in range(10):
-            store.record_saved(saved_record(url=f"{URL}?{n}", size=n))
-            names.claim(f"rfc791-{n}.txt", f"{URL}?{n}")
-        store.flush()
-    with StateStore(tmp_path / DEFAULT_STATE_NAME) as reopened:
-        again = reopened.names(FOLDER)
-        assert [(s.size if (s := reopened.saved(f"{URL}?{n}")) else None) for n in range(10)] == list(range(10))
-        assert [again.name_of(f"{URL}?{n}") for n in range(10)] == [f"rfc791-{n}.txt" for n in range(10)]
-
-
 # -- names ---------------------------------------------------------------------------------
-
-FOLDER = DEST
-
-# The tables as fetcher 0.1 created them (schema 1), kept here verbatim: a file
-# made by that version must open and keep its records.
-SCHEMA_1 = (
-    """CREATE TABLE saved (
-        url TEXT PRIMARY KEY NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
-        etag TEXT, last_modified TEXT, checksum TEXT, saved_at REAL NOT NULL
-    ) WITHOUT ROWID""",
-    """CREATE TABLE partial (
-        url TEXT PRIMARY KEY NOT NULL, path TEXT NOT NULL, etag TEXT, last_modified TEXT, total INTEGER,
-        updated_at REAL NOT NULL
-    ) WITHOUT ROWID""",
-    "PRAGMA user_version = 1",
-)
 
 
 def test_a_claimed_name_is_answered_both_ways(store: StateStore) -> None:
@@ -578,19 +305,6 @@ def test_a_new_claim_frees_the_urls_old_name(store: StateStore) -> None:
     store.flush()
     next_run = store.names(FOLDER)
     assert (next_run.name_of(URL), next_run.owner_of("old.txt")) == ("new.txt", None)
-
-
-def test_new_claims_in_two_folders_free_only_that_folders_old_names(store: StateStore) -> None:
-    other_folder = os.path.join(FOLDER, "other")
-    store.names(FOLDER).claim("old.txt", URL)
-    store.names(other_folder).claim("kept.txt", URL)
-    store.flush()
-    store.names(FOLDER).claim("new.txt", URL)
-    store.names(other_folder).claim("kept-too.txt", URL + "?2")
-    store.flush()
-    here, other = store.names(FOLDER), store.names(other_folder)
-    assert (here.name_of(URL), here.owner_of("old.txt")) == ("new.txt", None)
-    assert (other.name_of(URL), other.name_of(URL + "?2")) == ("kept.txt", "kept-too.txt")
 
 
 def test_names_in_two_folders_are_apart(store: StateStore) -> None:
@@ -731,35 +445,3 @@ def test_names_survive_closing_and_reopening(tmp_path: Path) -> None:
         store.names(FOLDER).claim("a.txt", URL)
     with StateStore(path) as store:
         assert store.names(FOLDER).name_of(URL) == "a.txt"
-
-
-def test_a_claim_the_writer_could_not_write_is_still_answered(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.05)
-    with StateStore(tmp_path / DEFAULT_STATE_NAME) as store:
-        names = store.names(FOLDER)
-        with raw(store.path) as other:
-            other.execute("BEGIN IMMEDIATE")
-            names.claim("a.txt", URL)
-            store.flush()
-            other.execute("ROLLBACK")
-        assert names.owner_of("a.txt") == URL
-    assert "could not record 0 saved files and 1 names" in caplog.text
-
-
-def test_a_schema_1_database_is_migrated_and_keeps_its_records(tmp_path: Path) -> None:
-    path = tmp_path / DEFAULT_STATE_NAME
-    saved, partial = saved_record(), partial_record(url=URL + "?p")
-    with raw(path) as conn:
-        conn.execute("PRAGMA journal_mode=WAL")
-        for statement in SCHEMA_1:
-            conn.execute(statement)
-        conn.execute("INSERT INTO saved VALUES (?, ?, ?, ?, ?, ?, ?, ?)", dataclasses.astuple(saved))
-        conn.execute("INSERT INTO partial VALUES (?, ?, ?, ?, ?, ?)", dataclasses.astuple(partial))
-    with StateStore(path) as store:
-        assert (store.saved(URL), store.partials()) == (saved, [partial])
-        store.names(FOLDER).claim("a.txt", URL)
-    with raw(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone() == (store_module.SCHEMA_VERSION,)
-        assert conn.execute("SELECT name FROM names").fetchall() == [("a.txt",)]
