@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import os
 import secrets
@@ -14,27 +13,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING
 
 from ._config import DEFAULT_CHUNK_SIZE, DEFAULT_USER_AGENT, FetcherConfig, RunLimits
-from ._errors import ClosedError, ConfigError, DestinationError, StateError
-from ._naming import Namer
-from ._pool import WorkerPool
+from ._errors import ClosedError, ConfigError
+from ._parts import burst, open_parts
 from ._result import Result
-from ._run import Item, Run, Shared
-from .limits import CLUSTER, SHARED, SLOTS, Gate, HostLimits, HostPace, LocalGate, TokenBucket
-from .state import DEFAULT_STATE_NAME, StateStore
-from .state.base import Store
+from ._run import Item, Run
+from .limits import Gate, HostPace
+from .state import DEFAULT_STATE_NAME
 from .transfer.outcome import WatchStart
-from .transfer.retry import RetryPolicy
-from .transfer.tempfiles import Cleanup, TempFiles, remove_leftovers
 
 if TYPE_CHECKING:
     import requests
-
-    from .limits.redis import RedisGate
-    from .limits.shared import SharedGate
-    from .workers import ProcessPool
 
 log = logging.getLogger("fetcher")
 
@@ -289,49 +280,17 @@ class Fetcher:
             raise ConfigError("give either gate or shared_slots, not both")
         if gate is not None and redis is not None:
             raise ConfigError("give either gate or a cluster (redis), not both")
-        _prepare_folder(self.config.dest)
-        self.dest = self.config.dest.resolve()
-        self._shared_gate: SharedGate | RedisGate | None = None
-        self._state: Store | None = None
-        try:
-            # The gate first: a shared state goes through its connection to the cluster.
-            self._shared_gate = _open_shared_gate(self.config)
-            self._state = _open_state(self.config, self.dest, self._shared_gate)
-            #: What the start-up clean-up of partial files left by earlier runs did.
-            self.cleanup = _clean_up(self.dest, self._state, forget_gone=not self.config.shared_state)
-        except BaseException:
-            if self._state is not None:
-                self._state.close()
-            if self._shared_gate is not None:
-                self._shared_gate.close()
-            raise
-        # "is not None", not "or": a gate may well be falsy (one with a __len__ of its slots in use).
-        self.gate: Gate = gate if gate is not None else self._shared_gate or LocalGate(self.config.max_concurrent)
-        self._temp_files = TempFiles()
+        parts = open_parts(self.config, gate=gate, watch=watch, session_factory=session_factory,
+                           reserved_names=reserved_names, clock=clock)  # fmt: skip
+        self.dest = parts.dest
+        self.gate: Gate = parts.gate
+        #: What the start-up clean-up of partial files left by earlier runs did.
+        self.cleanup = parts.cleanup
+        self._shared_gate, self._state, self._processes = parts.shared_gate, parts.state, parts.processes
+        self._temp_files, self._pool, self._shared = parts.temp_files, parts.pool, parts.shared
         self._lock = threading.Lock()
         self._runs: set[Run] = set()
         self._closed = False
-        # With a state database, names are kept from run to run (and not held in memory).
-        names = None if self._state is None else self._state.names(self.dest)
-        namer = Namer([*reserved_names, *_state_names(self.config.state, self.dest)], store=names)
-        # Processes and threads last: everything above may raise, and must not leave them behind.  The
-        # processes first: the pool copies this process, which is safe only before its threads start.
-        self._processes = _processes(self.config, session_factory is None)
-        factory = session_factory or functools.partial(_new_session, self.config)
-        self._pool = WorkerPool(self.config.max_concurrent, factory)
-        self._shared = Shared(
-            config=self.config, dest=self.dest, gate=self.gate, pool=self._pool,
-            namer=namer, temp_files=self._temp_files, watch=watch, state=self._state, clock=clock,
-            retry=RetryPolicy(
-                retries=self.config.retries,
-                wait_max=self.config.retry_wait_max,
-                retry_after_max=self.config.retry_after_max,
-            ),
-            **_limits(self.config, self._shared_gate, clock),
-            gate_limit=_gate_limit(self._shared_gate),
-            describe_slot=None if self._shared_gate is None else self._shared_gate.describe,
-            processes=self._processes,
-        )  # fmt: skip
 
     # -- public API ---------------------------------------------------------
 
@@ -487,13 +446,9 @@ def _path(value: object, name: str) -> Path:
     return Path(value)
 
 
-def _burst(limit_rate: int) -> int:
-    """Bytes that may go at once under --limit-rate: a tenth of a second's worth, at least 4 KiB."""
-    return max(4096, limit_rate // 10)
-
 
 def _chunk_size(limit_rate: int) -> int:
-    return min(DEFAULT_CHUNK_SIZE, _burst(limit_rate))
+    return min(DEFAULT_CHUNK_SIZE, burst(limit_rate))
 
 
 def _state_path(state: str | Path | bool, dest: Path) -> Path | None:
@@ -504,157 +459,14 @@ def _state_path(state: str | Path | bool, dest: Path) -> Path | None:
     return Path(state)
 
 
-def _state_names(state: Path | None, dest: Path) -> list[str]:
-    """The state database's file names, when it lives in DEST: no download may take them."""
-    if state is None or state.resolve().parent != dest:
-        return []
-    return [state.name + suffix for suffix in ("", "-wal", "-shm", "-journal")]
 
 
-def _open_shared_gate(config: FetcherConfig) -> SharedGate | RedisGate | None:
-    """The slots shared with other processes that *config* names (its ``shared_slots`` or cluster), if any.
-
-    Their modules are imported only here: most runs share no slots.
-    """
-    if config.shared_slots is not None:
-        from .limits.shared import SharedGate, default_directory
-
-        folder = config.shared_slots_dir or default_directory(os.environ)
-        return SharedGate(config.shared_slots, config.max_concurrent, directory=folder)
-    if config.redis is not None and config.cluster is not None:
-        from .limits.redis import RedisGate
-
-        return RedisGate(config.redis, config.cluster, config.max_concurrent, lease_s=config.cluster_lease,
-                         limits=_cluster_limits(config), unreachable_s=config.timeout)  # fmt: skip
-    return None
 
 
-def _open_state(config: FetcherConfig, dest: Path, shared_gate: SharedGate | RedisGate | None) -> Store | None:
-    """The state *config* asks for: the cluster's in Redis (through the gate's link), a database, or none."""
-    if config.shared_state:
-        from .state.redis_store import RedisStateStore  # only a cluster needs redis-py
-
-        assert _on_redis(shared_gate)  # shared_state needs a cluster, and a cluster has no other gate
-        return RedisStateStore(shared_gate.link, dest)
-    return None if config.state is None else StateStore(config.state)
 
 
-def _clean_up(dest: Path, store: Store | None, *, forget_gone: bool = True) -> Cleanup:
-    """Remove partial files of earlier runs that nothing can use; forget partials that are gone.
-
-    Not with *forget_gone* False (a cluster's shared state): a partial file on record that is not in
-    this DEST may be in another fetcher's, which may still resume it.  One that is gone for good is
-    forgotten when its URL is next saved.
-    """
-    if store is None:
-        return remove_leftovers(dest, resumable=())
-    partials = store.partials()
-    cleanup = remove_leftovers(dest, resumable={partial.path for partial in partials})
-    if not forget_gone:
-        return cleanup
-    for partial in partials:
-        if Path(partial.path).parent == dest and not os.path.exists(partial.path):
-            try:
-                store.forget_partial(partial.url)
-            except StateError as exc:
-                log.warning("%s", exc)
-    return cleanup
 
 
-def _processes(config: FetcherConfig, allowed: bool) -> ProcessPool | None:
-    """The worker processes for long lists, not started yet; None where a run keeps to threads."""
-    count = config.workers
-    if count is None:
-        count = usable_cores()
-        count = count if count > 1 else 0
-    # Hooks that run inside each download (the caller's sessions and display, the
-    # rates a redirect hop waits for) cannot cross into another process.
-    coupled = config.limit_rate is not None or config.rate is not None or config.rate_per_host is not None
-    count = min(count, config.max_concurrent)
-    if not allowed or coupled or count == 0 or os.name != "posix":
-        return None
-    from .workers.pool import ProcessPool  # here: a run that keeps to threads never imports the pool
-
-    threads = -(-config.max_concurrent // count)
-    return ProcessPool(config, count, threads=threads, eager=config.workers is not None)
 
 
-def _new_session(config: FetcherConfig) -> requests.Session:
-    """A worker thread's session; requests is imported with it, by the first thread that needs one."""
-    from .transfer.session import new_session  # a run that downloads only in worker processes never imports it
 
-    return new_session(config)
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its affinity, where the system says)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def _prepare_folder(folder: Path) -> None:
-    """Make *folder* if missing and prove it is writable, or raise DestinationError."""
-    if folder.exists() and not folder.is_dir():
-        raise DestinationError(f"destination '{folder}' exists and is not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = TempFiles()
-        fd, path = probe.create(folder)
-        os.close(fd)
-        probe.remove(path)
-    except OSError as exc:
-        raise DestinationError(f"cannot write to destination '{folder}': {exc.strerror or exc}") from exc
-
-
-def _cluster_limits(config: FetcherConfig) -> dict[str, Any]:
-    """The limits every fetcher of a cluster must share, beside --max."""
-    return {"max_per_host": config.max_per_host, "rate": config.rate, "rate_per_host": config.rate_per_host,
-            "limit_rate": config.limit_rate, "adaptive": config.adaptive}  # fmt: skip
-
-
-def _limits(config: FetcherConfig, gate: SharedGate | RedisGate | None, clock: Callable[[], float]) -> dict[str, Any]:
-    """The per-host limits and the rates: this process's, or a cluster's (on Redis) for a RedisGate."""
-    limit_rate, adaptive = config.limit_rate, _adaptive_cap(config)
-    if not _on_redis(gate):
-        return {
-            "hosts": HostLimits(max_per_host=config.max_per_host, rate_per_host=config.rate_per_host,
-                                adaptive=adaptive, clock=clock),
-            "request_rate": None if config.rate is None else TokenBucket(config.rate, clock=clock),
-            "byte_rate": None if limit_rate is None else TokenBucket(limit_rate, burst=_burst(limit_rate), clock=clock),
-        }  # fmt: skip
-    from .limits.redis_hosts import ClusterHostLimits
-    from .limits.redis_rate import RedisBucket
-
-    link = gate.link
-    return {
-        "hosts": ClusterHostLimits(gate, max_per_host=config.max_per_host, rate_per_host=config.rate_per_host,
-                                   adaptive=adaptive, clock=clock),
-        "request_rate": None if config.rate is None else RedisBucket(link, link.keys["rate"], config.rate, clock=clock),
-        "byte_rate": None if limit_rate is None else RedisBucket(link, link.keys["bytes"], limit_rate,
-                                                                  burst=_burst(limit_rate), clock=clock),
-    }  # fmt: skip
-
-
-def _gate_limit(shared: SharedGate | RedisGate | None) -> str:
-    """What a URL waiting for a slot of the gate waited on (its record's ``waited_on``)."""
-    if shared is None:
-        return SLOTS
-    return CLUSTER if _on_redis(shared) else SHARED
-
-
-def _on_redis(gate: SharedGate | RedisGate | None) -> TypeGuard[RedisGate]:
-    """Whether *gate* is a cluster's (on Redis), not this machine's (SharedGate) nor none."""
-    if gate is None:
-        return False
-    from .limits.redis import RedisGate  # imported only where there is a gate: most runs have none
-
-    return isinstance(gate, RedisGate)
-
-
-def _adaptive_cap(config: FetcherConfig) -> int | None:
-    """The cap of each host's adaptive limit: max_per_host, but never above max_concurrent; None: no adaptive limit."""
-    if not config.adaptive:
-        return None
-    return min(config.max_per_host or config.max_concurrent, config.max_concurrent)

@@ -571,7 +571,7 @@ def test_workers_given_start_with_the_fetcher_and_end_with_it(tmp_path: Path) ->
 def test_by_default_processes_start_only_once_a_run_has_read_a_long_list(
     server: srv.LoopbackServer, tmp_path: Path
 ) -> None:
-    from fetcher._fetcher import usable_cores
+    from fetcher._parts import usable_cores
     from tests.workers.processes import wait_until
 
     if usable_cores() < 2:
@@ -595,7 +595,7 @@ def _first_or_closed(results: Iterator[Result]) -> None:
 def test_by_default_an_input_that_tells_it_is_long_starts_processes_with_its_run(
     server: srv.LoopbackServer, tmp_path: Path, sized: bool, started: bool
 ) -> None:
-    from fetcher._fetcher import usable_cores
+    from fetcher._parts import usable_cores
     from tests.workers.processes import wait_until
 
     if usable_cores() < 2:

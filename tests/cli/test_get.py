@@ -22,7 +22,7 @@ import pytest
 
 from fetcher import Fetcher
 from fetcher._errors import URLListError
-from fetcher._fetcher import usable_cores
+from fetcher._parts import usable_cores
 from fetcher._urllist import Entry
 from fetcher.cli import get
 from fetcher.cli.main import main

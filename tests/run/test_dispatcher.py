@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fetcher._fetcher import usable_cores
+from fetcher._parts import usable_cores
 from fetcher._run.attempt import LONG_LIST
 from tests import server as srv
 
