@@ -53,6 +53,7 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 BODY = b"x" * 2048
 
@@ -163,7 +164,7 @@ def fetcher_command() -> str:
     return str(beside) if beside.exists() else (shutil.which("fetcher") or "fetcher")
 
 
-def run_fetcher(urls: list[str], options: list[str]) -> dict[str, object]:
+def run_fetcher(urls: list[str], options: list[str]) -> dict[str, Any]:
     """Run fetcher on *urls*; its wall time, files saved and run record."""
     folder = Path(tempfile.mkdtemp(prefix="fetcher-adaptive-"))
     try:
@@ -175,7 +176,7 @@ def run_fetcher(urls: list[str], options: list[str]) -> dict[str, object]:
                                "--quiet", "--retries", "10", *options], capture_output=True, timeout=300)  # fmt: skip
         ended = time.monotonic()
         records = [json.loads(line) for line in report.read_text().splitlines() if line.strip()]
-        run = next((r for r in records if r.get("record") == "run"), {})
+        run: dict[str, Any] = next((r for r in records if r.get("record") == "run"), {})
         saved = sum(1 for r in records if r.get("status") in ("ok", "unchanged"))
         return {"began": began, "ended": ended, "wall": ended - began, "saved": saved, "exit": done.returncode,
                 "run": run, "stderr": done.stderr.decode(errors="replace")[-300:]}  # fmt: skip
@@ -195,11 +196,11 @@ def scenario_queue() -> dict[str, float]:
         srv = server(service_s=s, capacity=lambda t: c)
         try:
             got = run_fetcher([f"{srv.base}/q/{i}" for i in range(n)], options)
-            first = srv.first or got["began"]  # type: ignore[assignment]
+            first = srv.first or got["began"]
             last = max(t for t, _ in srv.events)
             out[f"{name}_mean_in_flight"] = srv.mean_in_flight(first + 1.0, last)
-            out[f"{name}_wall_s"] = float(got["wall"])  # type: ignore[arg-type]
-            out[f"{name}_saved"] = float(got["saved"])  # type: ignore[arg-type]
+            out[f"{name}_wall_s"] = float(got["wall"])
+            out[f"{name}_saved"] = float(got["saved"])
         finally:
             srv.close()
     out["adaptive_vs_ideal"] = out["adaptive_wall_s"] / out["ideal_s"]
@@ -212,9 +213,9 @@ def scenario_reject() -> dict[str, float]:
     srv = server(service_s=s, capacity=lambda t: c, reject=True)
     try:
         got = run_fetcher([f"{srv.base}/r/{i}" for i in range(n)], ["--max", "16", "--adaptive"])
-        return {"ideal_s": n * s / c, "saved": float(got["saved"]), "files": n,  # type: ignore[arg-type]
+        return {"ideal_s": n * s / c, "saved": float(got["saved"]), "files": n,
                 "requests": srv.requests, "got_429": srv.rejected, "share_429": srv.rejected / srv.requests,
-                "wall_s": float(got["wall"]), "vs_ideal": float(got["wall"]) / (n * s / c)}  # type: ignore[arg-type]  # fmt: skip
+                "wall_s": float(got["wall"]), "vs_ideal": float(got["wall"]) / (n * s / c)}  # fmt: skip
     finally:
         srv.close()
 
@@ -226,7 +227,7 @@ def scenario_fast() -> dict[str, float]:
         srv = server(service_s=s, capacity=lambda t: None)
         try:
             got = run_fetcher([f"{srv.base}/f/{i}" for i in range(n)], options)
-            out[f"{name}_wall_s"] = float(got["wall"])  # type: ignore[arg-type]
+            out[f"{name}_wall_s"] = float(got["wall"])
             out[f"{name}_max_in_flight"] = srv.max_in_flight()
         finally:
             srv.close()
@@ -249,7 +250,7 @@ def scenario_hosts() -> dict[str, float]:
         return {"slow_mean_in_flight": slow.mean_in_flight(start, end),
                 "fast_mean_in_flight": fast.mean_in_flight(start, end), "fast_max_in_flight": fast.max_in_flight(),
                 "slow_final_limit": next((v["final"] for k, v in limits.items() if k.startswith("127.0.0.2")), -1),
-                "wall_s": float(got["wall"]), "saved": float(got["saved"])}  # type: ignore[arg-type]  # fmt: skip
+                "wall_s": float(got["wall"]), "saved": float(got["saved"])}  # fmt: skip
     finally:
         slow.close()
         fast.close()
@@ -260,7 +261,7 @@ def scenario_cap() -> dict[str, float]:
     try:
         options = ["--max", "16", "--max-per-host", "3", "--adaptive"]
         got = run_fetcher([f"{srv.base}/c/{i}" for i in range(200)], options)
-        return {"max_in_flight": srv.max_in_flight(), "wall_s": float(got["wall"])}  # type: ignore[arg-type]
+        return {"max_in_flight": srv.max_in_flight(), "wall_s": float(got["wall"])}
     finally:
         srv.close()
 
@@ -273,10 +274,10 @@ def scenario_recover() -> dict[str, float]:
         after = (srv.first or 0.0) + switch
         run = got["run"]
         limits = run.get("adaptive", {}) if isinstance(run, dict) else {}
-        pace = next(iter(limits.values()), {})
+        pace: dict[str, Any] = next(iter(limits.values()), {})
         return {"max_in_flight_before": max((n for t, n in srv.events if t < after), default=0),
                 "max_in_flight_after": srv.max_in_flight(after), "final_limit": pace.get("final", -1),
-                "lowest_limit": pace.get("lowest", -1), "wall_s": float(got["wall"])}  # type: ignore[arg-type]  # fmt: skip
+                "lowest_limit": pace.get("lowest", -1), "wall_s": float(got["wall"])}  # fmt: skip
     finally:
         srv.close()
 

@@ -56,7 +56,13 @@ from pathlib import Path
 
 SERVERS = ("nginx", "apache2", "lighttpd", "caddy", "http.server", "squid")
 SMALL = 20
-PROXY_VARS = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY")
+#: What Apache and lighttpd log of each request after its status and body bytes (which they write
+#: differently): the path, the range and validators it sent, and the ETag answered.
+_LOGGED_FIELDS = ('\\"%U\\" \\"%{Range}i\\" \\"%{If-Range}i\\" \\"%{If-None-Match}i\\" '
+                  '\\"%{If-Modified-Since}i\\" \\"%{ETag}o\\"')
+
+PROXY_VARS = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy",
+              "NO_PROXY")
 
 
 # -- small helpers -----------------------------------------------------------------------------------
@@ -339,7 +345,7 @@ Mutex file:{work} default
 ErrorLog {work}/error.log
 User www-data
 Group www-data
-LogFormat "%>s %B \\"%U\\" \\"%{{Range}}i\\" \\"%{{If-Range}}i\\" \\"%{{If-None-Match}}i\\" \\"%{{If-Modified-Since}}i\\" \\"%{{ETag}}o\\"" f
+LogFormat "%>s %B {_LOGGED_FIELDS}" f
 CustomLog {work}/access.log f
 DocumentRoot {doc}
 <Directory {doc}>
@@ -369,7 +375,7 @@ server.errorlog = "{work}/error.log"
 server.pid-file = "{work}/lighttpd.pid"
 mimetype.assign = (".bin" => "application/octet-stream", ".txt" => "text/plain")
 accesslog.filename = "{work}/access.log"
-accesslog.format = "%s %b \\"%U\\" \\"%{{Range}}i\\" \\"%{{If-Range}}i\\" \\"%{{If-None-Match}}i\\" \\"%{{If-Modified-Since}}i\\" \\"%{{ETag}}o\\""
+accesslog.format = "%s %b {_LOGGED_FIELDS}"
 $HTTP["url"] =~ "^/slow/" {{
     alias.url = ("/slow/" => "{doc}/")
     connection.kbytes-per-second = {rate // 1024}
@@ -654,7 +660,8 @@ class Checks:
         ok = (run.rc == 0 and rec.get("status") == "ok" and not self._exact([target]) and not others
               and statuses == {"ok": 1, "unchanged": len(self.urls) - 1})  # fmt: skip
         self.row("3 one changed", ok, f"rc={run.rc} {statuses} changed file: {rec.get('status')} "
-                 f"http {rec.get('http_status')} exact={not self._exact([target])} others rewritten={len(others)}")  # fmt: skip
+                 f"http {rec.get('http_status')} exact={not self._exact([target])} "
+                 f"others rewritten={len(others)}")  # fmt: skip
 
     def _resume_run(self, dest: Path, change_between: bool) -> tuple[float, Run, list[LogLine], int]:
         url = f"{self.server.slow_base}/big.bin"
@@ -713,7 +720,8 @@ class Checks:
         exact = (dest / "big.bin").exists() and sha(dest / "big.bin") == sha(self.doc / "big.bin")
         req = lines[0] if lines else None
         figures = (f"killed at {frac:.0%}, file replaced; rerun {rec.get('status')} http {rec.get('http_status')} "
-                   f"resumed_from={rec.get('resumed_from')} new-file-exact={exact} sent {sent / self.big_size:.0%}")  # fmt: skip
+                   f"resumed_from={rec.get('resumed_from')} new-file-exact={exact} "
+                   f"sent {sent / self.big_size:.0%}")  # fmt: skip
         if req is not None:
             figures += (f"; first request: Range={req.headers.get('range', '?')!r} "
                         f"If-Range={req.headers.get('if-range', '?')!r} -> {req.status}")  # fmt: skip
