@@ -7,14 +7,19 @@ fetcher.report.html draw; the wording of the summary is in report_text.py.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .._errors import ConfigError
 from .._text import escape
-from ..report import read_report
+from ..report import Report, read_report
 from .exits import EXIT_OK
+
+if TYPE_CHECKING:
+    from ..report.which_run import RunRead
 
 
 @click.command("report", short_help="Summarise a run from a report: counts, hosts, slots; --html draws it.")
@@ -40,22 +45,25 @@ def report(path: str, run_id: str | None, last: bool, html_path: str | None, as_
     """
     # Here, not at the top: every fetcher command imports this module at its start (8 ms).
     from ..report.html import render
-    from ..report.summary import pick_run, runs_in, summarise
+    from ..report.summary import summarise
+    from ..report.which_run import read_run
     from .report_text import as_text
 
     if run_id is not None and last:
         raise click.UsageError("--run and --last cannot be given together", click.get_current_context())
     source = read_report(path)
-    try:
-        records = list(source)
-    except OSError as exc:
-        raise ConfigError(f"cannot read the report {path}: {exc.strerror or exc}") from None
-    runs = runs_in(records)
-    if not runs:
+    # One run's records at a time, not the report's: a cron job's report holds a run a night.
+    found = _read(source, path, lambda records: read_run(records, run_id))
+    if found.chosen is None:
         # A URL list given by mistake, or an empty file: say which file, not only that it has no records.
         what = "none of its lines is a record" if source.skipped else "it has no records"
         raise ConfigError(f"{escape(path)} does not look like a report: {what}")
-    run = pick_run(runs, run_id)
+    run = found.run
+    if run is None:  # that read could not keep all of the chosen run's records: read them alone
+        chosen = found.chosen
+        run = _read(source, path, lambda records: read_run(records, only=chosen)).run
+        if run is None:
+            raise ConfigError(f"the report {escape(path)} changed while it was read; try again")
     if source.skipped:
         # The library only logs, and the command sets up no logging: say it here, where scripts reading
         # --json see it too.
@@ -72,3 +80,12 @@ def report(path: str, run_id: str | None, last: bool, html_path: str | None, as_
             raise ConfigError(f"cannot write {html_path}: {exc.strerror or exc}") from None
     click.echo(json.dumps(summary.to_record()) if as_json else as_text(summary))
     return EXIT_OK
+
+
+def _read(source: Report, path: str, read: Callable[[Iterable[dict[str, Any]]], RunRead]) -> RunRead:
+    """*read* over the records of *source*, once; OSError said as a ConfigError naming *path*."""
+    try:
+        return read(source)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the report {path}: {exc.strerror or exc}") from None
+

@@ -22,8 +22,9 @@ from typing import Any
 
 from .._text import escape
 from .._units import format_size
-from .summary import HostSummary, RunRecords, Spread, Summary, busy_text, clock, period_text, seconds_text
+from .summary import HostSummary, Spread, Summary, busy_text, period_text, seconds_text
 from .timeline import Series, Span, bucket_peaks, slots_in_use, timestamp, waiting
+from .which_run import RunRecords, clock
 
 #: Up to this many URLs, each has its own bar; beyond it they are counted per slice of time.
 BAR_LIMIT = 2000

@@ -1,8 +1,8 @@
 """The summary of one run in a report: what ``fetcher report`` prints, as numbers.
 
-Pure functions over the reader's records (fetcher.report.reader): which run
-to look at, and what it did (counts, bytes, wall time, per-host spreads, the
-slowest URLs, the ones that gave up waiting, how long every slot was busy).
+Pure functions over one run's records (fetcher.report.which_run picks the
+run): what it did (counts, bytes, wall time, per-host spreads, the slowest
+URLs, the ones that gave up waiting, how long every slot was busy).
 It reads no file and prints nothing; the command does both.
 
 Bytes are those of the URLs that succeeded, as the run record counts them.
@@ -18,37 +18,22 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-from .._errors import ConfigError
 from .._result import Status
 from .._urls import host_key
 from .adaptive import HostLimit, host_limits
-from .reader import is_run
-from .timeline import Span, bounds, peak, requested, slots_in_use, span, time_at_least, timestamp
+from .timeline import peak, requested, slots_in_use, time_at_least
+from .which_run import RunRecords, clock
 
 #: The slowest URLs a summary names.
 SLOWEST = 5
 #: The URLs that gave up waiting a summary names (it counts them all).
 GAVE_UP_NAMED = 20
-#: The run ids an unknown --run lists.
-RUNS_LISTED = 5
 #: The host of records whose URL has none (status invalid, or not parseable).
 INVALID_HOST = "(invalid)"
 #: What a summary says of a run that left no run record.
 NO_RUN_RECORD = "no run record: the run was killed, or written by an older fetcher"
 
-_NUMBERS = ("line", "bytes", "wait_s", "ttfb_s", "download_s", "total_s", "attempts")
 _SUCCEEDED = frozenset(status.value for status in Status if status.succeeded)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class RunRecords:
-    """One run's records in a report: its URL records (file order) and its run record, if it wrote one."""
-
-    run_id: str
-    urls: list[dict[str, Any]]
-    spans: list[Span]  # urls on the run's clock, in the same order
-    run: dict[str, Any] | None = None
-    unusable: int = 0  # URL records that could not be placed on the clock (see runs_in)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -147,60 +132,6 @@ class Summary:
         return _rounded(record)  # type: ignore[no-any-return]
 
 
-def runs_in(records: Iterable[dict[str, Any]]) -> list[RunRecords]:
-    """Each run in *records* (URL and run records, as the reader gives them), the earliest started first.
-
-    A run starts at its run record's ``started_at``, else at its first URL's;
-    runs that started together keep their order in the file.  A URL record
-    that cannot be placed on the clock (no status or times, a number that is
-    not one: hand-edited, or garbage that parsed) is counted in ``unusable``.
-    """
-    urls: dict[str, list[dict[str, Any]]] = {}
-    spans: dict[str, list[Span]] = {}
-    unusable: Counter[str] = Counter()
-    run_records: dict[str, dict[str, Any]] = {}
-    for record in records:
-        run_id = str(record.get("run_id") or "")
-        urls.setdefault(run_id, [])
-        spans.setdefault(run_id, [])
-        if is_run(record):
-            run_records[run_id] = record
-            continue
-        placed = _placed(record)
-        if placed is None:
-            unusable[run_id] += 1
-        else:
-            urls[run_id].append(record)
-            spans[run_id].append(placed)
-    runs = [
-        RunRecords(
-            run_id=run_id,
-            urls=urls[run_id],
-            spans=spans[run_id],
-            run=run_records.get(run_id),
-            unusable=unusable[run_id],
-        )
-        for run_id in urls
-    ]
-    return sorted(runs, key=_start)
-
-
-def pick_run(runs: Sequence[RunRecords], run_id: str | None = None) -> RunRecords:
-    """The run *run_id* of *runs* (from ``runs_in``), or the last to start.
-
-    Raises ConfigError when there is none, or no run *run_id* (naming the last few ids).
-    """
-    if not runs:
-        raise ConfigError("the report has no records")
-    if run_id is None:
-        return runs[-1]
-    for run in runs:
-        if run.run_id == run_id:
-            return run
-    latest = ", ".join(run.run_id for run in runs[-RUNS_LISTED:])
-    raise ConfigError(f"no run {run_id!r} in the report; its last runs: {latest}")
-
-
 def summarise(run: RunRecords, *, skipped_lines: int = 0) -> Summary:
     """What *run* did.  *skipped_lines*: the reader's count, passed through."""
     spans = run.spans
@@ -235,18 +166,6 @@ def summarise(run: RunRecords, *, skipped_lines: int = 0) -> Summary:
         unusable=run.unusable,
         skipped_lines=skipped_lines,
     )
-
-
-def clock(run: RunRecords) -> tuple[float, float]:
-    """When *run* started and finished: its run record's times, else its first ready and last finish."""
-    if run.run is not None:
-        try:
-            start, end = timestamp(run.run["started_at"]), timestamp(run.run["finished_at"])
-        except (KeyError, TypeError, ValueError):
-            pass  # a run record a person edited: the URLs still tell
-        else:
-            return start, max(start, end)
-    return bounds(run.spans)
 
 
 def hosts(urls: Iterable[dict[str, Any]], limits: Mapping[str, HostLimit] | None = None) -> tuple[HostSummary, ...]:
@@ -351,26 +270,8 @@ def period_text(summary: Summary) -> str:
     return f"{start:%Y-%m-%d %H:%M:%S} to {end_text} UTC, {seconds_text(summary.wall_s)}"
 
 
-def _start(run: RunRecords) -> float:
-    return clock(run)[0] if run.spans or run.run else math.inf
-
-
 def _iso(time: float) -> str:
     return datetime.fromtimestamp(time, timezone.utc).isoformat(timespec="milliseconds")
-
-
-def _placed(record: dict[str, Any]) -> Span | None:
-    """The record on the clock, or None if it is not one the summary can use."""
-    if not isinstance(record.get("status"), str):
-        return None
-    for name in _NUMBERS:
-        value = record.get(name)
-        if value is not None and (type(value) not in (int, float) or value < 0):
-            return None
-    try:
-        return span(record)
-    except (TypeError, ValueError):  # no time, or one that is not ISO 8601
-        return None
 
 
 def _rounded(value: Any) -> Any:

@@ -13,8 +13,9 @@ import pytest
 
 from fetcher.cli.main import main
 from fetcher.report import ReportWriter, read_report
-from fetcher.report.summary import NO_RUN_RECORD, pick_run, runs_in, summarise
+from fetcher.report.summary import NO_RUN_RECORD, summarise
 from fetcher.report.timeline import slots_in_use
+from fetcher.report.which_run import pick_run, runs_in
 from tests import server as srv
 from tests.report.samples import NOW, result
 from tests.report.simulated import simulated_run
@@ -177,6 +178,26 @@ def test_json_prints_the_summary_as_one_object(two_runs: Path, capsys: pytest.Ca
     summary = json.loads(capsys.readouterr().out)
     assert (summary["run_id"], summary["urls"], summary["slots"], summary["slots_from"]) == ("today", 40, 4, "max")
     assert {"statuses", "bytes", "wall_s", "all_busy_s", "hosts", "slowest", "gave_up", "gave_up_urls"} <= set(summary)
+
+
+def test_runs_written_in_turns_are_summarised_as_a_read_of_the_whole_report_would(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Two overlapping runs appending to one report, their records in turns: the command reads it twice.
+    path = tmp_path / "fetcher-report.jsonl"
+    earlier, earlier_run = simulated_run(30, run_id="earlier", start=NOW - timedelta(minutes=1), acquire_timeout=3.0)
+    later, later_run = simulated_run(30, run_id="later", start=NOW, acquire_timeout=3.0)
+    with ReportWriter(path) as writer:
+        for mine, theirs in zip(later, earlier, strict=True):
+            writer.write(mine)
+            writer.write(theirs)
+        writer.write_run(earlier_run)
+        writer.write_run(later_run)
+    for run_id in (None, "earlier"):
+        asked = () if run_id is None else ("--run", run_id)
+        assert fetcher("report", path, "--json", *asked) == 0
+        whole = summarise(pick_run(runs_in(read_report(path)), run_id)).to_record()
+        assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(whole))
 
 
 def test_html_writes_the_page_and_still_prints_the_summary(

@@ -21,7 +21,8 @@ from fetcher.cluster.export import export_to, write_records
 from fetcher.cluster.queue import ClusterQueue
 from fetcher.limits.redis import cluster_keys
 from fetcher.report import read_report
-from fetcher.report.summary import runs_in, summarise
+from fetcher.report.summary import summarise
+from fetcher.report.which_run import runs_in
 
 START = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 

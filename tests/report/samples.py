@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -42,3 +42,22 @@ def run_record(**changes: Any) -> RunRecord:
     }
     values.update(changes)
     return RunRecord(**values)
+
+
+def at(seconds: float) -> Any:
+    return NOW + timedelta(seconds=seconds)
+
+
+def download(line: int, start: float, wait: float, took: float, **changes: Any) -> dict[str, Any]:
+    """The record of a URL ready at *start* that waited *wait* and then downloaded for *took* seconds."""
+    values: dict[str, Any] = {
+        "started_at": at(start),
+        "finished_at": at(start + wait + took),
+        "wait_s": wait,
+        "ttfb_s": took / 2,
+        "download_s": took / 2,
+        "total_s": wait + took,
+        "waited_on": "slots" if wait else None,
+    }
+    values.update(changes)
+    return result(line, **values).to_record()

@@ -10,7 +10,8 @@ import pytest
 
 from fetcher._result import Result, Status
 from fetcher.report import html as page
-from fetcher.report.summary import pick_run, runs_in, summarise
+from fetcher.report.summary import summarise
+from fetcher.report.which_run import pick_run, runs_in
 
 from .samples import NOW, result, run_record
 from .simulated import simulated_run

@@ -19,7 +19,8 @@ import pytest
 
 from fetcher._result import Result, Status
 from fetcher.report.html import render
-from fetcher.report.summary import pick_run, runs_in, summarise
+from fetcher.report.summary import summarise
+from fetcher.report.which_run import pick_run, runs_in
 
 from .simulated import simulated_run
 

@@ -1,4 +1,4 @@
-"""fetcher.report.summary: which run a report summary is about, and what that run did, as numbers."""
+"""fetcher.report.summary: what one run did, as numbers."""
 
 from __future__ import annotations
 
@@ -10,40 +10,13 @@ from typing import Any, cast
 
 import pytest
 
-from fetcher._errors import ConfigError
 from fetcher._result import Result, Status
 from fetcher.report import ReportWriter, read_report
-from fetcher.report.summary import (
-    INVALID_HOST,
-    Summary,
-    percentile,
-    pick_run,
-    runs_in,
-    seconds_text,
-    summarise,
-)
+from fetcher.report.summary import INVALID_HOST, Summary, percentile, seconds_text, summarise
+from fetcher.report.which_run import pick_run, runs_in
 
-from .samples import NOW, result, run_record
+from .samples import NOW, at, download, result, run_record
 from .simulated import simulated_run
-
-
-def at(seconds: float) -> Any:
-    return NOW + timedelta(seconds=seconds)
-
-
-def download(line: int, start: float, wait: float, took: float, **changes: Any) -> dict[str, Any]:
-    """The record of a URL ready at *start* that waited *wait* and then downloaded for *took* seconds."""
-    values: dict[str, Any] = {
-        "started_at": at(start),
-        "finished_at": at(start + wait + took),
-        "wait_s": wait,
-        "ttfb_s": took / 2,
-        "download_s": took / 2,
-        "total_s": wait + took,
-        "waited_on": "slots" if wait else None,
-    }
-    values.update(changes)
-    return result(line, **values).to_record()
 
 
 def summary_of(*records: dict[str, Any], run_id: str | None = None) -> Summary:
@@ -164,26 +137,6 @@ def test_urls_that_gave_up_waiting_are_counted_and_named_by_line() -> None:
     )
     assert summary.gave_up == 2
     assert [(u.line, u.wait_s, u.waited_on) for u in summary.gave_up_urls] == [(2, 30, "host"), (7, 30, "slots")]
-
-
-def test_the_default_run_is_the_one_that_started_last() -> None:
-    later = download(1, 100, 0, 1, run_id="later")
-    earlier = download(1, 0, 0, 1, run_id="earlier")
-    runs = runs_in([later, earlier, run_record(run_id="earlier", started_at=at(0), finished_at=at(1)).to_record()])
-    assert [run.run_id for run in runs] == ["earlier", "later"]
-    assert pick_run(runs).run_id == "later"
-    assert pick_run(runs, "earlier").run is not None
-
-
-def test_an_unknown_run_names_the_last_runs() -> None:
-    runs = runs_in(download(1, n, 0, 1, run_id=f"run-{n}") for n in range(8))
-    with pytest.raises(ConfigError, match="no run 'nope' in the report; its last runs: run-3, .*, run-7$"):
-        pick_run(runs, "nope")
-
-
-def test_a_report_without_records_has_no_run_to_summarise() -> None:
-    with pytest.raises(ConfigError, match="no records"):
-        pick_run(runs_in([]))
 
 
 def test_a_record_without_usable_times_is_counted_not_raised() -> None:
