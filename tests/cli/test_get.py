@@ -63,6 +63,15 @@ def everything(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def download_started(server: srv.LoopbackServer, path: str, dest: Path) -> bool:
+    """Whether the download of *path* has begun: the server has its request and a partial file is in *dest*.
+
+    A partial file alone does not tell: the Fetcher's start proves DEST writable with a temporary file of
+    the same kind, there for an instant, which a poll can see before the run has begun.
+    """
+    return server.requests[path] > 0 and any(p.name.endswith(".part") for p in dest.glob(".*"))
+
+
 @pytest.fixture
 def dest(tmp_path: Path) -> Path:
     return tmp_path / "out"
@@ -477,7 +486,7 @@ def test_worker_processes_are_prepared_only_for_a_list_that_may_reach_500_urls(
     try:
         # The copy is made before the download starts, but a busy machine may run it later.
         for _ in range(300):  # bounded: the download starts within seconds
-            started = any(p.name.endswith(".part") for p in dest.glob(".*"))
+            started = download_started(server, "/held.iso", dest)
             if started and bool(forkers_of(process.pid)) == prepared:
                 break
             time.sleep(0.05)
@@ -501,7 +510,7 @@ def test_a_long_lists_run_keeps_the_deciding_process_to_one_core(
     process = spawn(listed, "-q", "-d", dest, "--timeout", "20")
     try:
         for _ in range(300):  # bounded: the held download starts within seconds
-            if any(p.name.endswith(".part") for p in dest.glob(".*")) or process.poll() is not None:
+            if download_started(server, "/held.iso", dest) or process.poll() is not None:
                 break
             time.sleep(0.05)
         kept = os.sched_getaffinity(process.pid)  # its main thread, where the run's threads start
@@ -518,11 +527,11 @@ def test_a_signal_mid_download_exits_cleanly_and_leaves_no_partial_file(
     url = server.route("/big.iso", srv.stalled(b"x" * 1000, claimed=10_000_000, stall=8))
     process = spawn(url_list(tmp_path, url), "-d", dest, "--timeout", "20")
     deadline = time.monotonic() + 30
-    while not any(p.name.endswith(".part") for p in dest.glob(".*")) and time.monotonic() < deadline:
+    while not download_started(server, "/big.iso", dest) and time.monotonic() < deadline:
         if process.poll() is not None:
             break  # it ended before its download started: its stderr says why (below)
         time.sleep(0.05)
-    started = any(p.name.endswith(".part") for p in dest.glob(".*"))
+    started = download_started(server, "/big.iso", dest)
     process.send_signal(signum)  # nothing if it has ended
     _, err = process.communicate(timeout=15)
     assert started, f"the download never started; exit {process.returncode}, stderr: {err!r}"
@@ -539,7 +548,7 @@ def test_a_signal_gives_every_url_of_the_list_a_record_and_the_run_one(
     rest = [server.route(f"/later{n}", srv.body(b"x")) for n in range(20)]
     process = spawn(url_list(tmp_path, stalled, *rest), "--max", "1", "-d", dest, "--timeout", "20")
     for _ in range(300):  # bounded: the download starts within seconds
-        if any(p.name.endswith(".part") for p in dest.glob(".*")):
+        if download_started(server, "/stalled.iso", dest):
             break
         time.sleep(0.05)
     os.kill(process.pid, signum)
@@ -887,7 +896,7 @@ def test_a_stop_with_nothing_left_to_start_does_not_say_it_records_urls_not_star
     stalled = server.route("/stalled.iso", srv.stalled(b"x" * 1000, claimed=10_000_000, stall=8))
     process = spawn(url_list(tmp_path, stalled), "-d", dest, "--timeout", "20")
     for _ in range(300):  # bounded: the download starts within seconds
-        if any(p.name.endswith(".part") for p in dest.glob(".*")):
+        if download_started(server, "/stalled.iso", dest):
             break
         time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
