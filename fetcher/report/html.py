@@ -24,10 +24,10 @@ from .._text import escape
 from .._units import format_size
 from .summary import HostSummary, Spread, Summary, busy_text, period_text, seconds_text
 from .timeline import Series, Span, bucket_peaks, slots_in_use, timestamp, waiting
-from .which_run import RunRecords, clock
+from .which_run import RECORDS_KEPT, RunRecords, clock
 
 #: Up to this many URLs, each has its own bar; beyond it they are counted per slice of time.
-BAR_LIMIT = 2000
+BAR_LIMIT = RECORDS_KEPT
 #: Slices of time for the counted bars, and for a step chart with more changes than POINT_LIMIT.
 BUCKETS = 240
 POINT_LIMIT = 4000
@@ -217,7 +217,7 @@ def _y_ticks(highest: int) -> list[int]:
 def _bars_section(run: RunRecords, axis: _Axis) -> str:
     spans = run.spans
     statuses = sorted({s.status for s in spans}, key=_status_order)
-    if len(spans) <= BAR_LIMIT:
+    if len(spans) <= BAR_LIMIT and len(run.urls) == len(spans):
         title = "<h2>Each URL</h2>"
         note = (
             '<p class="note">One bar per URL, in list order: waiting to start (grey, or in its status\'s colour if it '

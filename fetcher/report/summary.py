@@ -16,24 +16,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlsplit
 
 from .._result import Status
-from .._urls import host_key
 from .adaptive import HostLimit, host_limits
-from .timeline import peak, requested, slots_in_use, time_at_least
+from .tally import GAVE_UP_NAMED as GAVE_UP_NAMED
+from .tally import INVALID_HOST as INVALID_HOST
+from .tally import SLOWEST as SLOWEST
+from .tally import HostTally, Tally
+from .timeline import peak, slots_in_use, time_at_least
 from .which_run import RunRecords, clock
 
-#: The slowest URLs a summary names.
-SLOWEST = 5
-#: The URLs that gave up waiting a summary names (it counts them all).
-GAVE_UP_NAMED = 20
-#: The host of records whose URL has none (status invalid, or not parseable).
-INVALID_HOST = "(invalid)"
 #: What a summary says of a run that left no run record.
 NO_RUN_RECORD = "no run record: the run was killed, or written by an older fetcher"
-
-_SUCCEEDED = frozenset(status.value for status in Status if status.succeeded)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -134,7 +128,7 @@ class Summary:
 
 def summarise(run: RunRecords, *, skipped_lines: int = 0) -> Summary:
     """What *run* did.  *skipped_lines*: the reader's count, passed through."""
-    spans = run.spans
+    spans, tally = run.spans, run.tally
     record = run.run or {}
     start, end = clock(run)
     in_use = slots_in_use(spans)
@@ -150,69 +144,44 @@ def summarise(run: RunRecords, *, skipped_lines: int = 0) -> Summary:
         started_at=_iso(start) if spans or run.run else None,
         finished_at=_iso(end) if spans or run.run else None,
         wall_s=end - start,
-        urls=len(run.urls),
-        statuses=_by_status(Counter(r["status"] for r in run.urls)),
-        bytes=sum(r["bytes"] or 0 for r in run.urls if r["status"] in _SUCCEEDED),
-        retried=sum(1 for r in run.urls if (r["attempts"] or 0) > 1),
-        waited_on=dict(Counter(r["waited_on"] for r in run.urls if r["waited_on"]).most_common()),
+        urls=tally.urls,
+        statuses=_by_status(tally.statuses),
+        bytes=tally.bytes,
+        retried=tally.retried,
+        waited_on=dict(tally.waited_on.most_common()),
         slots=slots,
         slots_from="max" if cap is not None else "peak",
         peak_in_use=highest,
         all_busy_s=time_at_least(in_use, slots) if slots else 0.0,
-        hosts=hosts(run.urls, host_limits(run.run)),
-        slowest=tuple(_named(r) for r in slowest(run.urls, SLOWEST)),
-        gave_up=sum(1 for r in run.urls if r["status"] == Status.ACQUIRE_TIMEOUT.value),
-        gave_up_urls=tuple(_named(r) for r in gave_up(run.urls)[:GAVE_UP_NAMED]),
+        hosts=hosts(tally, host_limits(run.run)),
+        slowest=tuple(_named(r) for r in tally.slowest()),
+        gave_up=tally.gave_up,
+        gave_up_urls=tuple(_named(r) for r in tally.first_gave_up()),
         unusable=run.unusable,
         skipped_lines=skipped_lines,
     )
 
 
-def hosts(urls: Iterable[dict[str, Any]], limits: Mapping[str, HostLimit] | None = None) -> tuple[HostSummary, ...]:
+def hosts(tally: Tally, limits: Mapping[str, HostLimit] | None = None) -> tuple[HostSummary, ...]:
     """Per host, the most URLs first (then by name), and INVALID_HOST last; with their adaptive *limits*."""
     limits = limits or {}
-    groups: dict[str, list[dict[str, Any]]] = {}
-    known: dict[tuple[str, str], str] = {}  # (status, the URL up to its path) -> host: parse each site once
-    for record in urls:
-        site = (record["status"], _site(record.get("url") or ""))
-        host = known.get(site)
-        if host is None:
-            host = known[site] = host_of({"status": site[0], "url": site[1]})
-        groups.setdefault(host, []).append(record)
     return tuple(
         HostSummary(
-            host=host,
-            urls=len(records),
-            bytes=sum(r["bytes"] or 0 for r in records if r["status"] in _SUCCEEDED),
-            wait_s=spread(r["wait_s"] for r in records),
-            ttfb_s=spread(r["ttfb_s"] for r in records),
-            # A URL never requested (a duplicate, an invalid line) took no time worth a median.
-            total_s=spread(r["total_s"] for r in records if requested(r)),
-            limit=limits.get(host),
+            host=name,
+            urls=host.urls,
+            bytes=host.bytes,
+            wait_s=spread(host.wait_s),
+            ttfb_s=spread(host.ttfb_s),
+            total_s=spread(host.total_s),
+            limit=limits.get(name),
         )
-        for host, records in sorted(groups.items(), key=lambda item: (item[0] == INVALID_HOST, -len(item[1]), item[0]))
+        for name, host in sorted(tally.hosts.items(), key=_host_order)
     )
 
 
-def host_of(record: dict[str, Any]) -> str:
-    """The host the record's URL counted against, or INVALID_HOST for a URL without a usable one."""
-    url = record.get("url") or ""
-    if record["status"] == Status.INVALID.value:
-        return INVALID_HOST
-    try:
-        if not urlsplit(url).hostname:
-            return INVALID_HOST
-        return host_key(url)
-    except ValueError:  # a port out of range, a bad IPv6 literal
-        return INVALID_HOST
-
-
-def _site(url: str) -> str:
-    """*url* up to its path, query or fragment: all host_of looks at."""
-    scheme, sep, rest = url.partition("://")
-    for stop in "/?#":
-        rest = rest.split(stop, 1)[0]
-    return scheme + sep + rest
+def _host_order(item: tuple[str, HostTally]) -> tuple[bool, int, str]:
+    name, host = item
+    return name == INVALID_HOST, -host.urls, name
 
 
 def spread(values: Iterable[float | None]) -> Spread:
@@ -229,17 +198,6 @@ def percentile(ordered: Sequence[float], fraction: float) -> float | None:
     below = math.floor(position)
     above = min(below + 1, len(ordered) - 1)
     return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
-
-
-def slowest(urls: Iterable[dict[str, Any]], count: int) -> list[dict[str, Any]]:
-    """The *count* requested URLs with the longest ``total_s``, slowest first (those that gave up are apart)."""
-    timed = (r for r in urls if r["total_s"] is not None and requested(r))
-    return sorted(timed, key=lambda r: -r["total_s"])[:count]
-
-
-def gave_up(urls: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The URLs that gave up waiting to start (``acquire-timeout``), by line."""
-    return sorted((r for r in urls if r["status"] == Status.ACQUIRE_TIMEOUT.value), key=lambda r: r["line"] or 0)
 
 
 def busy_text(summary: Summary) -> str:
@@ -297,7 +255,7 @@ def _max_option(record: Mapping[str, Any]) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
-def _named(record: dict[str, Any]) -> NamedURL:
+def _named(record: Mapping[str, Any]) -> NamedURL:
     return NamedURL(
         line=record["line"],
         url=record["url"] or "",

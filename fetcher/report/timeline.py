@@ -21,7 +21,7 @@ attempt only.  It knows nothing of files, runs or drawing
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -70,7 +70,7 @@ def timestamp(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
 
-def requested(record: dict[str, Any]) -> bool:
+def requested(record: Mapping[str, Any]) -> bool:
     """True if the URL was requested, so held a slot (records before 0.2 have no ``attempts``)."""
     if record["status"] in _NOTHING_REQUESTED:
         return False

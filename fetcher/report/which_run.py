@@ -1,12 +1,15 @@
 """Which run of a report to summarise, and its records: the runs in the order they started, and the one chosen.
 
 A report grows by a run each time fetcher writes to it (a cron job's, each
-night), so the command does not keep every run's records: ``read_run``
-keeps, as it reads, only the records of the run that appeared last (or of
-the one asked for), and with them the records' fields the summary and the
-page use.  Where that is not the run to summarise (a run that started later
-appeared earlier in the file, or two runs wrote to it in turns), it says so,
-and a second read with ``only`` keeps that one.  ``runs_in`` keeps them all.
+night), and a run may have millions of URLs, so the command does not keep
+every record: ``read_run`` keeps, as it reads, only the run that appeared
+last (or the one asked for), and of it what its URL records add up to
+(fetcher.report.tally), each one's place on the clock, and the records
+themselves (cut to the fields the page reads) only up to RECORDS_KEPT, for
+the page's bar per URL.  Where that is not the run to summarise (a run that
+started later appeared earlier in the file, or two runs wrote to it in
+turns), it says so, and a second read with ``only`` keeps that one.
+``runs_in`` keeps every run, records and all.
 """
 
 from __future__ import annotations
@@ -20,12 +23,17 @@ from typing import Any
 
 from .._errors import ConfigError
 from .reader import is_run
+from .tally import Tally
 from .timeline import Span, bounds, span, timestamp
 
 #: The run ids an unknown --run lists.
 RUNS_LISTED = 5
 
 _NUMBERS = ("line", "bytes", "wait_s", "ttfb_s", "download_s", "total_s", "attempts")
+
+#: URL records of a run that ``read_run`` keeps, for the page's bar per URL; past that it keeps their
+#: places on the clock and their tally only.
+RECORDS_KEPT = 2000
 
 #: What the summary and the page read of a URL record (``read_run`` keeps these only).
 USED_FIELDS = ("line", "url", "status", "bytes", "attempts", "waited_on", "error", "wait_s", "ttfb_s", "download_s",
@@ -34,11 +42,14 @@ USED_FIELDS = ("line", "url", "status", "bytes", "attempts", "waited_on", "error
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RunRecords:
-    """One run's records in a report: its URL records (file order) and its run record, if it wrote one."""
+    """One run's records in a report: what its URL records add up to (``tally``), each one's place on the
+    clock (``spans``, file order), the records themselves where kept (``urls``, the same order: all of them
+    from ``runs_in``, none past RECORDS_KEPT from ``read_run``), and its run record, if it wrote one."""
 
     run_id: str
+    tally: Tally
+    spans: Sequence[Span]
     urls: list[dict[str, Any]]
-    spans: list[Span]  # urls on the run's clock, in the same order
     run: dict[str, Any] | None = None
     unusable: int = 0  # URL records that could not be placed on the clock (see runs_in)
 
@@ -66,20 +77,24 @@ def runs_in(records: Iterable[dict[str, Any]]) -> list[RunRecords]:
     """
     urls: dict[str, list[dict[str, Any]]] = {}
     spans: dict[str, list[Span]] = {}
+    tallies: dict[str, Tally] = {}
     unusable: Counter[str] = Counter()
     run_records: dict[str, dict[str, Any]] = {}
     for record in records:
         run_id, placed = _sorted(record, run_records, unusable)
         urls.setdefault(run_id, [])
         spans.setdefault(run_id, [])
+        tally = tallies.setdefault(run_id, Tally())
         if placed is not None:
             urls[run_id].append(record)
             spans[run_id].append(placed)
+            tally.add(record)
     runs = [
         RunRecords(
             run_id=run_id,
-            urls=urls[run_id],
+            tally=tallies[run_id],
             spans=spans[run_id],
+            urls=urls[run_id],
             run=run_records.get(run_id),
             unusable=unusable[run_id],
         )
@@ -109,9 +124,10 @@ def read_run(records: Iterable[dict[str, Any]], run_id: str | None = None, *, on
     first_ready: dict[str, float] = {}  # each run's first ready (inf: none placed), in the order runs appear
     run_records: dict[str, dict[str, Any]] = {}
     unusable: Counter[str] = Counter()
-    kept: str | None = None  # the run whose placed records are being kept
-    urls: list[dict[str, Any]] = []
+    kept: str | None = None  # the run whose placed records are being kept (tallied, placed, RECORDS_KEPT kept)
+    tally = Tally()
     spans: list[Span] = []
+    urls: list[dict[str, Any]] = []
     dropped: set[str] = set()  # runs with a placed record that was not kept, or no longer is
     wanted = only if only is not None else run_id
     for record in records:
@@ -126,10 +142,15 @@ def read_run(records: Iterable[dict[str, Any]], run_id: str | None = None, *, on
         if key != kept:
             if kept is not None:
                 dropped.add(kept)  # another run wrote in between: the records kept so far go
-                urls, spans = [], []
+                tally, spans, urls = Tally(), [], []
             kept = key
-        urls.append(_slim(record))
+        slim = _slim(record)
+        tally.add(slim)
         spans.append(placed)
+        if len(spans) <= RECORDS_KEPT:
+            urls.append(slim)
+        elif urls:
+            urls = []  # more than the page draws one by one: the tally and the places on the clock will do
     ids = sorted(first_ready, key=lambda key: _start_of(run_records.get(key), first_ready[key]))
     if not ids:
         return RunRead(ids=ids, chosen=None, run=None)
@@ -137,8 +158,8 @@ def read_run(records: Iterable[dict[str, Any]], run_id: str | None = None, *, on
     if first_ready[chosen] != math.inf and (chosen != kept or chosen in dropped):
         return RunRead(ids=ids, chosen=chosen, run=None)  # some of its records were not kept
     whole = chosen == kept
-    run = RunRecords(run_id=chosen, urls=urls if whole else [], spans=spans if whole else [],
-                     run=run_records.get(chosen), unusable=unusable[chosen])  # fmt: skip
+    run = RunRecords(run_id=chosen, tally=tally if whole else Tally(), spans=spans if whole else [],
+                     urls=urls if whole else [], run=run_records.get(chosen), unusable=unusable[chosen])  # fmt: skip
     return RunRead(ids=ids, chosen=chosen, run=run)
 
 

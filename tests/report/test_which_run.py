@@ -56,7 +56,7 @@ def test_one_read_keeps_the_last_run_of_a_report_a_run_at_a_time() -> None:
     assert read.run is not None
     whole = pick_run(runs_in(records))
     assert [r["line"] for r in read.run.urls] == [r["line"] for r in whole.urls]
-    assert read.run.spans == whole.spans and read.run.run == whole.run
+    assert list(read.run.spans) == whole.spans and read.run.run == whole.run
 
 
 def test_the_records_kept_hold_the_fields_the_summary_reads() -> None:
