@@ -165,18 +165,11 @@ def read_run(records: Iterable[dict[str, Any]], run_id: str | None = None, *, on
 
 def clock(run: RunRecords) -> tuple[float, float]:
     """When *run* started and finished: its run record's times, else its first ready and last finish."""
-    if run.run is not None:
-        try:
-            start, end = timestamp(run.run["started_at"]), timestamp(run.run["finished_at"])
-        except (KeyError, TypeError, ValueError):
-            pass  # a run record a person edited: the URLs still tell
-        else:
-            return start, max(start, end)
-    return bounds(run.spans)
+    return _recorded_times(run.run) or bounds(run.spans)
 
 
 def _start(run: RunRecords) -> float:
-    return clock(run)[0] if run.spans or run.run else math.inf
+    return _start_of(run.run, min((s.ready for s in run.spans), default=math.inf))
 
 
 def _sorted(
@@ -195,14 +188,25 @@ def _sorted(
 
 
 def _start_of(run_record: dict[str, Any] | None, first_ready: float) -> float:
-    """``_start`` of a run from its run record and the first ready of its URL records (inf: none placed)."""
-    if run_record is not None:
-        try:
-            start, _ = timestamp(run_record["started_at"]), timestamp(run_record["finished_at"])
-        except (KeyError, TypeError, ValueError):
-            return 0.0 if first_ready == math.inf else first_ready
-        return start
+    """When a run started (for its order among the runs), from its run record, else from the first ready of its
+    URL records (inf: none placed): ``clock``'s start, and inf for a run with no record of either kind."""
+    times = _recorded_times(run_record)
+    if times is not None:
+        return times[0]
+    if run_record is not None and first_ready == math.inf:
+        return 0.0  # as bounds() of no spans: a run record whose times do not read, and no URL
     return first_ready
+
+
+def _recorded_times(run_record: dict[str, Any] | None) -> tuple[float, float] | None:
+    """When the run record says its run started and finished; None without one, or where they do not read."""
+    if run_record is None:
+        return None
+    try:
+        start, end = timestamp(run_record["started_at"]), timestamp(run_record["finished_at"])
+    except (KeyError, TypeError, ValueError):
+        return None  # a run record a person edited: the URLs still tell
+    return start, max(start, end)
 
 
 def _chosen(ids: Sequence[str], run_id: str | None) -> str:
