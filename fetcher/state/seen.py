@@ -319,8 +319,12 @@ class Seen(Generic[V]):
             except sqlite3.Error:
                 conn.close()
                 raise
-            getlimit = getattr(conn, "getlimit", None)  # Python 3.11+
-            values = _VALUES_LIMIT_OLD if getlimit is None else getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-            self._rows_per_statement = max(1, min(ROWS_PER_STATEMENT, values // 3))
+            self._rows_per_statement = max(1, min(ROWS_PER_STATEMENT, values_limit(conn) // 3))
             self._conn = conn
         return self._conn
+
+
+def values_limit(conn: sqlite3.Connection) -> int:
+    """How many values SQLite binds to one statement on *conn*."""
+    getlimit = getattr(conn, "getlimit", None)  # Python 3.11+
+    return _VALUES_LIMIT_OLD if getlimit is None else int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))

@@ -26,7 +26,7 @@ from .._errors import StateError
 from . import sqlite_file
 from .behind import MAX_PENDING, Behind
 from .records import Saved
-from .seen import Bloom, fingerprint
+from .seen import Bloom, fingerprint, values_limit
 from .sqlite_file import ANY_NAME, SAVED_COLUMNS, connect, transaction, trouble
 
 log = logging.getLogger("fetcher")
@@ -48,10 +48,6 @@ _ANY_PARTIAL = "SELECT 1 FROM partial LIMIT 1"
 
 #: Rows in one statement of the writer's (fewer where SQLite binds fewer values).
 ROWS_PER_STATEMENT = 500
-
-#: SQLite's limit on the values bound to one statement where it cannot be asked (Python 3.10), its
-#: default before SQLite 3.32.
-_VALUES_LIMIT_OLD = 999
 
 
 def _hashed(name_folded: str) -> tuple[int, int]:
@@ -294,9 +290,7 @@ class Writer(Behind):
 
 def _rows_per_statement(conn: sqlite3.Connection, width: int) -> int:
     """Rows of *width* values that one statement may bind on *conn* (one more value for the DELETE's folder)."""
-    getlimit = getattr(conn, "getlimit", None)  # Python 3.11+
-    values = _VALUES_LIMIT_OLD if getlimit is None else getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-    return max(1, min(ROWS_PER_STATEMENT, (values - 1) // width))
+    return max(1, min(ROWS_PER_STATEMENT, (values_limit(conn) - 1) // width))
 
 
 def _put_rows(conn: sqlite3.Connection, head: str, rows: list[tuple[Any, ...]]) -> None:
