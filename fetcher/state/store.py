@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 from .._errors import StateError
 from .behind import WRITE_EVERY_S as WRITE_EVERY_S  # the writer commits at least this often while records wait
 from .records import Partial, Saved
-from .sqlite_file import ANY_NAME, PARTIAL_COLUMNS, SAVED_COLUMNS, connect, open_file, trouble
+from .sqlite_file import ANY_NAME, PARTIAL_COLUMNS, SAVED_COLUMNS, connect, in_chunks, open_file, trouble
 from .writer import Writer
 
 __all__ = ["DEFAULT_STATE_NAME", "Names", "Partial", "Saved", "StateStore", "WRITE_EVERY_S"]
@@ -104,14 +104,13 @@ class StateStore:
         return self._read("look up a saved file", work)
 
     def saved_many(self, urls: list[str]) -> dict[str, Saved]:
-        """The saved records of those *urls* that have one: a query per 500 URLs, not per URL."""
+        """The saved records of those *urls* that have one: a query per up to 512 URLs, not per URL."""
         found = self._writer.pending_many(urls)
         rest = [url for url in urls if url not in found]
 
         def work(conn: sqlite3.Connection) -> dict[str, Saved]:
             rows: dict[str, Saved] = {}
-            for start in range(0, len(rest), 500):
-                chunk = rest[start : start + 500]
+            for chunk in in_chunks(rest, 512):
                 query = f"{_GET_SAVED_IN} ({', '.join('?' * len(chunk))})"
                 for row in conn.execute(query, chunk):
                     saved = Saved(**dict(zip(SAVED_COLUMNS, row, strict=True)))

@@ -27,7 +27,7 @@ from . import sqlite_file
 from .behind import MAX_PENDING, Behind
 from .records import Saved
 from .seen import Bloom, fingerprint, values_limit
-from .sqlite_file import ANY_NAME, SAVED_COLUMNS, connect, transaction, trouble
+from .sqlite_file import ANY_NAME, SAVED_COLUMNS, connect, in_chunks, transaction, trouble
 
 log = logging.getLogger("fetcher")
 
@@ -46,8 +46,9 @@ _PUT_SAVED_ROWS = f"INSERT OR REPLACE INTO saved ({', '.join(SAVED_COLUMNS)}) VA
 _SAVED_VALUES = operator.attrgetter(*SAVED_COLUMNS)  # a Saved's row, in one call
 _ANY_PARTIAL = "SELECT 1 FROM partial LIMIT 1"
 
-#: Rows in one statement of the writer's (fewer where SQLite binds fewer values).
-ROWS_PER_STATEMENT = 500
+#: Rows in one statement of the writer's at most (fewer where SQLite binds fewer values); a batch goes
+#: in chunks of powers of two (``in_chunks``).
+ROWS_PER_STATEMENT = 256
 
 
 def _hashed(name_folded: str) -> tuple[int, int]:
@@ -256,8 +257,7 @@ class Writer(Behind):
                     conn.executemany(_FORGET_OLDER_PARTIAL, [(saved.url, saved.saved_at) for saved in records])
                 step = _rows_per_statement(conn, 1)
                 for folder, urls in by_folder.items():
-                    for start in range(0, len(urls), step):
-                        chunk = urls[start : start + step]
+                    for chunk in in_chunks(urls, step):
                         conn.execute(f"{_DROP_NAMES}({', '.join('?' * len(chunk))})", [folder, *chunk])
                 _put_rows(conn, _CLAIM_NAMES, claims)
         except sqlite3.Error as exc:
@@ -300,6 +300,5 @@ def _put_rows(conn: sqlite3.Connection, head: str, rows: list[tuple[Any, ...]]) 
     width = len(rows[0])
     step = _rows_per_statement(conn, width)
     row = f"({', '.join('?' * width)})"
-    for start in range(0, len(rows), step):
-        chunk = rows[start : start + step]
+    for chunk in in_chunks(rows, step):
         conn.execute(head + ", ".join([row] * len(chunk)), [value for each in chunk for value in each])

@@ -122,3 +122,21 @@ def test_a_schema_1_database_is_migrated_and_keeps_its_records(tmp_path: Path) -
     with raw(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone() == (sqlite_file.SCHEMA_VERSION,)
         assert conn.execute("SELECT name FROM names").fetchall() == [("a.txt",)]
+
+
+def test_chunks_hold_every_item_once_in_order() -> None:
+    items = list(range(1_000))
+    chunks = list(sqlite_file.in_chunks(items, 500))
+    assert [item for chunk in chunks for item in chunk] == items
+    assert [len(chunk) for chunk in chunks] == [256, 256, 256, 128, 64, 32, 8]
+
+
+def test_chunks_of_any_batch_come_in_at_most_ten_lengths() -> None:
+    # Each length is a statement SQLite compiles and keeps in the connection's cache.
+    lengths = {len(chunk) for count in range(2_000) for chunk in sqlite_file.in_chunks(range(count), 500)}
+    assert lengths == {1, 2, 4, 8, 16, 32, 64, 128, 256}
+
+
+def test_chunks_keep_to_a_largest_that_is_no_power_of_two() -> None:
+    assert [len(chunk) for chunk in sqlite_file.in_chunks("abcdefg", 3)] == [2, 2, 2, 1]
+    assert list(sqlite_file.in_chunks("", 3)) == []

@@ -129,6 +129,16 @@ def test_an_unknown_url_has_no_records(store: StateStore) -> None:
     assert store.partial("https://files.example/other") is None
 
 
+def test_saved_many_answers_every_url_of_a_list_longer_than_one_query(store: StateStore) -> None:
+    urls = [f"{URL}?{n}" for n in range(700)]  # queries of 512, 128, 32, 16, 8 and 4 URLs
+    for n, url in enumerate(urls[::2]):
+        store.record_saved(saved_record(url, size=n))
+    store.flush()
+    found = store.saved_many([*urls, URL + "?none"])
+    assert sorted(found) == sorted(urls[::2])
+    assert [found[url].size for url in urls[::2]] == list(range(350))
+
+
 def test_record_saved_replaces_the_old_record(store: StateStore) -> None:
     store.record_saved(saved_record(size=1, etag='"v1"'))
     store.record_saved(saved_record(size=2, etag='"v2"'))

@@ -105,7 +105,7 @@ def test_a_saved_record_forgets_only_partials_older_than_itself(store: StateStor
 
 
 def test_a_batch_larger_than_one_statement_is_written_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(writer_module, "ROWS_PER_STATEMENT", 3)  # 10 records and 10 names: 4 statements each
+    monkeypatch.setattr(writer_module, "ROWS_PER_STATEMENT", 3)  # 10 records and 10 names: 5 statements of 2 each
     with StateStore(tmp_path / DEFAULT_STATE_NAME) as store:
         names = store.names(FOLDER)
         for n in range(10):
