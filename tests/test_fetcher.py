@@ -640,6 +640,28 @@ def test_calls_from_several_threads_share_one_cap_in_worker_processes(
     assert overlap.most == 2
 
 
+def test_more_worker_processes_than_cores_all_download_under_the_one_cap(
+    server: srv.LoopbackServer, tmp_path: Path
+) -> None:
+    from tests.workers.processes import socket_owner
+
+    # 4 processes of 2 threads each (8 / 4): nothing holds the count to the cores (2 on CI), and only
+    # all four at once reach 8 downloads in flight.
+    overlap, owners = srv.Overlap(0.3), []
+    earlier = worker_processes()
+
+    def handle(request: srv.Request) -> None:
+        owners.append(socket_owner(request.client_address[1], worker_processes() - earlier))
+        overlap(request)
+
+    urls = [server.route(f"/o{n}", handle) for n in range(32)]
+    with Fetcher(dest=tmp_path, max_concurrent=8, workers=4, state=False) as fetcher:
+        mine = worker_processes() - earlier
+        assert all(r.ok for r in fetcher.fetch(urls))
+    assert len(mine) == 4 and set(owners) - {None} == mine
+    assert overlap.most == 8
+
+
 def test_max_concurrent_holds_over_hosts_in_worker_processes(
     server: srv.LoopbackServer, server_b: srv.LoopbackServer, tmp_path: Path
 ) -> None:
