@@ -13,13 +13,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import operator
 import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .._errors import StateError
 from .records import Partial, Saved
@@ -43,6 +44,21 @@ SCHEMA_VERSION = 2
 # Column names are the field names, in field order: a row is the record.
 SAVED_COLUMNS = tuple(f.name for f in fields(Saved))
 PARTIAL_COLUMNS = tuple(f.name for f in fields(Partial))
+
+#: A record's row, its values in column order, in one call.
+saved_row = operator.attrgetter(*SAVED_COLUMNS)
+partial_row = operator.attrgetter(*PARTIAL_COLUMNS)
+
+
+def saved_of(row: tuple[Any, ...]) -> Saved:
+    """The Saved record a row of the ``saved`` table holds."""
+    return Saved(**dict(zip(SAVED_COLUMNS, row, strict=True)))
+
+
+def partial_of(row: tuple[Any, ...]) -> Partial:
+    """The Partial record a row of the ``partial`` table holds."""
+    return Partial(**dict(zip(PARTIAL_COLUMNS, row, strict=True)))
+
 
 _SCHEMA_1 = (
     """CREATE TABLE saved (

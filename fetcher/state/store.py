@@ -32,12 +32,23 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from .._errors import StateError
 from .behind import WRITE_EVERY_S as WRITE_EVERY_S  # the writer commits at least this often while records wait
 from .records import Partial, Saved
-from .sqlite_file import ANY_NAME, PARTIAL_COLUMNS, SAVED_COLUMNS, connect, in_chunks, open_file, trouble
+from .sqlite_file import (
+    ANY_NAME,
+    PARTIAL_COLUMNS,
+    SAVED_COLUMNS,
+    connect,
+    in_chunks,
+    open_file,
+    partial_of,
+    partial_row,
+    saved_of,
+    trouble,
+)
 from .writer import Writer
 
 __all__ = ["DEFAULT_STATE_NAME", "Names", "Partial", "Saved", "StateStore", "WRITE_EVERY_S"]
@@ -99,7 +110,7 @@ class StateStore:
 
         def work(conn: sqlite3.Connection) -> Saved | None:
             row = conn.execute(_GET_SAVED, (url,)).fetchone()
-            return None if row is None else Saved(**dict(zip(SAVED_COLUMNS, row, strict=True)))
+            return None if row is None else saved_of(row)
 
         return self._read("look up a saved file", work)
 
@@ -113,7 +124,7 @@ class StateStore:
             for chunk in in_chunks(rest, 512):
                 query = f"{_GET_SAVED_IN} ({', '.join('?' * len(chunk))})"
                 for row in conn.execute(query, chunk):
-                    saved = Saved(**dict(zip(SAVED_COLUMNS, row, strict=True)))
+                    saved = saved_of(row)
                     rows[saved.url] = saved
             return rows
 
@@ -138,12 +149,12 @@ class StateStore:
 
         def work(conn: sqlite3.Connection) -> Partial | None:
             row = conn.execute(_GET_PARTIAL, (url,)).fetchone()
-            return None if row is None else _partial(row)
+            return None if row is None else partial_of(row)
 
         return self._read("look up a partial download", work)
 
     def record_partial(self, partial: Partial) -> None:
-        self._run("record a partial download", lambda conn: conn.execute(_PUT_PARTIAL, _row(partial, PARTIAL_COLUMNS)))
+        self._run("record a partial download", lambda conn: conn.execute(_PUT_PARTIAL, partial_row(partial)))
         with self._lock:
             self._partial_urls.add(partial.url)
 
@@ -165,7 +176,7 @@ class StateStore:
     def partials(self) -> list[Partial]:
         """Every partial download on record, by URL (saved records written first, so none is stale)."""
         self._writer.flush()
-        return self._run("list partial downloads", lambda conn: [_partial(row) for row in conn.execute(_ALL_PARTIALS)])
+        return self._run("list partial downloads", lambda conn: list(map(partial_of, conn.execute(_ALL_PARTIALS))))
 
     def close(self) -> None:
         self._writer.close()
@@ -301,11 +312,3 @@ class Names:
 
     def __repr__(self) -> str:
         return f"<Names {self.folder!r} in {self._store!r}>"
-
-
-def _row(record: Saved | Partial, columns: tuple[str, ...]) -> tuple[Any, ...]:
-    return tuple(getattr(record, name) for name in columns)
-
-
-def _partial(row: tuple[Any, ...]) -> Partial:
-    return Partial(**dict(zip(PARTIAL_COLUMNS, row, strict=True)))

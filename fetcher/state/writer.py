@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import operator
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from . import sqlite_file
 from .behind import MAX_PENDING, Behind
 from .records import Saved
 from .seen import Bloom, fingerprint, values_limit
-from .sqlite_file import ANY_NAME, SAVED_COLUMNS, connect, in_chunks, transaction, trouble
+from .sqlite_file import ANY_NAME, SAVED_COLUMNS, connect, in_chunks, saved_row, transaction, trouble
 
 log = logging.getLogger("fetcher")
 
@@ -43,7 +42,6 @@ _FORGET_OLDER_PARTIAL = "DELETE FROM partial WHERE url = ? AND updated_at <= ?"
 _DROP_NAMES = "DELETE FROM names WHERE folder = ? AND url IN "
 _CLAIM_NAMES = "INSERT OR IGNORE INTO names (folder, name_folded, url, name) VALUES "
 _PUT_SAVED_ROWS = f"INSERT OR REPLACE INTO saved ({', '.join(SAVED_COLUMNS)}) VALUES "
-_SAVED_VALUES = operator.attrgetter(*SAVED_COLUMNS)  # a Saved's row, in one call
 _ANY_PARTIAL = "SELECT 1 FROM partial LIMIT 1"
 
 #: Rows in one statement of the writer's at most (fewer where SQLite binds fewer values); a batch goes
@@ -250,7 +248,7 @@ class Writer(Behind):
         try:
             with transaction(conn):
                 self._look_for_others(conn)
-                _put_rows(conn, _PUT_SAVED_ROWS, [_SAVED_VALUES(saved) for saved in records])
+                _put_rows(conn, _PUT_SAVED_ROWS, [saved_row(saved) for saved in records])
                 # A saved record forgets the URL's older partial: there is none to look for when the
                 # table is empty, as it is on almost every run (the write lock is held: none comes).
                 if records and conn.execute(_ANY_PARTIAL).fetchone() is not None:
