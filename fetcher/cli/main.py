@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Iterable
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
@@ -32,6 +33,13 @@ COMMANDS: dict[str, click.Command] = {
     "get": get, "report": report, "slots": slots, "enqueue": enqueue, "work": work, "cluster": cluster_group,
 }  # fmt: skip
 DEFAULT_COMMAND = "get"
+
+if TYPE_CHECKING:
+    from click.exceptions import NoArgsIsHelpError as _ShowsHelp
+else:
+    # A group given no command (`fetcher cluster`): click 8.2 raises this, and main() prints the help
+    # with exit status 2. click 8.1, which pyproject allows, prints the help itself and exits 0.
+    _ShowsHelp = getattr(click.exceptions, "NoArgsIsHelpError", None) or type("_NeverRaised", (Exception,), {})
 
 
 class _Commands(click.Group):
@@ -181,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code = cli.main(args=argv, prog_name="fetcher", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as exc:
+    except _ShowsHelp as exc:
         say(exc.ctx.get_help() if exc.ctx else str(exc))
         code = EXIT_USAGE
     except click.UsageError as exc:

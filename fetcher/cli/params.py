@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -22,6 +22,14 @@ from .._config import MAX_RATE, ca_bundle_problem
 from .._errors import ConfigError
 from .._units import DURATION_EXAMPLES, format_duration, parse_duration, parse_rate, parse_size
 from .._validate import MAX_SECONDS
+
+if TYPE_CHECKING:
+    # click 8.5 made ParamType generic in its value and its input, and 8.4 in its value only; before 8.4 it
+    # is not subscriptable at all. pyproject allows click 8.1, so the subscript is for mypy alone.
+    _AnyType = click.ParamType[Any, Any]
+    _PathType = click.ParamType[Path, Any]
+else:
+    _AnyType = _PathType = click.ParamType
 
 #: A value shown bare when it reads as a number, else in quotes.
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
@@ -41,7 +49,7 @@ def shown(value: object) -> str:
     return text if _NUMBER.fullmatch(text) else f"'{text}'"
 
 
-class Refusing(click.ParamType[Any, Any]):
+class Refusing(_AnyType):
     """A type whose failures read ``OPTION must be WANTED, not VALUE``."""
 
     wanted = "a valid value"
@@ -150,7 +158,7 @@ class File(Refusing):
         return Path(value)
 
 
-class CABundle(click.ParamType[Path, Any]):
+class CABundle(_PathType):
     """A CA bundle, checked now: a bad one is one usage error, not a failure for every HTTPS URL."""
 
     name = "ca_bundle"
@@ -162,7 +170,7 @@ class CABundle(click.ParamType[Path, Any]):
         return Path(value)
 
 
-class SharedSlots(click.ParamType[Any, Any]):
+class SharedSlots(_AnyType):
     """--shared-slots as (name, folder)."""
 
     name = "shared_slots"

@@ -135,6 +135,9 @@ class HangUpAdapter(HTTPAdapter):
         if folder is None:
             return super().build_connection_pool_key_attributes(request, verify, cert)
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, True, cert)
+        # requests 2.32.3 and 2.32.4 give True their preloaded default context, shared by every pool: with a
+        # bundle, urllib3 would load it into that context. requests gives a bundle none; nor do we.
+        pool_kwargs.pop("ssl_context", None)
         pool_kwargs["ca_cert_dir" if folder else "ca_certs"] = verify
         return host_params, pool_kwargs
 

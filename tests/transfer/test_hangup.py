@@ -109,6 +109,15 @@ def test_the_pool_settings_for_a_ca_bundle_are_requests_own(tmp_path: Path, url:
         assert pool is ours.poolmanager.connection_from_host(**expected[0], pool_kwargs=expected[1])
 
 
+def test_a_ca_bundle_never_shares_requests_default_tls_context(tmp_path: Path) -> None:
+    # requests 2.32.3 and 2.32.4 give verify=True a preloaded context shared by every pool; a bundle loaded
+    # into it would be trusted by every other pool of the process.
+    request = requests.Request("GET", "https://files.example:8443/f").prepare()
+    for bundle in ca_bundles(tmp_path):
+        _, pool_kwargs = HangUpAdapter().build_connection_pool_key_attributes(request, bundle)
+        assert "ssl_context" not in pool_kwargs
+
+
 @pytest.mark.parametrize("url", ["http://files.example/f", "https://files.example:8443/f"])
 def test_a_ca_bundle_is_checked_and_set_on_the_pool_as_requests_does(tmp_path: Path, url: str) -> None:
     verifies: list[bool | str] = [True, False, *ca_bundles(tmp_path)]
