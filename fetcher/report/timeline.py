@@ -21,7 +21,8 @@ attempt only.  It knows nothing of files, runs or drawing
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -122,16 +123,25 @@ def step_series(intervals: Iterable[tuple[float, float]]) -> Series:
     An interval is open from its start up to, not including, its end: one that
     ends when another starts makes no overlap, and an empty one counts nowhere.
     """
-    events: list[tuple[float, int]] = []
+    # Starts and ends sorted apart, in arrays, and merged: a run of millions of URLs would otherwise make
+    # two (time, +-1) tuples of each, about 150 bytes a URL at once.
+    starts, ends = array("d"), array("d")
     for start, end in intervals:
         if end > start:
-            events.append((start, 1))
-            events.append((end, -1))
-    events.sort()
+            starts.append(start)
+            ends.append(end)
+    starts, ends = array("d", sorted(starts)), array("d", sorted(ends))
     series: Series = []
-    value = 0
-    for time, delta in events:
-        value += delta
+    value, opened, closed, count = 0, 0, 0, len(starts)
+    while closed < count:
+        if opened < count and starts[opened] < ends[closed]:  # at one instant, what ends goes first
+            time = starts[opened]
+            opened += 1
+            value += 1
+        else:
+            time = ends[closed]
+            closed += 1
+            value -= 1
         if series and series[-1][0] == time:
             series[-1] = (time, value)
         else:
@@ -167,7 +177,7 @@ def slots_in_use(spans: Sequence[Span]) -> Series:
 _SLOT_LIMITS = frozenset({"slots", "shared"})
 
 
-def handed_over(spans: Sequence[Span]) -> list[tuple[float, float]]:
+def handed_over(spans: Sequence[Span]) -> Iterator[tuple[float, float]]:
     """Each recorded slot hold, kept open through its hand-over to a URL that was waiting for a slot.
 
     A slot given back while a URL waits for one is free only until the
@@ -178,21 +188,30 @@ def handed_over(spans: Sequence[Span]) -> list[tuple[float, float]]:
     take, the next by a URL that waited on the slots and was waiting when the
     slot came back, so the count still never exceeds ``--max``.
     """
-    holds = [s.slot for s in spans if s.slot is not None]
-    ends = [end for _, end in holds]
-    takers = [(s.slot[0], s.ready) for s in spans if s.slot is not None and s.waited_on in _SLOT_LIMITS]
-    # (time, 0 for a give-back or 1 for a take, index into holds or takers): at one instant, give-backs first.
-    events = [(end, 0, index) for index, end in enumerate(ends)]
-    events += [(taken, 1, index) for index, (taken, _) in enumerate(takers)]
-    events.sort()
-    given_back: list[tuple[float, int]] = []  # (time, index into holds) not handed to anyone yet, latest last
-    for time, kind, index in events:
-        if kind == 0:
-            given_back.append((time, index))
-        elif given_back and given_back[-1][0] >= takers[index][1]:
+    # Arrays and sorted indexes, not lists of tuples: a run may have millions of URLs (see step_series).
+    starts, ends, taken_at, ready_at = array("d"), array("d"), array("d"), array("d")
+    for s in spans:
+        if s.slot is not None:
+            starts.append(s.slot[0])
+            ends.append(s.slot[1])
+            if s.waited_on in _SLOT_LIMITS:
+                taken_at.append(s.slot[0])
+                ready_at.append(s.ready)
+    # Give-backs and takes each in order of time (of equal times, as they came), merged: at one instant,
+    # give-backs first.
+    backs = sorted(range(len(ends)), key=ends.__getitem__)
+    takes = sorted(range(len(taken_at)), key=taken_at.__getitem__)
+    given_back: list[tuple[float, int]] = []  # (time, index into ends) not handed to anyone yet, latest last
+    back = 0
+    for take in takes:
+        time = taken_at[take]
+        while back < len(backs) and ends[backs[back]] <= time:
+            given_back.append((ends[backs[back]], backs[back]))
+            back += 1
+        if given_back and given_back[-1][0] >= ready_at[take]:
             _, hold = given_back.pop()
             ends[hold] = time
-    return [(start, end) for (start, _), end in zip(holds, ends, strict=True)]
+    return zip(starts, ends, strict=True)
 
 
 def waiting(spans: Sequence[Span]) -> Series:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._errors import ConfigError
+from .columns import SpanColumns
 from .reader import is_run
 from .tally import Tally
 from .timeline import Span, bounds, span, timestamp
@@ -126,7 +127,7 @@ def read_run(records: Iterable[dict[str, Any]], run_id: str | None = None, *, on
     unusable: Counter[str] = Counter()
     kept: str | None = None  # the run whose placed records are being kept (tallied, placed, RECORDS_KEPT kept)
     tally = Tally()
-    spans: list[Span] = []
+    spans: list[Span] | SpanColumns = []  # SpanColumns past RECORDS_KEPT (see columns.py)
     urls: list[dict[str, Any]] = []
     dropped: set[str] = set()  # runs with a placed record that was not kept, or no longer is
     wanted = only if only is not None else run_id
@@ -151,6 +152,7 @@ def read_run(records: Iterable[dict[str, Any]], run_id: str | None = None, *, on
             urls.append(slim)
         elif urls:
             urls = []  # more than the page draws one by one: the tally and the places on the clock will do
+            spans = SpanColumns(spans)  # 64 bytes a URL, not about 400
     ids = sorted(first_ready, key=lambda key: _start_of(run_records.get(key), first_ready[key]))
     if not ids:
         return RunRead(ids=ids, chosen=None, run=None)

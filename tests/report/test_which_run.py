@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from fetcher._errors import ConfigError
-from fetcher.report.which_run import USED_FIELDS, pick_run, read_run, runs_in
+from fetcher.report.which_run import RECORDS_KEPT, USED_FIELDS, pick_run, read_run, runs_in
 
 from .samples import at, download, run_record
 
@@ -120,3 +120,18 @@ def test_one_read_holds_one_run_of_a_long_report_at_a_time() -> None:
 
     peak_while_reading(1)  # the first read's one-off allocations (caches, interned texts) apart
     assert peak_while_reading(50) < 1.5 * peak_while_reading(1)
+
+
+def test_a_run_past_the_records_kept_keeps_each_place_on_the_clock_in_a_fraction_of_the_memory() -> None:
+    urls = RECORDS_KEPT * 3
+    records = [download(line, float(line), 0.5, 1, run_id="long") for line in range(1, urls + 1)]
+    whole = pick_run(runs_in(records))
+    tracemalloc.start()
+    try:
+        read = read_run(iter(records))
+        kept = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert read.run is not None and read.run.urls == []
+    assert list(read.run.spans) == whole.spans
+    assert kept < 100 * urls  # a list of Span objects: about 400 bytes a URL
