@@ -1,24 +1,24 @@
-"""SpanColumns: a run's spans (fetcher.report.timeline.Span) kept as columns of numbers, for long runs.
+"""SpanColumns: a run's spans (fetcher.report.timeline.Span) kept as columns of numbers.
 
-A list of Span objects costs about 400 bytes a URL (the object, six floats,
-a tuple and a status string), and the small objects, freed among the read's
+A list of Spans costs about 400 bytes a URL (the tuple, six floats, another
+tuple and a status string), and the small objects, freed among the read's
 garbage, keep the heap from shrinking: ``fetcher report`` on a run of
 1,000,000 URLs peaked at 805 MiB. Here each URL costs seven floats and two
-small codes in arrays, 64 bytes, and a Span is made again when one is read.
-It is a read-only Sequence once filled (``append`` only adds), so the
-timeline and the page read it as they read a list, only more slowly (about
-1.5 µs a Span read): ``read_run`` keeps short runs in a list.
+small codes in arrays, 64 bytes, and a Span is made again when one is read
+(about 0.2 µs). It is a read-only Sequence once filled (``append`` only
+adds), so the timeline and the page read it as they read a list.
 """
 
 from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import overload
 
 from .timeline import Span
 
+_make = tuple.__new__  # a Span from its fields in order, as namedtuple's _make does
 _NONE = math.nan  # a time a Span does not have (None); timeline.span() never gives a NaN
 
 
@@ -28,7 +28,7 @@ class SpanColumns(Sequence[Span]):
     __slots__ = ("_ready", "_waited", "_attempt", "_headers", "_finished", "_taken", "_released", "_codes", "_texts",
                  "_code_of")  # fmt: skip
 
-    def __init__(self, spans: Iterable[Span] = ()) -> None:
+    def __init__(self) -> None:
         self._ready, self._waited, self._finished = array("d"), array("d"), array("d")
         self._attempt, self._headers = array("d"), array("d")  # NaN: None
         self._taken, self._released = array("d"), array("d")  # NaN: no slot recorded
@@ -36,8 +36,6 @@ class SpanColumns(Sequence[Span]):
         self._codes = array("I")
         self._texts: list[str | None] = []
         self._code_of: dict[str | None, int] = {}
-        for span in spans:
-            self.append(span)
 
     def append(self, span: Span) -> None:
         self._ready.append(span.ready)
@@ -89,12 +87,9 @@ class SpanColumns(Sequence[Span]):
     def _span(self, i: int) -> Span:
         attempt, headers, taken = self._attempt[i], self._headers[i], self._taken[i]
         texts, codes = self._texts, self._codes
-        status = texts[codes[2 * i]]
-        assert status is not None  # a status is always text (which_run._placed)
-        return Span(
-            ready=self._ready[i], waited=self._waited[i], finished=self._finished[i],
-            attempt=None if attempt != attempt else attempt,  # NaN is the one float not equal to itself
-            headers=None if headers != headers else headers,
-            slot=None if taken != taken else (taken, self._released[i]),
-            status=status, waited_on=texts[codes[2 * i + 1]],
-        )  # fmt: skip
+        # A NaN is the one float not equal to itself (see _NONE).
+        return _make(Span, (
+            self._ready[i], self._waited[i], None if attempt != attempt else attempt,
+            None if headers != headers else headers, self._finished[i], texts[codes[2 * i]],
+            None if taken != taken else (taken, self._released[i]), texts[codes[2 * i + 1]],
+        ))  # fmt: skip

@@ -23,9 +23,8 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 #: Statuses that never asked a server for anything, so never held a slot, whatever an older record says.
 _NOTHING_REQUESTED = frozenset({"skipped", "acquire-timeout", "invalid", "not-started", "duplicate"})
@@ -39,8 +38,7 @@ RESOLUTION = 0.002
 Series = list[tuple[float, int]]
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Span:
+class Span(NamedTuple):
     """One URL on the run's clock, in seconds since the epoch.
 
     ``ready`` <= ``waited`` <= ``attempt`` <= ``headers`` <= ``finished``, where present.
@@ -49,6 +47,9 @@ class Span:
     its response headers; both None when nothing was requested.  ``slot``: when
     the last attempt took its slot and gave it back, as recorded; None for a
     record without them (of 0.2.0 or older, or of a URL that held no slot).
+
+    A named tuple, not a frozen dataclass: a long run's spans are kept as columns
+    and made again at each reading (fetcher.report.columns), 0.1 µs a Span against 1.2.
     """
 
     ready: float

@@ -127,7 +127,7 @@ def read_run(records: Iterable[dict[str, Any]], run_id: str | None = None, *, on
     unusable: Counter[str] = Counter()
     kept: str | None = None  # the run whose placed records are being kept (tallied, placed, RECORDS_KEPT kept)
     tally = Tally()
-    spans: list[Span] | SpanColumns = []  # SpanColumns past RECORDS_KEPT (see columns.py)
+    spans = SpanColumns()  # 64 bytes a URL: a list of Span objects takes about 400
     urls: list[dict[str, Any]] = []
     dropped: set[str] = set()  # runs with a placed record that was not kept, or no longer is
     wanted = only if only is not None else run_id
@@ -143,7 +143,7 @@ def read_run(records: Iterable[dict[str, Any]], run_id: str | None = None, *, on
         if key != kept:
             if kept is not None:
                 dropped.add(kept)  # another run wrote in between: the records kept so far go
-                tally, spans, urls = Tally(), [], []
+                tally, spans, urls = Tally(), SpanColumns(), []
             kept = key
         slim = _slim(record)
         tally.add(slim)
@@ -152,7 +152,6 @@ def read_run(records: Iterable[dict[str, Any]], run_id: str | None = None, *, on
             urls.append(slim)
         elif urls:
             urls = []  # more than the page draws one by one: the tally and the places on the clock will do
-            spans = SpanColumns(spans)  # 64 bytes a URL, not about 400
     ids = sorted(first_ready, key=lambda key: _start_of(run_records.get(key), first_ready[key]))
     if not ids:
         return RunRead(ids=ids, chosen=None, run=None)
