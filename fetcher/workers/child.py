@@ -133,7 +133,7 @@ class Child:
         self._reading = threading.Lock()  # held by the one thread reading the tasks pipe
         self._out: list[ToParent] = []  # to send
         self._out_lock = threading.Lock()
-        # Partial files not kept for a resume, handed to the parent in a Done not sent yet: if this
+        # Partial files not kept for a resume, handed to the parent in a Done not yet being sent: if this
         # process ends first, no one else knows of them (see _end).
         self._handing: set[Path] = set()
         self._sending = False
@@ -171,15 +171,17 @@ class Child:
                 if not batch:
                     self._sending = False
                     return
+                # From now the parent may have them, and may close this process the instant it does: _end
+                # must not remove them then. A send that fails leaves them behind, named with this
+                # process's id, for the next run's clean-up.
+                if self._handing:  # rare: most attempts leave no partial file
+                    for sent in batch:
+                        if isinstance(sent, Done) and sent.outcome.partial is not None:
+                            self._handing.discard(sent.outcome.partial.path)
             try:
                 self._outbox.send(batch)
             except (OSError, ValueError):
                 self._end()
-            if self._handing:  # rare: most attempts leave no partial file
-                with self._out_lock:
-                    for sent in batch:
-                        if isinstance(sent, Done) and sent.outcome.partial is not None:
-                            self._handing.discard(sent.outcome.partial.path)
 
     def _read(self) -> None:
         try:
