@@ -26,6 +26,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from .steps import StepSeries
+
 #: Statuses that never asked a server for anything, so never held a slot, whatever an older record says.
 _NOTHING_REQUESTED = frozenset({"skipped", "acquire-timeout", "invalid", "not-started", "duplicate"})
 
@@ -35,7 +37,7 @@ _NOTHING_REQUESTED = frozenset({"skipped", "acquire-timeout", "invalid", "not-st
 RESOLUTION = 0.002
 
 #: A step function: (time, value from then on), times rising; the value before the first time is 0.
-Series = list[tuple[float, int]]
+Series = Sequence[tuple[float, int]]
 
 
 class Span(NamedTuple):
@@ -132,7 +134,7 @@ def step_series(intervals: Iterable[tuple[float, float]]) -> Series:
             starts.append(start)
             ends.append(end)
     starts, ends = array("d", sorted(starts)), array("d", sorted(ends))
-    series: Series = []
+    times, values = array("d"), array("q")  # the series, as columns (StepSeries)
     value, opened, closed, count = 0, 0, 0, len(starts)
     while closed < count:
         if opened < count and starts[opened] < ends[closed]:  # at one instant, what ends goes first
@@ -143,16 +145,17 @@ def step_series(intervals: Iterable[tuple[float, float]]) -> Series:
             time = ends[closed]
             closed += 1
             value -= 1
-        if series and series[-1][0] == time:
-            series[-1] = (time, value)
+        if times and times[-1] == time:
+            values[-1] = value
         else:
-            series.append((time, value))
-    return series
+            times.append(time)
+            values.append(value)
+    return StepSeries(times, values)
 
 
 def smoothed(series: Series, resolution: float = RESOLUTION) -> Series:
     """*series* without the values that lasted less than *resolution* (the last value always stays)."""
-    kept: Series = []
+    kept: list[tuple[float, int]] = []
     for index, (time, value) in enumerate(series):
         if index + 1 < len(series) and series[index + 1][0] - time < resolution:
             continue
@@ -235,9 +238,11 @@ def peak(series: Series) -> int:
 def time_at_least(series: Series, level: int) -> float:
     """Seconds during which *series* was at *level* or above."""
     total = 0.0
-    for (time, value), (following, _) in zip(series, series[1:], strict=False):
-        if value >= level:
-            total += following - time
+    last: tuple[float, int] | None = None  # each step with the one before it, without a copy of the series
+    for step in series:
+        if last is not None and last[1] >= level:
+            total += step[0] - last[0]
+        last = step
     return total
 
 
@@ -246,14 +251,15 @@ def bucket_peaks(series: Series, start: float, end: float, buckets: int) -> list
     width = (end - start) / buckets if end > start else 1.0
     peaks = [0] * buckets
     value = 0
-    index = 0
+    steps = iter(series)  # read once, in order: a StepSeries makes a pair at each read
+    step = next(steps, None)
     for bucket in range(buckets):
         stop = start + (bucket + 1) * width
         highest = value  # what was in force when the bucket began
-        while index < len(series) and series[index][0] < stop:
-            value = series[index][1]
+        while step is not None and step[0] < stop:
+            value = step[1]
             highest = max(highest, value)
-            index += 1
+            step = next(steps, None)
         peaks[bucket] = highest
     return peaks
 
