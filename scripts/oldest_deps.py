@@ -6,9 +6,10 @@ tomllib; the package index must be reachable).
 CI installs the newest versions, so a lower bound that is too low goes unseen
 there, and a user whose environment already holds an older click or requests
 gets a traceback at start.  This script makes a fresh virtual environment in a
-temporary folder, installs every ``name>=X`` of ``[project] dependencies`` as
-``name==X`` with the project and its test extra (the test tools at their
-newest), and runs pytest there.  Its exit status is pytest's.
+temporary folder, installs every ``name>=X`` of ``[project] dependencies`` and
+of the extras but ``test`` (redis-py) as ``name==X``, with the project and its
+test extra (the test tools at their newest), and runs pytest there.  Its exit
+status is pytest's.
 """
 
 from __future__ import annotations
@@ -38,13 +39,16 @@ def oldest_pins(dependencies: list[str]) -> list[str]:
 
 def main(pytest_args: list[str]) -> int:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    pins = oldest_pins(project["dependencies"])
+    extras = project.get("optional-dependencies", {})
+    # The run-time extras too (redis-py for --redis); the test tools stay at their newest.
+    run_time = [*project["dependencies"], *(each for name, group in extras.items() if name != "test" for each in group)]
+    pins = oldest_pins(run_time)
     with tempfile.TemporaryDirectory(prefix="fetcher-oldest-") as folder:
         python = Path(folder) / "bin" / "python"
         subprocess.run([sys.executable, "-m", "venv", folder], check=True)
         # One resolution: the pins and the project together, so pip cannot upgrade a pin for the test extra.
         subprocess.run([str(python), "-m", "pip", "install", "-q", *pins, f"{ROOT}[test]"], check=True)
-        print("oldest run-time dependencies:", " ".join(pins), flush=True)
+        print("oldest dependencies:", " ".join(pins), flush=True)
         tests = subprocess.run([str(python), "-m", "pytest", "-p", "no:cacheprovider", *pytest_args], cwd=ROOT)
         return tests.returncode
 
