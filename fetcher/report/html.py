@@ -23,7 +23,7 @@ from typing import Any
 from .._text import escape
 from .._units import format_size
 from .summary import HostSummary, Spread, Summary, busy_text, period_text, seconds_text
-from .timeline import Series, Span, bucket_peaks, slots_in_use, timestamp, waiting
+from .timeline import Series, Span, bounds, bucket_peaks, slots_in_use, timestamp, waiting
 from .which_run import RECORDS_KEPT, RunRecords, clock
 
 #: Up to this many URLs, each has its own bar; beyond it they are counted per slice of time.
@@ -78,8 +78,9 @@ ol{margin:4px 0;padding-left:24px}code{font-size:12px;word-break:break-all}
 def render(run: RunRecords, summary: Summary) -> str:
     """The page for *run*, whose summary is *summary*."""
     start, end = clock(run)
-    start = min([start, *(s.ready for s in run.spans)])
-    end = max([end, *(s.finished for s in run.spans)])
+    if run.spans:  # the axis holds every URL, though its run record's times say less
+        first, last = bounds(run.spans)
+        start, end = min(start, first), max(end, last)
     axis = _Axis(start, end)
     in_use, waits = slots_in_use(run.spans), waiting(run.spans)
     top = max(summary.slots or 0, summary.peak_in_use, 1)
