@@ -46,6 +46,7 @@ def report(path: str, run_id: str | None, last: bool, html_path: str | None, as_
     # Here, not at the top: every fetcher command imports this module at its start (8 ms).
     from ..report.html import render
     from ..report.summary import summarise
+    from ..report.timeline import slots_in_use
     from ..report.which_run import read_run
     from .report_text import as_text
 
@@ -72,10 +73,12 @@ def report(path: str, run_id: str | None, last: bool, html_path: str | None, as_
             "(a run killed while writing one, or not a report)",
             err=True,
         )
-    summary = summarise(run, skipped_lines=source.skipped)
+    # The page draws the slots in use that the summary counts: worked out once for both.
+    in_use = slots_in_use(run.spans) if html_path is not None else None
+    summary = summarise(run, skipped_lines=source.skipped, in_use=in_use)
     if html_path is not None:
         try:
-            Path(html_path).write_text(render(run, summary), encoding="utf-8")
+            Path(html_path).write_text(render(run, summary, in_use=in_use), encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot write {html_path}: {exc.strerror or exc}") from None
     click.echo(json.dumps(summary.to_record()) if as_json else as_text(summary))

@@ -75,14 +75,16 @@ ol{margin:4px 0;padding-left:24px}code{font-size:12px;word-break:break-all}
 """
 
 
-def render(run: RunRecords, summary: Summary) -> str:
-    """The page for *run*, whose summary is *summary*."""
+def render(run: RunRecords, summary: Summary, *, in_use: Series | None = None) -> str:
+    """The page for *run*, whose summary is *summary*; *in_use*: as ``summarise`` takes it."""
     start, end = clock(run)
     if run.spans:  # the axis holds every URL, though its run record's times say less
         first, last = bounds(run.spans)
         start, end = min(start, first), max(end, last)
     axis = _Axis(start, end)
-    in_use, waits = slots_in_use(run.spans), waiting(run.spans)
+    if in_use is None:
+        in_use = slots_in_use(run.spans)
+    waits = waiting(run.spans)
     top = max(summary.slots or 0, summary.peak_in_use, 1)
     parts = [
         "<!doctype html>",

@@ -23,7 +23,7 @@ from .tally import GAVE_UP_NAMED as GAVE_UP_NAMED
 from .tally import INVALID_HOST as INVALID_HOST
 from .tally import SLOWEST as SLOWEST
 from .tally import HostTally, Tally
-from .timeline import peak, slots_in_use, time_at_least
+from .timeline import Series, peak, slots_in_use, time_at_least
 from .which_run import RunRecords, clock
 
 #: What a summary says of a run that left no run record.
@@ -126,12 +126,15 @@ class Summary:
         return _rounded(record)  # type: ignore[no-any-return]
 
 
-def summarise(run: RunRecords, *, skipped_lines: int = 0) -> Summary:
-    """What *run* did.  *skipped_lines*: the reader's count, passed through."""
+def summarise(run: RunRecords, *, skipped_lines: int = 0, in_use: Series | None = None) -> Summary:
+    """What *run* did.  *skipped_lines*: the reader's count, passed through.  *in_use*: the run's
+    ``slots_in_use(run.spans)`` where the caller has it already (the page needs it too, and on a run of
+    millions of URLs it takes seconds and a sort of every slot)."""
     spans, tally = run.spans, run.tally
     record = run.run or {}
     start, end = clock(run)
-    in_use = slots_in_use(spans)
+    if in_use is None:
+        in_use = slots_in_use(spans)
     highest = peak(in_use)
     cap = _max_option(record)
     slots = cap if cap is not None else (highest or None)

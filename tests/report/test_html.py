@@ -11,6 +11,7 @@ import pytest
 from fetcher._result import Result, Status
 from fetcher.report import html as page
 from fetcher.report.summary import summarise
+from fetcher.report.timeline import slots_in_use
 from fetcher.report.which_run import pick_run, runs_in
 
 from .samples import NOW, result, run_record
@@ -29,6 +30,15 @@ def sample(count: int, **options: Any) -> str:
     results, run = simulated_run(count, **options)
     chosen = pick_run(runs_in([*(r.to_record() for r in results), run.to_record()]))
     return page.render(chosen, summarise(chosen))
+
+
+def test_a_page_and_summary_given_the_slots_in_use_are_those_made_without_them() -> None:
+    results, run = simulated_run(40, acquire_timeout=3.0)
+    chosen = pick_run(runs_in([*(r.to_record() for r in results), run.to_record()]))
+    in_use = slots_in_use(chosen.spans)
+    summary = summarise(chosen, in_use=in_use)
+    assert summary == summarise(chosen)
+    assert page.render(chosen, summary, in_use=in_use) == page.render(chosen, summary)
 
 
 def test_each_url_has_one_bar() -> None:
