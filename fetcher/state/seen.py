@@ -39,6 +39,8 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Generic, TypeVar
 
+from .sqlite_file import values_limit
+
 log = logging.getLogger("fetcher")
 
 #: Keys gathered in memory before they are written to disk in one statement.
@@ -80,10 +82,6 @@ _PUT = "INSERT OR IGNORE INTO seen (a, b, v) VALUES "
 #: Rows in one INSERT: a batch goes in several, in one transaction.  A statement for all 8,192 was no
 #: faster and its compiled form held 4 MiB more.
 ROWS_PER_STATEMENT = 1024
-
-#: SQLite's limit on the values bound to one statement where it cannot be asked (Python 3.10), its
-#: default before SQLite 3.32.
-_VALUES_LIMIT_OLD = 999
 
 # Two of a fingerprint's bits for each 12 bits of a hash: three look-ups instead of six shifts
 # (0.19 µs a fingerprint instead of 0.49; a run makes about six for each URL).  180 KiB.
@@ -322,9 +320,3 @@ class Seen(Generic[V]):
             self._rows_per_statement = max(1, min(ROWS_PER_STATEMENT, values_limit(conn) // 3))
             self._conn = conn
         return self._conn
-
-
-def values_limit(conn: sqlite3.Connection) -> int:
-    """How many values SQLite binds to one statement on *conn*."""
-    getlimit = getattr(conn, "getlimit", None)  # Python 3.11+
-    return _VALUES_LIMIT_OLD if getlimit is None else int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))

@@ -254,3 +254,14 @@ def trouble(exc: BaseException) -> str:
         if piece in text.lower():
             return words.format(busy=BUSY_TIMEOUT_S)
     return f"failed: {text}"
+
+
+#: SQLite's limit on the values bound to one statement where it cannot be asked (Python 3.10), its
+#: default before SQLite 3.32.
+_VALUES_LIMIT_OLD = 999
+
+
+def values_limit(conn: sqlite3.Connection) -> int:
+    """How many values SQLite binds to one statement on *conn*."""
+    getlimit = getattr(conn, "getlimit", None)  # Python 3.11+
+    return _VALUES_LIMIT_OLD if getlimit is None else int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))

@@ -25,8 +25,8 @@ from .._errors import StateError
 from . import sqlite_file
 from .behind import MAX_PENDING, Behind
 from .records import Saved
-from .seen import Bloom, fingerprint, values_limit
-from .sqlite_file import ANY_NAME, SAVED_COLUMNS, connect, in_chunks, saved_row, transaction, trouble
+from .seen import Bloom, fingerprint
+from .sqlite_file import ANY_NAME, SAVED_COLUMNS, connect, in_chunks, saved_row, transaction, trouble, values_limit
 
 log = logging.getLogger("fetcher")
 
