@@ -119,9 +119,25 @@ work = click.Command(
 )
 
 
-@click.group("cluster", short_help="See a cluster: its queue, slots and workers, and its whole run as one report.")
-def cluster_group() -> None:
+class NoCommandGiven(Exception):
+    """A group given no command (``fetcher cluster``): main() prints the group's help, exit status 2."""
+
+    def __init__(self, ctx: click.Context) -> None:
+        super().__init__(ctx.command_path)
+        self.ctx = ctx
+
+
+# invoke_without_command, and the check here: click 8.2 and later raise for a group given no command,
+# but click 8.1 (which pyproject allows) prints the help itself and exits 0.
+@click.group(
+    "cluster", invoke_without_command=True, subcommand_metavar="COMMAND [ARGS]...",
+    short_help="See a cluster: its queue, slots and workers, and its whole run as one report.",
+)  # fmt: skip
+@click.pass_context
+def cluster_group(ctx: click.Context) -> None:
     """Commands about a cluster of fetchers sharing a Redis server."""
+    if ctx.invoked_subcommand is None:
+        raise NoCommandGiven(ctx)
 
 
 @cluster_group.command("status")

@@ -101,6 +101,13 @@ def test_a_usage_error_in_another_command_points_to_its_own_help(capsys: pytest.
     assert capsys.readouterr().err == "fetcher: error: missing NAME (see 'fetcher slots --help')\n"
 
 
+def test_a_group_given_no_command_prints_its_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert fetcher("cluster") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Usage: fetcher cluster [OPTIONS] COMMAND [ARGS]...")
+    assert "status" in err and "export" in err
+
+
 _WATCH = "a duration from 0.1s to 1h (2, 0.5, 30s, 5m)"
 
 
