@@ -185,7 +185,7 @@ def _new_session(config: FetcherConfig) -> requests.Session:
     """A worker thread's session; requests is imported with it, by the first thread that needs one."""
     from .transfer.session import new_session  # a run that downloads only in worker processes never imports it
 
-    return new_session(config)
+    return new_session(config, sessions=config.max_concurrent)  # the WorkerPool's threads
 
 
 def usable_cores() -> int:

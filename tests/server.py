@@ -98,6 +98,10 @@ class Request(BaseHTTPRequestHandler):
         self.wfile = _BodyCounter(self.wfile, self)  # type: ignore[assignment]
         self.server.owner._count_connection()
 
+    def finish(self) -> None:
+        super().finish()
+        self.server.owner._count_connection_ended()
+
     def parse_request(self) -> bool:
         # http.server calls this just after reading the request line, before the headers.
         self.request_line_at = time.monotonic()
@@ -183,7 +187,8 @@ class LoopbackServer:
       ``gzip_bomb``, ``zip_ratio_text``, ``huge_length``) that the client cut
       short by closing the connection; ``wait_for_hangups`` waits for one;
 
-    and for the whole server ``connections``, ``in_flight``, ``max_in_flight``
+    and for the whole server ``connections`` (``connections_ended``: those
+    that ended, which ``wait_for_connections_ended`` waits for), ``in_flight``, ``max_in_flight``
     and ``log``: a ``Hit`` per request (the latest ``LOG_CAP``), in the order
     they came, each with its path, Host header and times; ``max_in_any_window``
     reads the request rate from it.
@@ -197,6 +202,7 @@ class LoopbackServer:
         self.bytes_sent: Counter[str] = Counter()
         self.hangups: Counter[str] = Counter()
         self.connections = 0
+        self.connections_ended = 0
         self.in_flight = 0
         self.max_in_flight = 0
         self.log: list[Hit] = []
@@ -267,6 +273,16 @@ class LoopbackServer:
     def _count_connection(self) -> None:
         with self._lock:
             self.connections += 1
+
+    def _count_connection_ended(self) -> None:
+        with self._lock:
+            self.connections_ended += 1
+            self._hangup_seen.notify_all()
+
+    def wait_for_connections_ended(self, count: int, *, timeout: float = 5.0) -> bool:
+        """Wait until *count* connections have ended (the client closed them); False if not within *timeout*."""
+        with self._hangup_seen:
+            return self._hangup_seen.wait_for(lambda: self.connections_ended >= count, timeout)
 
     def _enter(self, path: str, headers: dict[str, str], hit: Hit) -> None:
         with self._lock:

@@ -212,6 +212,32 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 
+#: The soft limit on open files the command raises its own to, as far as the hard limit allows: enough for
+#: the download threads of a process to keep idle connections to many hosts (transfer/session.py's hosts_kept).
+WANTED_DESCRIPTORS = 8192
+
+
+def more_descriptors() -> None:
+    """Raise this process's soft limit on open files to WANTED_DESCRIPTORS, where the hard limit allows.
+
+    Most systems start a process at 1,024 open files (macOS at 256), far below
+    the hard limit (systemd's is 524,288), for old programs that use
+    ``select()``; fetcher uses none.  Its worker processes inherit the limit.
+    The library leaves the limit to the caller.
+    """
+    try:
+        import resource
+    except ImportError:  # Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = WANTED_DESCRIPTORS if hard == resource.RLIM_INFINITY else min(hard, WANTED_DESCRIPTORS)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError):  # refused (a sandbox): the sessions keep fewer hosts' connections
+            pass
+
+
 def entry() -> None:
     """The console script and ``python -m fetcher``: main(), then a fast exit.
 
@@ -220,6 +246,7 @@ def entry() -> None:
     every object, closing idle connections one by one), which takes 50 to
     100 ms with many threads and changes nothing the OS does not do anyway.
     """
+    more_descriptors()
     try:
         main()
     except SystemExit as exit_:

@@ -46,7 +46,7 @@ from .lines import HangUps as HangUps
 from .lines import HungUp as HungUp
 from .lines import Line as Line
 
-#: Pools an adapter finds without asking the pool manager again; past this it starts afresh.
+#: Pools an adapter finds without asking the pool manager again, at the least; past this it starts afresh.
 _POOLS_REMEMBERED = 64
 
 
@@ -66,10 +66,12 @@ class HangUpAdapter(HTTPAdapter):
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         _report_to(self.poolmanager, self.line)
+        _close_evicted(self.poolmanager)
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
         _report_to(manager, self.line)
+        _close_evicted(manager)
         return manager
 
     def get_connection_with_tls_context(
@@ -80,7 +82,8 @@ class HangUpAdapter(HTTPAdapter):
         requests builds the pool manager's key (a URL parse, a dict of settings)
         on every request to find a pool that, for a list of files, is nearly
         always the one it found last time.  A pool the manager has closed since
-        (it keeps the ``pool_connections`` last used) is looked up again.
+        (it keeps the ``pool_connections`` last used) is looked up again: this
+        memory never keeps a connection open.
         """
         if proxies:
             return super().get_connection_with_tls_context(request, verify, proxies=proxies, cert=cert)
@@ -95,7 +98,7 @@ class HangUpAdapter(HTTPAdapter):
             raise requests.exceptions.InvalidURL(exc, request=request) from exc
         pool = self.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
         if key is not None:
-            if len(self._pools) >= _POOLS_REMEMBERED:
+            if len(self._pools) >= max(_POOLS_REMEMBERED, 2 * self._pool_connections):
                 self._pools.clear()
             self._pools[key] = pool
         return pool
@@ -195,6 +198,22 @@ def line_of(session: requests.Session, url: str) -> Line | None:
     except requests.exceptions.InvalidSchema:
         return None
     return adapter.line if isinstance(adapter, HangUpAdapter) else None
+
+
+def _close_evicted(manager: PoolManager) -> None:
+    """Make *manager* close a pool, and so its idle connection, when it evicts it for a new host.
+
+    urllib3 leaves an evicted pool to the garbage collector, because another
+    thread may be about to use it (urllib3 issue #1252).  A session here
+    belongs to one thread, which is done with a pool by the time it asks for
+    another: closing at once keeps its idle connections to the
+    ``pool_connections`` it was given (session.py's ``hosts_kept``).
+    """
+    manager.pools.dispose_func = _close_pool
+
+
+def _close_pool(pool: HTTPConnectionPool) -> None:
+    pool.close()
 
 
 def _report_to(manager: PoolManager, line: Line) -> None:

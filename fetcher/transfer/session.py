@@ -51,16 +51,55 @@ _PLAIN = frozenset({"headers", "timeout", "allow_redirects", "hooks", "stream"})
 #: Hosts remembered per session (NO_PROXY and netrc answers); past this the memory starts afresh.
 _HOSTS_REMEMBERED = 4096
 
+#: The most hosts whose idle connection one session keeps.
+MOST_HOSTS_KEPT = 256
 
-def new_session(config: FetcherConfig) -> FetcherSession:
-    """A Session for one worker thread: keep-alive, bounded redirects, no retries, the CA bundle asked for."""
+#: The sessions of a process keep idle connections in at most 1/_IDLE_SHARE of its file descriptors:
+#: the rest are for the connections in use, the files being written, the pipes, the state database.
+_IDLE_SHARE = 4
+
+#: The limit assumed where the system cannot tell (no ``resource`` module: Windows).
+_ASSUMED_LIMIT = 1024
+
+
+def hosts_kept(sessions: int, descriptors: int | None = None) -> int:
+    """How many hosts' idle connections each of a process's *sessions* keeps (one connection each).
+
+    Together they hold at most a quarter of the process's file descriptors
+    (*descriptors*: its soft limit, read when not given), so that a run with
+    many threads and many hosts never runs out of them; each keeps at most
+    MOST_HOSTS_KEPT, and at least one.  Past that a session closes the
+    connection of the host it used least recently (hangup.py).
+    """
+    if descriptors is None:
+        descriptors = descriptor_limit()
+    return max(1, min(MOST_HOSTS_KEPT, descriptors // _IDLE_SHARE // max(1, sessions)))
+
+
+def descriptor_limit() -> int:
+    """This process's soft limit on open files."""
+    try:
+        import resource
+    except ImportError:
+        return _ASSUMED_LIMIT
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return 1 << 20 if soft == resource.RLIM_INFINITY else soft
+
+
+def new_session(config: FetcherConfig, *, sessions: int = 1) -> FetcherSession:
+    """A Session for one worker thread: keep-alive, bounded redirects, no retries, the CA bundle asked for.
+
+    *sessions*: how many sessions the process makes (its download threads), which share its file descriptors
+    for the connections they keep (``hosts_kept``).
+    """
     session = FetcherSession()
     session.max_redirects = config.max_redirects
     session.headers["User-Agent"] = config.user_agent
     # Its connections report their sockets, so a stop can hang up a request in any phase (hangup.py).
-    adapter = HangUpAdapter(pool_connections=8, pool_maxsize=1, max_retries=0)
+    pools = hosts_kept(sessions)
+    adapter = HangUpAdapter(pool_connections=pools, pool_maxsize=1, max_retries=0)
     if config.ca_certificate is not None:
-        adapter = _TrustedCA(str(config.ca_certificate), pool_connections=8, pool_maxsize=1, max_retries=0)
+        adapter = _TrustedCA(str(config.ca_certificate), pool_connections=pools, pool_maxsize=1, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session

@@ -232,7 +232,7 @@ class Child:
                     return tasks[0]
 
     def _work(self) -> None:
-        session = new_session(self.config)
+        session = new_session(self.config, sessions=self._threads)
         while True:
             task = self._next_task()
             try:

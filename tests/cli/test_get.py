@@ -1048,3 +1048,27 @@ def test_a_list_typed_on_a_terminal_is_read_to_its_end_before_anything_starts(
         process.kill()
         process.wait()
         os.close(controller)
+
+
+def test_many_threads_on_many_hosts_never_run_out_of_file_descriptors(tmp_path: Path) -> None:
+    # 16 threads each keeping an idle connection to 8 hosts would hold 128 sockets: the whole limit.
+    hosts = [srv.LoopbackServer().start() for _ in range(8)]
+    try:
+        for host in hosts:
+            host.route("/f", srv.body(b"x" * 100))
+        listed = tmp_path / "urls.txt"
+        listed.write_text("".join(f"{hosts[i % 8].url('/f')}?{i}\n" for i in range(320)))
+
+        # Soft and hard: the command cannot raise it.
+        limited = "import resource, runpy; resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128)); " \
+                  "runpy.run_module('fetcher', run_name='__main__')"  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-c", limited, listed, "--max", "16", "--workers", "0", "--dest", tmp_path / "dl",
+             "--quiet", "--no-progress"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        for host in hosts:
+            host.stop()
+    assert (done.returncode, done.stderr) == (0, "")
+    assert sum(host.requests["/f"] for host in hosts) == 320

@@ -13,8 +13,9 @@ import requests
 import responses
 
 from fetcher._config import FetcherConfig
+from fetcher.transfer import session as session_module
 from fetcher.transfer.download import download
-from fetcher.transfer.session import FetcherSession, new_session
+from fetcher.transfer.session import MOST_HOSTS_KEPT, FetcherSession, hosts_kept, new_session
 from fetcher.transfer.tempfiles import TempFiles
 from tests import server as srv
 
@@ -261,3 +262,45 @@ def test_an_unpickled_session_still_sends(server: srv.LoopbackServer, tmp_path: 
     url = server.route("/f", srv.body(b"x"))
     with pickle.loads(pickle.dumps(new_session(FetcherConfig(dest=tmp_path)))) as session:
         assert session.get(url, timeout=5.0).content == b"x"
+
+
+def test_the_sessions_of_a_process_keep_idle_connections_in_a_quarter_of_its_descriptors() -> None:
+    assert hosts_kept(4, 1024) == 64  # --max 8 over two worker processes, the usual soft limit
+    assert hosts_kept(32, 1024) == 8
+    assert hosts_kept(1, 1 << 20) == MOST_HOSTS_KEPT
+    assert hosts_kept(5000, 1024) == 1
+
+
+@pytest.fixture
+def three_hosts() -> Iterator[list[srv.LoopbackServer]]:
+    servers = [srv.LoopbackServer(host=f"127.0.0.{i}").start() for i in (1, 2, 3)]
+    for each in servers:
+        each.route("/f", srv.body(b"x"))
+    yield servers
+    for each in servers:
+        each.stop()
+
+
+def test_a_session_past_its_hosts_closes_the_connection_of_the_one_used_least_recently(
+    monkeypatch: pytest.MonkeyPatch, three_hosts: list[srv.LoopbackServer], tmp_path: Path
+) -> None:
+    monkeypatch.setattr(session_module, "descriptor_limit", lambda: 8)  # two hosts for one session
+    first, second, third = three_hosts
+    with new_session(FetcherConfig(dest=tmp_path, timeout=5.0)) as session:
+        for each in (first, second, third, second):
+            assert session.get(each.url("/f")).content == b"x"
+        assert first.wait_for_connections_ended(1)  # closed when the third host came, not left open
+        assert (second.connections_ended, third.connections_ended) == (0, 0)
+        assert session.get(first.url("/f")).content == b"x"
+    assert (first.connections, second.connections, third.connections) == (2, 1, 1)
+
+
+def test_a_session_within_its_hosts_keeps_each_ones_connection(
+    monkeypatch: pytest.MonkeyPatch, three_hosts: list[srv.LoopbackServer], tmp_path: Path
+) -> None:
+    monkeypatch.setattr(session_module, "descriptor_limit", lambda: 12)  # three hosts
+    with new_session(FetcherConfig(dest=tmp_path, timeout=5.0)) as session:
+        for _ in range(3):
+            for each in three_hosts:
+                assert session.get(each.url("/f")).content == b"x"
+    assert [each.connections for each in three_hosts] == [1, 1, 1]
