@@ -112,11 +112,17 @@ def main() -> None:
     args = parser.parse_args()
     Worker.hand_out = _hand_out_at_once  # type: ignore[method-assign]
     urls = [f"http://h{i % 50}.example/files/{i}.bin" for i in range(args.urls)]
+    measure(urls, rounds=args.rounds, max_concurrent=args.max, state=args.state,
+            what=f"--max {args.max}, state {'on' if args.state else 'off'}")  # fmt: skip
+
+
+def measure(urls: list[str], *, rounds: int, max_concurrent: int, state: bool, what: str) -> None:
+    """Fetch *urls* *rounds* times with the hand-out patched in; print each round and the medians."""
     rates, cpus, shares = [], [], []
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         with ThreadCPU() as threads:
-            with tempfile.TemporaryDirectory() as dest, Fetcher(max_concurrent=args.max, dest=dest,
-                                                                state=args.state, workers=0) as fetcher:
+            with tempfile.TemporaryDirectory() as dest, Fetcher(max_concurrent=max_concurrent, dest=dest,
+                                                                state=state, workers=0) as fetcher:  # fmt: skip
                 wall, cpu = time.perf_counter(), time.process_time()
                 count = sum(1 for _ in fetcher.fetch(urls))
                 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -128,11 +134,10 @@ def main() -> None:
         print(f"  {count / wall:9,.0f} URLs/s  {cpu / count * 1e6:6.1f} µs CPU/URL  ({wall:.2f} s)"
               + (f"  [µs a URL: {split}]" if split else ""), flush=True)  # fmt: skip
     print(f"median: {statistics.median(rates):,.0f} URLs/s, {statistics.median(cpus):.1f} µs CPU per URL "
-          f"({args.urls:,} URLs, --max {args.max}, state {'on' if args.state else 'off'})")
+          f"({len(urls):,} URLs, {what})")
     if any(shares[0].values()):
         print("by thread, µs of CPU a URL (medians): " + ", ".join(
             f"{kind} {statistics.median(share[kind] for share in shares):.1f}" for kind in shares[0]))  # fmt: skip
-
 
 if __name__ == "__main__":
     main()

@@ -26,9 +26,7 @@ import argparse
 import multiprocessing
 import os
 import pickle
-import statistics
 import sys
-import tempfile
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -38,7 +36,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import dispatch  # noqa: E402
 
-from fetcher import Fetcher  # noqa: E402
 from fetcher._naming import Namer, name_key  # noqa: E402
 from fetcher._run import feeder  # noqa: E402
 from fetcher._run.attempt import Worker  # noqa: E402
@@ -108,24 +105,8 @@ def main() -> None:
     urls = [f"http://h{i % 50}.example/files/{i}.bin" for i in range(args.urls)]
     if args.apart:
         feeder.Feeder.feed = _feed_from_apart(urls)  # type: ignore[method-assign]
-    rates, cpus, shares = [], [], []
-    for _ in range(args.rounds):
-        with dispatch.ThreadCPU() as threads:
-            with tempfile.TemporaryDirectory() as dest, Fetcher(max_concurrent=64, dest=dest, state=args.state,
-                                                                workers=0) as fetcher:  # fmt: skip
-                wall, cpu = time.perf_counter(), time.process_time()
-                count = sum(1 for _ in fetcher.fetch(urls))
-                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        assert count == len(urls)
-        rates.append(count / wall)
-        cpus.append(cpu / count * 1e6)
-        shares.append({kind: seconds / count * 1e6 for kind, seconds in threads.by_kind().items()})
-        split = ", ".join(f"{kind} {us:.1f}" for kind, us in shares[-1].items() if us)
-        print(f"  {count / wall:9,.0f} URLs/s  {cpu / count * 1e6:6.1f} µs CPU/URL  [µs a URL: {split}]", flush=True)
-    print(f"median: {statistics.median(rates):,.0f} URLs/s, {statistics.median(cpus):.1f} µs CPU per URL "
-          f"({args.urls:,} URLs, state {'on' if args.state else 'off'}, "
-          f"feeder {'apart' if args.apart else 'a thread'})")  # fmt: skip
-
+    dispatch.measure(urls, rounds=args.rounds, max_concurrent=64, state=args.state,
+                     what=f"state {'on' if args.state else 'off'}, feeder {'apart' if args.apart else 'a thread'}")
 
 if __name__ == "__main__":
     main()
