@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .._errors import ConfigError, FetcherError, URLListError
+from .._openfiles import raise_soft_limit
 from .._text import escape
 from .cluster import NoCommandGiven, cluster_group, enqueue, work
 from .exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, Terminated
@@ -214,28 +215,8 @@ def main(argv: list[str] | None = None) -> None:
 
 #: The soft limit on open files the command raises its own to, as far as the hard limit allows: enough for
 #: the download threads of a process to keep idle connections to many hosts (transfer/session.py's hosts_kept).
+#: Its worker processes inherit it; the library leaves the limit to its caller.
 WANTED_DESCRIPTORS = 8192
-
-
-def more_descriptors() -> None:
-    """Raise this process's soft limit on open files to WANTED_DESCRIPTORS, where the hard limit allows.
-
-    Most systems start a process at 1,024 open files (macOS at 256), far below
-    the hard limit (systemd's is 524,288), for old programs that use
-    ``select()``; fetcher uses none.  Its worker processes inherit the limit.
-    The library leaves the limit to the caller.
-    """
-    try:
-        import resource
-    except ImportError:  # Windows
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = WANTED_DESCRIPTORS if hard == resource.RLIM_INFINITY else min(hard, WANTED_DESCRIPTORS)
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-        except (ValueError, OSError):  # refused (a sandbox): the sessions keep fewer hosts' connections
-            pass
 
 
 def entry() -> None:
@@ -246,7 +227,7 @@ def entry() -> None:
     every object, closing idle connections one by one), which takes 50 to
     100 ms with many threads and changes nothing the OS does not do anyway.
     """
-    more_descriptors()
+    raise_soft_limit(WANTED_DESCRIPTORS)
     try:
         main()
     except SystemExit as exit_:

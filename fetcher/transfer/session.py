@@ -42,6 +42,7 @@ from requests.cookies import RequestsCookieJar, extract_cookies_to_jar, merge_co
 from requests.utils import get_auth_from_url, get_netrc_auth, resolve_proxies, should_bypass_proxies
 
 from .._config import FetcherConfig
+from .._openfiles import soft_limit
 from .hangup import HangUpAdapter, sets_cookies
 from .prepare import PlainPreparer
 
@@ -58,10 +59,6 @@ MOST_HOSTS_KEPT = 256
 #: the rest are for the connections in use, the files being written, the pipes, the state database.
 _IDLE_SHARE = 4
 
-#: The limit assumed where the system cannot tell (no ``resource`` module: Windows).
-_ASSUMED_LIMIT = 1024
-
-
 def hosts_kept(sessions: int, descriptors: int | None = None) -> int:
     """How many hosts' idle connections each of a process's *sessions* keeps (one connection each).
 
@@ -72,18 +69,8 @@ def hosts_kept(sessions: int, descriptors: int | None = None) -> int:
     connection of the host it used least recently (hangup.py).
     """
     if descriptors is None:
-        descriptors = descriptor_limit()
+        descriptors = soft_limit()
     return max(1, min(MOST_HOSTS_KEPT, descriptors // _IDLE_SHARE // max(1, sessions)))
-
-
-def descriptor_limit() -> int:
-    """This process's soft limit on open files."""
-    try:
-        import resource
-    except ImportError:
-        return _ASSUMED_LIMIT
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return 1 << 20 if soft == resource.RLIM_INFINITY else soft
 
 
 def new_session(config: FetcherConfig, *, sessions: int = 1) -> FetcherSession:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fetcher.cli.main import COMMANDS, WANTED_DESCRIPTORS, main, more_descriptors
+from fetcher.cli.main import COMMANDS, main
 from tests import server as srv
 
 
@@ -148,14 +148,3 @@ def test_did_you_mean_offers_only_what_the_option_could_be_a_typo_of(
     assert fetcher("urls.txt", typed) == 2
     assert capsys.readouterr().err == f"fetcher: error: {line}\n"
 
-
-def test_the_command_raises_its_soft_limit_on_open_files_as_far_as_the_hard_one_allows() -> None:
-    resource = pytest.importorskip("resource")
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
-    try:
-        more_descriptors()
-        raised = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    assert raised == (WANTED_DESCRIPTORS if hard == resource.RLIM_INFINITY else min(hard, WANTED_DESCRIPTORS))

@@ -284,7 +284,7 @@ def three_hosts() -> Iterator[list[srv.LoopbackServer]]:
 def test_a_session_past_its_hosts_closes_the_connection_of_the_one_used_least_recently(
     monkeypatch: pytest.MonkeyPatch, three_hosts: list[srv.LoopbackServer], tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(session_module, "descriptor_limit", lambda: 8)  # two hosts for one session
+    monkeypatch.setattr(session_module, "soft_limit", lambda: 8)  # two hosts for one session
     first, second, third = three_hosts
     with new_session(FetcherConfig(dest=tmp_path, timeout=5.0)) as session:
         for each in (first, second, third, second):
@@ -298,7 +298,7 @@ def test_a_session_past_its_hosts_closes_the_connection_of_the_one_used_least_re
 def test_a_session_within_its_hosts_keeps_each_ones_connection(
     monkeypatch: pytest.MonkeyPatch, three_hosts: list[srv.LoopbackServer], tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(session_module, "descriptor_limit", lambda: 12)  # three hosts
+    monkeypatch.setattr(session_module, "soft_limit", lambda: 12)  # three hosts
     with new_session(FetcherConfig(dest=tmp_path, timeout=5.0)) as session:
         for _ in range(3):
             for each in three_hosts:
