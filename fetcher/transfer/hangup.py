@@ -46,7 +46,8 @@ from .lines import HangUps as HangUps
 from .lines import HungUp as HungUp
 from .lines import Line as Line
 
-#: Pools an adapter finds without asking the pool manager again, at the least; past this it starts afresh.
+#: Pools an adapter finds without asking the pool manager again: this many, or twice its ``pool_connections`` if
+#: more; past that it starts afresh.
 _POOLS_REMEMBERED = 64
 
 
