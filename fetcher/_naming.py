@@ -181,6 +181,19 @@ class Namer:
                 return self._recorded(self._store, base, key, url)
             return self._remembered(url, base, key, base if preferred is None else None)
 
+    @property
+    def reserved(self) -> frozenset[str]:
+        """The names no URL is given, casefolded."""
+        return self._reserved
+
+    def others_named(self) -> None:
+        """Another process gave names through this Namer's store (a long list's feeder, ``_run/apart.py``):
+        from now on, look them up there."""
+        with self._lock:
+            others_named = getattr(self._store, "others_named", None)
+            if callable(others_named):
+                others_named()
+
     def own_name(self, url: str, *, preferred: str | None = None, key: str | None = None) -> str:
         """A name for *url* when the store cannot tell which names are taken: its name with the suffix of its own
         hash (``rfc791-3fa2c1d0.txt``), which no other URL gets; not recorded."""

@@ -3,9 +3,10 @@
 The folder first (made if missing, and proven writable), then the slots
 shared with other processes (``--shared-slots``, a cluster's), the state
 (through the cluster's connection when it is the cluster's), the clean-up of
-partial files earlier runs left, and last the worker processes and threads:
-everything before them may raise, and must not leave them behind.  What every
-run of the Fetcher then shares is one ``Shared``.
+partial files earlier runs left, and last the worker threads.  The worker
+processes come before all of them (see ``open_parts``), and are ended again
+if a later part fails.  What every run of the Fetcher then shares is one
+``Shared``.
 """
 
 from __future__ import annotations
@@ -64,6 +65,10 @@ def open_parts(
     Fetcher's own.  Raises DestinationError, StateError or ConfigError, having closed what it opened."""
     _prepare_folder(config.dest)
     dest = config.dest.resolve()
+    # The worker processes first: the pool copies this process, which is safe only before its threads start,
+    # and its feeder process (_run/apart.py) opens the state database, which SQLite allows only in a copy made
+    # before this process opened it.
+    processes = _processes(config, session_factory is None)
     shared_gate: SharedGate | RedisGate | None = None
     state: Store | None = None
     try:
@@ -76,6 +81,8 @@ def open_parts(
             state.close()
         if shared_gate is not None:
             shared_gate.close()
+        if processes is not None:
+            processes.shutdown(wait_s=1.0)
         raise
     # "is not None", not "or": a gate may well be falsy (one with a __len__ of its slots in use).
     slots: Gate = gate if gate is not None else shared_gate or LocalGate(config.max_concurrent)
@@ -83,9 +90,6 @@ def open_parts(
     # With a state database, names are kept from run to run (and not held in memory).
     names = None if state is None else state.names(dest)
     namer = Namer([*reserved_names, *_state_names(config.state, dest)], store=names)
-    # Processes and threads last: everything above may raise, and must not leave them behind.  The
-    # processes first: the pool copies this process, which is safe only before its threads start.
-    processes = _processes(config, session_factory is None)
     pool = WorkerPool(config.max_concurrent, session_factory or functools.partial(_new_session, config))
     shared = Shared(
         config=config, dest=dest, gate=slots, pool=pool, namer=namer, temp_files=temp_files, watch=watch,

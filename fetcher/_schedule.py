@@ -98,6 +98,15 @@ class Schedule(Generic[J, P]):
             self._arrivals.append(item)
             self._join(item, due=False)
 
+    def put_many(self, jobs: list[tuple[J, str, int, float | None]]) -> None:
+        """``put`` for each of *jobs* (job, lane, seq, expires), in order, under one taking of the lock."""
+        arrived = self._clock()
+        with self._changed:
+            for job, lane, seq, expires in jobs:
+                item = _Item(job, lane, (1, seq), expires, arrived)
+                self._arrivals.append(item)
+                self._join(item, due=False)
+
     def put_later(self, job: J, lane: str, *, due: float, expires: float | None = None) -> None:
         """A retry: into *lane* once *due*, ahead of the lane's new jobs; ``expired()`` hands
         it back if *expires* passes while it waits in the lane."""

@@ -40,8 +40,10 @@ from __future__ import annotations
 import codecs
 import collections
 import io
+import os
 import re
 import shlex
+import stat
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -127,8 +129,15 @@ def open_url_list(source: str) -> URLList:
             return URLList(cast(io.BufferedReader, sys.stdin.buffer), "-", close=False)
         # A stream that cannot peek (a test's BytesIO): a reader of our own, let go of (not closed) at the end.
         return URLList(io.BufferedReader(cast(io.RawIOBase, sys.stdin.buffer)), "-", close=False, own_reader=True)
+    return reopen_url_list(source, source)
+
+
+def reopen_url_list(path: str, source: str) -> URLList:
+    """The list file at *path* opened from its start, its messages naming *source*: ``open_url_list(source)``
+    where *path* is *source*, or ``/proc/PID/fd/N`` for a list file another process has open.  Raises
+    URLListError."""
     try:
-        stream = open(source, "rb", buffering=_HEAD)  # noqa: SIM115 - closed by URLList
+        stream = open(path, "rb", buffering=_HEAD)  # noqa: SIM115 - closed by URLList
     except OSError as exc:
         # A mistyped URL argument (ftp://user:password@...) is taken for a file name: say it without its password.
         raise URLListError(f"cannot read URL list '{redact(source)}': {exc.strerror or exc}") from exc
@@ -143,11 +152,12 @@ class URLList(Iterator[Entry]):
     """The entries of an open list, read lazily; ``empty()`` looks ahead for a first URL."""
 
     def __init__(self, buffer: io.BufferedReader, source: str, *, close: bool, own_reader: bool = False) -> None:
-        self._name = "standard input" if source == "-" else source
+        self.source = source  # as given: a path, or "-"
+        self.name = "standard input" if source == "-" else source  # as messages name it
         try:
             head = buffer.peek(_HEAD)[:_HEAD]
         except OSError as exc:
-            raise URLListError(f"cannot read URL list '{self._name}': {exc.strerror or exc}") from exc
+            raise URLListError(f"cannot read URL list '{self.name}': {exc.strerror or exc}") from exc
         problem = not_text(head, source)
         if problem is not None:
             raise URLListError(problem)
@@ -163,6 +173,17 @@ class URLList(Iterator[Entry]):
     def __length_hint__(self) -> int:
         return self.length_hint
 
+    def regular_file(self) -> int | None:
+        """The descriptor of the list's file, if it is a regular file not read past its head yet (another
+        process can then read it all again, from its start: ``reopen_url_list``); else None."""
+        if self._closed or self._entries.started:
+            return None
+        try:
+            fd = self._stream.buffer.fileno()
+            return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
+        except (OSError, ValueError, io.UnsupportedOperation):
+            return None
+
     def __next__(self) -> Entry:
         if self._closed:
             raise StopIteration
@@ -170,7 +191,7 @@ class URLList(Iterator[Entry]):
             return next(self._entries)
         except OSError as exc:
             self.close()
-            raise URLListError(f"cannot read URL list '{self._name}': {exc.strerror or exc}") from exc
+            raise URLListError(f"cannot read URL list '{self.name}': {exc.strerror or exc}") from exc
         except StopIteration:
             self.close()
             raise
@@ -184,7 +205,7 @@ class URLList(Iterator[Entry]):
         try:
             return not self._lines.content_ahead()
         except OSError as exc:
-            raise URLListError(f"cannot read URL list '{self._name}': {exc.strerror or exc}") from exc
+            raise URLListError(f"cannot read URL list '{self.name}': {exc.strerror or exc}") from exc
 
     def close(self) -> None:
         """Close a list file; standard input is left open."""
@@ -329,6 +350,11 @@ class EntryParser(Iterator[Entry]):
         self._lines = iter(lines)
         self._number = 0
         self._pending: _Pending | None = None
+
+    @property
+    def started(self) -> bool:
+        """Whether an entry was asked for yet."""
+        return self._number > 0
 
     def __next__(self) -> Entry:
         for raw in self._lines:

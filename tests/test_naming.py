@@ -487,3 +487,7 @@ def test_without_a_store_a_url_whose_plain_name_is_reserved_keeps_the_name_it_wa
     given = namer.name_for(A)
     assert given != "rfc795.txt"
     assert namer.name_for(A) == given
+
+
+def test_a_namer_tells_the_names_it_keeps_for_no_url_casefolded() -> None:
+    assert Namer(["Report.JSONL"]).reserved == frozenset({"report.jsonl"})

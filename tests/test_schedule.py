@@ -330,3 +330,8 @@ def test_ready_says_whether_a_job_could_start_and_takes_nothing(schedule: Schedu
     schedule.reopen("a")
     schedule.reopen("b")
     assert take_all(schedule, limits) == ["a1", "b1"]
+
+
+def test_jobs_put_together_come_out_as_if_put_one_by_one(schedule: Schedule[str, str], limits: Limits) -> None:
+    schedule.put_many([(job, job[0], seq, None) for seq, job in enumerate(("a1", "b1", "a2", "b2"))])
+    assert take_all(schedule, limits) == ["a1", "b1", "a2", "b2"]

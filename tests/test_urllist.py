@@ -22,7 +22,15 @@ import pytest
 from hypothesis import strategies as st
 
 from fetcher._errors import ConfigError, URLListError
-from fetcher._urllist import ORPHAN_OPTION, Entry, count_entries, count_lines, open_url_list, parse_url_list
+from fetcher._urllist import (
+    ORPHAN_OPTION,
+    Entry,
+    count_entries,
+    count_lines,
+    open_url_list,
+    parse_url_list,
+    reopen_url_list,
+)
 from fetcher.transfer.checksum import Checksum
 
 SHA256_ABC = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
@@ -470,3 +478,34 @@ def test_a_list_that_cannot_be_read_is_named_without_a_password() -> None:
     with pytest.raises(URLListError) as error:
         open_url_list("ftp://bob:hunter2@example.org/x")
     assert "hunter2" not in str(error.value) and "example.org/x" in str(error.value)
+
+
+def test_a_list_file_not_read_yet_tells_its_descriptor_for_another_process_to_read_again(tmp_path: Path) -> None:
+    entries = open_url_list(_write(tmp_path, b"http://a.example/1\nhttp://a.example/2\n"))
+    assert entries.empty() is False  # looking ahead for a URL reads no entry
+    fd = entries.regular_file()
+    assert fd is not None
+    again = reopen_url_list(f"/proc/self/fd/{fd}", entries.source)
+    assert [(e.url, e.line) for e in again] == [("http://a.example/1", 1), ("http://a.example/2", 2)]
+    assert [(e.url, e.line) for e in entries] == [("http://a.example/1", 1), ("http://a.example/2", 2)]
+
+
+def test_a_list_read_from_already_tells_no_descriptor(tmp_path: Path) -> None:
+    entries = open_url_list(_write(tmp_path, b"http://a.example/1\nhttp://a.example/2\n"))
+    next(entries)
+    assert entries.regular_file() is None
+
+
+def test_a_list_from_a_pipe_tells_no_descriptor(monkeypatch: pytest.MonkeyPatch) -> None:
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"http://a.example/1\n")
+    os.close(write_end)
+    with open(read_end, "rb") as piped:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(piped))
+        entries = open_url_list("-")
+        assert entries.regular_file() is None
+
+
+def test_a_list_opened_again_names_its_source_in_messages(tmp_path: Path) -> None:
+    with pytest.raises(URLListError, match="cannot read URL list 'urls.txt'"):
+        reopen_url_list(str(tmp_path / "gone.txt"), "urls.txt")

@@ -10,7 +10,9 @@ One URL's path, a module a stage:
 
 - ``feeder.py``, the feeder thread: reads the URL from the input, checks it,
   names its file and puts it into the schedule (``fetcher/_schedule.py``) as
-  a ``Job`` (``jobs.py``: the values that pass between the stages).
+  a ``Job`` (``jobs.py``: the values that pass between the stages).  For a
+  long list file, a process of its own reads, checks and names the URLs, and
+  the thread only puts them in (``apart.py``).
 - ``dispatcher.py``, the dispatcher thread: takes a slot from the gate, then
   the first URL whose host's limits let it start, and hands it to a worker.
 - ``attempt.py``, the slot held: one attempt, a Job and an Ask in, an

@@ -16,17 +16,19 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from .._errors import StateError
 from .._memory import TRIMMER
-from .._naming import name_key
+from .._naming import Namer, name_key
 from .._result import Status, duplicate_error
 from .._text import redact
 from .._urllist import Entry
 from .._urls import check_url, host_key
 from ..state.seen import Bloom, Seen
+from .apart import INVALID, LOGGED, SKIPPED, START, Apart
 from .jobs import End, Failed, Item, Job, as_entry, now
 from .runstate import POLL_S, RunState
 from .stops import Stops
@@ -39,6 +41,12 @@ _TRIM_EVERY_URLS = 1024
 #: The first wait before a file name is asked for again, when its store did not answer (then twice as long,
 #: up to a second).
 NAME_RETRY_S = 0.05
+
+
+class NamedOwn:
+    """Whether a URL was given a name of its own yet, its store silent past --timeout: logged once a feeder."""
+
+    said = False
 
 
 class Window:
@@ -67,6 +75,18 @@ class Window:
             self._used += 1
             return True
 
+    def take_some(self, wanted: int, cancelled: threading.Event) -> int:
+        """Take up to *wanted* places (at least one, once there is room); 0 if *cancelled* was set first."""
+        with self._changed:
+            if self._used >= self._size:
+                while self._used > self._low_water and not cancelled.is_set():
+                    self._changed.wait(POLL_S)
+            if cancelled.is_set():
+                return 0
+            taken = min(wanted, self._size - self._used)
+            self._used += taken
+            return taken
+
     def give_back(self) -> None:
         with self._changed:
             self._used -= 1
@@ -82,15 +102,23 @@ class Feeder:
         self._stops = stops
         self._urls = urls
         self.window = Window(run.config.read_ahead)
-        self._named_own = False  # a URL was given a name of its own, its store silent past --timeout (said once)
+        self._named_own = NamedOwn()
+        #: The process that reads, checks and names the URLs, if the run has one (``apart.py``; set by ``Run``).
+        self.apart: Apart | None = None
 
     def feed(self) -> None:
+        if self.apart is not None:
+            self._feed_apart(self.apart)
+            return
         run = self._run
         seq = 0
+        turn = run.shared.naming
         # Each URL in normal form: the line kept for it (on disk past a few thousand), behind a filter
         # made for the input's length where it tells it (a list, the CLI's counted list file).
         kept: Seen[int] = Seen("URLs", bloom=Bloom.for_keys(run.expected))
         try:
+            if not turn.wait_for_threads(run.cancelled):
+                return
             for position, item in enumerate(self._reading(run), start=1):
                 entry = as_entry(item, position)
                 unusable = check_url(entry.url)
@@ -111,8 +139,64 @@ class Feeder:
         except BaseException as exc:  # the input's own error goes to the caller
             run.results.put(Failed(exc))
         finally:
+            turn.thread_left()
             kept.close()
             run.results.put(End(seq))
+
+    def _feed_apart(self, apart: Apart) -> None:
+        """The loop of the feeder thread when its process (``apart.py``) reads, checks and names the URLs.
+
+        A batch at a time: its window places are taken, and its new Jobs put into the schedule, in one step
+        each, not one per URL (the batch came in one read).
+        """
+        run, dest, window = self._run, self._run.shared.dest, self.window
+        seq = 0
+        try:
+            for batch in apart.batches(run):
+                logged = [item for item in batch if item[0] == LOGGED]
+                for _, level, text, _ in logged:
+                    log.log(level, "%s", text)
+                items = [item for item in batch if item[0] != LOGGED] if logged else batch
+                done = 0
+                while done < len(items):
+                    places = window.take_some(len(items) - done, run.cancelled)
+                    if not places:
+                        return
+                    self._place_many(seq, items[done : done + places], dest)
+                    done += places
+                    seq += places
+                    run.fed = seq
+                TRIMMER.tick()
+        except BaseException as exc:  # the input's own error goes to the caller
+            run.results.put(Failed(exc))
+        finally:
+            apart.close()
+            run.results.put(End(seq))
+
+    def _place_many(self, seq: int, items: list[tuple[Any, ...]], dest: Path) -> None:
+        """``_place`` for each of a batch's *items* (``apart.py``), numbered from *seq*: those to download into
+        the schedule together, ready at one instant."""
+        run = self._run
+        ready, ready_at = time.monotonic(), now()
+        timeout = run.config.acquire_timeout
+        expires = None if timeout is None else run.shared.clock() + timeout
+        jobs: list[tuple[Job, str, int, float | None]] = []
+        for kind, entry, value, host in items:
+            if kind == START and not self._stops.stopped():
+                job = Job(seq=seq, entry=entry, target=dest / value, host=host, ready=ready, ready_at=ready_at,
+                          expires=expires)  # fmt: skip
+                jobs.append((job, host, seq, expires))
+            elif kind == START or kind == SKIPPED:
+                self._place(seq, entry, dest / value, host, kind == SKIPPED)
+            elif kind == INVALID:
+                self._invalid(seq, entry, value)
+            else:
+                self._duplicate(seq, entry, value)
+            seq += 1
+        if jobs:
+            with run.lock:
+                run.waiting += len(jobs)
+            run.schedule.put_many(jobs)
 
     def _reading(self, run: RunState) -> Iterator[Item]:
         """The input's items, with ``run.reading_since`` set while the next one is awaited."""
@@ -132,45 +216,64 @@ class Feeder:
         self._run.emit(seq, self._run.result(entry, Status.DUPLICATE, time.monotonic(), now(),
                                              error=duplicate_error(first), attempts=0))  # fmt: skip
 
+    def _invalid(self, seq: int, entry: Entry, reason: str) -> None:
+        self._run.emit(seq, self._run.result(entry, Status.INVALID, time.monotonic(), now(), error=reason, attempts=0))
+
     def _take(self, seq: int, entry: Entry, reason: str | None, key: str) -> None:
+        if reason is not None:
+            self._invalid(seq, entry, reason)
+            return
+        self._place(seq, entry, self._target(entry, key), host_key(entry.url), None)
+
+    def _place(self, seq: int, entry: Entry, target: Path | None, host: str, exists: bool | None) -> None:
+        """*entry*, named *target* (None: the run stopped while its name was awaited), into the schedule, or
+        its record now; *exists*: whether --skip-existing finds its file (None: look now)."""
         run = self._run
         ready, ready_at = time.monotonic(), now()
-        if reason is not None:
-            run.emit(seq, run.result(entry, Status.INVALID, ready, ready_at, error=reason, attempts=0))
-            return
-        target = self._target(entry, key)
         if target is None or self._stops.stopped():
             run.emit(seq, run.result(entry, Status.NOT_STARTED, ready, ready_at, error=run.cut, attempts=0))
             return
-        if run.config.skip_existing and os.path.lexists(target):
+        if exists is None:
+            exists = run.config.skip_existing and os.path.lexists(target)
+        if exists:
             run.emit(seq, run.result(entry, Status.SKIPPED, ready, ready_at, path=target, attempts=0))
             return
         with run.lock:
             run.waiting += 1
         timeout = run.config.acquire_timeout
         expires = None if timeout is None else run.shared.clock() + timeout
-        job = Job(seq=seq, entry=entry, target=target, host=host_key(entry.url), ready=ready, ready_at=ready_at,
-                  expires=expires)  # fmt: skip
-        run.schedule.put(job, job.host, seq=seq, expires=expires)
+        job = Job(seq=seq, entry=entry, target=target, host=host, ready=ready, ready_at=ready_at, expires=expires)
+        run.schedule.put(job, host, seq=seq, expires=expires)
 
     def _target(self, entry: Entry, key: str) -> Path | None:
-        """*entry*'s file in DEST.  While its name cannot be had (a cluster's Redis, which keeps the names, does
-        not answer: no download starts then anyway), wait for it, up to --timeout, and then give the URL a name
-        of its own, unrecorded; None if the run stops meanwhile."""
+        """*entry*'s file in DEST (see ``file_name``); None if the run stops while its name is awaited."""
         run = self._run
-        namer, pause, waiting_since = run.shared.namer, NAME_RETRY_S, None
-        while True:
-            try:
-                return run.shared.dest / namer.name_for(entry.url, preferred=entry.out, key=key)
-            except StateError as exc:
-                waiting_since = waiting_since or time.monotonic()
-                if time.monotonic() - waiting_since >= run.config.timeout:
-                    own = namer.own_name(entry.url, preferred=entry.out, key=key)
-                    (log.debug if self._named_own else log.warning)(
-                        "%s; until it answers, a URL is named with a suffix of its own, unrecorded (%s: %s)",
-                        exc, redact(entry.url), own)  # fmt: skip
-                    self._named_own = True
-                    return run.shared.dest / own
-            if run.cancelled.wait(pause) or self._stops.stopped():
-                return None
-            pause = min(2 * pause, 1.0)
+        name = file_name(run.shared.namer, entry, key, run.config.timeout, self._pause, self._named_own)
+        return None if name is None else run.shared.dest / name
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait *seconds* before a name is asked for again; True if the run stops meanwhile."""
+        return self._run.cancelled.wait(seconds) or self._stops.stopped()
+
+
+def file_name(namer: Namer, entry: Entry, key: str, timeout: float, pause: Callable[[float], bool],
+              named_own: NamedOwn) -> str | None:  # fmt: skip
+    """*entry*'s file name in DEST.  While it cannot be had (a cluster's Redis, which keeps the names, does not
+    answer: no download starts then anyway), wait for it (*pause*; None if that says the run stopped), up to
+    *timeout*, and then give the URL a name of its own, unrecorded (said once: *named_own*)."""
+    wait, waiting_since = NAME_RETRY_S, None
+    while True:
+        try:
+            return namer.name_for(entry.url, preferred=entry.out, key=key)
+        except StateError as exc:
+            waiting_since = waiting_since or time.monotonic()
+            if time.monotonic() - waiting_since >= timeout:
+                own = namer.own_name(entry.url, preferred=entry.out, key=key)
+                (log.debug if named_own.said else log.warning)(
+                    "%s; until it answers, a URL is named with a suffix of its own, unrecorded (%s: %s)",
+                    exc, redact(entry.url), own)  # fmt: skip
+                named_own.said = True
+                return own
+        if pause(wait):
+            return None
+        wait = min(2 * wait, 1.0)

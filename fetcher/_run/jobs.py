@@ -29,6 +29,7 @@ from ..transfer.outcome import WatchStart
 from ..transfer.retry import RetryPolicy
 from ..transfer.tempfiles import TempFiles
 from ..transfer.validators import PartialFile
+from .apart import NamingTurn
 
 if TYPE_CHECKING:
     from ..workers import ProcessPool
@@ -64,6 +65,8 @@ class Shared:
     describe_slot: Callable[[Slot, str], None] | None = None
     #: Worker processes for long lists (None: threads only).
     processes: ProcessPool | None = None
+    #: Who gives names now: the runs' feeder threads, or one feeder process (``apart.py``).
+    naming: NamingTurn = dataclasses.field(default_factory=NamingTurn)
 
 
 @quick_init

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 
 from .._config import NO_RUN_LIMITS, RunLimits
 from .._result import Result
+from .apart import Apart
 from .attempt import LONG_LIST, Worker
 from .dispatcher import Dispatcher
 from .feeder import Feeder
@@ -35,7 +36,8 @@ class Run:
         self._run = run = RunState(shared, run_id, limits, expected=operator.length_hint(urls, 0))
         self._stops = stops = Stops(run)
         settle = Settle(run, stops)
-        feeder = Feeder(run, stops, urls)
+        self._urls = urls
+        self._feeder = feeder = Feeder(run, stops, urls)
         dispatcher = Dispatcher(run, stops, settle, Worker(run, stops, settle))
         self._results = Results(run, urls, feeder.window)
         self._threads = [
@@ -56,10 +58,14 @@ class Run:
     def start(self) -> None:
         if self.limits.deadline is not None:
             self._run.deadline_at = time.monotonic() + self.limits.deadline
-        if self._run.expected >= LONG_LIST and self.shared.processes is not None:
+        shared, expected = self.shared, self._run.expected
+        if expected >= LONG_LIST and shared.processes is not None:
             # An input that tells its length (a list; the CLI's counted file) starts the worker processes
             # now when it is long, rather than after its LONG_LIST-th URL, as the run must wait for otherwise.
-            self.shared.processes.start()
+            shared.processes.start()
+            self._feeder.apart = Apart.start(shared, self._urls, expected)
+        if self._feeder.apart is None:
+            shared.naming.thread_joined()
         for thread in self._threads:
             thread.start()
 

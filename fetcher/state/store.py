@@ -250,6 +250,10 @@ class Names:
         # +0.3 ms of CPU per file on the 2,000-file list for both queries.
         self._fresh = self._lookup("look up file names", ANY_NAME, None) is None
 
+    def others_named(self) -> None:
+        """Names may have been claimed here by another process since this was made: look each one up."""
+        self._fresh = False
+
     def name_of(self, url: str) -> str | None:
         """The name *url* was given, or None."""
         found = self._store._writer.pending_name(self.folder, url)

@@ -11,13 +11,16 @@ background: until they are up, and for every task they cannot take, the
 run uses its threads.  They are forked from a copy of the process made with
 the pool (``zygote.py``), or else started afresh where that copy cannot be
 made safely.  A child that dies takes its tasks with it: each ends
-as a transient failure, which the retry policy may try again.
+as a transient failure, which the retry policy may try again.  With the
+children the copy also forks, first, the process that a long list's run
+may take to read and name its list (``take_feeder``; ``_run/apart.py``).
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import os
 import subprocess
 import threading
 import time
@@ -30,12 +33,15 @@ from .cores import usable
 from .receiver import Ledger, OnDone, OnPartial, Pending, Receiver
 from .spawn import Child, came_up, start
 from .wire import Halt, Task
-from .zygote import Zygote
+from .zygote import ForkedWorker, Zygote
 
 log = logging.getLogger("fetcher")
 
 # The longest a task waits for an eager pool's children to come up, before it goes to a thread.
 _START_WAIT_S = 30.0
+
+# The longest a run waits for the feeder process that the pool's start forks (a few ms).
+_FEEDER_WAIT_S = 5.0
 
 # Tasks gathered for one child before they go even if the dispatcher has more to hand out.
 _BATCH_MAX = 64
@@ -65,7 +71,13 @@ class ProcessPool:
         self._cores = usable()  # now, before a run may keep this process's threads to one core
         # Made now, while the caller has not started a run's threads yet.  It lives as long as the pool:
         # it waits for the workers it forked (see Zygote.close).
+        feeder_safe = _feeder_safe(config)  # before the copy is made: what it can safely do
         self._zygote = Zygote.fork()
+        # A process for a long list's feeder (``_run/apart.py``), forked before the last worker (the zygote
+        # then becomes that worker): where the names live in a state database, which that process opens.
+        self._feeder: ForkedWorker | None = None
+        self._feeder_wanted = feeder_safe and self._zygote is not None
+        self._feeder_ready = threading.Event()
         if eager:
             # Up before the caller's first run: a URL's clock (--max-time, its timings) must
             # not run while a process is still importing.
@@ -94,6 +106,16 @@ class ProcessPool:
             self._up.wait(_START_WAIT_S)
         # Not merely "some were started": once every one has died, the run's tasks go to its threads.
         return any(child.alive for child in self._children)
+
+    def take_feeder(self, wait_s: float = _FEEDER_WAIT_S) -> ForkedWorker | None:
+        """The process forked for a long list's feeder, once (a later run's feeder is a thread); None if there
+        is none.  Waits up to *wait_s* for a start under way to fork it."""
+        if not self._started:
+            return None
+        self._feeder_ready.wait(wait_s)
+        with self._lock:
+            feeder, self._feeder = self._feeder, None
+        return feeder
 
     def wait_up(self, timeout: float) -> bool:
         """Wait up to *timeout* for the start under way to be over; True at once if none was asked for."""
@@ -140,6 +162,10 @@ class ProcessPool:
             self._ledger.closed = True
             children = list(self._children)
             zygote, self._zygote = self._zygote, None
+            feeder, self._feeder = self._feeder, None
+        if feeder is not None:  # never taken: it reads the end of its control pipe and exits
+            for fd in feeder.fds:
+                os.close(fd)
         for child in children:
             child.close()  # the child reads EOF, cleans up and exits
         for child in children:
@@ -177,10 +203,17 @@ class ProcessPool:
         try:
             self._start_children()
         finally:
+            self._feeder_ready.set()
             self._up.set()
 
     def _start_children(self) -> None:
         children: list[Child] = []
+        if self._zygote is not None and self._feeder_wanted:
+            try:
+                self._feeder = self._zygote.start_feeder()
+            except OSError as exc:
+                log.debug("could not fork a feeder process (%s); the feeder is a thread", exc)
+        self._feeder_ready.set()
         for index in range(self._size):
             try:
                 children.append(start(self._config, self._threads, index, self._zygote, last=index == self._size - 1,
@@ -202,3 +235,37 @@ class ProcessPool:
             receiver = Receiver(self._ledger, children)
             self._receiver = threading.Thread(target=receiver.run, name="fetcher-workers-receive", daemon=True)
             self._receiver.start()
+
+
+# fetcher's threads that never call SQLite: the command's copy of stderr, its progress bars, a report's flusher.
+_SQLITE_FREE_THREADS = frozenset({"fetcher-stderr", "fetcher-bars", "fetcher-report"})
+
+
+def _feeder_safe(config: FetcherConfig) -> bool:
+    """Whether a feeder process forked from a copy of this process made now could use *config*'s state database.
+
+    SQLite forbids a process to use a database file its parent had open when it forked (the copy's records
+    of the file's locks and shared memory would be the parent's), or any database if another thread was in
+    SQLite then (a mutex it held stays held).  So: a state database in a file, not open in this process, and
+    no other thread but those of fetcher's that never use SQLite.
+    """
+    here = threading.current_thread()
+    if config.state is None or config.shared_state:
+        return False
+    if any(thread is not here and thread.name not in _SQLITE_FREE_THREADS for thread in threading.enumerate()):
+        return False
+    try:
+        wanted = os.stat(config.state)
+    except OSError:
+        return True  # not there yet: nobody has it open
+    try:
+        descriptors = os.listdir("/proc/self/fd")
+    except OSError:
+        return False
+    for fd in descriptors:
+        try:
+            if os.path.samestat(os.stat(f"/proc/self/fd/{fd}"), wanted):
+                return False
+        except OSError:
+            continue
+    return True

@@ -17,6 +17,12 @@ cannot be made safely, the pool starts workers afresh as before:
   pages the process goes on to change, and a big program changes many;
 - not Linux (on macOS, system libraries are not safe to use after a fork).
 
+It also forks, when asked, the process that reads a long list's file and
+names its URLs (``_run/apart.py``): that one opens the state database,
+which SQLite allows only in a process whose parent did not have it open
+when it forked, and the copy is made before the state database is opened
+(``_parts.py``).
+
 The copy holds nothing of its parent's: it closes every inherited file
 descriptor (the parent's files, sockets and folder locks must close when
 the parent closes them), drops every logging handler, and never runs the
@@ -50,6 +56,7 @@ _POLL_S = 0.01
 # /proc/<pid>/comm of the copy and of each worker: what ps and top show.
 ZYGOTE_NAME = "fetcher-forker"
 WORKER_NAME = "fetcher-worker"
+FEEDER_NAME = "fetcher-feeder"
 
 
 class Zygote:
@@ -87,10 +94,19 @@ class Zygote:
         *last*: the copy becomes this worker itself, and forks no more.  One process fewer: the
         pages that the copy alone still holds (those its parent has changed since) cost nothing more.
         """
+        return self._request(b"l" if last else b"w", 3)
+
+    def start_feeder(self) -> ForkedWorker:
+        """A process for a long list's feeder (``_run/apart.py``), and the parent's ends of its two pipes
+        (control: the parent writes; out: the parent reads).  OSError once the copy forks no more."""
+        return self._request(b"f", 2)
+
+    def _request(self, request: bytes, pipes: int) -> ForkedWorker:
+        """Ask the copy for a process (*request*), and take its pid and the parent's ends of its *pipes*."""
         with self._lock:
-            self._sock.sendall(b"l" if last else b"w")
-            message, fds, _, _ = socket.recv_fds(self._sock, 8, 3)
-        if len(message) != 8 or len(fds) != 3:
+            self._sock.sendall(request)
+            message, fds, _, _ = socket.recv_fds(self._sock, 8, pipes)
+        if len(message) != 8 or len(fds) != pipes:
             for fd in fds:
                 os.close(fd)
             raise OSError("the process that forks workers has ended")
@@ -115,9 +131,9 @@ class Zygote:
 class ForkedWorker:
     """A worker forked by the copy: what the pool needs of a process (its pid, poll, wait, kill)."""
 
-    def __init__(self, pid: int, control: int, tasks: int, results: int) -> None:
+    def __init__(self, pid: int, *fds: int) -> None:
         self.pid = pid
-        self.fds = (control, tasks, results)
+        self.fds = fds  # a worker's control, tasks and results; a feeder's control and out
         self.returncode: int | None = None
 
     def poll(self) -> int | None:
@@ -168,6 +184,7 @@ def _serve(sock: socket.socket) -> None:
     _forget_parent(keep=sock.fileno())
     ignore_stop_signals()  # and each worker inherits it
     serve: Callable[..., None] | None = None
+    feed: Callable[[int, int], None] | None = None
     while True:
         try:
             request = sock.recv(1)
@@ -176,6 +193,14 @@ def _serve(sock: socket.socket) -> None:
         if not request:  # the parent closed its end, or died
             _reap_all()
             return
+        if request == b"f":
+            if feed is None:
+                from .._run.apart import serve as apart_serve  # once, as below
+
+                feed = apart_serve
+            control, out = os.pipe(), os.pipe()  # control: the feeder reads; out: it writes
+            _fork(sock, FEEDER_NAME, feed, ours=(control[1], out[0]), theirs=(control[0], out[1]))
+            continue
         if serve is None:
             # Once, at the first request, not at the top (child.py imports what imports this module) nor at
             # the fork: the parent need not have imported requests, and a Fetcher that never starts its
@@ -189,19 +214,26 @@ def _serve(sock: socket.socket) -> None:
         if request == b"l":
             _become_worker(sock, ours, theirs, serve)
             return
-        pid = os.fork()
-        if pid == 0:
-            try:
-                sock.close()
-                for fd in ours:
-                    os.close(fd)
-                _name(WORKER_NAME)
-                serve(*theirs)
-            finally:
-                os._exit(0)
-        for fd in theirs:
-            os.close(fd)  # only the worker holds them: when it dies, the parent reads EOF
-        _hand_over(sock, pid, ours)
+        _fork(sock, WORKER_NAME, serve, ours=ours, theirs=theirs)
+
+
+def _fork(sock: socket.socket, name: str, serve: Callable[..., None], *, ours: tuple[int, ...],
+          theirs: tuple[int, ...]) -> None:  # fmt: skip
+    """Fork a process named *name* that runs *serve* on its ends of its pipes (*theirs*), and hand the parent
+    its pid and the other ends (*ours*)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            sock.close()
+            for fd in ours:
+                os.close(fd)
+            _name(name)
+            serve(*theirs)
+        finally:
+            os._exit(0)
+    for fd in theirs:
+        os.close(fd)  # only the process holds them: when it dies, the parent reads EOF
+    _hand_over(sock, pid, ours)
 
 
 def ignore_stop_signals() -> None:

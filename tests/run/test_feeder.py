@@ -1,12 +1,14 @@
-"""fetcher._run.feeder: duplicates are found however far apart, with the URLs kept on disk."""
+"""fetcher._run.feeder: duplicates are found however far apart, with the URLs kept on disk; the window."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 
 from fetcher import Fetcher, Status
+from fetcher._run.feeder import Window
 from fetcher.state import seen
 
 
@@ -23,3 +25,16 @@ def test_a_duplicate_is_found_after_the_first_line_went_to_disk(
         (Status.DUPLICATE, "same as line 4"),
         (Status.DUPLICATE, "same as line 40"),
     ]
+
+
+def test_a_window_gives_as_many_places_as_it_has_up_to_those_asked_for() -> None:
+    window, cancelled = Window(10), threading.Event()
+    assert window.take_some(4, cancelled) == 4
+    assert window.take_some(20, cancelled) == 6
+
+
+def test_a_full_window_gives_no_place_once_cancelled() -> None:
+    window, cancelled = Window(2), threading.Event()
+    assert window.take_some(2, cancelled) == 2
+    cancelled.set()
+    assert window.take_some(1, cancelled) == 0

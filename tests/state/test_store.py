@@ -455,3 +455,14 @@ def test_names_survive_closing_and_reopening(tmp_path: Path) -> None:
         store.names(FOLDER).claim("a.txt", URL)
     with StateStore(path) as store:
         assert store.names(FOLDER).name_of(URL) == "a.txt"
+
+
+def test_a_fresh_folder_looks_up_a_urls_name_once_told_another_process_named_it(tmp_path: Path) -> None:
+    path = tmp_path / DEFAULT_STATE_NAME
+    with StateStore(path) as first, StateStore(path) as second:
+        mine, theirs = first.names(FOLDER), second.names(FOLDER)  # both fresh
+        theirs.claim("a.txt", URL)
+        second.flush()
+        assert mine.name_of(URL) is None  # a fresh folder's names are this process's alone
+        mine.others_named()
+        assert mine.name_of(URL) == "a.txt"

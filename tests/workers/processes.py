@@ -39,6 +39,17 @@ def workers_of(parent: int) -> list[int]:
     return sorted(found)
 
 
+def feeders_of(parent: int) -> list[int]:
+    """*parent*'s feeder process (``fetcher/_run/apart.py``), forked by its copy (still forking, or a worker
+    now), while it runs."""
+    processes = _processes()
+    copies = _forkers(parent, processes) | {
+        pid for pid, (ppid, name, _, _) in processes.items() if ppid == parent and name == "fetcher-worker"
+    }
+    return sorted(pid for pid, (ppid, name, _, state) in processes.items()
+                  if name == "fetcher-feeder" and ppid in copies and state != "Z")  # fmt: skip
+
+
 def forkers_of(parent: int) -> list[int]:
     """*parent*'s children that are the copy forking its worker processes (``fetcher/workers/zygote.py``)."""
     return sorted(_forkers(parent, _processes()))

@@ -4,9 +4,12 @@ whose downloads they make still does as its threads do (logs, progress, partial 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +24,7 @@ from fetcher._urllist import Entry
 from fetcher.transfer.download import KEEP_FROM, Outcome
 from fetcher.transfer.tempfiles import TEMP_PREFIX, TEMP_SUFFIX
 from fetcher.workers import ProcessPool
+from fetcher.workers.pool import _feeder_safe
 from fetcher.workers.receiver import OnDone
 from fetcher.workers.wire import Task
 from tests import server as srv
@@ -427,3 +431,47 @@ def test_closing_a_fetcher_mid_download_gives_back_the_slots_it_held(
     fetcher.close()
     assert wait_until(lambda: gate.in_use == 0, 3), f"{gate.in_use} slots never came back"
     caller.join(5)
+
+
+# -- the feeder process (fetcher/_run/apart.py) ---------------------------------------------------------------
+
+
+def test_no_feeder_process_is_wanted_without_a_state_database_in_a_file(tmp_path: Path) -> None:
+    assert _feeder_safe(FetcherConfig(dest=tmp_path)) is False
+    assert _feeder_safe(FetcherConfig(dest=tmp_path, state=None)) is False
+
+
+def test_no_feeder_process_is_wanted_while_a_thread_of_another_program_runs(tmp_path: Path) -> None:
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, name="not-fetcher", daemon=True)
+    other.start()
+    try:
+        assert _feeder_safe(FetcherConfig(dest=tmp_path, state=tmp_path / "state.db")) is False
+    finally:
+        stop.set()
+        other.join(5)
+
+
+def _feeder_safe_in_a_program(tmp_path: Path, body: str) -> bool:
+    """``_feeder_safe`` as a program of its own answers it, after *body* (pytest's process runs threads)."""
+    head = """
+import json, sqlite3, sys
+from pathlib import Path
+from fetcher._config import FetcherConfig
+from fetcher.workers.pool import _feeder_safe
+state = Path(sys.argv[1]) / "state.db"
+"""
+    tail = "print(json.dumps(_feeder_safe(FetcherConfig(dest=state.parent, state=state))))\n"
+    done = subprocess.run([sys.executable, "-c", head + body + tail, str(tmp_path)], capture_output=True, text=True,
+                          timeout=60, check=True)  # fmt: skip
+    return bool(json.loads(done.stdout))
+
+
+def test_a_feeder_process_is_wanted_where_the_state_database_is_not_open(tmp_path: Path) -> None:
+    assert _feeder_safe_in_a_program(tmp_path, "sqlite3.connect(state).close()\n") is True
+
+
+def test_no_feeder_process_is_wanted_where_this_process_has_the_state_database_open(tmp_path: Path) -> None:
+    # A copy made now would carry SQLite's records of the open file: the feeder could not use it safely.
+    body = "kept = sqlite3.connect(state)\nkept.execute('CREATE TABLE t (x)')\n"
+    assert _feeder_safe_in_a_program(tmp_path, body) is False

@@ -175,3 +175,25 @@ def test_the_copy_and_its_workers_end_when_the_parent_is_killed(tmp_path: Path) 
         if program.poll() is None:
             program.kill()
             program.wait()
+
+
+def test_the_copy_forks_a_feeder_process_that_reads_its_request_and_ends_when_its_pipe_closes(tmp_path: Path) -> None:
+    done = run_program(
+        """
+        from fetcher.workers.wire import PipeEnd
+        zygote = Zygote.fork()
+        feeder = zygote.start_feeder()
+        for _ in range(500):  # it names itself just after the fork
+            name = Path(f"/proc/{feeder.pid}/comm").read_text().strip()
+            if name != "fetcher-forker":
+                break
+            time.sleep(0.01)
+        control, out = feeder.fds
+        os.close(control)  # no request: it ends at once
+        feeder.wait(timeout=10)
+        print(json.dumps([name, len(feeder.fds)]))
+        zygote.close()
+        """,
+        tmp_path,
+    )
+    assert json.loads(done.stdout) == ["fetcher-feeder", 2]
