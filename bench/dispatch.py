@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/dispatch.py [--urls 200000] [--max 64] [--rounds 3] [--state]
+    python bench/dispatch.py [--urls 200000] [--max 64] [--rounds 3] [--state] [--apart]
 
 Runs the library's whole path for each URL in this process (the feeder reads
 and names it, the dispatcher takes a slot and its host's permit and hands it
@@ -27,13 +27,16 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fetcher import Fetcher  # noqa: E402
+from fetcher import Entry, Fetcher, open_url_list  # noqa: E402
+from fetcher._run import apart as apart_module  # noqa: E402
 from fetcher._run.attempt import Worker  # noqa: E402
 from fetcher.transfer.download import Outcome  # noqa: E402
+from fetcher.workers.cores import kept_to, usable  # noqa: E402
 
 
 def _hand_out_at_once(self: Worker, job, slot, permit) -> bool:  # type: ignore[no-untyped-def]
@@ -109,27 +112,56 @@ def main() -> None:
     parser.add_argument("--max", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--state", action="store_true", help="with a state database (the CLI's default)")
+    parser.add_argument("--apart", action="store_true",
+                        help="the list from a file, with worker processes: a process of its own names it")  # fmt: skip
     args = parser.parse_args()
     Worker.hand_out = _hand_out_at_once  # type: ignore[method-assign]
     urls = [f"http://h{i % 50}.example/files/{i}.bin" for i in range(args.urls)]
-    measure(urls, rounds=args.rounds, max_concurrent=args.max, state=args.state,
-            what=f"--max {args.max}, state {'on' if args.state else 'off'}")  # fmt: skip
+    measure(urls, rounds=args.rounds, max_concurrent=args.max, state=args.state, apart=args.apart,
+            what=f"--max {args.max}, state {'on' if args.state else 'off'}"
+                 f"{', the feeder apart' if args.apart else ''}")  # fmt: skip
 
 
-def measure(urls: list[str], *, rounds: int, max_concurrent: int, state: bool, what: str) -> None:
-    """Fetch *urls* *rounds* times with the hand-out patched in; print each round and the medians."""
-    rates, cpus, shares = [], [], []
+def measure(urls: list[str], *, rounds: int, max_concurrent: int, state: bool, what: str, apart: bool = False) -> None:
+    """Fetch *urls* *rounds* times with the hand-out patched in; print each round and the medians.
+
+    The run's threads keep to the first core, as the command keeps them with worker processes.  *apart*: the
+    URLs come from a list file (as the command's), and the Fetcher has worker processes (idle: nothing is
+    handed to them), so that the feeder's work goes to a process of its own; its CPU is counted apart.
+    """
+    rates, cpus, shares, feeders = [], [], [], []
+    feeder_pids: list[int] = []
+    if apart:
+        started = apart_module.Apart.start
+
+        def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
+            made = started(*args, **kwargs)
+            if made is not None:
+                feeder_pids.append(made._process.pid)
+            return made
+
+        apart_module.Apart.start = recording  # type: ignore[method-assign]
     for _ in range(rounds):
-        with ThreadCPU() as threads:
-            with tempfile.TemporaryDirectory() as dest, Fetcher(max_concurrent=max_concurrent, dest=dest,
-                                                                state=state, workers=0) as fetcher:  # fmt: skip
+        with tempfile.TemporaryDirectory() as dest, Fetcher(max_concurrent=max_concurrent, dest=dest, state=state,
+                                                            workers=2 if apart else 0) as fetcher:  # fmt: skip
+            items: Iterable[str | Entry] = urls
+            if apart:
+                listed = Path(dest) / "urls.txt"
+                listed.write_text("\n".join(urls) + "\n")
+                items = open_url_list(str(listed))
+                items.length_hint = len(urls)
+            with ThreadCPU() as threads, kept_to(0 if len(usable()) > 1 else None):
                 wall, cpu = time.perf_counter(), time.process_time()
-                count = sum(1 for _ in fetcher.fetch(urls))
+                count = sum(1 for _ in fetcher.fetch(items))
                 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            feeder = _cpu_of(feeder_pids.pop()) / count * 1e6 if apart and feeder_pids else 0.0
         assert count == len(urls)
         rates.append(count / wall)
         cpus.append(cpu / count * 1e6)
+        feeders.append(feeder)
         shares.append({kind: seconds / count * 1e6 for kind, seconds in threads.by_kind().items()})
+        if apart:
+            shares[-1]["feeder process"] = feeder
         split = ", ".join(f"{kind} {us:.1f}" for kind, us in shares[-1].items() if us)
         print(f"  {count / wall:9,.0f} URLs/s  {cpu / count * 1e6:6.1f} µs CPU/URL  ({wall:.2f} s)"
               + (f"  [µs a URL: {split}]" if split else ""), flush=True)  # fmt: skip
@@ -138,6 +170,16 @@ def measure(urls: list[str], *, rounds: int, max_concurrent: int, state: bool, w
     if any(shares[0].values()):
         print("by thread, µs of CPU a URL (medians): " + ", ".join(
             f"{kind} {statistics.median(share[kind] for share in shares):.1f}" for kind in shares[0]))  # fmt: skip
+
+def _cpu_of(pid: int) -> float:
+    """CPU seconds of process *pid* (ended, not yet reaped: its parent reaps it when it ends), from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 if __name__ == "__main__":
     main()
