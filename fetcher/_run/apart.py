@@ -21,9 +21,12 @@ It is used when all of these hold, and otherwise the feeder is a thread
   two namers that do not know each other's claims could give one name
   twice.
 
+If it cannot open the state database or the list (``/proc`` hidden from
+it), it says so before anything else, and the feeder thread does the work.
 It ends when the list ends, once its names are written; a parent that stops
 reading (the run cancelled, the parent killed) makes its next write fail,
-and it ends then.  Like the workers it ignores Ctrl-C and SIGTERM.
+and it ends then.  Like the workers it ignores Ctrl-C and SIGTERM.  If it
+is killed, the run ends as with a list that cannot be read on.
 """
 
 from __future__ import annotations
@@ -187,6 +190,8 @@ class Apart:
                     yield message
                 elif message[0] == "end":
                     return
+                elif message[0] == "unready":
+                    raise Unready(f"{message[1]}: {message[2]}")
                 else:
                     raise _failure(message[1], message[2])
 
@@ -199,6 +204,10 @@ class Apart:
             self._process.kill()
         self._shared.namer.others_named()
         self._shared.naming.apart_ended()
+
+
+class Unready(Exception):
+    """The process could not open what it needs (the state database, the list) and read nothing."""
 
 
 def _failure(kind: str, text: str) -> BaseException:
@@ -255,6 +264,7 @@ class _Sent(logging.Handler):
 
 def serve(control_fd: int, out_fd: int) -> None:
     """Be the feeder process: read its request on *control_fd*, send batches on *out_fd*, end."""
+    from ..state.store import StateStore
     from ..workers.wire import PipeEnd
 
     control = PipeEnd(control_fd)
@@ -269,47 +279,53 @@ def serve(control_fd: int, out_fd: int) -> None:
     log.propagate = False
     log.addHandler(_Sent(out))
     try:
-        _feed(request, out)
+        # What it opens first: if any of it fails, the run's feeder thread does the work instead.
+        store = StateStore(request.state)
+        entries = reopen_url_list(request.list_path, request.source)
+    except BaseException as exc:
+        with contextlib.suppress(_Gone):
+            out.send(("unready", type(exc).__name__, str(exc)))
+        return
+    try:
+        _feed(request, Namer(request.reserved, store=store.names(request.dest)), entries, out)
+        entries.close()
+        store.close()  # its names written, before the end is sent
         out.send(("end",))
     except _Gone:
         return
     except BaseException as exc:
         with contextlib.suppress(_Gone):
             out.send(("failed", type(exc).__name__, str(exc)))
+    finally:
+        entries.close()
+        store.close()
 
 
-def _feed(request: FeedRequest, out: _Out) -> None:
+def _feed(request: FeedRequest, namer: Namer, entries: URLList, out: _Out) -> None:
     """What the feeder thread does for each URL up to its Job (feeder.py), the same way."""
-    from ..state.store import StateStore
     from .feeder import NamedOwn, file_name  # here: feeder.py imports this module
 
-    store = StateStore(request.state)
     kept: Seen[int] = Seen("URLs", bloom=Bloom.for_keys(request.expected))
+    named_own = NamedOwn()
     try:
-        namer, named_own = Namer(request.reserved, store=store.names(request.dest)), NamedOwn()
-        entries = reopen_url_list(request.list_path, request.source)
-        try:
-            for entry in entries:
-                url = entry.url
-                unusable = check_url(url)
-                key = url if unusable else name_key(url)
-                first = kept.setdefault(key, entry.line)
-                if first != entry.line:
-                    out.put((DUPLICATE, entry, first, None))
-                    continue
-                reason = unusable or entry.problem
-                if reason is not None:
-                    out.put((INVALID, entry, reason, None))
-                    continue
-                name = file_name(namer, entry, key, request.name_timeout, _sleep, named_own)
-                assert name is not None  # _sleep never says stop
-                existing = request.skip_existing and os.path.lexists(os.path.join(request.dest, name))
-                out.put((SKIPPED if existing else START, entry, name, host_key(url)))
-        finally:
-            entries.close()
+        for entry in entries:
+            url = entry.url
+            unusable = check_url(url)
+            key = url if unusable else name_key(url)
+            first = kept.setdefault(key, entry.line)
+            if first != entry.line:
+                out.put((DUPLICATE, entry, first, None))
+                continue
+            reason = unusable or entry.problem
+            if reason is not None:
+                out.put((INVALID, entry, reason, None))
+                continue
+            name = file_name(namer, entry, key, request.name_timeout, _sleep, named_own)
+            assert name is not None  # _sleep never says stop
+            existing = request.skip_existing and os.path.lexists(os.path.join(request.dest, name))
+            out.put((SKIPPED if existing else START, entry, name, host_key(url)))
     finally:
         kept.close()
-        store.close()  # its names written, before the end is sent
 
 
 def _sleep(seconds: float) -> bool:

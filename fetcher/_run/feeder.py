@@ -28,7 +28,7 @@ from .._text import redact
 from .._urllist import Entry
 from .._urls import check_url, host_key
 from ..state.seen import Bloom, Seen
-from .apart import INVALID, LOGGED, SKIPPED, START, Apart
+from .apart import INVALID, LOGGED, SKIPPED, START, Apart, Unready
 from .jobs import End, Failed, Item, Job, as_entry, now
 from .runstate import POLL_S, RunState
 from .stops import Stops
@@ -108,8 +108,9 @@ class Feeder:
 
     def feed(self) -> None:
         if self.apart is not None:
-            self._feed_apart(self.apart)
-            return
+            if self._feed_apart(self.apart):
+                return
+            self._run.shared.naming.thread_joined()  # its process could not start: this thread feeds
         run = self._run
         seq = 0
         turn = run.shared.naming
@@ -143,14 +144,15 @@ class Feeder:
             kept.close()
             run.results.put(End(seq))
 
-    def _feed_apart(self, apart: Apart) -> None:
-        """The loop of the feeder thread when its process (``apart.py``) reads, checks and names the URLs.
+    def _feed_apart(self, apart: Apart) -> bool:
+        """The loop of the feeder thread when its process (``apart.py``) reads, checks and names the URLs;
+        False if that process could not start (it read nothing): then this thread does it all.
 
         A batch at a time: its window places are taken, and its new Jobs put into the schedule, in one step
         each, not one per URL (the batch came in one read).
         """
         run, dest, window = self._run, self._run.shared.dest, self.window
-        seq = 0
+        seq, started = 0, True
         try:
             for batch in apart.batches(run):
                 logged = [item for item in batch if item[0] == LOGGED]
@@ -161,17 +163,22 @@ class Feeder:
                 while done < len(items):
                     places = window.take_some(len(items) - done, run.cancelled)
                     if not places:
-                        return
+                        return True
                     self._place_many(seq, items[done : done + places], dest)
                     done += places
                     seq += places
                     run.fed = seq
                 TRIMMER.tick()
+        except Unready as exc:
+            log.debug("the feeder process could not start (%s); the feeder is a thread", exc)
+            started = False
         except BaseException as exc:  # the input's own error goes to the caller
             run.results.put(Failed(exc))
         finally:
             apart.close()
-            run.results.put(End(seq))
+            if started:
+                run.results.put(End(seq))
+        return started
 
     def _place_many(self, seq: int, items: list[tuple[Any, ...]], dest: Path) -> None:
         """``_place`` for each of a batch's *items* (``apart.py``), numbered from *seq*: those to download into

@@ -244,3 +244,22 @@ def test_a_cancelled_feeder_thread_stops_waiting_for_its_turn() -> None:
     assert turn.go_apart()
     cancelled.set()
     assert turn.wait_for_threads(cancelled) is False
+
+
+def test_a_feeder_process_that_cannot_open_the_list_leaves_the_work_to_the_feeder_thread(tmp_path: Path) -> None:
+    # As where /proc/PID/fd cannot be read: the list cannot be opened in the feeder process (which is forked
+    # from a copy of the command made before its run, so the change reaches it).
+    failing = "import fetcher._run.apart as apart\ndef unreadable(*_):\n    raise OSError('no /proc here')\n"
+    failing += "apart.reopen_url_list = unreadable\n"
+    with serving() as server:
+        same = server.route("/same.txt", srv.Resource(b"same"))
+        listed = tmp_path / "urls.txt"
+        listed.write_text("\n".join(f"{same}?n={n}" for n in range(LONG_LIST)) + "\n")
+        log = tmp_path / "log.txt"
+        command = _COMMAND.replace("from fetcher.cli", failing + "from fetcher.cli")
+        process = subprocess.Popen([sys.executable, "-c", command, str(log), str(listed), "-d", str(tmp_path / "out"),
+                                    "-q", "--workers", "2"], stderr=subprocess.PIPE, text=True)  # fmt: skip
+        _, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert "the feeder process could not start (OSError: no /proc here); the feeder is a thread" in log.read_text()
+    assert len(list((tmp_path / "out").glob("same*.txt"))) == LONG_LIST
