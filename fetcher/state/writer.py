@@ -10,7 +10,8 @@ instead of asking if they changed.  A name claim whose write failed stays in
 memory for the life of the store, so that no later URL of the run is given
 its name.  It also keeps, as a Bloom filter (a byte and a half a name, 5.3 MiB
 at most), which names this process claimed, so that the lookup of a name's
-owner needs no query in a folder that had no names (``alone_in``).
+owner needs no query in a folder that had no names (``alone_in``), until
+another connection writes to the file.
 """
 
 from __future__ import annotations
@@ -137,11 +138,12 @@ class Writer(Behind):
         self._take("a file name")
         self._waiting.claim(folder, name, url)
         claimed = self._claimed.get(folder)
-        if claimed is None:
+        if claimed is None and not self._others_write:
             claimed = self._claimed[folder] = Bloom(last_bits=CLAIMED_FILTER_BITS)
             if fresh:
                 self._unchecked.append(folder)
-        claimed.add(*hashed)
+        if claimed is not None:
+            claimed.add(*hashed)
         self._wake()
 
     def alone_in(self, folder: str) -> bool:
@@ -279,8 +281,12 @@ class Writer(Behind):
         version = int(conn.execute("PRAGMA data_version").fetchone()[0])
         if self._version is not None and version != self._version:
             log.debug("state database '%s': another connection writes to it too; names are looked up", self._path)
-            self._others_write = True
-            self._alone = set()
+            with self._changed:
+                # For good: no folder is alone_in again, so the filters are asked nothing more (up to 5.3 MiB
+                # each; a long list's feeder process, whose parent records the saved files, gets here at once).
+                self._others_write = True
+                self._alone = set()
+                self._claimed = {}
             return
         self._version = version
         self._alone.update(folder for folder in folders if not conn.execute(ANY_NAME, (folder,)).fetchone())

@@ -144,3 +144,22 @@ def test_a_claim_the_writer_could_not_write_is_still_answered(
             other.execute("ROLLBACK")
         assert names.owner_of("a.txt") == URL
     assert "could not record 0 saved files and 1 names" in caplog.text
+
+
+def test_a_writer_that_sees_another_connection_write_keeps_no_filter_of_its_claims(tmp_path: Path) -> None:
+    # Once another connection writes, names are always looked up: a filter of the claims would only cost memory.
+    path = tmp_path / DEFAULT_STATE_NAME
+    with StateStore(path) as first, StateStore(path) as second:
+        mine = first.names(FOLDER)
+        mine.claim("b.txt", URL)
+        first.flush()
+        assert first._writer._claimed
+        second.record_saved(saved_record(URL + "?other"))
+        second.flush()
+        mine.claim("c.txt", URL + "?c")  # the transaction that notices the other's write
+        first.flush()
+        mine.claim("d.txt", URL + "?d")
+        first.flush()
+        assert first._writer._claimed == {}
+        assert not first._writer.alone_in(FOLDER)
+        assert (mine.owner_of("c.txt"), mine.owner_of("d.txt")) == (URL + "?c", URL + "?d")
