@@ -57,7 +57,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("fetcher")
 
 #: What each item of a batch is: (kind, Entry, name or reason or first line, host); LOGGED: (kind, level, text, None).
+#: A URL sent once the run stopped has no name (None).
 START, SKIPPED, INVALID, DUPLICATE, LOGGED = range(5)
+
+#: The parent's message once the run stopped: no more names are needed.
+STOP = ("stop",)
 
 # Items a batch holds at most; a batch also goes once it has waited this long (a name awaited, a slow disk).
 _BATCH = 512
@@ -132,14 +136,15 @@ class Apart:
         self._process = process
         self._shared = shared
         self._source = redact(source)
+        self._control = PipeEnd(process.fds[0])
         self._out = PipeEnd(process.fds[1])
+        self._told_to_stop = False
 
     @classmethod
     def start(cls, shared: Shared, urls: object, expected: int) -> Apart | None:
         """A feeder process for a run of *urls* (see the module's docstring for when); None: a thread feeds."""
         # Here, not at the top: only a long list's run needs them (what a start imports, bench/README.md).
         from ..state.store import StateStore
-        from ..workers.wire import PipeEnd
 
         state, processes = shared.state, shared.processes
         if processes is None or not isinstance(state, StateStore) or not isinstance(urls, URLList):
@@ -152,7 +157,7 @@ class Apart:
             shared.naming.apart_ended()
             return None
         apart = cls(process, shared, urls.name)
-        control = PipeEnd(process.fds[0])
+        control = apart._control
         try:
             state.flush()  # names claimed here before are in the file, for the process to see
             config = shared.config
@@ -164,11 +169,8 @@ class Apart:
             ))  # fmt: skip
         except (OSError, FetcherError) as exc:
             log.debug("could not start the feeder process (%s); the feeder is a thread", exc)
-            control.close()  # first: the process waits for its request, and ends at the end of this pipe
             apart.close()
             return None
-        finally:
-            control.close()
         log.debug("the list is read, checked and named by a process of its own (%d)", process.pid)
         return apart
 
@@ -195,8 +197,16 @@ class Apart:
                 else:
                     raise _failure(message[1], message[2])
 
+    def stop_naming(self) -> None:
+        """The run stopped: the rest of the list needs no names (each URL is recorded as not started)."""
+        if not self._told_to_stop:
+            self._told_to_stop = True
+            with contextlib.suppress(OSError):
+                self._control.send(STOP)
+
     def close(self) -> None:
         """Stop reading (a process still sending ends), wait for it to end, and give the names back to threads."""
+        self._control.close()  # first: a process still waiting for its request ends at the end of this pipe
         self._out.close()
         try:
             self._process.wait(timeout=_END_WAIT_S)
@@ -227,12 +237,14 @@ class _Gone(Exception):
 
 
 class _Out:
-    """The batches on their way to the parent."""
+    """The batches on their way to the parent, and whether it said the run stopped (looked at each batch)."""
 
-    def __init__(self, pipe: PipeEnd) -> None:
+    def __init__(self, pipe: PipeEnd, control: PipeEnd) -> None:
         self._pipe = pipe
+        self._control = control
         self.batch: list[tuple[Any, ...]] = []
         self._since = time.monotonic()
+        self.stopped = False
 
     def put(self, item: tuple[Any, ...]) -> None:
         self.batch.append(item)
@@ -249,6 +261,8 @@ class _Out:
         except OSError:
             raise _Gone from None
         self._since = time.monotonic()
+        if not self.stopped and self._control.poll(0):
+            self.stopped = True  # STOP, or the end of the pipe: the parent reads no more names either way
 
 
 class _Sent(logging.Handler):
@@ -271,10 +285,9 @@ def serve(control_fd: int, out_fd: int) -> None:
     try:
         request = control.recv()
     except (EOFError, OSError):
-        return  # never used: the pool closed it
-    finally:
         control.close()
-    out = _Out(PipeEnd(out_fd))
+        return  # never used: the pool closed it
+    out = _Out(PipeEnd(out_fd), control)
     log.setLevel(request.log_level)
     log.propagate = False
     log.addHandler(_Sent(out))
@@ -299,6 +312,7 @@ def serve(control_fd: int, out_fd: int) -> None:
     finally:
         entries.close()
         store.close()
+        control.close()
 
 
 def _feed(request: FeedRequest, namer: Namer, entries: URLList, out: _Out) -> None:
@@ -319,6 +333,9 @@ def _feed(request: FeedRequest, namer: Namer, entries: URLList, out: _Out) -> No
             reason = unusable or entry.problem
             if reason is not None:
                 out.put((INVALID, entry, reason, None))
+                continue
+            if out.stopped:  # as the feeder thread: a URL the stopped run will not start gets no name
+                out.put((START, entry, None, None))
                 continue
             name = file_name(namer, entry, key, request.name_timeout, _sleep, named_own)
             assert name is not None  # _sleep never says stop

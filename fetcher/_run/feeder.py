@@ -165,6 +165,8 @@ class Feeder:
                     if not places:
                         return True
                     self._place_many(seq, items[done : done + places], dest)
+                    if self._stops.stopped():
+                        apart.stop_naming()
                     done += places
                     seq += places
                     run.fed = seq
@@ -189,12 +191,12 @@ class Feeder:
         expires = None if timeout is None else run.shared.clock() + timeout
         jobs: list[tuple[Job, str, int, float | None]] = []
         for kind, entry, value, host in items:
-            if kind == START and not self._stops.stopped():
+            if kind == START and value is not None and not self._stops.stopped():
                 job = Job(seq=seq, entry=entry, target=dest / value, host=host, ready=ready, ready_at=ready_at,
                           expires=expires)  # fmt: skip
                 jobs.append((job, host, seq, expires))
             elif kind == START or kind == SKIPPED:
-                self._place(seq, entry, dest / value, host, kind == SKIPPED)
+                self._place(seq, entry, None if value is None else dest / value, host, kind == SKIPPED)
             elif kind == INVALID:
                 self._invalid(seq, entry, value)
             else:
@@ -230,7 +232,9 @@ class Feeder:
         if reason is not None:
             self._invalid(seq, entry, reason)
             return
-        self._place(seq, entry, self._target(entry, key), host_key(entry.url), None)
+        # A URL the stopped run will not start needs no name: a long list's rest is recorded at once.
+        target = None if self._stops.stopped() else self._target(entry, key)
+        self._place(seq, entry, target, host_key(entry.url), None)
 
     def _place(self, seq: int, entry: Entry, target: Path | None, host: str, exists: bool | None) -> None:
         """*entry*, named *target* (None: the run stopped while its name was awaited), into the schedule, or

@@ -8,8 +8,10 @@ test's server runs in this one).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -168,6 +170,9 @@ def test_a_signal_mid_run_comes_out_the_same_with_the_feeder_apart_and_leaves_no
             assert returned == code, err
             assert all_gone(children, timeout=3)
             assert sorted(p.name for p in dest.iterdir()) == [DEFAULT_STATE_NAME, "fetcher-report.jsonl"]
+            # The URLs after the stop were given no name: only those read before it have one.
+            with contextlib.closing(sqlite3.connect(dest / DEFAULT_STATE_NAME)) as db:
+                assert db.execute("SELECT count(*) FROM names").fetchone()[0] < PAST_THE_WINDOW - 1000
             outcomes.append(seen(returned, err, dest, server.base))
     threads, apart = outcomes
     assert apart == threads
