@@ -91,35 +91,32 @@ def long_list(server: srv.LoopbackServer) -> list[str]:
     ]
 
 
-def both_ways(
-    tmp_path: Path, *args: str, runs: int = 1, existing: tuple[str, ...] = ()
-) -> tuple[list[Seen], list[Seen]]:
-    """``long_list`` run *runs* times into one DEST with the feeder a thread (``--workers 0``) and again in a
-    process of its own (``--workers 2``); *existing*: files in DEST before the first run.  One server for both:
-    the same URLs, so the same suffixes in their names."""
+def both_ways(tmp_path: Path, *runs: tuple[str, ...]) -> tuple[list[Seen], list[Seen]]:
+    """``long_list`` run into one DEST once for each of *runs* (its extra options), with the feeder a thread
+    (``--workers 0``) and again in a process of its own (``--workers 2``).  One server for both: the same URLs,
+    so the same suffixes in their names."""
     outcomes: dict[str, list[Seen]] = {}
     with serving() as server:
         listed = tmp_path / "urls.txt"
         listed.write_text("\n".join(long_list(server)) + "\n")
         for workers in ("0", "2"):
             dest = tmp_path / f"out{workers}"
-            dest.mkdir()
-            for name in existing:
-                (dest / name).write_bytes(b"kept")
             outcomes[workers] = []
-            for n in range(runs):
+            for n, extra in enumerate(runs):
                 log = tmp_path / f"log{workers}-{n}.txt"
-                code, err = run(log, listed, "-d", dest, "--max", "4", "--workers", workers, *args)
+                code, err = run(log, listed, "-d", dest, "--max", "4", "--workers", workers, *extra)
                 assert (APART in log.read_text()) == (workers == "2")
                 outcomes[workers].append(seen(code, err, dest, server.base))
     return outcomes["0"], outcomes["2"]
 
 
-def test_a_long_list_comes_out_the_same_with_its_feeder_apart_and_again_on_the_next_run(tmp_path: Path) -> None:
-    threads, apart = both_ways(tmp_path, runs=2)
+def test_a_long_list_comes_out_the_same_with_its_feeder_apart_on_a_run_a_re_run_and_with_skip_existing(
+    tmp_path: Path,
+) -> None:
+    threads, apart = both_ways(tmp_path, (), (), ("--skip-existing",))
     assert apart == threads
-    first, rerun = threads
-    assert first.code == rerun.code == 1
+    first, rerun, skipping = threads
+    assert first.code == rerun.code == skipping.code == 1
     by_line = {record[0]: record for record in first.records if record[0] != "run"}
     assert [by_line[line][2] for line in (1, 2, 3, 4, 5, 6, 7, 8, 10)] == [
         "invalid", "ok", "failed", "invalid", "invalid", "ok", "duplicate", "ok", "failed",
@@ -128,13 +125,11 @@ def test_a_long_list_comes_out_the_same_with_its_feeder_apart_and_again_on_the_n
     assert len(set(paths)) == len(paths) == LONG_LIST + 20 + 4  # good, same, checked, the report's, each ?n=
     assert Path(by_line[13][3]).name.startswith("fetcher-report-")
     assert {record[2] for record in rerun.records if "?n=" in str(record[1])} == {"unchanged"}
-
-
-def test_skip_existing_comes_out_the_same_with_the_feeder_apart(tmp_path: Path) -> None:
-    threads, apart = both_ways(tmp_path, "--skip-existing", existing=("good.txt", "same.txt"))
-    assert apart == threads
-    [records] = [[r for r in threads[0].records if r[2] == "skipped"]]
-    assert [Path(r[3]).name for r in records] == ["good.txt", "same.txt"]
+    # Every file the first run saved is there: skipped, under the name the first run gave it.
+    skipped = {record[0]: record[3] for record in skipping.records if record[0] != "run" and record[2] == "skipped"}
+    assert skipped == {line: path for line, path in ((r[0], r[3]) for r in first.records if r[0] != "run")
+                       if line in skipped}  # fmt: skip
+    assert len(skipped) == LONG_LIST + 20 + 4
 
 
 @contextmanager
@@ -259,12 +254,13 @@ def test_a_feeder_process_that_cannot_open_the_list_leaves_the_work_to_the_feede
     with serving() as server:
         same = server.route("/same.txt", srv.Resource(b"same"))
         listed = tmp_path / "urls.txt"
-        listed.write_text("\n".join(f"{same}?n={n}" for n in range(LONG_LIST)) + "\n")
+        listed.write_text("\n".join([same] * LONG_LIST) + "\n")  # one download, and duplicates
         log = tmp_path / "log.txt"
         command = _COMMAND.replace("from fetcher.cli", failing + "from fetcher.cli")
         process = subprocess.Popen([sys.executable, "-c", command, str(log), str(listed), "-d", str(tmp_path / "out"),
-                                    "-q", "--workers", "2"], stderr=subprocess.PIPE, text=True)  # fmt: skip
+                                    "--workers", "2", "--no-progress"], stderr=subprocess.PIPE, text=True)  # fmt: skip
         _, err = process.communicate(timeout=120)
     assert process.returncode == 0, err
     assert "the feeder process could not start (OSError: no /proc here); the feeder is a thread" in log.read_text()
-    assert len(list((tmp_path / "out").glob("same*.txt"))) == LONG_LIST
+    assert (tmp_path / "out" / "same.txt").read_bytes() == b"same"
+    assert f"{LONG_LIST} URLs: 1 ok, {LONG_LIST - 1} duplicate" in err
