@@ -23,7 +23,7 @@ import collections
 import heapq
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -93,12 +93,9 @@ class Schedule(Generic[J, P]):
 
     def put(self, job: J, lane: str, *, seq: int, expires: float | None) -> None:
         """A new job at the back of *lane*; ``expired()`` hands it back once *expires* passes unstarted."""
-        item = _Item(job, lane, (1, seq), expires, self._clock())
-        with self._changed:
-            self._arrivals.append(item)
-            self._join(item, due=False)
+        self.put_many([(job, lane, seq, expires)])
 
-    def put_many(self, jobs: list[tuple[J, str, int, float | None]]) -> None:
+    def put_many(self, jobs: Sequence[tuple[J, str, int, float | None]]) -> None:
         """``put`` for each of *jobs* (job, lane, seq, expires), in order, under one taking of the lock."""
         arrived = self._clock()
         with self._changed:

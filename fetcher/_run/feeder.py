@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,13 @@ _TRIM_EVERY_URLS = 1024
 NAME_RETRY_S = 0.05
 
 
+#: When URLs were read: monotonic, the wall clock, and when their acquire timeout runs out (by the run's clock).
+Ready = tuple[float, datetime, float | None]
+
+#: A Job on its way into the schedule: the job, its lane (its host), its seq, and when it gives up waiting.
+Queued = tuple[Job, str, int, float | None]
+
+
 class NamedOwn:
     """Whether a URL was given a name of its own yet, its store silent past --timeout: logged once a feeder."""
 
@@ -66,14 +74,7 @@ class Window:
 
     def take(self, cancelled: threading.Event) -> bool:
         """Take a place; False if *cancelled* was set first."""
-        with self._changed:
-            if self._used >= self._size:
-                while self._used > self._low_water and not cancelled.is_set():
-                    self._changed.wait(POLL_S)
-            if cancelled.is_set():
-                return False
-            self._used += 1
-            return True
+        return self.take_some(1, cancelled) == 1
 
     def take_some(self, wanted: int, cancelled: threading.Event) -> int:
         """Take up to *wanted* places (at least one, once there is room); 0 if *cancelled* was set first."""
@@ -183,29 +184,22 @@ class Feeder:
         return started
 
     def _place_many(self, seq: int, items: list[tuple[Any, ...]], dest: Path) -> None:
-        """``_place`` for each of a batch's *items* (``apart.py``), numbered from *seq*: those to download into
-        the schedule together, ready at one instant."""
-        run = self._run
-        ready, ready_at = time.monotonic(), now()
-        timeout = run.config.acquire_timeout
-        expires = None if timeout is None else run.shared.clock() + timeout
-        jobs: list[tuple[Job, str, int, float | None]] = []
+        """What ``_take`` does for each of a batch's *items* (``apart.py``), numbered from *seq*, ready at one
+        instant: those to download go into the schedule together."""
+        ready = self._ready()
+        jobs: list[Queued] = []
         for kind, entry, value, host in items:
-            if kind == START and value is not None and not self._stops.stopped():
-                job = Job(seq=seq, entry=entry, target=dest / value, host=host, ready=ready, ready_at=ready_at,
-                          expires=expires)  # fmt: skip
-                jobs.append((job, host, seq, expires))
-            elif kind == START or kind == SKIPPED:
-                self._place(seq, entry, None if value is None else dest / value, host, kind == SKIPPED)
+            if kind == START or kind == SKIPPED:
+                job = self._job(seq, entry, None if value is None else dest / value, host, kind == SKIPPED, ready)
+                if job is not None:
+                    jobs.append(job)
             elif kind == INVALID:
                 self._invalid(seq, entry, value)
             else:
                 self._duplicate(seq, entry, value)
             seq += 1
         if jobs:
-            with run.lock:
-                run.waiting += len(jobs)
-            run.schedule.put_many(jobs)
+            self._queue(jobs)
 
     def _reading(self, run: RunState) -> Iterator[Item]:
         """The input's items, with ``run.reading_since`` set while the next one is awaited."""
@@ -234,27 +228,40 @@ class Feeder:
             return
         # A URL the stopped run will not start needs no name: a long list's rest is recorded at once.
         target = None if self._stops.stopped() else self._target(entry, key)
-        self._place(seq, entry, target, host_key(entry.url), None)
+        job = self._job(seq, entry, target, host_key(entry.url), None, self._ready())
+        if job is not None:
+            self._queue([job])
 
-    def _place(self, seq: int, entry: Entry, target: Path | None, host: str, exists: bool | None) -> None:
-        """*entry*, named *target* (None: the run stopped while its name was awaited), into the schedule, or
-        its record now; *exists*: whether --skip-existing finds its file (None: look now)."""
+    def _ready(self) -> Ready:
+        """Now, for the URLs read now: monotonic, the wall clock, and when their acquire timeout runs out."""
         run = self._run
-        ready, ready_at = time.monotonic(), now()
+        timeout = run.config.acquire_timeout
+        return time.monotonic(), now(), None if timeout is None else run.shared.clock() + timeout
+
+    def _job(self, seq: int, entry: Entry, target: Path | None, host: str, exists: bool | None,
+             ready: Ready) -> Queued | None:  # fmt: skip
+        """*entry*'s Job, named *target*, to go into the schedule; None when its record is made now instead: not
+        started (*target* None: the run stopped while its name was awaited), or skipped (*exists*: whether
+        --skip-existing finds its file; None: look now)."""
+        run = self._run
+        ready_s, ready_at, expires = ready
         if target is None or self._stops.stopped():
-            run.emit(seq, run.result(entry, Status.NOT_STARTED, ready, ready_at, error=run.cut, attempts=0))
-            return
+            run.emit(seq, run.result(entry, Status.NOT_STARTED, ready_s, ready_at, error=run.cut, attempts=0))
+            return None
         if exists is None:
             exists = run.config.skip_existing and os.path.lexists(target)
         if exists:
-            run.emit(seq, run.result(entry, Status.SKIPPED, ready, ready_at, path=target, attempts=0))
-            return
+            run.emit(seq, run.result(entry, Status.SKIPPED, ready_s, ready_at, path=target, attempts=0))
+            return None
+        job = Job(seq=seq, entry=entry, target=target, host=host, ready=ready_s, ready_at=ready_at, expires=expires)
+        return job, host, seq, expires
+
+    def _queue(self, jobs: list[Queued]) -> None:
+        """*jobs* into the schedule, counted as waiting for a slot first."""
+        run = self._run
         with run.lock:
-            run.waiting += 1
-        timeout = run.config.acquire_timeout
-        expires = None if timeout is None else run.shared.clock() + timeout
-        job = Job(seq=seq, entry=entry, target=target, host=host, ready=ready, ready_at=ready_at, expires=expires)
-        run.schedule.put(job, host, seq=seq, expires=expires)
+            run.waiting += len(jobs)
+        run.schedule.put_many(jobs)
 
     def _target(self, entry: Entry, key: str) -> Path | None:
         """*entry*'s file in DEST (see ``file_name``); None if the run stops while its name is awaited."""
