@@ -26,7 +26,7 @@ from fetcher._run.attempt import LONG_LIST
 from fetcher.state import DEFAULT_STATE_NAME
 from tests import server as srv
 from tests.workers.processes import all_gone, feeders_of, wait_until, workers_of
-from tests.workers.test_parity import Seen, partial_files, refused_url, seen, serving, sizes
+from tests.workers.test_parity import Seen, lines_of_each_kind, partial_files, refused_url, seen, serving, sizes
 
 # The command, with the ``fetcher`` logger's debug records in the file named by its first argument.
 _COMMAND = """
@@ -77,15 +77,7 @@ def long_list(server: srv.LoopbackServer) -> list[str]:
         "  out=orphan.txt",
         server.route("/good.txt", srv.Resource(b"good")),
         server.route("/missing.txt", srv.body(b"", status=404)),
-        "junk",
-        "ftp://files.example/a.txt",
-        same,
-        same.replace("/same.txt", "/./same.txt"),
-        server.route("/checked.txt", srv.Resource(b"abc")),
-        "  checksum=sha-256=ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
-        server.route("/tampered.txt", srv.Resource(b"abd")),
-        "  checksum=sha-256=" + "c2" * 32,
-        "  out=renamed.txt",
+        *lines_of_each_kind(server, same),
         server.route("/fetcher-report.jsonl", srv.Resource(b"not the report")),  # a name kept for the report
         *(f"{same}?n={n}" for n in range(LONG_LIST + 20)),
     ]

@@ -119,25 +119,31 @@ def reset_mid_body(request: srv.Request) -> None:
 
 
 def faults(server: srv.LoopbackServer) -> list[str]:
-    good = server.route("/good.txt", srv.Resource(b"good" * 500))
-    twice = server.route("/twice.txt", srv.Resource(b"once"))
-    digest = "sha-256=" + "c2" * 32
     return [
-        good,
+        server.route("/good.txt", srv.Resource(b"good" * 500)),
         server.route("/missing.txt", srv.body(b"", status=404)),
         refused_url(),
         server.route("/reset.bin", reset_mid_body),
         server.route("/cut.bin", srv.truncated(b"c" * 10, claimed=100)),
         server.route("/flaky.txt", srv.faulty([srv.status(503, headers={"Retry-After": "0"})], then=srv.body(b"x"))),
         server.route("/held.bin", srv.held_headers()),
+        *lines_of_each_kind(server, server.route("/twice.txt", srv.Resource(b"once"))),
+    ]
+
+
+def lines_of_each_kind(server: srv.LoopbackServer, listed: str) -> list[str]:
+    """Two lines that are no URL; *listed* and the same URL written another way (a duplicate); a URL whose
+    checksum matches, one whose checksum does not, with an ``out=`` name."""
+    path = listed.rpartition("/")[2]
+    return [
         "junk",
         "ftp://files.example/a.txt",
-        twice,
-        twice.replace("/twice.txt", "/./twice.txt"),
+        listed,
+        listed.replace(f"/{path}", f"/./{path}"),
         server.route("/checked.txt", srv.Resource(b"abc")),
         "  checksum=sha-256=ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
         server.route("/tampered.txt", srv.Resource(b"abd")),
-        f"  checksum={digest}",
+        "  checksum=sha-256=" + "c2" * 32,
         "  out=renamed.txt",
     ]
 
