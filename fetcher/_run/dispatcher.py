@@ -1,6 +1,7 @@
 """Schedule → a slot → the pool: the dispatcher thread.
 
-It takes a slot of the gate only when some URL's host would let it start,
+It takes a slot of the gate only when some URL's host would let it start
+(or, right after a start, a slot of its own gate that is free at once),
 then the first URL (due retries first, then input order) whose host's limits
 let it start, and hands it, slot and permit held, to a worker (``attempt.py``).
 On the way it records the URLs that will not start (their acquire timeout ran
@@ -17,7 +18,7 @@ import time
 
 from .._errors import FetcherError
 from .._text import redact
-from ..limits import RATE, HostPermit, Slot
+from ..limits import RATE, HostPermit, LocalGate, Slot
 from .attempt import LONG_LIST, Worker
 from .jobs import Failed, Job, now, state_key
 from .runstate import POLL_S, RunState
@@ -50,35 +51,40 @@ class Dispatcher:
         schedule, hosts = run.schedule, run.shared.hosts
         hosts.add_listener(schedule.reopen)
         self._await_processes()
+        started = False  # the last pass started a URL
         try:
             while not run.cancelled.is_set():
                 self._drop_unstartable()
-                # A slot first, and only when some URL's host would let it start: then the
-                # host's limits are asked for real with the slot in hand, so a pause or a
-                # rate turn never goes stale while the dispatcher waits for a slot.
-                if not schedule.ready(hosts.check):
-                    self._flush()
-                    schedule.wait(self._until_next_change())
-                    continue
-                if not self._rate_allows():
-                    continue
-                try:
-                    slot = self._slot()
-                except FetcherError as exc:  # the gate can give no slot any more (a cluster's Redis gone too long)
-                    run.results.put(Failed(exc))
-                    return
+                slot = self._free_slot() if started else None
+                started = False
                 if slot is None:
-                    continue
-                # The --rate turn and the host's turn are taken together, just before the
-                # start: the host's spacing is then the spacing of its requests.
-                if run.shared.request_rate is not None and not run.shared.request_rate.try_take():
-                    slot.release()  # another run of this Fetcher took the turn
-                    continue
+                    # A slot first, and only when some URL's host would let it start: then the
+                    # host's limits are asked for real with the slot in hand, so a pause or a
+                    # rate turn never goes stale while the dispatcher waits for a slot.
+                    if not schedule.ready(hosts.check):
+                        self._flush()
+                        schedule.wait(self._until_next_change())
+                        continue
+                    if not self._rate_allows():
+                        continue
+                    try:
+                        slot = self._slot()
+                    except FetcherError as exc:  # the gate can give no slot any more (a cluster's Redis gone)
+                        run.results.put(Failed(exc))
+                        return
+                    if slot is None:
+                        continue
+                    # The --rate turn and the host's turn are taken together, just before the
+                    # start: the host's spacing is then the spacing of its requests.
+                    if run.shared.request_rate is not None and not run.shared.request_rate.try_take():
+                        slot.release()  # another run of this Fetcher took the turn
+                        continue
                 taken = schedule.take(hosts.try_start)
                 if taken is None:
-                    slot.release()  # what was ready went (expired, taken by a retry's host...)
+                    slot.release()  # what was ready went (expired, taken by a retry's host...), or none was
                     continue
                 self._start(taken.job, slot, taken.permit, taken.held_by)
+                started = True
         finally:
             hosts.remove_listener(schedule.reopen)
 
@@ -176,6 +182,21 @@ class Dispatcher:
             # Marked when the wait ends: every URL read before then waited on it too.
             self._held_by = (self._run.shared.gate_limit, time.monotonic())
         return slot
+
+    def _free_slot(self) -> Slot | None:
+        """Right after a start: a slot of the run's own gate that is free now, if one is, else None.
+
+        The next URL then goes without asking the schedule first whether one could start
+        (``ready``: an eighth of the dispatcher's cost a URL while slots are free).  A slot
+        taken in vain goes back at once: on a ``LocalGate`` that costs one lock, and a
+        dispatcher that found it full meanwhile wakes at the release.  Any other gate
+        (shared with other processes or machines, or the caller's own), and --rate,
+        keep the way above: ask first, then take.
+        """
+        gate = self._run.shared.gate
+        if self._run.shared.request_rate is not None or not isinstance(gate, LocalGate):
+            return None
+        return gate.acquire(timeout=0)
 
     def _rate_allows(self) -> bool:
         """Whether --rate has a turn now; if not, wait for it (no slot held), at most until the

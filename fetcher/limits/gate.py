@@ -110,6 +110,11 @@ class LocalGate:
         if timeout is not None and timeout < 0:
             timeout = 0
         with self._changed:
+            if self._in_use < self._capacity:  # free now: taken without a wait, so never counted as waiting
+                self._in_use += 1
+                return Slot(self._release)
+            if timeout == 0:
+                return None
             self._waiting += 1
             try:
                 if not self._changed.wait_for(lambda: self._in_use < self._capacity, timeout):

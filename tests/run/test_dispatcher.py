@@ -1,4 +1,5 @@
-"""The dispatcher: what it waits for before a long list's first slot (the rest is covered end to end in test_run)."""
+"""The dispatcher: what it waits for before a long list's first slot, and when it takes a slot (the rest is
+covered end to end in test_run)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from fetcher import Fetcher, LocalGate, Slot, Status
 from fetcher._parts import usable_cores
 from fetcher._run.attempt import LONG_LIST
 from tests import server as srv
@@ -36,3 +38,35 @@ def test_a_long_lists_first_urls_wait_for_the_worker_processes_rather_than_go_to
     told = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert told.stdout.split() == ["0", "False"], told.stderr
     assert len(list((tmp_path / "out").glob("f[0-9]*"))) == LONG_LIST
+
+
+class _CountingGate:
+    """A gate that is not a LocalGate: it counts the slots taken from it."""
+
+    def __init__(self, capacity: int) -> None:
+        self._gate = LocalGate(capacity)
+        self.taken = 0
+        self.capacity, self.waiting = capacity, 0
+
+    @property
+    def in_use(self) -> int:
+        return self._gate.in_use
+
+    def acquire(self, timeout: float | None = None) -> Slot | None:
+        slot = self._gate.acquire(timeout)
+        if slot is not None:
+            self.taken += 1
+        return slot
+
+
+def test_a_gate_of_another_kind_gives_a_slot_only_when_a_url_can_start(
+    server: srv.LoopbackServer, tmp_path: Path
+) -> None:
+    # The run's own LocalGate may give a slot in vain right after a start; a gate the caller gives
+    # (or one shared with other processes) is asked only when some URL's host lets it start.
+    urls = [server.route(f"/g{n}", srv.body(b"x")) for n in range(40)]
+    gate = _CountingGate(8)
+    with Fetcher(dest=tmp_path, state=False, gate=gate, max_concurrent=8, max_per_host=1) as fetcher:
+        results = list(fetcher.fetch(urls))
+    assert [r.status for r in results] == [Status.OK] * 40
+    assert gate.taken == 40
