@@ -31,6 +31,11 @@ START_WAIT_S = 30.0
 # Saved records read from the state database in one query, ahead of the downloads.
 _LOOKUP_BATCH = 255
 
+# After a free slot was taken in vain while URLs wait (their hosts at their caps or rates), the
+# starts made before the next try: on a list whose host is capped below --max, every try would
+# fail, and a try in vain costs more than asking first.
+_REST_AFTER_VAIN = 8
+
 
 class Dispatcher:
     """The loop of the dispatcher thread, and the limit it last waited on itself."""
@@ -43,6 +48,7 @@ class Dispatcher:
         # The limit the dispatcher last waited on itself, and since when: what held up
         # the URLs queued behind the one it waited for.
         self._held_by: tuple[str, float] | None = None
+        self._rest = 0  # starts to make before a free slot is tried again (_free_slot)
 
     def dispatch(self) -> None:
         # Runs until the run is cancelled, which the caller does once it has
@@ -55,8 +61,9 @@ class Dispatcher:
         try:
             while not run.cancelled.is_set():
                 self._drop_unstartable()
-                slot = self._free_slot() if started else None
+                free = self._free_slot() if started else None
                 started = False
+                slot = free
                 if slot is None:
                     # A slot first, and only when some URL's host would let it start: then the
                     # host's limits are asked for real with the slot in hand, so a pause or a
@@ -81,7 +88,9 @@ class Dispatcher:
                         continue
                 taken = schedule.take(hosts.try_start)
                 if taken is None:
-                    slot.release()  # what was ready went (expired, taken by a retry's host...), or none was
+                    slot.release()  # what was ready went (expired, taken by a retry's host...)
+                    if free is not None and run.waiting:  # or a free slot was, while URLs wait: their
+                        self._rest = _REST_AFTER_VAIN  # hosts are at their caps or rates
                     continue
                 self._start(taken.job, slot, taken.permit, taken.held_by)
                 started = True
@@ -189,10 +198,14 @@ class Dispatcher:
         The next URL then goes without asking the schedule first whether one could start
         (``ready``: an eighth of the dispatcher's cost a URL while slots are free).  A slot
         taken in vain goes back at once: on a ``LocalGate`` that costs one lock, and a
-        dispatcher that found it full meanwhile wakes at the release.  Any other gate
+        dispatcher that found it full meanwhile wakes at the release; the next
+        _REST_AFTER_VAIN starts then ask first.  Any other gate
         (shared with other processes or machines, or the caller's own), and --rate,
         keep the way above: ask first, then take.
         """
+        if self._rest:  # the last one was taken in vain
+            self._rest -= 1
+            return None
         gate = self._run.shared.gate
         if self._run.shared.request_rate is not None or not isinstance(gate, LocalGate):
             return None

@@ -70,3 +70,27 @@ def test_a_gate_of_another_kind_gives_a_slot_only_when_a_url_can_start(
         results = list(fetcher.fetch(urls))
     assert [r.status for r in results] == [Status.OK] * 40
     assert gate.taken == 40
+
+
+class _CountedLocalGate(LocalGate):
+    """The run's own kind of gate, counting the slots taken from it."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(capacity)
+        self.taken = 0
+
+    def acquire(self, timeout: float | None = None) -> Slot | None:
+        slot = super().acquire(timeout)
+        if slot is not None:
+            self.taken += 1
+        return slot
+
+
+def test_a_host_at_its_cap_gets_few_free_slots_taken_in_vain(server: srv.LoopbackServer, tmp_path: Path) -> None:
+    # One host capped below --max: a free slot right after each start would go back unused every time.
+    urls = [server.route(f"/c{n}", srv.body(b"x")) for n in range(45)]
+    gate = _CountedLocalGate(8)
+    with Fetcher(dest=tmp_path, state=False, gate=gate, max_concurrent=8, max_per_host=1) as fetcher:
+        results = list(fetcher.fetch(urls))
+    assert [r.status for r in results] == [Status.OK] * 45
+    assert 45 <= gate.taken <= 45 + 45 // 8 + 1
