@@ -63,29 +63,13 @@ class Dispatcher:
                 self._drop_unstartable()
                 free = self._free_slot() if started else None
                 started = False
-                slot = free
+                try:
+                    slot = free if free is not None else self._slot_when_ready()
+                except FetcherError as exc:  # the gate can give no slot any more (a cluster's Redis gone too long)
+                    run.results.put(Failed(exc))
+                    return
                 if slot is None:
-                    # A slot first, and only when some URL's host would let it start: then the
-                    # host's limits are asked for real with the slot in hand, so a pause or a
-                    # rate turn never goes stale while the dispatcher waits for a slot.
-                    if not schedule.ready(hosts.check):
-                        self._flush()
-                        schedule.wait(self._until_next_change())
-                        continue
-                    if not self._rate_allows():
-                        continue
-                    try:
-                        slot = self._slot()
-                    except FetcherError as exc:  # the gate can give no slot any more (a cluster's Redis gone)
-                        run.results.put(Failed(exc))
-                        return
-                    if slot is None:
-                        continue
-                    # The --rate turn and the host's turn are taken together, just before the
-                    # start: the host's spacing is then the spacing of its requests.
-                    if run.shared.request_rate is not None and not run.shared.request_rate.try_take():
-                        slot.release()  # another run of this Fetcher took the turn
-                        continue
+                    continue
                 taken = schedule.take(hosts.try_start)
                 if taken is None:
                     slot.release()  # what was ready went (expired, taken by a retry's host...)
@@ -96,6 +80,30 @@ class Dispatcher:
                 started = True
         finally:
             hosts.remove_listener(schedule.reopen)
+
+    def _slot_when_ready(self) -> Slot | None:
+        """A slot once some URL's host would let it start, with the --rate turn taken; None: look again.
+
+        The host's limits are then asked for real with the slot in hand, so a pause or a rate
+        turn never goes stale while the dispatcher waits for a slot (at most until the schedule
+        may change).
+        """
+        run = self._run
+        if not run.schedule.ready(run.shared.hosts.check):
+            self._flush()
+            run.schedule.wait(self._until_next_change())
+            return None
+        if not self._rate_allows():
+            return None
+        slot = self._slot()
+        if slot is None:
+            return None
+        # The --rate turn and the host's turn are taken together, just before the
+        # start: the host's spacing is then the spacing of its requests.
+        if run.shared.request_rate is not None and not run.shared.request_rate.try_take():
+            slot.release()  # another run of this Fetcher took the turn
+            return None
+        return slot
 
     def _await_processes(self) -> None:
         """A list known to be long waits for its worker processes before its first slot.
@@ -193,15 +201,12 @@ class Dispatcher:
         return slot
 
     def _free_slot(self) -> Slot | None:
-        """Right after a start: a slot of the run's own gate that is free now, if one is, else None.
+        """Right after a start, a slot of the run's own gate that is free now (else None): the next URL
+        then goes without asking the schedule first (``ready``, an eighth of the cost a URL).
 
-        The next URL then goes without asking the schedule first whether one could start
-        (``ready``: an eighth of the dispatcher's cost a URL while slots are free).  A slot
-        taken in vain goes back at once: on a ``LocalGate`` that costs one lock, and a
-        dispatcher that found it full meanwhile wakes at the release; the next
-        _REST_AFTER_VAIN starts then ask first.  Any other gate
-        (shared with other processes or machines, or the caller's own), and --rate,
-        keep the way above: ask first, then take.
+        A slot taken in vain goes back at once: on a ``LocalGate`` that costs a lock, and a
+        dispatcher that found it full meanwhile wakes at the release.  Other gates (shared
+        with other processes or machines, or the caller's) and --rate always ask first.
         """
         if self._rest:  # the last one was taken in vain
             self._rest -= 1
