@@ -49,6 +49,9 @@ class Dispatcher:
         # the URLs queued behind the one it waited for.
         self._held_by: tuple[str, float] | None = None
         self._rest = 0  # starts to make before a free slot is tried again (_free_slot)
+        # The gate _free_slot may take from: the run's own LocalGate, and only without --rate.
+        gate = run.shared.gate
+        self._own_gate = gate if isinstance(gate, LocalGate) and run.shared.request_rate is None else None
 
     def dispatch(self) -> None:
         # Runs until the run is cancelled, which the caller does once it has
@@ -208,13 +211,12 @@ class Dispatcher:
         dispatcher that found it full meanwhile wakes at the release.  Other gates (shared
         with other processes or machines, or the caller's) and --rate always ask first.
         """
+        if self._own_gate is None:
+            return None
         if self._rest:  # the last one was taken in vain
             self._rest -= 1
             return None
-        gate = self._run.shared.gate
-        if self._run.shared.request_rate is not None or not isinstance(gate, LocalGate):
-            return None
-        return gate.acquire(timeout=0)
+        return self._own_gate.acquire(timeout=0)
 
     def _rate_allows(self) -> bool:
         """Whether --rate has a turn now; if not, wait for it (no slot held), at most until the

@@ -40,38 +40,6 @@ def test_a_long_lists_first_urls_wait_for_the_worker_processes_rather_than_go_to
     assert len(list((tmp_path / "out").glob("f[0-9]*"))) == LONG_LIST
 
 
-class _CountingGate:
-    """A gate that is not a LocalGate: it counts the slots taken from it."""
-
-    def __init__(self, capacity: int) -> None:
-        self._gate = LocalGate(capacity)
-        self.taken = 0
-        self.capacity, self.waiting = capacity, 0
-
-    @property
-    def in_use(self) -> int:
-        return self._gate.in_use
-
-    def acquire(self, timeout: float | None = None) -> Slot | None:
-        slot = self._gate.acquire(timeout)
-        if slot is not None:
-            self.taken += 1
-        return slot
-
-
-def test_a_gate_of_another_kind_gives_a_slot_only_when_a_url_can_start(
-    server: srv.LoopbackServer, tmp_path: Path
-) -> None:
-    # The run's own LocalGate may give a slot in vain right after a start; a gate the caller gives
-    # (or one shared with other processes) is asked only when some URL's host lets it start.
-    urls = [server.route(f"/g{n}", srv.body(b"x")) for n in range(40)]
-    gate = _CountingGate(8)
-    with Fetcher(dest=tmp_path, state=False, gate=gate, max_concurrent=8, max_per_host=1) as fetcher:
-        results = list(fetcher.fetch(urls))
-    assert [r.status for r in results] == [Status.OK] * 40
-    assert gate.taken == 40
-
-
 class _CountedLocalGate(LocalGate):
     """The run's own kind of gate, counting the slots taken from it."""
 
@@ -84,6 +52,34 @@ class _CountedLocalGate(LocalGate):
         if slot is not None:
             self.taken += 1
         return slot
+
+
+class _OtherGate:
+    """A gate that is not a LocalGate, over a counted one."""
+
+    def __init__(self, capacity: int) -> None:
+        self.counted = _CountedLocalGate(capacity)
+        self.capacity, self.waiting = capacity, 0
+
+    @property
+    def in_use(self) -> int:
+        return self.counted.in_use
+
+    def acquire(self, timeout: float | None = None) -> Slot | None:
+        return self.counted.acquire(timeout)
+
+
+def test_a_gate_of_another_kind_gives_a_slot_only_when_a_url_can_start(
+    server: srv.LoopbackServer, tmp_path: Path
+) -> None:
+    # The run's own LocalGate may give a slot in vain right after a start; a gate the caller gives
+    # (or one shared with other processes) is asked only when some URL's host lets it start.
+    urls = [server.route(f"/g{n}", srv.body(b"x")) for n in range(40)]
+    gate = _OtherGate(8)
+    with Fetcher(dest=tmp_path, state=False, gate=gate, max_concurrent=8, max_per_host=1) as fetcher:
+        results = list(fetcher.fetch(urls))
+    assert [r.status for r in results] == [Status.OK] * 40
+    assert gate.counted.taken == 40
 
 
 def test_a_host_at_its_cap_gets_few_free_slots_taken_in_vain(server: srv.LoopbackServer, tmp_path: Path) -> None:
